@@ -1,0 +1,185 @@
+"""The plugin contracts: the one public module that plugin authors import.
+
+A plugin is a class registered under an entry point in one of four groups:
+
+========================  ==========================================================
+``runner.sources``        iterable of :class:`Item` (may be a generator of unknown length)
+``runner.tasks``          ``run(item)`` returns a JSON-serialisable result or raises
+``runner.executors``      ``map(fn, items, parallel)`` yields :class:`Outcome` as they finish
+``runner.postprocessors`` called once with every outcome and the :class:`RunContext`
+========================  ==========================================================
+
+Every plugin is constructed with its config parameters as keyword arguments; the
+parameter names, defaults and annotations of ``__init__`` are its config schema unless
+the plugin ships YAML. Any plugin may define ``setup(context)``, called once before the
+first item, and sources, tasks and post-processors may define ``close()``, called once
+after the last. The base classes below only document the contract: subclassing them is
+optional, a class with the right methods is enough.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "GROUPS",
+    "Executor",
+    "Item",
+    "Outcome",
+    "PostProcessor",
+    "RunContext",
+    "Source",
+    "Task",
+    "TaskFailure",
+]
+
+#: Config group name -> entry-point group name.
+GROUPS: dict[str, str] = {
+    "source": "runner.sources",
+    "task": "runner.tasks",
+    "executor": "runner.executors",
+    "postprocessor": "runner.postprocessors",
+}
+
+
+class Item:
+    """One unit of work: a unique string ``id`` and a ``data`` dict.
+
+    ``item["key"]`` reads ``item.data["key"]``. ``label`` is what progress lines show
+    (the id unless a source gives something more readable).
+    """
+
+    __slots__ = ("id", "data", "label")
+
+    def __init__(self, id: str, data: dict[str, Any] | None = None, label: str | None = None):
+        self.id = id
+        self.data = {} if data is None else data
+        self.label = id if label is None else label
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def __repr__(self) -> str:
+        return f"Item(id={self.id!r}, data={self.data!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Item) and (self.id, self.data) == (other.id, other.data)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable data
+
+
+Status = Literal["ok", "failed"]
+
+
+@dataclasses.dataclass(slots=True)
+class Outcome:
+    """What became of one item; decided only by ``runner.wrapper.call_safely``.
+
+    ``started`` and ``finished`` are ``time.perf_counter()`` readings; ``error`` is
+    ``{"type", "message", "traceback"}`` for a failed item.
+    """
+
+    id: str
+    status: Status
+    seconds: float
+    result: Any = None
+    error: dict[str, str] | None = None
+    label: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class TaskFailure(Exception):
+    """Raise from ``Task.run`` for an expected failure; only the message is journaled.
+
+    Any other exception is journaled with its traceback.
+    """
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What a plugin may know about the run it is part of."""
+
+    output_dir: Path
+    config: Mapping[str, Any]
+    parallel: int
+    dry_run: bool = False
+    source: Any = None
+    task: Any = None
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Source(ABC):
+    """Yields items; may define ``__len__`` when the count is cheap to know."""
+
+    def setup(self, context: RunContext) -> None:  # noqa: B027  (optional hook)
+        """Prepare before iteration (e.g. create inputs in ``context.output_dir``)."""
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[Item]: ...
+
+
+class Task(ABC):
+    """Runs one item. Called from several threads at once: keep ``run`` re-entrant."""
+
+    def setup(self, context: RunContext) -> None:  # noqa: B027
+        """Prepare once before the first item."""
+
+    @abstractmethod
+    def run(self, item: Item) -> Any:
+        """Return a JSON-serialisable result (or None); raise to fail the item."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release resources after the last item."""
+
+
+class Executor(ABC):
+    """Schedules ``fn`` over items; never decides outcomes (``fn`` never raises).
+
+    ``map`` must pull items lazily and keep only a bounded number in flight, so a source
+    of a million items costs memory in proportion to ``parallel``, not to the count.
+    """
+
+    @abstractmethod
+    def map(
+        self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
+    ) -> Iterator[Outcome]: ...
+
+
+class PostProcessor(ABC):
+    """Called once after every item has finished.
+
+    ``outcomes`` is re-iterable and read back from the run's journal, so it costs no
+    memory for large runs.
+    """
+
+    def setup(self, context: RunContext) -> None:  # noqa: B027
+        """Prepare before the first item (rarely needed)."""
+
+    @abstractmethod
+    def __call__(self, outcomes: Iterable[Outcome], context: RunContext) -> None: ...
+
+
+# Helpers plugins may use; they live in their own modules and are re-exported here so
+# that plugins depend on this one module only.
+from runner.files import atomic_write_json, atomic_write_text  # noqa: E402
+from runner.process import CommandResult, fill_template, run_command  # noqa: E402
+
+__all__ += [
+    "CommandResult",
+    "atomic_write_json",
+    "atomic_write_text",
+    "fill_template",
+    "run_command",
+]

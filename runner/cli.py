@@ -1,0 +1,130 @@
+"""``python -m runner``: the Hydra app, its error reporting and its exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from runner.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+
+CONFIG_PACKAGE = "runner_conf"
+
+# Exit codes of the jobs this process ran (one for a run, one per job for a multirun).
+_job_codes: list[int] = []
+
+
+def _register_hydra_plugins() -> None:
+    # Registered by hand rather than through the hydra_plugins namespace, which is not
+    # found under PEP 660 editable installs.
+    from hydra.core.config_search_path import ConfigSearchPath
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+    from runner.configsource import RunnerConfigSource
+
+    class RunnerSearchPath(SearchPathPlugin):
+        def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+            search_path.append(provider="runner", path=f"runner://{CONFIG_PACKAGE}")
+
+    Plugins.instance().register(RunnerConfigSource)
+    Plugins.instance().register(RunnerSearchPath)
+
+
+def one_line(exc: BaseException) -> str:
+    """A user-facing, one-line account of a config or plugin error."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import OmegaConfBaseException
+
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    for err in chain:
+        if isinstance(err, UsageError):
+            return str(err)
+    for err in chain:
+        if isinstance(err, MissingConfigException):
+            path = err.missing_cfg_file or ""
+            group, _, option = path.rpartition("/")
+            if group and err.options is not None:
+                valid = ", ".join(err.options)
+                return f"Unknown {group} {option!r}. Valid {group}s: {valid}."
+            return str(err).splitlines()[0]
+    for err in chain:
+        if isinstance(err, OmegaConfBaseException):
+            key = getattr(err, "full_key", "") or getattr(err, "key", "")
+            parent = getattr(err, "parent_node", None)
+            text = str(err).splitlines()[0]
+            if "not in struct" in str(err) or "Key '" in text and "not" in text:
+                valid = ""
+                if parent is not None and hasattr(parent, "keys"):
+                    valid = ", ".join(k for k in parent.keys() if k != "defaults")
+                return f"Unknown key {key!r}." + (f" Valid keys here: {valid}." if valid else "")
+            value = getattr(err, "value", None)
+            return f"Invalid value {value!r} for {key!r}: {text}"
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _run_job(cfg: Any) -> int:
+    """One Hydra job: never raises, so a multirun always reaches its end."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from runner import logs
+    from runner.run import execute
+    from runner.settings import settings_from
+
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    sink = logs.add_run_log(output_dir)
+    try:
+        settings = settings_from(cfg)
+        logs.configure_console(settings.log_level)
+        return execute(settings, output_dir)
+    except UsageError as exc:
+        logger.error(f"runner: error: {one_line(exc)}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # a plugin's bug: keep the traceback in runner.log
+        logger.opt(exception=exc).error(f"runner: unexpected error: {type(exc).__name__}: {exc}")
+        return EXIT_USAGE if isinstance(exc, SystemExit) else 1
+    finally:
+        logs.remove_run_log(sink)
+
+
+def main() -> None:
+    """Entry point of ``python -m runner`` and the ``runner`` command."""
+    import hydra
+
+    from runner import logs
+
+    logs.configure_console()
+    # Let exceptions reach us rather than Hydra's printer, which exits with 1 and a
+    # multi-line report; we print one line and exit with our documented codes.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    _register_hydra_plugins()
+
+    @hydra.main(version_base="1.3", config_path=None, config_name="config")
+    def app(cfg: Any) -> int:
+        code = _run_job(cfg)
+        _job_codes.append(code)
+        return code
+
+    try:
+        app()
+    except KeyboardInterrupt:
+        logger.error("runner: interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        sys.stderr.write(f"runner: error: {one_line(exc)}\n")
+        sys.exit(EXIT_USAGE)
+    if EXIT_INTERRUPTED in _job_codes:
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(max(_job_codes, default=EXIT_OK))

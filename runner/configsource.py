@@ -1,0 +1,143 @@
+"""A Hydra config source that serves runner's conf/ and every installed plugin.
+
+Hydra only asks a source for the options a run selects, so only the selected plugins
+are imported. For a plugin group (``task/<option>``) the node is the plugin's schema,
+derived from its constructor (see ``registry.schema_for``), merged with its YAML when
+there is one: from runner's ``conf/<group>/<option>.yaml`` first, else from the plugin's
+own package at ``<top-level package>/conf/<group>/<option>.yaml``. The YAML's ``name:``
+picks the plugin, so one plugin can have several ready-made option files. A plugin with
+no YAML anywhere is still an option, under its entry-point name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hydra.core.object_type import ObjectType
+from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
+from omegaconf import DictConfig, OmegaConf
+
+from runner import registry
+from runner.api import GROUPS
+from runner.settings import RunConfig
+
+SCHEME = "runner"
+
+
+def _strip_ext(path: str) -> str:
+    path = path.strip("/")
+    return path[: -len(".yaml")] if path.endswith(".yaml") else path
+
+
+def _plugin_yaml(group: str, name: str) -> Path | None:
+    """The YAML a plugin ships in its own package, found without importing the plugin."""
+    specs = registry.specs(group).get(name)
+    if not specs or len(specs) > 1:
+        return None
+    top = specs[0].module.split(".", 1)[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / "conf" / group / f"{name}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class RunnerConfigSource(ConfigSource):
+    """``runner://<package>``: YAML from ``<package>`` plus one option per plugin."""
+
+    def __init__(self, provider: str, path: str) -> None:
+        super().__init__(provider=provider, path=path)
+        self.root = Path(str(resources.files(self.path)))
+
+    @staticmethod
+    def scheme() -> str:
+        return SCHEME
+
+    def available(self) -> bool:
+        return self.root.is_dir()
+
+    def is_group(self, config_path: str) -> bool:
+        path = config_path.strip("/")
+        return path == "" or path in GROUPS or (self.root / path).is_dir()
+
+    def is_config(self, config_path: str) -> bool:
+        path = _strip_ext(config_path)
+        if (self.root / f"{path}.yaml").is_file():
+            return True
+        group, _, option = path.rpartition("/")
+        return group in GROUPS and option in registry.names(group)
+
+    def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
+        path = config_path.strip("/")
+        found: list[str] = []
+        folder = self.root / path
+        if folder.is_dir():
+            for entry in sorted(folder.iterdir()):
+                self._list_add_result(
+                    files=found,
+                    file_path=f"{path}/{entry.name}" if path else entry.name,
+                    file_name=entry.name,
+                    results_filter=results_filter,
+                )
+        if path in GROUPS and results_filter in (None, ObjectType.CONFIG):
+            found.extend(registry.names(path))
+        if path == "" and results_filter in (None, ObjectType.GROUP):
+            found.extend(GROUPS)
+        return sorted(set(found))
+
+    def load_config(self, config_path: str) -> ConfigResult:
+        path = _strip_ext(config_path)
+        group, _, option = path.rpartition("/")
+        yaml_file: Path | None = self.root / f"{path}.yaml"
+        if yaml_file is not None and not yaml_file.is_file():
+            yaml_file = _plugin_yaml(group, option) if group in GROUPS else None
+        text = yaml_file.read_text(encoding="utf-8") if yaml_file is not None else ""
+        try:
+            raw = OmegaConf.create(text) if text.strip() else OmegaConf.create({})
+        except Exception as exc:
+            raise ConfigLoadError(f"Cannot read {yaml_file}: {exc}") from exc
+        if not isinstance(raw, DictConfig):
+            raise ConfigLoadError(f"{yaml_file} must hold a mapping, not a list")
+        if group in GROUPS:
+            config = self._plugin_node(group, option, raw)
+        elif path == "config":
+            config = _typed(RunConfig, raw)
+        else:
+            config = raw
+        return ConfigResult(
+            config=config,
+            path=f"{self.scheme()}://{self.path}/{path}",
+            provider=self.provider,
+            header=self._get_header_dict(text),
+        )
+
+    def _plugin_node(self, group: str, option: str, raw: DictConfig) -> DictConfig:
+        name = str(raw.get("name", option))
+        cls = registry.load_plugin(group, name)
+        schema = registry.schema_for(group, name, cls)
+        return _typed(schema, raw)
+
+
+def _typed(schema: type, raw: DictConfig) -> DictConfig:
+    """Merge ``raw`` onto ``schema`` so that types and unknown keys are checked.
+
+    A ``defaults`` list is kept by adding it to the schema: Hydra reads it from the
+    node and removes it after composition.
+    """
+    if "defaults" in raw:
+        schema = dataclasses.make_dataclass(
+            schema.__name__,
+            [("defaults", list[Any], dataclasses.field(default_factory=list))],
+            bases=(schema,),
+        )
+    merged = OmegaConf.merge(OmegaConf.structured(schema), raw)
+    assert isinstance(merged, DictConfig)
+    return merged

@@ -1,0 +1,34 @@
+"""Errors a user can cause, and the exit codes they end a run with."""
+
+from __future__ import annotations
+
+#: Exit codes, documented in README.
+EXIT_OK = 0
+EXIT_FAILED_ITEMS = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A bad config, override, plugin or input: reported as one line, exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class PluginError(UsageError):
+    """A plugin that cannot be used; carries which one and why."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        group: str,
+        name: str,
+        value: str = "",
+        distribution: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.group = group
+        self.name = name
+        self.value = value
+        self.distribution = distribution

@@ -1,0 +1,89 @@
+"""results.jsonl: one line per finished item, written by one writer, read back lazily."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from runner.api import Outcome
+
+
+def _fallback(value: Any) -> Any:
+    # Results should be JSON-serialisable; anything else is kept as its text rather
+    # than losing the outcome of an item that already ran.
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, default=_fallback).encode
+
+
+class Journal:
+    """Appends outcomes to ``results.jsonl``; only the run loop's thread writes to it.
+
+    Lines are buffered and flushed whenever the run loop has nothing else to do, so a
+    crash loses at most the lines of the last moment, and never leaves a partial line
+    that a reader would accept (readers skip a torn last line).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] = open(path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
+
+    def write(self, outcome: Outcome) -> None:
+        if outcome.status == "ok":
+            record = {
+                "id": outcome.id,
+                "status": "ok",
+                "seconds": round(outcome.seconds, 6),
+                "result": outcome.result,
+            }
+        else:
+            record = {
+                "id": outcome.id,
+                "status": outcome.status,
+                "seconds": round(outcome.seconds, 6),
+                "error": outcome.error,
+            }
+        self._fh.write(_encode(record) + "\n")
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+
+def read_outcomes(path: Path) -> Iterator[Outcome]:
+    """Yield the outcomes recorded in a journal, skipping a torn last line."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # written by a run that was killed mid-line
+            record = json.loads(line)
+            yield Outcome(
+                id=record["id"],
+                status=record["status"],
+                seconds=record.get("seconds", 0.0),
+                result=record.get("result"),
+                error=record.get("error"),
+                label=record["id"],
+            )
+
+
+class JournalOutcomes:
+    """A re-iterable view of a journal's outcomes, for post-processors."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __iter__(self) -> Iterator[Outcome]:
+        return read_outcomes(self.path)

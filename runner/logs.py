@@ -1,0 +1,67 @@
+"""Logging: loguru to the console and to each run's runner.log, stdlib intercepted."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
+FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"
+
+_console_id: int | None = None
+
+
+class InterceptHandler(logging.Handler):
+    """Route stdlib logging records (Hydra's, libraries') into loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+
+
+def _console_filter(record: dict[str, object]) -> bool:
+    extra = record["extra"]
+    assert isinstance(extra, dict)
+    return not extra.get("file_only", False)
+
+
+def configure_console(level: str = "INFO") -> None:
+    """Replace loguru's default sink with ours, and intercept stdlib logging. Idempotent."""
+    global _console_id
+    if _console_id is not None:
+        logger.remove(_console_id)
+    else:
+        logger.remove()
+    _console_id = logger.add(
+        sys.stderr,
+        level=level,
+        format=CONSOLE_FORMAT,
+        filter=_console_filter,  # type: ignore[arg-type]
+        colorize=None,
+    )
+    root = logging.getLogger()
+    if not any(isinstance(h, InterceptHandler) for h in root.handlers):
+        root.handlers = [InterceptHandler()]
+        root.setLevel(logging.INFO)
+
+
+def add_run_log(run_dir: Path) -> int:
+    """Start writing runner.log in ``run_dir``; remove the sink with ``remove_run_log``."""
+    return logger.add(
+        run_dir / "runner.log", level="INFO", format=FILE_FORMAT, enqueue=False, encoding="utf-8"
+    )
+
+
+def remove_run_log(sink_id: int) -> None:
+    # A multirun runs jobs one after another in this process: a sink left behind would
+    # keep writing the next job's lines into this job's log.
+    try:
+        logger.remove(sink_id)
+    except ValueError:
+        pass

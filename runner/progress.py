@@ -1,0 +1,91 @@
+"""Progress: a tqdm bar on a terminal, thinned ``[k/N] <id> -> OK`` lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from loguru import logger
+
+from runner.api import Outcome
+
+# Runs of up to this many items get a line per item; larger ones are thinned.
+EVERY_ITEM_UP_TO = 200
+# Thinned runs print the first few items, then at most one line per interval.
+FIRST_LINES = 10
+INTERVAL_SECONDS = 2.0
+# Failures get their own line until this many were shown (the journal has them all).
+FAILURE_LINES = 20
+
+
+class Progress:
+    """Counts finished items and reports them; called only from the run loop's thread."""
+
+    def __init__(self, total: int | None, mode: str = "auto") -> None:
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.started = time.monotonic()
+        self._last_line = 0.0
+        self._failure_lines = 0
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "lines"
+        self.mode = mode
+        self._bar: Any = None
+        if mode == "bar":
+            from tqdm import tqdm  # only on a terminal: keeps start-up light elsewhere
+
+            self._bar = tqdm(total=total, unit="item", dynamic_ncols=True, mininterval=0.2)
+        self._every = total is not None and total <= EVERY_ITEM_UP_TO
+
+    def update(self, outcome: Outcome) -> None:
+        self.done += 1
+        ok = outcome.status == "ok"
+        if not ok:
+            self.failed += 1
+        if self._bar is not None:
+            self._bar.update(1)
+            if self.failed:
+                self._bar.set_postfix(failed=self.failed, refresh=False)
+        if self.mode == "off":
+            return
+        now = time.monotonic()
+        show = (
+            self._every
+            or self.done <= FIRST_LINES
+            or self.done == self.total
+            or now - self._last_line >= INTERVAL_SECONDS
+            or (not ok and self._failure_lines < FAILURE_LINES)
+        )
+        if not show:
+            return
+        self._last_line = now
+        if not ok:
+            self._failure_lines += 1
+        line = self.line(outcome, now)
+        if self._bar is not None:
+            logger.bind(file_only=True).info(line)
+        elif ok:
+            logger.info(line)
+        else:
+            logger.warning(line)
+
+    def line(self, outcome: Outcome, now: float) -> str:
+        elapsed = now - self.started
+        verdict = "OK" if outcome.status == "ok" else "FAIL"
+        if self.total is None:
+            message = f"[{self.done}/?] {outcome.label} -> {verdict} ({elapsed:.0f}s elapsed)"
+        else:
+            remaining = max(self.total - self.done, 0)
+            message = (
+                f"[{self.done}/{self.total}] {outcome.label} -> {verdict} "
+                f"({remaining} remaining, {elapsed:.0f}s elapsed)"
+            )
+        if outcome.error and outcome.status != "ok":
+            message += f": {outcome.error['type']}: {outcome.error['message']}"[:300]
+        return message
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

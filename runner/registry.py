@@ -1,0 +1,224 @@
+"""Find plugins through entry points, load only the selected ones, derive their schemas."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from runner.api import GROUPS
+from runner.errors import PluginError
+
+# Annotations OmegaConf can validate; anything else becomes Any (accepted as given).
+_SIMPLE_TYPES = (str, int, float, bool, Path)
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginSpec:
+    """One registered plugin, known without importing it."""
+
+    group: str
+    name: str
+    value: str  # "module:attribute"
+    distribution: str
+    version: str
+
+    @property
+    def module(self) -> str:
+        return self.value.split(":", 1)[0]
+
+    def describe(self) -> str:
+        return f"{self.group} plugin {self.name!r} ({self.value}, from {self.distribution})"
+
+
+@functools.cache
+def _all_entry_points() -> dict[str, dict[str, tuple[PluginSpec, ...]]]:
+    found: dict[str, dict[str, list[PluginSpec]]] = {g: {} for g in GROUPS}
+    by_ep_group = {ep_group: group for group, ep_group in GROUPS.items()}
+    everything = metadata.entry_points()  # one scan of the installed distributions
+    for ep_group, group in by_ep_group.items():
+        for ep in everything.select(group=ep_group):
+            _add(found, group, ep)
+    return {g: {n: tuple(s) for n, s in sorted(d.items())} for g, d in found.items()}
+
+
+def _add(found: dict[str, dict[str, list[PluginSpec]]], group: str, ep: Any) -> None:
+    dist = getattr(ep, "dist", None)
+    spec = PluginSpec(
+        group=group,
+        name=ep.name,
+        value=ep.value,
+        distribution=dist.metadata["Name"] if dist is not None else "?",
+        version=dist.version if dist is not None else "?",
+    )
+    registered = found[group].setdefault(ep.name, [])
+    if spec not in registered:
+        registered.append(spec)
+
+
+def refresh() -> None:
+    """Forget what was discovered (after installing a plugin at run time, and in tests)."""
+    _all_entry_points.cache_clear()
+    load_plugin.cache_clear()
+
+
+def names(group: str) -> list[str]:
+    """Sorted plugin names registered in a config group (``task``, ``source``, ...)."""
+    return list(_all_entry_points()[group])
+
+
+def specs(group: str) -> dict[str, tuple[PluginSpec, ...]]:
+    """Every registration in a group, duplicates included."""
+    return _all_entry_points()[group]
+
+
+def find(group: str, name: str) -> PluginSpec:
+    """The one registration of ``name`` in ``group``; unknown or duplicated names are errors."""
+    if group not in GROUPS:
+        raise PluginError(
+            f"Unknown plugin group {group!r}. Valid groups: {', '.join(GROUPS)}.",
+            group=group,
+            name=name,
+        )
+    registered = _all_entry_points()[group]
+    if name not in registered:
+        valid = ", ".join(registered) or "(none installed)"
+        raise PluginError(
+            f"Unknown {group} {name!r}. Valid {group}s: {valid}.", group=group, name=name
+        )
+    options = registered[name]
+    if len(options) > 1:
+        who = " and ".join(f"{s.distribution} {s.version} ({s.value})" for s in options)
+        raise PluginError(
+            f"{group} {name!r} is registered by more than one distribution: {who}. "
+            "Uninstall one of them.",
+            group=group,
+            name=name,
+        )
+    return options[0]
+
+
+_CONTRACTS: dict[str, tuple[str, ...]] = {
+    "source": ("__iter__",),
+    "task": ("run",),
+    "executor": ("map",),
+    "postprocessor": ("__call__",),
+}
+
+
+def contract_problem(group: str, cls: Any) -> str | None:
+    """Why ``cls`` cannot serve as a plugin of ``group``, or None when it can."""
+    if not inspect.isclass(cls):
+        return f"it is a {type(cls).__name__}, not a class"
+    for method in _CONTRACTS[group]:
+        if not callable(getattr(cls, method, None)):
+            return f"class {cls.__name__} has no {method}() method, which a {group} must have"
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        return f"class {cls.__name__} is abstract (does not implement {missing})"
+    return None
+
+
+@functools.cache
+def load_plugin(group: str, name: str) -> type:
+    """Import the plugin class registered as ``name`` in ``group`` and check its contract."""
+    spec = find(group, name)
+    where = f"entry point {name!r} in group {GROUPS[group]!r} ({spec.value}, distribution "
+    where += f"{spec.distribution} {spec.version})"
+    ep = metadata.EntryPoint(name=name, value=spec.value, group=GROUPS[group])
+    try:
+        cls = ep.load()
+    except Exception as exc:  # any import-time failure of third-party code
+        raise PluginError(
+            f"Cannot load {group} {name!r}: {where} failed to import: "
+            f"{type(exc).__name__}: {exc}",
+            group=group,
+            name=name,
+            value=spec.value,
+            distribution=spec.distribution,
+        ) from exc
+    problem = contract_problem(group, cls)
+    if problem is not None:
+        raise PluginError(
+            f"Cannot use {group} {name!r}: {where} does not satisfy the {group} contract: "
+            f"{problem}.",
+            group=group,
+            name=name,
+            value=spec.value,
+            distribution=spec.distribution,
+        )
+    return typing.cast(type, cls)
+
+
+def _omegaconf_type(annotation: Any) -> Any:
+    """The annotation if OmegaConf can validate it, else ``Any``."""
+    if annotation in _SIMPLE_TYPES or annotation is Any:
+        return annotation
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and len(args) == 2:
+            inner = _omegaconf_type(rest[0])
+            return Any if inner is Any else typing.Optional[inner]  # noqa: UP045
+        return Any
+    if origin in (list, tuple, typing.List, typing.Sequence) or origin is getattr(  # noqa: UP006
+        __import__("collections.abc").abc, "Sequence"
+    ):
+        inner = args[0] if args else Any
+        inner = _omegaconf_type(inner) if inner is not Ellipsis else Any
+        return list[inner]  # type: ignore[valid-type]
+    if origin is dict:
+        key, val = (args + (Any, Any))[:2]
+        if key is str:
+            return dict[str, _omegaconf_type(val)]  # type: ignore[misc]
+        return dict[str, Any]
+    return Any
+
+
+def _default_for(value: Any) -> Any:
+    if isinstance(value, (list, dict, tuple)):
+        copy = list(value) if isinstance(value, tuple) else value
+        return dataclasses.field(default_factory=lambda: copy.copy())
+    return dataclasses.field(default=value)
+
+
+@functools.cache
+def schema_for(group: str, name: str, cls: type) -> type:
+    """A dataclass describing the config node of a plugin, from ``cls.__init__``.
+
+    Parameter names become keys, annotations become types OmegaConf validates, defaults
+    become values; a parameter without a default is mandatory (``???``). The node also
+    carries ``name``, the plugin's entry-point name.
+    """
+    init: Callable[..., Any] = cls.__init__  # type: ignore[misc]
+    try:
+        hints = typing.get_type_hints(init)
+    except Exception:  # unresolvable forward references: fall back to no types
+        hints = {}
+    fields: list[Any] = [("name", str, dataclasses.field(default=name))]
+    if init is not object.__init__:
+        for param in inspect.signature(init).parameters.values():
+            if param.name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if param.name == "name":
+                continue
+            annotation = _omegaconf_type(hints.get(param.name, Any))
+            if param.default is inspect.Parameter.empty:
+                fields.append((param.name, annotation, dataclasses.field(default="???")))
+            else:
+                fields.append((param.name, annotation, _default_for(param.default)))
+    return dataclasses.make_dataclass(f"{cls.__name__}Config", fields)
+
+
+def constructor_params(cls: type) -> set[str] | None:
+    """Keyword parameters ``cls`` accepts, or None when it takes ``**kwargs``."""
+    params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return {n for n in params if n != "self"}
