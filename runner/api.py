@@ -53,7 +53,7 @@ class Item:
     (the id unless a source gives something more readable).
     """
 
-    __slots__ = ("id", "data", "label")
+    __slots__ = ("data", "id", "label")
 
     def __init__(self, id: str, data: dict[str, Any] | None = None, label: str | None = None):
         self.id = id

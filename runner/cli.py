@@ -60,15 +60,15 @@ def one_line(exc: BaseException) -> str:
             key = getattr(err, "full_key", "") or getattr(err, "key", "")
             parent = getattr(err, "parent_node", None)
             text = str(err).splitlines()[0]
-            if "not in struct" in str(err) or "Key '" in text and "not" in text:
+            if "not in struct" in str(err) or ("Key '" in text and "not" in text):
                 valid = ""
                 if parent is not None and hasattr(parent, "keys"):
                     valid = ", ".join(k for k in parent.keys() if k != "defaults")
                 return f"Unknown key {key!r}." + (f" Valid keys here: {valid}." if valid else "")
             value = getattr(err, "value", None)
             return f"Invalid value {value!r} for {key!r}: {text}"
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _run_job(cfg: Any) -> int:

@@ -26,14 +26,14 @@ _encode = json.JSONEncoder(ensure_ascii=False, default=_fallback).encode
 class Journal:
     """Appends outcomes to ``results.jsonl``; only the run loop's thread writes to it.
 
-    Lines are buffered and flushed whenever the run loop has nothing else to do, so a
-    crash loses at most the lines of the last moment, and never leaves a partial line
-    that a reader would accept (readers skip a torn last line).
+    Lines are buffered and the run loop flushes them a few times a second, so a crash
+    loses at most the last moment's lines, and never leaves a partial line that a reader
+    would accept (readers skip a torn last line).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh: IO[str] = open(path, "a", encoding="utf-8", buffering=1 << 16)  # noqa: SIM115
+        self._fh: IO[str] = open(path, "a", encoding="utf-8", buffering=1 << 16)
 
     def write(self, outcome: Outcome) -> None:
         if outcome.status == "ok":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import functools
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from importlib import metadata
@@ -161,20 +163,18 @@ def _omegaconf_type(annotation: Any) -> Any:
         return annotation
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         rest = [a for a in args if a is not type(None)]
         if len(rest) == 1 and len(args) == 2:
             inner = _omegaconf_type(rest[0])
             return Any if inner is Any else typing.Optional[inner]  # noqa: UP045
         return Any
-    if origin in (list, tuple, typing.List, typing.Sequence) or origin is getattr(  # noqa: UP006
-        __import__("collections.abc").abc, "Sequence"
-    ):
+    if origin in (list, tuple, collections.abc.Sequence):
         inner = args[0] if args else Any
         inner = _omegaconf_type(inner) if inner is not Ellipsis else Any
         return list[inner]  # type: ignore[valid-type]
     if origin is dict:
-        key, val = (args + (Any, Any))[:2]
+        key, val = (*args, Any, Any)[:2]
         if key is str:
             return dict[str, _omegaconf_type(val)]  # type: ignore[misc]
         return dict[str, Any]

@@ -1,0 +1,1 @@
+"""An example runner plugin: the ``wordcount`` task."""

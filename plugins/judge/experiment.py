@@ -1,0 +1,415 @@
+"""The judge experiment format: layout, slot statuses, judge replies, consensus, summary.
+
+The format is specified in ``judge-experiment.md``; this module is its only reader and
+writer, so the plugins never touch an experiment's files directly. Every write goes
+through ``atomic_write_*``: a crash leaves either the old file or the whole new one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from runner.api import TaskFailure, atomic_write_json
+
+#: Every slot status, in the order tables show them.
+STATUSES = ("missing", "failed", "complete", "agent_failed")
+#: The statuses a rerun may select; complete and agent_failed slots are never rerun.
+RERUNNABLE = ("missing", "failed")
+CONFIG_FILE = Path("config") / "experiment.json"
+SUMMARY_DIR = "summary"
+SUMMARY_JSON = "judge_summary.json"
+SUMMARY_MD = "judge_summary.md"
+
+
+def is_number(value: Any) -> bool:
+    """True for a finite int or float (a JSON ``true`` is not a score)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def clamp_score(value: float) -> float:
+    """Clamp a score into [0, 1]."""
+    return min(1.0, max(0.0, float(value)))
+
+
+def grade_for(score: float) -> str:
+    """Letter grade of a score: S = 1.0, A >= 0.8, B >= 0.6, C >= 0.4, D >= 0.2, else F."""
+    # Rounded so float noise in a mean (0.7999999999999999) never costs a grade.
+    score = round(score, 9)
+    if score >= 1.0:
+        return "S"
+    for grade, floor in (("A", 0.8), ("B", 0.6), ("C", 0.4), ("D", 0.2)):
+        if score >= floor:
+            return grade
+    return "F"
+
+
+# --- layout ---------------------------------------------------------------------------
+
+
+def slot_name(number: int) -> str:
+    """Folder name of slot ``number`` (1-based): ``judge_01``."""
+    return f"judge_{number:02d}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRef:
+    """One run's place in the experiment; the folder need not exist."""
+
+    root: Path
+    tier: str
+    subtest: str
+    number: int
+
+    @property
+    def name(self) -> str:
+        return f"run_{self.number:02d}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.tier}/{self.subtest}/{self.name}"
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.tier / self.subtest / self.name
+
+    def slot_dir(self, number: int) -> Path:
+        """The folder of slot ``number`` of this run."""
+        return self.dir / "judge" / slot_name(number)
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One judge slot of one run, with the status it had when it was listed."""
+
+    run: RunRef
+    number: int
+    model: str
+    status: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.run.id}/{slot_name(self.number)}"
+
+    @property
+    def dir(self) -> Path:
+        return self.run.slot_dir(self.number)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """The shape of an experiment, as ``config/experiment.json`` declares it."""
+
+    root: Path
+    experiment_id: str
+    judge_models: tuple[str, ...]
+    runs_per_subtest: int
+    tiers: tuple[str, ...]
+    max_subtests: int | None = None
+
+    def subtests(self, tier: str) -> list[str]:
+        """The tier's numeric subtest folders, sorted, at most ``max_subtests`` of them."""
+        folder = self.root / tier
+        if not folder.is_dir():
+            return []
+        names = [p.name for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)]
+        names.sort(key=lambda name: (int(name), name))
+        return names if self.max_subtests is None else names[: self.max_subtests]
+
+    def runs(self) -> Iterator[RunRef]:
+        """Every run the config declares, in tier, subtest, run order."""
+        for tier in self.tiers:
+            for subtest in self.subtests(tier):
+                for number in range(1, self.runs_per_subtest + 1):
+                    yield RunRef(self.root, tier, subtest, number)
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _safe_name(value: Any) -> bool:
+    # A tier becomes a path component: refuse anything that could leave the experiment.
+    return (
+        isinstance(value, str) and value not in ("", ".", "..") and not re.search(r"[/\\]", value)
+    )
+
+
+def load_config(root: Path) -> ExperimentConfig:
+    """Read and check ``<root>/config/experiment.json``; errors name the file and the key."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"experiment folder {str(root)!r} does not exist")
+    path = root / CONFIG_FILE
+    where = repr(str(path))
+    if not path.is_file():
+        raise FileNotFoundError(f"{where} is missing: {str(root)!r} is not a judge experiment")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"{where} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} must hold a JSON object, got {type(raw).__name__}")
+    models = raw.get("judge_models")
+    if not (isinstance(models, list) and models and all(isinstance(m, str) and m for m in models)):
+        raise ValueError(
+            f"{where}: 'judge_models' must be a non-empty list of names, got {models!r}"
+        )
+    runs = raw.get("runs_per_subtest")
+    if not isinstance(runs, int) or not _positive_int(runs):
+        raise ValueError(f"{where}: 'runs_per_subtest' must be a positive integer, got {runs!r}")
+    tiers = raw.get("tiers_to_run")
+    if not (isinstance(tiers, list) and all(_safe_name(t) for t in tiers)):
+        raise ValueError(f"{where}: 'tiers_to_run' must be a list of folder names, got {tiers!r}")
+    max_subtests = raw.get("max_subtests")
+    if max_subtests is not None and not _positive_int(max_subtests):
+        raise ValueError(
+            f"{where}: 'max_subtests' must be a positive integer or null, got {max_subtests!r}"
+        )
+    return ExperimentConfig(
+        root=root,
+        experiment_id=str(raw.get("experiment_id") or root.name),
+        judge_models=tuple(models),
+        runs_per_subtest=runs,
+        tiers=tuple(tiers),
+        max_subtests=max_subtests,
+    )
+
+
+# --- statuses -------------------------------------------------------------------------
+
+
+def agent_finished(run_dir: Path) -> bool:
+    """True when the agent left something to judge: a non-empty output.txt and a result.json."""
+    try:
+        # Whitespace-only output counts as empty: there is nothing in it to judge.
+        has_output = bool((run_dir / "agent" / "output.txt").read_bytes().strip())
+    except OSError:
+        return False
+    return has_output and (run_dir / "agent" / "result.json").is_file()
+
+
+def read_judgment(slot_dir: Path) -> dict[str, Any] | None:
+    """The slot's judgment if it makes the slot ``complete``, else None."""
+    try:
+        data = json.loads((slot_dir / "judgment.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not is_number(data.get("score")):
+        return None
+    return None if data.get("is_valid") is False else data
+
+
+def slot_status(slot_dir: Path) -> str:
+    """``missing``, ``failed`` or ``complete`` (the agent is checked by :func:`run_slots`)."""
+    if not slot_dir.exists():
+        return "missing"
+    return "complete" if read_judgment(slot_dir) is not None else "failed"
+
+
+def run_slots(config: ExperimentConfig, run: RunRef) -> list[Slot]:
+    """Every slot of ``run`` with its current status."""
+    agent_ok = agent_finished(run.dir)
+    return [
+        Slot(run, number, model, slot_status(run.slot_dir(number)) if agent_ok else "agent_failed")
+        for number, model in enumerate(config.judge_models, 1)
+    ]
+
+
+# --- judge replies --------------------------------------------------------------------
+
+
+class ReplyError(ValueError):
+    """The judge's reply holds no usable judgment."""
+
+
+class JudgeRateLimited(TaskFailure):
+    """The judge failed because its service is rate limited or overloaded: worth a retry.
+
+    ``retry_after`` is the wait in seconds the reply asked for, or None if it gave none.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+_FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_RATE_LIMIT = re.compile(
+    r"(?<![\w.])429(?![\w.])|rate[ _-]?limit|overloaded|too many requests|retry[ _-]?after",
+    re.IGNORECASE,
+)
+_RETRY_AFTER = re.compile(
+    r"retry[ _-]?after\W{0,4}(\d+(?:\.\d+)?)|try again in (\d+(?:\.\d+)?)\s*s", re.IGNORECASE
+)
+
+
+def detect_rate_limit(text: str) -> tuple[bool, float | None]:
+    """Whether ``text`` says the service is rate limited/overloaded, and any Retry-After seconds."""
+    if not _RATE_LIMIT.search(text):
+        return False, None
+    hint = _RETRY_AFTER.search(text)
+    return True, (float(hint.group(1) or hint.group(2)) if hint else None)
+
+
+def _top_level_objects(text: str) -> Iterator[str]:
+    """Balanced ``{...}`` spans outside any other object, quotes inside them respected."""
+    depth, start, in_string, escaped = 0, 0, False, False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"' and depth:
+            in_string = True
+        elif ch == "{":
+            start = i if depth == 0 else start
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                yield text[start : i + 1]
+
+
+def find_verdict(text: str) -> dict[str, Any] | None:
+    """The first JSON object with a numeric ``score``: fenced blocks first, then bare objects.
+
+    Only whole top-level objects are considered, so a category's nested ``score`` is never
+    taken for the verdict. The first block wins, as in the experiments this format comes
+    from (a judge that "reconsiders" in later blocks was recorded with its first).
+    """
+    fenced = (m.group(1) for m in _FENCE.finditer(text))
+    for candidate in itertools.chain(fenced, _top_level_objects(text)):
+        try:
+            obj = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and is_number(obj.get("score")):
+            return obj
+    return None
+
+
+def parse_reply(text: str) -> dict[str, Any]:
+    """Turn a judge's reply into ``judgment.json`` content; raise ReplyError if it has none."""
+    verdict = find_verdict(text)
+    if verdict is None:
+        raise ReplyError("reply has no JSON object with a numeric score")
+    score = clamp_score(verdict["score"])
+    passed = verdict.get("passed")
+    reasoning = verdict.get("reasoning")
+    criteria = verdict.get("criteria_scores") or verdict.get("categories")
+    is_valid = verdict.get("is_valid")
+    return {
+        "score": score,
+        "passed": passed if isinstance(passed, bool) else score >= 0.5,
+        "grade": grade_for(score),
+        "reasoning": reasoning if isinstance(reasoning, str) else "",
+        "is_valid": is_valid if isinstance(is_valid, bool) else True,
+        "criteria_scores": criteria if isinstance(criteria, dict) else {},
+    }
+
+
+# --- consensus ------------------------------------------------------------------------
+
+
+def _passed(judgment: dict[str, Any]) -> bool:
+    passed = judgment.get("passed")
+    return passed if isinstance(passed, bool) else clamp_score(judgment["score"]) >= 0.5
+
+
+def consensus(judgments: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """Combine a run's slot judgments (None where a slot has no valid one) into judge/result.json.
+
+    score = mean of the valid slots; passed = a strict majority of them passed; grade from
+    the mean; reasoning and criteria_scores from the valid slot closest to the mean (the
+    lower slot number on a tie); is_valid only when every slot is valid.
+    """
+    valid = [(n, j) for n, j in enumerate(judgments, 1) if j is not None]
+    if not valid:
+        return {
+            "score": 0.0,
+            "passed": False,
+            "grade": "F",
+            "is_valid": False,
+            "reasoning": "no judge slot has a valid judgment",
+            "criteria_scores": {},
+        }
+    mean = math.fsum(clamp_score(j["score"]) for _, j in valid) / len(valid)
+    _, closest = min(valid, key=lambda nj: (abs(clamp_score(nj[1]["score"]) - mean), nj[0]))
+    criteria = closest.get("criteria_scores")
+    reasoning = closest.get("reasoning")
+    return {
+        "score": mean,
+        "passed": 2 * sum(_passed(j) for _, j in valid) > len(valid),
+        "grade": grade_for(mean),
+        "reasoning": reasoning if isinstance(reasoning, str) else "",
+        "is_valid": len(valid) == len(judgments),
+        "criteria_scores": criteria if isinstance(criteria, dict) else {},
+    }
+
+
+def judges_list(
+    models: Sequence[str], judgments: Sequence[dict[str, Any] | None]
+) -> list[dict[str, Any]]:
+    """The ``judges[]`` entries of run_result.json: one per slot with a valid judgment."""
+    entries = []
+    for number, (model, judgment) in enumerate(zip(models, judgments, strict=True), 1):
+        if judgment is None:
+            continue
+        score = clamp_score(judgment["score"])
+        grade = judgment.get("grade")
+        reasoning = judgment.get("reasoning")
+        entries.append(
+            {
+                "model": model,
+                "score": score,
+                "passed": _passed(judgment),
+                "grade": grade if isinstance(grade, str) else grade_for(score),
+                "reasoning": reasoning if isinstance(reasoning, str) else "",
+                "judge_number": number,
+            }
+        )
+    return entries
+
+
+def apply_judge_fields(
+    record: dict[str, Any], result: dict[str, Any], judges: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Set a run record's judge fields in place (existing keys keep their position)."""
+    record["judge_score"] = result["score"]
+    record["judge_passed"] = result["passed"]
+    record["judge_grade"] = result["grade"]
+    record["judge_reasoning"] = result["reasoning"]
+    record["judges"] = judges
+    return record
+
+
+def regenerate_run(config: ExperimentConfig, run: RunRef) -> tuple[dict[str, Any], bool]:
+    """Rewrite judge/result.json and run_result.json's judge fields from the run's slots.
+
+    Returns the consensus and whether run_result.json was updated: a missing or unreadable
+    one is left alone rather than replaced by a record holding only judge fields.
+    """
+    judgments = [read_judgment(run.slot_dir(n)) for n in range(1, len(config.judge_models) + 1)]
+    result = consensus(judgments)
+    (run.dir / "judge").mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run.dir / "judge" / "result.json", result)
+    record_path = run.dir / "run_result.json"
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return result, False
+    if not isinstance(record, dict):
+        return result, False
+    judges = judges_list(config.judge_models, judgments)
+    atomic_write_json(record_path, apply_judge_fields(record, result, judges))
+    return result, True

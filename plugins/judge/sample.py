@@ -1,0 +1,230 @@
+"""A deterministic sample judge experiment in which every slot status occurs.
+
+``make_sample_experiment(dest, seed)`` writes 5 tiers x 2 subtests x 4 runs x 3 judges
+(120 slots, ~150 KB). A few slots have a fixed fate so that every status and every kind
+of failure is present whatever the seed; the rest are drawn from ``random.Random(seed)``,
+so one seed always gives byte-identical files. Tier T1 also holds a subtest beyond
+``max_subtests`` and a non-numeric folder, which enumeration must skip.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from runner_plugins.judge.experiment import (
+    apply_judge_fields,
+    consensus,
+    judges_list,
+    parse_reply,
+    slot_name,
+)
+
+MODELS = ("claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5")
+TIERS = ("T0", "T1", "T2", "T3", "T4")
+RUNS = 4
+TASK = """# Task: Write a word counter
+
+Create `wordcount.py` that reads the text file named on the command line and prints
+the number of words it contains.
+
+## Success Criteria
+
+- `wordcount.py` exists in the workspace
+- Running `python wordcount.py sample.txt` prints the word count
+- Exit code is 0
+"""
+ANSWERS = {
+    "good": "I created `wordcount.py`, which reads the text file named on the command line "
+    "and prints the number of words it contains. Running `python wordcount.py "
+    "sample.txt` prints 9 and the exit code is 0.",
+    "terse": "Done.",
+    "broken": "I was unable to finish: running wordcount.py raised an error "
+    "(FileNotFoundError) and the exit code was 1.",
+}
+QUALITY = {"good": (0.7, 1.0), "terse": (0.2, 0.5), "broken": (0.0, 0.35)}
+FAILURE_KINDS = ("failed_timing", "failed_truncated", "failed_no_score", "failed_invalid")
+# Fixed fates: (tier, subtest, run) -> how the agent failed; (..., slot) -> slot outcome.
+FORCED_AGENT = {
+    ("T1", "01", 2): "empty_output",
+    ("T2", "01", 3): "no_run_folder",
+    ("T3", "02", 4): "no_result_json",
+    ("T4", "02", 1): "no_output",
+}
+FORCED_SLOTS = {
+    ("T0", "00", 1, 1): "failed_timing",
+    ("T0", "00", 2, 2): "failed_truncated",
+    ("T0", "01", 1, 3): "failed_no_score",
+    ("T1", "02", 1, 1): "failed_invalid",
+    ("T0", "00", 3, 3): "missing",
+    ("T0", "00", 4, 1): "complete",
+}
+BASE_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _subtests(tier: str) -> tuple[str, str]:
+    return ("00", "01") if tier == "T0" else ("01", "02")
+
+
+def _write(path: Path, text: str) -> None:
+    # Plain writes: the folder is new and private until this function returns, and an
+    # fsync per file (as atomic writes do) would cost more than the 0.5 s budget.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _write(path, json.dumps(data, indent=2) + "\n")
+
+
+def _reply(rng: random.Random, model: str, quality: float) -> str:
+    score = round(min(1.0, max(0.0, quality + rng.uniform(-0.08, 0.08))), 2)
+    verdict = {
+        "score": score,
+        "passed": score >= 0.5,
+        "reasoning": f"{model} judged the word counter {'acceptable' if score >= 0.5 else 'lacking'}"
+        f" (sample verdict, score {score:.2f}).",
+        "categories": {
+            "functional": {"achieved": round(score * 3, 2), "max": 3.0, "score": score},
+            "code_quality": {"achieved": round(score * 2, 2), "max": 2.0, "score": score},
+        },
+    }
+    return f"I read the task and the workspace.\n\n```json\n{json.dumps(verdict, indent=2)}\n```\n"
+
+
+def _write_slot(
+    slot_dir: Path, fate: str, rng: random.Random, model: str, quality: float, when: str
+) -> dict[str, Any] | None:
+    """Write one slot's files for ``fate``; return its judgment when it is complete."""
+    if fate == "missing":
+        return None
+    seconds = round(rng.uniform(20, 120), 3)
+    timing = {"judge_duration_seconds": seconds, "measured_at": when}
+    if fate == "failed_timing":
+        _write_json(
+            slot_dir / "timing.json",
+            timing | {"failed": True, "reason": "judge exited with code 1: 429 Too Many Requests"},
+        )
+        _write(
+            slot_dir / "stderr.log", "Error: 429 Too Many Requests (rate limit). Retry-After: 30\n"
+        )
+        return None
+    reply = _reply(rng, model, quality)
+    judgment = parse_reply(reply)
+    _write(slot_dir / "response.txt", reply)
+    _write_json(slot_dir / "timing.json", timing)
+    _write(
+        slot_dir / "MODEL.md",
+        f"# Judge Model Information\n\n**Model**: {model}\n**Timestamp**: {when}\n",
+    )
+    text = json.dumps(judgment, indent=2) + "\n"
+    if fate == "failed_truncated":
+        text = text[: len(text) // 2]  # what a crash mid-write used to leave behind
+    elif fate == "failed_no_score":
+        text = json.dumps({k: v for k, v in judgment.items() if k != "score"}, indent=2) + "\n"
+    elif fate == "failed_invalid":
+        text = json.dumps(judgment | {"is_valid": False}, indent=2) + "\n"
+    _write(slot_dir / "judgment.json", text)
+    return judgment if fate == "complete" else None
+
+
+def _write_run(root: Path, tier: str, subtest: str, number: int, rng: random.Random) -> None:
+    run_id = f"{tier}/{subtest}/run_{number:02d}"
+    run_dir = root / run_id
+    agent_fate = FORCED_AGENT.get((tier, subtest, number), "ok")
+    kind = rng.choice(sorted(ANSWERS))
+    quality = rng.uniform(*QUALITY[kind])
+    when = (BASE_TIME + timedelta(seconds=rng.randrange(86400))).isoformat()
+    if agent_fate == "no_run_folder":
+        return
+    answer = "" if agent_fate == "empty_output" else ANSWERS[kind]
+    _write(
+        run_dir / "judge_prompt.md",
+        f"## Task Given to Agent\n\n{TASK}\n## Agent's Output\n\n"
+        f"{answer}\n\n## Workspace State After Agent Execution\n\n"
+        "- `wordcount.py`\n- `sample.txt`\n",
+    )
+    _write(
+        run_dir / "workspace" / "wordcount.py",
+        "import sys\n\nprint(len(open(sys.argv[1]).read().split()))\n",
+    )
+    _write(run_dir / "workspace" / "sample.txt", "the quick brown fox jumps over the lazy dog\n")
+    if agent_fate != "no_output":
+        _write(run_dir / "agent" / "output.txt", answer)
+    if agent_fate != "no_result_json":
+        _write_json(
+            run_dir / "agent" / "result.json",
+            {
+                "exit_code": int(kind == "broken"),
+                "stdout": answer,
+                "stderr": "",
+                "cost_usd": round(rng.uniform(0.01, 0.2), 4),
+            },
+        )
+    record: dict[str, Any] = {
+        "run_number": number,
+        "exit_code": int(kind == "broken"),
+        "cost_usd": round(rng.uniform(0.01, 0.2), 4),
+        "duration_seconds": round(rng.uniform(30, 300), 3),
+        "judge_score": None,
+        "judge_passed": None,
+        "judge_grade": None,
+        "judge_reasoning": "",
+        "judges": [],
+        "workspace_path": f"{run_id}/workspace",
+        "criteria_scores": {},
+    }
+    if agent_fate == "ok":
+        judgments = []
+        for slot, model in enumerate(MODELS, 1):
+            fate = FORCED_SLOTS.get((tier, subtest, number, slot))
+            if fate is None:
+                draw = rng.random()
+                fate = (
+                    "missing"
+                    if draw < 0.15
+                    else rng.choice(FAILURE_KINDS)
+                    if draw < 0.30
+                    else "complete"
+                )
+            slot_dir = run_dir / "judge" / slot_name(slot)
+            judgments.append(_write_slot(slot_dir, fate, rng, model, quality, when))
+        if any(j is not None for j in judgments):
+            result = consensus(judgments)
+            _write_json(run_dir / "judge" / "result.json", result)
+            apply_judge_fields(record, result, judges_list(MODELS, judgments))
+    _write_json(run_dir / "run_result.json", record)
+
+
+def make_sample_experiment(dest: Path, seed: int) -> Path:
+    """Create the sample experiment in ``dest`` (new or empty); the same seed gives the same bytes."""
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise FileExistsError(f"cannot create a sample experiment in {str(dest)!r}: not empty")
+    rng = random.Random(seed)
+    _write_json(
+        dest / "config" / "experiment.json",
+        {
+            "experiment_id": f"sample-{seed}",
+            "judge_models": list(MODELS),
+            "runs_per_subtest": RUNS,
+            "tiers_to_run": list(TIERS),
+            "max_subtests": 2,
+        },
+    )
+    _write(dest / "prompt.md", TASK)
+    _write(
+        dest / "README.md",
+        f"Sample judge experiment made by make_sample_experiment(seed={seed}).\n",
+    )
+    for tier in TIERS:
+        for subtest in _subtests(tier):
+            for number in range(1, RUNS + 1):
+                _write_run(dest, tier, subtest, number, rng)
+    # Folders that enumeration must skip: a subtest beyond max_subtests, a non-numeric one.
+    _write_run(dest, "T1", "03", 1, random.Random(seed))
+    _write(dest / "T1" / "notes" / "README.md", "Not a subtest: the name is not numeric.\n")
+    return dest

@@ -1,0 +1,74 @@
+"""Shared fixtures: a subprocess runner for ``python -m runner`` and state resets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class CliResult:
+    """A finished ``python -m runner`` process and its run folder."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    run_dir: Path
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def results(self) -> list[dict[str, Any]]:
+        path = self.run_dir / "results.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    def summary(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.run_dir / "summary.json").read_text())
+        return data
+
+
+RunCli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> RunCli:
+    """Run ``python -m runner <args>`` in a subprocess with its run folder in tmp_path."""
+    counter = iter(range(1_000_000))
+
+    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 120) -> CliResult:
+        run_dir = tmp_path / f"run{next(counter)}"
+        proc = subprocess.run(
+            [sys.executable, "-m", "runner", *args, f"hydra.run.dir={run_dir}"],
+            cwd=cwd or tmp_path,
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr, run_dir)
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _reset_global_state() -> Iterator[None]:
+    """Each test starts with no Hydra instance and no leftover loguru sinks."""
+    from hydra.core.global_hydra import GlobalHydra
+    from loguru import logger
+
+    yield
+    GlobalHydra.instance().clear()
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")

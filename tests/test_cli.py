@@ -1,0 +1,151 @@
+"""End to end: ``python -m runner`` in a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, RunCli
+
+
+def test_sleep_run_leaves_log_journal_and_summary(run_cli: RunCli) -> None:
+    """A run writes runner.log, one journal line per item and a complete summary.json."""
+    result = run_cli("parallel=4", "source.count=20", "task.seconds=0.01")
+    assert result.returncode == 0, result.output
+    lines = result.results()
+    assert sorted(int(r["id"]) for r in lines) == list(range(20))
+    assert {r["status"] for r in lines} == {"ok"}
+    assert all(r["seconds"] >= 0.0 for r in lines)
+    summary = result.summary()
+    assert summary["task"] == "sleep" and summary["source"] == "range"
+    assert summary["executor"] == "thread" and summary["parallel"] == 4
+    assert (summary["total"], summary["succeeded"], summary["failed"]) == (20, 20, 0)
+    assert 0.04 <= summary["wall_seconds"] < 5
+    assert summary["items_per_second"] > 0
+    assert summary["started_at"] and summary["finished_at"]
+    log = (result.run_dir / "runner.log").read_text()
+    assert "[20/20]" in log and "Done: 20 succeeded" in log
+    assert "remaining" in result.output
+    assert (result.run_dir / "summary.md").is_file()
+
+
+def test_failures_exit_1_and_are_journaled(run_cli: RunCli) -> None:
+    """Failed items give exit code 1, each with its error, and FAIL progress lines."""
+    result = run_cli("parallel=3", "source.count=40", "task.seconds=0", "task.fail_rate=0.3")
+    assert result.returncode == 1, result.output
+    failed = [r for r in result.results() if r["status"] == "failed"]
+    assert failed and all(r["error"]["type"] == "TaskFailure" for r in failed)
+    assert result.summary()["failed"] == len(failed)
+    assert "-> FAIL" in result.output
+
+
+def test_same_items_fail_under_every_executor(run_cli: RunCli) -> None:
+    """The seeded failures are the same items with the thread and sequential executors."""
+    args = ("source.count=60", "task.seconds=0", "task.fail_rate=0.2", "task.seed=5")
+    threaded = run_cli("parallel=6", *args)
+    sequential = run_cli("executor=sequential", *args)
+
+    def failed(result: object) -> set[str]:
+        return {r["id"] for r in result.results() if r["status"] == "failed"}  # type: ignore[attr-defined]
+
+    assert failed(threaded) == failed(sequential) != set()
+
+
+def test_dry_run_lists_items_and_writes_no_results(run_cli: RunCli, tmp_path: Path) -> None:
+    """dry_run lists the count and first items, runs nothing, writes no journal."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for n in range(3):
+        (data / f"f{n}.csv").write_text("a\nb\n")
+    marker = tmp_path / "ran"
+    result = run_cli("dry_run=true", "task=shell", "source=glob", f"source.root={data}",
+                     "source.pattern=*.csv", f"task.command=[touch,{marker}]")
+    assert result.returncode == 0, result.output
+    assert "3 item(s) would run" in result.output and "f0.csv" in result.output
+    assert not (result.run_dir / "results.jsonl").exists()
+    assert not marker.exists()
+
+
+def test_shell_over_lines_with_injection_attempts(run_cli: RunCli, tmp_path: Path) -> None:
+    """Lines with shell syntax are passed as literal arguments; nothing extra runs."""
+    marker = tmp_path / "pwned"
+    lines = ["plain", f"; touch {marker}", f"$(touch {marker})", f"| touch {marker}"]
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    echo = "import sys; print(sys.argv[1])"
+    result = run_cli("parallel=2", "task=shell", "source=lines", "source.path=in.txt",
+                     f"task.command=[{sys.executable},-c,'{echo}','{{line}}']")
+    assert result.returncode == 0, result.output
+    outputs = {r["result"]["stdout"].rstrip("\n") for r in result.results()}
+    assert outputs == set(lines)
+    assert not marker.exists()
+    assert len(list((result.run_dir / "items").glob("*.stdout"))) == 4
+
+
+def test_relative_paths_mean_the_working_directory(run_cli: RunCli, tmp_path: Path) -> None:
+    """source.path is read relative to where the user ran the command."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "urls.txt").write_text("a\nb\n")
+    result = run_cli("task=sleep", "task.seconds=0", "source=lines", "source.path=urls.txt",
+                     cwd=work)
+    assert result.returncode == 0, result.output
+    assert result.summary()["total"] == 2
+
+
+def test_missing_input_file_is_a_usage_error(run_cli: RunCli) -> None:
+    """A missing source file gives one line naming it and exit code 2."""
+    result = run_cli("source=lines", "source.path=absent.txt")
+    assert result.returncode == 2
+    assert "absent.txt" in result.output and "Traceback" not in result.output
+
+
+def test_malformed_jsonl_mid_run_is_reported(run_cli: RunCli, tmp_path: Path) -> None:
+    """A malformed line stops the run with its line number; earlier results are kept."""
+    good = [json.dumps({"n": n}) for n in range(5)]
+    (tmp_path / "in.jsonl").write_text("\n".join([*good, "{oops"]) + "\n")
+    result = run_cli("source=jsonl", "source.path=in.jsonl", "task.seconds=0",
+                     "executor=sequential")
+    assert result.returncode == 2, result.output
+    assert "line 6 is not valid JSON" in result.output
+    assert len(result.results()) == 5
+
+
+def test_two_runs_never_share_a_folder(tmp_path: Path) -> None:
+    """Runs started in the same second get distinct default run folders."""
+    cmd = [sys.executable, "-m", "runner", "source.count=1", "task.seconds=0"]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in range(3)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    folders = list((tmp_path / "outputs").glob("*/*"))
+    assert len(folders) == 3
+    assert all((f / "summary.json").is_file() for f in folders)
+
+
+def test_non_editable_install_from_another_folder(tmp_path: Path) -> None:
+    """`pip install .` (here into a --target folder) finds its configs and plugins."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".git", "outputs", "*.egg-info", "build", "__pycache__", ".venv", "examples"))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--target", str(site), str(src)], check=True, capture_output=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "parallel=2", "source.count=5", "task.seconds=0",
+         f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["total"] == 5
+    probe = subprocess.run(
+        [sys.executable, "-c", "import runner, runner_plugins, runner_conf; "
+         "print(runner.__file__, runner_plugins.__file__, runner_conf.__file__)"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+    )
+    assert probe.stdout.count(str(site)) == 3
