@@ -78,22 +78,29 @@ def _run_job(cfg: Any) -> int:
     from runner import logs
     from runner.run import execute
     from runner.settings import settings_from
+    from runner.sweep import write_job_status  # sweep report (issue 4)
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     sink = logs.add_run_log(output_dir)
+    code, error = EXIT_INTERRUPTED, ""  # sweep report (issue 4): what job.json records
     try:
         settings = settings_from(cfg)
         logs.configure_console(settings.log_level)
-        return execute(settings, output_dir)
+        code = execute(settings, output_dir)
+        return code
     except UsageError as exc:
-        logger.error(f"runner: error: {one_line(exc)}")
-        return exc.exit_code
+        code, error = exc.exit_code, one_line(exc)
+        logger.error(f"runner: error: {error}")
+        return code
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # a plugin's bug: keep the traceback in runner.log
         logger.opt(exception=exc).error(f"runner: unexpected error: {type(exc).__name__}: {exc}")
-        return EXIT_USAGE if isinstance(exc, SystemExit) else 1
+        code = EXIT_USAGE if isinstance(exc, SystemExit) else 1
+        error = f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0]
+        return code
     finally:
+        write_job_status(output_dir, code, error)  # sweep report (issue 4)
         logs.remove_run_log(sink)
 
 
@@ -115,16 +122,25 @@ def main() -> None:
         _job_codes.append(code)
         return code
 
+    from runner.sweep import finish_sweep  # sweep report (issue 4)
+
     try:
         app()
     except KeyboardInterrupt:
+        finish_sweep("interrupted", EXIT_INTERRUPTED)  # sweep report (issue 4)
         logger.error("runner: interrupted")
         sys.exit(EXIT_INTERRUPTED)
     except SystemExit:
         raise
     except Exception as exc:
+        finish_sweep(one_line(exc))  # sweep report (issue 4)
         sys.stderr.write(f"runner: error: {one_line(exc)}\n")
         sys.exit(EXIT_USAGE)
+    # sweep report (issue 4): written here if Hydra skipped on_multirun_end; its code comes
+    # from every job's job.json, so jobs that ran in other processes (joblib) count too.
+    sweep_code = finish_sweep()
+    if sweep_code is not None:
+        _job_codes.append(sweep_code)
     if EXIT_INTERRUPTED in _job_codes:
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(max(_job_codes, default=EXIT_OK))
