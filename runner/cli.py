@@ -78,11 +78,11 @@ def _run_job(cfg: Any) -> int:
     from runner import logs
     from runner.run import execute
     from runner.settings import settings_from
-    from runner.sweep import write_job_status  # sweep report (issue 4)
+    from runner.sweep import write_job_status
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     sink = logs.add_run_log(output_dir)
-    code, error = EXIT_INTERRUPTED, ""  # sweep report (issue 4): what job.json records
+    code, error = EXIT_INTERRUPTED, ""  # what job.json records
     try:
         settings = settings_from(cfg)
         logs.configure_console(settings.log_level)
@@ -100,7 +100,7 @@ def _run_job(cfg: Any) -> int:
         error = f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0]
         return code
     finally:
-        write_job_status(output_dir, code, error)  # sweep report (issue 4)
+        write_job_status(output_dir, code, error)
         logs.remove_run_log(sink)
 
 
@@ -122,21 +122,21 @@ def main() -> None:
         _job_codes.append(code)
         return code
 
-    from runner.sweep import finish_sweep  # sweep report (issue 4)
+    from runner.sweep import finish_sweep
 
     try:
         app()
     except KeyboardInterrupt:
-        finish_sweep("interrupted", EXIT_INTERRUPTED)  # sweep report (issue 4)
+        finish_sweep("interrupted", EXIT_INTERRUPTED)
         logger.error("runner: interrupted")
         sys.exit(EXIT_INTERRUPTED)
     except SystemExit:
         raise
     except Exception as exc:
-        finish_sweep(one_line(exc))  # sweep report (issue 4)
+        finish_sweep(one_line(exc))
         sys.stderr.write(f"runner: error: {one_line(exc)}\n")
         sys.exit(EXIT_USAGE)
-    # sweep report (issue 4): written here if Hydra skipped on_multirun_end; its code comes
+    # The sweep report is written here if Hydra skipped on_multirun_end; its code comes
     # from every job's job.json, so jobs that ran in other processes (joblib) count too.
     sweep_code = finish_sweep()
     if sweep_code is not None:

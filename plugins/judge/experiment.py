@@ -1,8 +1,8 @@
-"""The judge experiment format: layout, slot statuses, judge replies, consensus, summary.
+"""The judge experiment format: config, layout, slot statuses, and what a judge's reply means.
 
-The format is specified in ``judge-experiment.md``; this module is its only reader and
-writer, so the plugins never touch an experiment's files directly. Every write goes
-through ``atomic_write_*``: a crash leaves either the old file or the whole new one.
+The format is specified in ``judge-experiment.md``. This module only reads; the files a
+rerun writes are written by ``task.py`` (one slot) and ``consensus.py`` (a run's consensus
+and the summary), always atomically.
 """
 
 from __future__ import annotations
@@ -12,20 +12,17 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runner.api import TaskFailure, atomic_write_json
+from runner.api import TaskFailure
 
 #: Every slot status, in the order tables show them.
 STATUSES = ("missing", "failed", "complete", "agent_failed")
 #: The statuses a rerun may select; complete and agent_failed slots are never rerun.
 RERUNNABLE = ("missing", "failed")
 CONFIG_FILE = Path("config") / "experiment.json"
-SUMMARY_DIR = "summary"
-SUMMARY_JSON = "judge_summary.json"
-SUMMARY_MD = "judge_summary.md"
 
 
 def is_number(value: Any) -> bool:
@@ -316,100 +313,3 @@ def parse_reply(text: str) -> dict[str, Any]:
         "is_valid": is_valid if isinstance(is_valid, bool) else True,
         "criteria_scores": criteria if isinstance(criteria, dict) else {},
     }
-
-
-# --- consensus ------------------------------------------------------------------------
-
-
-def _passed(judgment: dict[str, Any]) -> bool:
-    passed = judgment.get("passed")
-    return passed if isinstance(passed, bool) else clamp_score(judgment["score"]) >= 0.5
-
-
-def consensus(judgments: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
-    """Combine a run's slot judgments (None where a slot has no valid one) into judge/result.json.
-
-    score = mean of the valid slots; passed = a strict majority of them passed; grade from
-    the mean; reasoning and criteria_scores from the valid slot closest to the mean (the
-    lower slot number on a tie); is_valid only when every slot is valid.
-    """
-    valid = [(n, j) for n, j in enumerate(judgments, 1) if j is not None]
-    if not valid:
-        return {
-            "score": 0.0,
-            "passed": False,
-            "grade": "F",
-            "is_valid": False,
-            "reasoning": "no judge slot has a valid judgment",
-            "criteria_scores": {},
-        }
-    mean = math.fsum(clamp_score(j["score"]) for _, j in valid) / len(valid)
-    _, closest = min(valid, key=lambda nj: (abs(clamp_score(nj[1]["score"]) - mean), nj[0]))
-    criteria = closest.get("criteria_scores")
-    reasoning = closest.get("reasoning")
-    return {
-        "score": mean,
-        "passed": 2 * sum(_passed(j) for _, j in valid) > len(valid),
-        "grade": grade_for(mean),
-        "reasoning": reasoning if isinstance(reasoning, str) else "",
-        "is_valid": len(valid) == len(judgments),
-        "criteria_scores": criteria if isinstance(criteria, dict) else {},
-    }
-
-
-def judges_list(
-    models: Sequence[str], judgments: Sequence[dict[str, Any] | None]
-) -> list[dict[str, Any]]:
-    """The ``judges[]`` entries of run_result.json: one per slot with a valid judgment."""
-    entries = []
-    for number, (model, judgment) in enumerate(zip(models, judgments, strict=True), 1):
-        if judgment is None:
-            continue
-        score = clamp_score(judgment["score"])
-        grade = judgment.get("grade")
-        reasoning = judgment.get("reasoning")
-        entries.append(
-            {
-                "model": model,
-                "score": score,
-                "passed": _passed(judgment),
-                "grade": grade if isinstance(grade, str) else grade_for(score),
-                "reasoning": reasoning if isinstance(reasoning, str) else "",
-                "judge_number": number,
-            }
-        )
-    return entries
-
-
-def apply_judge_fields(
-    record: dict[str, Any], result: dict[str, Any], judges: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """Set a run record's judge fields in place (existing keys keep their position)."""
-    record["judge_score"] = result["score"]
-    record["judge_passed"] = result["passed"]
-    record["judge_grade"] = result["grade"]
-    record["judge_reasoning"] = result["reasoning"]
-    record["judges"] = judges
-    return record
-
-
-def regenerate_run(config: ExperimentConfig, run: RunRef) -> tuple[dict[str, Any], bool]:
-    """Rewrite judge/result.json and run_result.json's judge fields from the run's slots.
-
-    Returns the consensus and whether run_result.json was updated: a missing or unreadable
-    one is left alone rather than replaced by a record holding only judge fields.
-    """
-    judgments = [read_judgment(run.slot_dir(n)) for n in range(1, len(config.judge_models) + 1)]
-    result = consensus(judgments)
-    (run.dir / "judge").mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run.dir / "judge" / "result.json", result)
-    record_path = run.dir / "run_result.json"
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return result, False
-    if not isinstance(record, dict):
-        return result, False
-    judges = judges_list(config.judge_models, judgments)
-    atomic_write_json(record_path, apply_judge_fields(record, result, judges))
-    return result, True

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -172,8 +173,8 @@ def _latency(value: str | None) -> float:
     if not text.strip():
         return DEFAULT_LATENCY
     seconds = float(text)
-    if seconds < 0 or seconds != seconds:
-        raise ValueError(f"latency must be >= 0 seconds, got {text!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"latency must be a number of seconds >= 0, got {text!r}")
     return seconds
 
 

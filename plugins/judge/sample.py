@@ -15,13 +15,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from runner_plugins.judge.experiment import (
-    apply_judge_fields,
-    consensus,
-    judges_list,
-    parse_reply,
-    slot_name,
-)
+from runner_plugins.judge.consensus import apply_judge_fields, consensus, judges_list
+from runner_plugins.judge.experiment import parse_reply, slot_name
 
 MODELS = ("claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5")
 TIERS = ("T0", "T1", "T2", "T3", "T4")
@@ -85,8 +80,8 @@ def _reply(rng: random.Random, model: str, quality: float) -> str:
     verdict = {
         "score": score,
         "passed": score >= 0.5,
-        "reasoning": f"{model} judged the word counter {'acceptable' if score >= 0.5 else 'lacking'}"
-        f" (sample verdict, score {score:.2f}).",
+        "reasoning": f"{model} judged the word counter "
+        f"{'acceptable' if score >= 0.5 else 'lacking'} (sample verdict, score {score:.2f}).",
         "categories": {
             "functional": {"achieved": round(score * 3, 2), "max": 3.0, "score": score},
             "code_quality": {"achieved": round(score * 2, 2), "max": 2.0, "score": score},
@@ -200,7 +195,7 @@ def _write_run(root: Path, tier: str, subtest: str, number: int, rng: random.Ran
 
 
 def make_sample_experiment(dest: Path, seed: int) -> Path:
-    """Create the sample experiment in ``dest`` (new or empty); the same seed gives the same bytes."""
+    """Create the sample experiment in ``dest`` (new or empty); one seed gives one set of bytes."""
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(f"cannot create a sample experiment in {str(dest)!r}: not empty")

@@ -10,7 +10,7 @@ from runner.api import Item, Task, TaskFailure
 class WordCount(Task):
     """Counts the words in ``item[field]``, ignoring words shorter than ``min_length``."""
 
-    def __init__(self, field: str = "line", min_length: int = 1) -> None:
+    def __init__(self, field: str, min_length: int = 1) -> None:
         self.field = field
         self.min_length = min_length
 
