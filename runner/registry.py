@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import functools
+import importlib
 import inspect
 import types
 import typing
@@ -65,6 +66,9 @@ def _add(found: dict[str, dict[str, list[PluginSpec]]], group: str, ep: Any) -> 
 
 def refresh() -> None:
     """Forget what was discovered (after installing a plugin at run time, and in tests)."""
+    # A folder scanned before may have gained a distribution without its mtime changing
+    # (coarse timestamps): drop the path finders' cached listings too.
+    importlib.invalidate_caches()
     _all_entry_points.cache_clear()
     load_plugin.cache_clear()
 

@@ -29,8 +29,14 @@ def build(group: str, settings: Settings) -> Any:
     cls = registry.load_plugin(group, name)
     params = settings.params(group)
     accepted = registry.constructor_params(cls)
-    if accepted is not None:
-        params = {k: v for k, v in params.items() if k in accepted}
+    unknown = sorted(set(params) - accepted) if accepted is not None else []
+    if unknown and accepted is not None:
+        raise PluginError(
+            f"{group} {name!r} has no parameter {unknown[0]!r}. "
+            f"Valid parameters: {', '.join(sorted(accepted)) or '(none)'}.",
+            group=group,
+            name=name,
+        )
     try:
         return cls(**params)
     except (TypeError, ValueError, OSError) as exc:

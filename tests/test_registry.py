@@ -1,0 +1,407 @@
+"""Plugin discovery: the registry in-process, and installed plugins under ``python -m runner``.
+
+Plugin distributions are laid out as an installer leaves them (a ``<name>-<version>.dist-info``
+folder beside the code) in a temporary folder put on the path; no pip involved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from runner import registry
+from runner.api import GROUPS
+from runner.errors import PluginError
+from tests.conftest import RunCli
+
+
+def write_distribution(
+    root: Path,
+    name: str,
+    entry_points: dict[str, dict[str, str]],
+    files: dict[str, str],
+    version: str = "0.1",
+) -> None:
+    """Lay out an installed distribution in ``root``: its dist-info and its code files.
+
+    ``entry_points`` maps an entry-point group to ``{name: "module:attribute"}``;
+    ``files`` maps a path relative to ``root`` to its (dedented) text.
+    """
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines: list[str] = []
+    for group, points in entry_points.items():
+        lines.append(f"[{group}]")
+        lines.extend(f"{point} = {value}" for point, value in points.items())
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+
+
+REPEAT_TASK = """
+    from runner.api import Item, Task
+
+
+    class Repeat(Task):
+        def __init__(self, times: int = 2, word: str = "ab") -> None:
+            self.times = times
+            self.word = word
+
+        def run(self, item: Item) -> str:
+            return f"{item.id}:{self.word * self.times}"
+"""
+
+# Leaves a trace of being imported when IMPORT_MARKER names a file, then fails.
+BROKEN_MODULE = """
+    import os
+    import pathlib
+
+    if os.environ.get("IMPORT_MARKER"):
+        pathlib.Path(os.environ["IMPORT_MARKER"]).touch()
+    import missing_dependency_xyz
+"""
+
+NO_RUN_TASK = """
+    from runner.api import Task
+
+
+    class NoRun(Task):
+        def __init__(self) -> None:
+            pass
+"""
+
+
+def write_test_plugins(root: Path) -> None:
+    """A working plugin (with and without YAML), a broken one, a wrong one, a duplicate."""
+    write_distribution(
+        root,
+        "tmp-repeat",
+        {
+            "runner.tasks": {
+                "tmp_repeat": "tmp_repeat_pkg:Repeat",
+                "tmp_repeat_yaml": "tmp_repeat_pkg:Repeat",
+            }
+        },
+        {
+            "tmp_repeat_pkg/__init__.py": REPEAT_TASK,
+            "tmp_repeat_pkg/conf/task/tmp_repeat_yaml.yaml": "name: tmp_repeat_yaml\ntimes: 3\n",
+        },
+    )
+    every_group = {group: {"bad_import": "bad_import_mod:Thing"} for group in GROUPS.values()}
+    every_group["runner.tasks"]["bad_contract"] = "bad_contract_mod:NoRun"
+    write_distribution(
+        root,
+        "bad-plugins",
+        every_group,
+        {
+            "bad_import_mod.py": BROKEN_MODULE,
+            "bad_contract_mod.py": NO_RUN_TASK,
+        },
+    )
+    for twin in ("twin-a", "twin-b"):
+        write_distribution(root, twin, {"runner.tasks": {"twin": "tmp_repeat_pkg:Repeat"}}, {})
+
+
+@pytest.fixture(scope="module")
+def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of test plugin distributions, for PYTHONPATH."""
+    root = tmp_path_factory.mktemp("plugins")
+    write_test_plugins(root)
+    return root
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty folder on sys.path; the registry rescans after the test writes into it."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    registry.refresh()
+    yield folder
+    for module_name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(str(folder)):
+            del sys.modules[module_name]
+    monkeypatch.undo()
+    registry.refresh()
+
+
+@pytest.fixture
+def installed(site: Path) -> Path:
+    """The test plugins written into ``site`` and discovered by the registry."""
+    write_test_plugins(site)
+    registry.refresh()
+    return site
+
+
+def error_line(output: str) -> str:
+    """The one ``runner: error:`` line of a run's output."""
+    assert "Traceback" not in output, output
+    lines = [line for line in output.splitlines() if line.startswith("runner: error:")]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+# In-process: the registry's functions.
+
+
+def test_specs_describe_a_plugin_without_importing_it(installed: Path) -> None:
+    """specs() gives name, entry point, distribution and version, and imports nothing."""
+    (spec,) = registry.specs("task")["bad_import"]
+    assert (spec.value, spec.module) == ("bad_import_mod:Thing", "bad_import_mod")
+    assert (spec.distribution, spec.version) == ("bad-plugins", "0.1")
+    assert "bad_import" in registry.names("source")
+    assert "bad_import_mod" not in sys.modules
+
+
+def test_refresh_forgets_what_was_discovered(site: Path) -> None:
+    """A plugin installed after the first scan is found once refresh() is called."""
+    assert "tmp_repeat" not in registry.names("task")
+    write_test_plugins(site)
+    registry.refresh()
+    assert {"tmp_repeat", "sleep"} <= set(registry.names("task"))
+
+
+def test_find_names_the_valid_choices_for_an_unknown_plugin() -> None:
+    """An unknown name or group is refused with the valid choices listed."""
+    with pytest.raises(PluginError, match=r"Unknown task 'nope'\. Valid tasks: .*sleep"):
+        registry.find("task", "nope")
+    with pytest.raises(PluginError, match=r"Unknown plugin group 'tasks'.*task"):
+        registry.find("tasks", "sleep")
+
+
+def test_find_refuses_a_name_two_distributions_register(installed: Path) -> None:
+    """A duplicate name is an error naming both distributions."""
+    assert len(registry.specs("task")["twin"]) == 2
+    with pytest.raises(PluginError, match=r"twin-a 0\.1.* and twin-b 0\.1"):
+        registry.find("task", "twin")
+
+
+def test_load_plugin_reports_an_import_failure(installed: Path) -> None:
+    """A plugin that fails to import names its entry point, module and distribution."""
+    with pytest.raises(PluginError) as caught:
+        registry.load_plugin("task", "bad_import")
+    message = str(caught.value)
+    for part in (
+        "'bad_import'",
+        "runner.tasks",
+        "bad_import_mod:Thing",
+        "bad-plugins 0.1",
+        "ModuleNotFoundError",
+        "missing_dependency_xyz",
+    ):
+        assert part in message
+    assert (caught.value.value, caught.value.distribution) == (
+        "bad_import_mod:Thing",
+        "bad-plugins",
+    )
+
+
+def test_load_plugin_checks_the_contract(installed: Path) -> None:
+    """A task class without run() is refused, and the reason names the method."""
+    with pytest.raises(PluginError, match=r"does not satisfy the task contract.*NoRun.*run"):
+        registry.load_plugin("task", "bad_contract")
+
+
+def test_contract_problem_explains_each_mismatch() -> None:
+    """contract_problem() accepts a complete class and says what is wrong with others."""
+    assert registry.contract_problem("task", registry.load_plugin("task", "sleep")) is None
+    assert "not a class" in str(registry.contract_problem("task", len))
+    assert "no map() method" in str(registry.contract_problem("executor", object))
+
+
+def test_load_plugin_returns_the_class_once_imported(installed: Path) -> None:
+    """A good plugin loads to its class, and a second load is the same object."""
+    cls = registry.load_plugin("task", "tmp_repeat")
+    assert cls.__name__ == "Repeat"
+    assert registry.load_plugin("task", "tmp_repeat") is cls
+
+
+class WideSignature:
+    """A plugin-like class whose constructor covers the kinds of parameters."""
+
+    def __init__(
+        self,
+        count: int,
+        ratio: float = 0.5,
+        label: str | None = None,
+        tags: tuple[str, ...] = ("a",),
+        anything: object = 3,  # not a type OmegaConf checks: accepted as given
+    ) -> None:
+        pass
+
+
+def test_schema_for_derives_types_defaults_and_mandatory_keys() -> None:
+    """The schema types keys from annotations, keeps defaults, marks ``???`` the others."""
+    node = OmegaConf.structured(registry.schema_for("task", "annotated", WideSignature))
+    assert node.name == "annotated"
+    assert OmegaConf.is_missing(node, "count")
+    assert (node.ratio, node.label, list(node.tags), node.anything) == (0.5, None, ["a"], 3)
+    assert OmegaConf.merge(node, {"count": "7"}).count == 7
+    assert OmegaConf.merge(node, {"anything": "text"}).anything == "text"
+    with pytest.raises(ValidationError):
+        OmegaConf.merge(node, {"count": "abc"})
+    with pytest.raises(ConfigKeyError):
+        OmegaConf.merge(node, {"colour": "red"})
+
+
+def test_constructor_params_are_none_for_kwargs() -> None:
+    """constructor_params() lists keyword parameters, or None when any is accepted."""
+
+    class Open:
+        def __init__(self, size: int = 1, **extra: object) -> None:
+            pass
+
+    assert registry.constructor_params(WideSignature) == {
+        "count",
+        "ratio",
+        "label",
+        "tags",
+        "anything",
+    }
+    assert registry.constructor_params(Open) is None
+
+
+# End to end: installed plugins under `python -m runner`.
+
+
+def test_installed_plugin_runs_end_to_end(run_cli: RunCli, plugin_path: Path) -> None:
+    """A plugin with no YAML runs by name with its constructor's defaults and overrides."""
+    result = run_cli(
+        "task=tmp_repeat",
+        "task.word=xy",
+        "source.count=2",
+        "progress=off",
+        env={"PYTHONPATH": str(plugin_path)},
+    )
+    assert result.returncode == 0, result.output
+    outcomes = sorted(result.results(), key=lambda r: r["id"])
+    assert [(r["status"], r["result"]) for r in outcomes] == [("ok", "0:xyxy"), ("ok", "1:xyxy")]
+
+
+def test_yaml_shipped_in_the_plugin_package_is_used(run_cli: RunCli, plugin_path: Path) -> None:
+    """<package>/conf/task/<name>.yaml supplies the option's values."""
+    result = run_cli(
+        "task=tmp_repeat_yaml",
+        "source.count=1",
+        "progress=off",
+        env={"PYTHONPATH": str(plugin_path)},
+    )
+    assert result.returncode == 0, result.output
+    assert [r["result"] for r in result.results()] == ["0:ababab"]
+
+
+def test_text_for_an_int_parameter_is_refused(run_cli: RunCli, plugin_path: Path) -> None:
+    """task.times=abc stops the run with exit 2 and one line naming the key."""
+    result = run_cli("task=tmp_repeat", "task.times=abc", env={"PYTHONPATH": str(plugin_path)})
+    assert result.returncode == 2
+    assert "'task.times'" in error_line(result.output)
+    assert not (result.run_dir / "results.jsonl").exists()
+
+
+def test_an_unknown_key_is_refused(run_cli: RunCli, plugin_path: Path) -> None:
+    """A key the constructor does not take stops the run and the valid keys are listed."""
+    result = run_cli("task=tmp_repeat", "task.colour=red", env={"PYTHONPATH": str(plugin_path)})
+    assert result.returncode == 2
+    line = error_line(result.output)
+    assert "'task.colour'" in line and "times" in line and "word" in line
+
+
+@pytest.mark.parametrize(
+    ("name", "parts"),
+    [
+        ("bad_import", ["bad_import_mod:Thing", "bad-plugins", "ModuleNotFoundError"]),
+        ("bad_contract", ["bad_contract_mod:NoRun", "bad-plugins", "does not implement run"]),
+    ],
+)
+def test_a_selected_broken_plugin_stops_the_run(
+    run_cli: RunCli, plugin_path: Path, tmp_path: Path, name: str, parts: list[str]
+) -> None:
+    """A selected plugin that fails to import or breaks its contract: exit 2, one line."""
+    marker = tmp_path / "imported"
+    env = {"PYTHONPATH": str(plugin_path), "IMPORT_MARKER": str(marker)}
+    result = run_cli(f"task={name}", env=env)
+    assert result.returncode == 2
+    line = error_line(result.output)
+    for part in [f"entry point {name!r}", *parts]:
+        assert part in line
+    assert not (result.run_dir / "results.jsonl").exists()
+    assert marker.exists() == (name == "bad_import")  # the marker works: see the next test
+
+
+def test_broken_plugins_not_selected_cost_nothing(
+    run_cli: RunCli, plugin_path: Path, tmp_path: Path
+) -> None:
+    """A run that selects none of the broken plugins works normally and never imports them."""
+    marker = tmp_path / "imported"
+    env = {"PYTHONPATH": str(plugin_path), "IMPORT_MARKER": str(marker)}
+    result = run_cli("task.seconds=0", "source.count=3", "progress=off", env=env)
+    assert result.returncode == 0, result.output
+    assert len(result.results()) == 3
+    assert not marker.exists()
+
+
+def test_a_duplicate_name_names_both_distributions(run_cli: RunCli, plugin_path: Path) -> None:
+    """Selecting a name two distributions register: exit 2, both named."""
+    result = run_cli("task=twin", env={"PYTHONPATH": str(plugin_path)})
+    assert result.returncode == 2
+    line = error_line(result.output)
+    assert "twin-a 0.1" in line and "twin-b 0.1" in line
+
+
+def test_help_lists_installed_plugins(plugin_path: Path, tmp_path: Path) -> None:
+    """--help shows each installed plugin as an option of its group, broken ones too."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "--help"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(plugin_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    groups = dict(
+        line.split(": ", 1)
+        for line in proc.stdout.splitlines()
+        if line.startswith(("task: ", "source: "))
+    )
+    assert {"tmp_repeat", "tmp_repeat_yaml", "bad_import", "twin", "sleep"} <= set(
+        groups["task"].split(", ")
+    )
+    assert "bad_import" in groups["source"].split(", ")
+
+
+def test_a_glob_sweep_matches_installed_plugins(plugin_path: Path, tmp_path: Path) -> None:
+    """-m 'task=glob(tmp*)' runs one job per matching plugin."""
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "-m",
+            "task=glob(tmp*)",
+            "source.count=1",
+            "progress=off",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(plugin_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    tasks = {json.loads(p.read_text())["task"] for p in sweep.glob("*/summary.json")}
+    assert tasks == {"tmp_repeat", "tmp_repeat_yaml"}
