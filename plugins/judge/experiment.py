@@ -281,8 +281,9 @@ def find_verdict(text: str) -> dict[str, Any] | None:
     """The first JSON object with a numeric ``score``: fenced blocks first, then bare objects.
 
     Only whole top-level objects are considered, so a category's nested ``score`` is never
-    taken for the verdict. The first block wins, as in the experiments this format comes
-    from (a judge that "reconsiders" in later blocks was recorded with its first).
+    taken for the verdict (an unbalanced ``{`` in prose therefore hides a later bare
+    object, never a fenced one). The first block wins, as in the experiments this format
+    comes from (a judge that "reconsiders" in later blocks was recorded with its first).
     """
     fenced = (m.group(1) for m in _FENCE.finditer(text))
     for candidate in itertools.chain(fenced, _top_level_objects(text)):

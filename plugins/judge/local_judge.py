@@ -23,14 +23,15 @@ score is clamped to [0, 1] and rounded to 4 places; passed = score >= 0.5. The a
 ``<run-dir>/agent/output.txt``, or its ``result`` field when it is Claude CLI JSON output.
 
 Before replying it sleeps ``--latency`` seconds (default: ``$RUNNER_LOCAL_JUDGE_LATENCY``,
-else 0.3) so that runs behave like calls to a remote judge.
+else 0.5) so that runs behave like calls to a remote judge.
 
 Usage::
 
     python -m runner_plugins.judge.local_judge --model M --prompt-file P --run-dir R [--latency S]
 
 Exit status: 0 when a reply was printed; 2 for bad arguments or an unreadable prompt file.
-Standard library only, and nothing from ``runner``: it starts in a few tens of ms.
+Standard library only and nothing from ``runner``, so it adds only a few ms to the
+interpreter's own start-up.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 LATENCY_ENV = "RUNNER_LOCAL_JUDGE_LATENCY"
-DEFAULT_LATENCY = 0.3
+DEFAULT_LATENCY = 0.5
 WEIGHTS = {"completion": 0.30, "evidence": 0.25, "relevance": 0.25, "length": 0.20}
 FAILURE_WORDS = ("error", "failed", "unable", "cannot", "could not", "traceback")
 STOP_WORDS = frozenset(
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-file", required=True, type=Path, help="the judge prompt")
     parser.add_argument("--run-dir", required=True, type=Path, help="the run folder")
     parser.add_argument(
-        "--latency", default=None, help=f"seconds to sleep first (default ${LATENCY_ENV}, else 0.3)"
+        "--latency", default=None, help=f"seconds to sleep first (default ${LATENCY_ENV}, else 0.5)"
     )
     args = parser.parse_args(argv)
     try:

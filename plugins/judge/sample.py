@@ -1,10 +1,12 @@
 """A deterministic sample judge experiment in which every slot status occurs.
 
-``make_sample_experiment(dest, seed)`` writes 5 tiers x 2 subtests x 4 runs x 3 judges
-(120 slots, ~150 KB). A few slots have a fixed fate so that every status and every kind
-of failure is present whatever the seed; the rest are drawn from ``random.Random(seed)``,
-so one seed always gives byte-identical files. Tier T1 also holds a subtest beyond
-``max_subtests`` and a non-numeric folder, which enumeration must skip.
+``make_sample_experiment(dest, seed)`` writes 5 tiers x 2 subtests x 6 runs x 3 judges
+(180 slots, about 40% of them missing or failed, as after a bout of rate limits; ~250 KB
+in ~950 small files). A few slots have a fixed fate so that every status and every kind
+of failure is present whatever the seed; the rest are drawn from
+``random.Random(seed)``, so one seed always gives byte-identical files. Tier T1 also
+holds a subtest beyond ``max_subtests`` and a non-numeric folder, which enumeration
+must skip.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from runner_plugins.judge.experiment import parse_reply, slot_name
 
 MODELS = ("claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5")
 TIERS = ("T0", "T1", "T2", "T3", "T4")
-RUNS = 4
+RUNS = 6
 TASK = """# Task: Write a word counter
 
 Create `wordcount.py` that reads the text file named on the command line and prints
@@ -67,7 +69,8 @@ def _subtests(tier: str) -> tuple[str, str]:
 def _write(path: Path, text: str) -> None:
     # Plain writes: the folder is new and private until this function returns, and an
     # fsync per file (as atomic writes do) would cost more than the 0.5 s budget.
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():  # one stat is cheaper than a mkdir that fails
+        path.parent.mkdir(parents=True)
     path.write_text(text, encoding="utf-8")
 
 
@@ -180,9 +183,9 @@ def _write_run(root: Path, tier: str, subtest: str, number: int, rng: random.Ran
                 draw = rng.random()
                 fate = (
                     "missing"
-                    if draw < 0.15
+                    if draw < 0.2
                     else rng.choice(FAILURE_KINDS)
-                    if draw < 0.30
+                    if draw < 0.4
                     else "complete"
                 )
             slot_dir = run_dir / "judge" / slot_name(slot)

@@ -1,0 +1,183 @@
+"""Each run's consensus (judge/result.json, run_result.json) and the experiment summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner_plugins.judge.consensus import (
+    SUMMARY_JSON,
+    SUMMARY_MD,
+    build_summary,
+    consensus,
+    regenerate_run,
+    summary_markdown,
+    write_summary,
+)
+from runner_plugins.judge.experiment import RunRef, load_config, run_slots
+from runner_plugins.judge.sample import make_sample_experiment
+from tests.judge_support import copy_fixture
+
+
+def j(
+    score: float, passed: bool | None = None, reasoning: str = "", **extra: Any
+) -> dict[str, Any]:
+    """A judgment as judgment.json holds it."""
+    data: dict[str, Any] = {"score": score, "reasoning": reasoning or f"r{score}", **extra}
+    if passed is not None:
+        data["passed"] = passed
+    return data
+
+
+def test_score_is_the_mean_of_the_valid_slots() -> None:
+    """Slots without a valid judgment are left out of the mean."""
+    result = consensus([j(0.2), None, j(0.8)])
+    assert result["score"] == pytest.approx(0.5)
+    assert result["grade"] == "C"
+
+
+@pytest.mark.parametrize(
+    ("passes", "expected"),
+    [
+        ([True, True, False], True),
+        ([True, False], False),
+        ([True, True], True),
+        ([False, False, True], False),
+        ([True], True),
+    ],
+)
+def test_passed_needs_a_strict_majority(passes: list[bool], expected: bool) -> None:
+    """passed is true only when more than half of the valid slots passed (a tie fails)."""
+    assert consensus([j(0.5, p) for p in passes])["passed"] is expected
+
+
+def test_passed_defaults_to_the_slot_score() -> None:
+    """A slot without passed counts as passed when its score is at least 0.5."""
+    assert consensus([j(0.5), j(0.49), j(0.9)])["passed"] is True
+    assert consensus([j(0.1), j(0.49), j(0.9)])["passed"] is False
+
+
+def test_reasoning_comes_from_the_slot_closest_to_the_mean() -> None:
+    """reasoning and criteria_scores come from the valid slot nearest the mean."""
+    result = consensus(
+        [
+            j(0.9, reasoning="high", criteria_scores={"a": 1}),
+            j(0.5, reasoning="middle", criteria_scores={"a": 2}),
+            j(0.3, reasoning="low"),
+        ]
+    )
+    assert result["score"] == pytest.approx(0.5667, abs=1e-4)
+    assert (result["reasoning"], result["criteria_scores"]) == ("middle", {"a": 2})
+
+
+def test_a_tie_for_closest_goes_to_the_lower_slot() -> None:
+    """Two slots equally near the mean: the lower slot number gives the reasoning."""
+    assert (
+        consensus([j(0.4, reasoning="first"), j(0.8, reasoning="second")])["reasoning"] == "first"
+    )
+
+
+def test_is_valid_only_when_every_slot_is_valid() -> None:
+    """One slot without a valid judgment makes the consensus is_valid false."""
+    assert consensus([j(0.7), j(0.8)])["is_valid"] is True
+    assert consensus([j(0.7), None])["is_valid"] is False
+
+
+def test_no_valid_slot_gives_an_invalid_failing_consensus() -> None:
+    """A run without any valid slot gets score 0, grade F and is_valid false."""
+    result = consensus([None, None])
+    assert (result["score"], result["passed"], result["grade"], result["is_valid"]) == (
+        0.0,
+        False,
+        "F",
+        False,
+    )
+
+
+@pytest.fixture
+def experiment(tmp_path: Path) -> Path:
+    """A writable copy of the real experiment."""
+    return copy_fixture(tmp_path / "experiment")
+
+
+def test_regenerate_run_rewrites_result_and_judge_fields_only(experiment: Path) -> None:
+    """judge/result.json and run_result.json's judge fields follow the slots; the rest stays."""
+    run_dir = experiment / "T2" / "01" / "run_01"
+    before = json.loads((run_dir / "run_result.json").read_text())
+    result, recorded = regenerate_run(load_config(experiment), RunRef(experiment, "T2", "01", 1))
+    assert recorded
+    slot2 = json.loads((run_dir / "judge" / "judge_02" / "judgment.json").read_text())
+    # Scores 0.95, 1.0, 1.0: slots 2 and 3 tie nearest the mean, slot 2 wins.
+    assert result["score"] == pytest.approx((0.95 + 1.0 + 1.0) / 3)
+    assert (result["passed"], result["grade"], result["is_valid"]) == (True, "A", True)
+    assert result["reasoning"] == slot2["reasoning"]
+    assert json.loads((run_dir / "judge" / "result.json").read_text()) == result
+    after = json.loads((run_dir / "run_result.json").read_text())
+    assert list(after) == list(before)  # no key moved, none added
+    judge_keys = {"judge_score", "judge_passed", "judge_grade", "judge_reasoning", "judges"}
+    assert {k: v for k, v in after.items() if k not in judge_keys} == {
+        k: v for k, v in before.items() if k not in judge_keys
+    }
+    assert after["judge_reasoning"] == slot2["reasoning"]
+    assert [(e["judge_number"], e["model"], e["score"]) for e in after["judges"]] == [
+        (1, "claude-opus-4-5-20251101", 0.95),
+        (2, "claude-sonnet-4-5-20250929", 1.0),
+        (3, "claude-haiku-4-5", 1.0),
+    ]
+
+
+def test_regenerate_run_keeps_a_missing_run_record_missing(experiment: Path) -> None:
+    """Without run_result.json only judge/result.json is written, and the caller is told."""
+    run_dir = experiment / "T4" / "01" / "run_01"
+    (run_dir / "run_result.json").unlink()
+    _, recorded = regenerate_run(load_config(experiment), RunRef(experiment, "T4", "01", 1))
+    assert not recorded and not (run_dir / "run_result.json").exists()
+    assert (run_dir / "judge" / "result.json").is_file()
+
+
+def test_summary_counts_every_slot_and_scores_runs_with_a_consensus(tmp_path: Path) -> None:
+    """Per tier and subtest: slot counts add up, mean score and pass rate come from result.json."""
+    root = make_sample_experiment(tmp_path / "sample", seed=3)
+    config = load_config(root)
+    summary = build_summary(config)
+    statuses = [s.status for run in config.runs() for s in run_slots(config, run)]
+    assert sum(summary["totals"]["slots"].values()) == len(statuses) == 180
+    for status, count in summary["totals"]["slots"].items():
+        assert statuses.count(status) == count
+    sub = summary["tiers"]["T0"]["subtests"]["00"]
+    results = [
+        json.loads(p.read_text()) for p in sorted(root.glob("T0/00/run_*/judge/result.json"))
+    ]
+    assert sub["scored_runs"] == len(results) > 0
+    assert sub["mean_score"] == pytest.approx(sum(r["score"] for r in results) / len(results))
+    assert sub["pass_rate"] == pytest.approx(sum(r["passed"] for r in results) / len(results))
+    assert summary["tiers"]["T0"]["runs"] == 12 and summary["totals"]["runs"] == 60
+
+
+def test_summary_markdown_has_a_row_per_subtest_and_totals(tmp_path: Path) -> None:
+    """The Markdown table has one row per subtest, one per tier and one for the experiment."""
+    config = load_config(make_sample_experiment(tmp_path / "sample", seed=3))
+    text = summary_markdown(build_summary(config))
+    rows = [line for line in text.splitlines() if line.startswith("| T")]
+    assert len(rows) == 10
+    assert sum(line.startswith("| **") for line in text.splitlines()) == 6
+    assert "| tier | subtest | runs | missing | failed | complete | agent_failed |" in text
+
+
+def test_write_summary_writes_both_files_to_each_folder(tmp_path: Path) -> None:
+    """The same summary lands in every folder given."""
+    config = load_config(make_sample_experiment(tmp_path / "sample", seed=3))
+    paths = write_summary(config, [tmp_path / "a", tmp_path / "b" / "c"])
+    assert paths == [
+        tmp_path / "a" / SUMMARY_JSON,
+        tmp_path / "a" / SUMMARY_MD,
+        tmp_path / "b" / "c" / SUMMARY_JSON,
+        tmp_path / "b" / "c" / SUMMARY_MD,
+    ]
+    assert (tmp_path / "a" / SUMMARY_MD).read_text() == (
+        tmp_path / "b" / "c" / SUMMARY_MD
+    ).read_text()
+    assert json.loads((tmp_path / "a" / SUMMARY_JSON).read_text())["experiment_id"] == "sample-3"

@@ -1,0 +1,157 @@
+"""JudgeConsensus: only rerun runs are regenerated, then the summary is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner.api import Outcome, RunContext, TaskFailure
+from runner_plugins.judge.plugins import JudgeConsensus, JudgeRerun, JudgeSlots
+from tests.judge_support import (
+    T3,
+    context_for,
+    copy_fixture,
+    judge_command,
+    remove_slot,
+    status_of,
+    tree,
+)
+
+
+@pytest.fixture
+def experiment(tmp_path: Path) -> Path:
+    """A writable copy of the real experiment."""
+    return copy_fixture(tmp_path / "experiment")
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """The run's output folder."""
+    (tmp_path / "out").mkdir()
+    return tmp_path / "out"
+
+
+@pytest.fixture
+def judge_cmd(tmp_path: Path) -> Any:
+    """Build the argv of the fake judge for a mode and a score."""
+    return lambda mode="good", score=0.4: judge_command(tmp_path, mode, score)
+
+
+def _rerun_all(experiment: Path, out: Path, command: list[str]) -> tuple[RunContext, list[Outcome]]:
+    """Run every listed slot like the core does and return the context and outcomes."""
+    context = context_for(out)
+    source = JudgeSlots(experiment=str(experiment))
+    source.setup(context)
+    context.source = source
+    task = JudgeRerun(command=command)
+    outcomes = []
+    for item in source:
+        try:
+            outcomes.append(Outcome(item.id, "ok", 0.1, result=task.run(item)))
+        except TaskFailure as exc:
+            outcomes.append(
+                Outcome(
+                    item.id,
+                    "failed",
+                    0.1,
+                    error={"type": "TaskFailure", "message": str(exc), "traceback": ""},
+                )
+            )
+    return context, outcomes
+
+
+def test_consensus_regenerates_the_rerun_run_and_nothing_else(
+    experiment: Path, out: Path, judge_cmd: Any
+) -> None:
+    """After one slot is rerun only its run's consensus files change, plus the summary."""
+    remove_slot(experiment)
+    before = tree(experiment)
+    record_before = json.loads((experiment / T3 / "run_result.json").read_text())
+    context, outcomes = _rerun_all(experiment, out, judge_cmd("good", 0.4))
+    assert [o.status for o in outcomes] == ["ok"]
+    JudgeConsensus()(outcomes, context)
+    after = tree(experiment)
+    new_slot = {k for k in after if k.startswith(f"{T3}/judge/judge_02/")}
+    changed = {k for k in before if before[k] != after.get(k)}
+    assert changed == {f"{T3}/judge/result.json", f"{T3}/run_result.json"}
+    assert set(after) - set(before) == new_slot | {
+        "summary/judge_summary.json",
+        "summary/judge_summary.md",
+    }
+
+    slot1 = json.loads((experiment / T3 / "judge/judge_01/judgment.json").read_text())
+    result = json.loads((experiment / T3 / "judge/result.json").read_text())
+    # Slots 0.96 (pass), 0.4 (fail), 0.99 (pass): mean 0.7833, 2 of 3 pass, slot 1 nearest.
+    assert result == {
+        "score": pytest.approx((0.96 + 0.4 + 0.99) / 3),
+        "passed": True,
+        "grade": "B",
+        "reasoning": slot1["reasoning"],
+        "is_valid": True,
+        "criteria_scores": slot1["criteria_scores"],
+    }
+    record = json.loads((experiment / T3 / "run_result.json").read_text())
+    judge_keys = {"judge_score", "judge_passed", "judge_grade", "judge_reasoning", "judges"}
+    assert list(record) == list(record_before)
+    assert {k: v for k, v in record.items() if k not in judge_keys} == {
+        k: v for k, v in record_before.items() if k not in judge_keys
+    }
+    assert (record["judge_score"], record["judge_passed"], record["judge_grade"]) == (
+        result["score"],
+        True,
+        "B",
+    )
+    assert record["judges"][1] == {
+        "model": "claude-sonnet-4-5-20250929",
+        "score": 0.4,
+        "passed": False,
+        "grade": "C",
+        "reasoning": record["judges"][1]["reasoning"],
+        "judge_number": 2,
+    }
+    assert [e["score"] for e in record["judges"]] == [0.96, 0.4, 0.99]
+
+    summary = json.loads((experiment / "summary" / "judge_summary.json").read_text())
+    assert summary["tiers"]["T3"]["subtests"]["01"]["mean_score"] == pytest.approx(result["score"])
+    assert summary["totals"]["slots"]["complete"] == 21
+    assert (out / "judge_summary.json").read_bytes() == after["summary/judge_summary.json"]
+    assert (out / "judge_summary.md").read_bytes() == after["summary/judge_summary.md"]
+
+
+def test_runs_whose_reruns_all_failed_are_left_untouched(
+    experiment: Path, out: Path, judge_cmd: Any
+) -> None:
+    """Only runs with a successful rerun are regenerated; a failing run keeps its consensus."""
+    remove_slot(experiment, T3, 2)
+    remove_slot(experiment, "T5/01/run_01", 1)
+    before = tree(experiment)
+    context, outcomes = _rerun_all(experiment, out, judge_cmd("good"))
+    # Pretend the T5 slot failed: its outcome is failed, whatever its files say.
+    outcomes = [o if o.id.startswith("T3") else Outcome(o.id, "failed", 0.1) for o in outcomes]
+    JudgeConsensus()(outcomes, context)
+    after = tree(experiment)
+    for name in ("judge/result.json", "run_result.json"):
+        assert after[f"T5/01/run_01/{name}"] == before[f"T5/01/run_01/{name}"]
+        assert after[f"{T3}/{name}"] != before[f"{T3}/{name}"]
+    assert "summary/judge_summary.json" in after
+
+
+def test_nothing_rerun_means_nothing_written(experiment: Path, out: Path, judge_cmd: Any) -> None:
+    """With no successful rerun the experiment stays byte-identical and no summary is made."""
+    slot = remove_slot(experiment)
+    context, outcomes = _rerun_all(experiment, out, judge_cmd("garbage"))
+    before = tree(experiment)
+    assert [o.status for o in outcomes] == ["failed"]
+    # An ok outcome that is not a judge_rerun result is ignored, not taken for a rerun.
+    JudgeConsensus()([*outcomes, Outcome("other", "ok", 0.1, result={"index": 3})], context)
+    assert tree(experiment) == before and not (experiment / "summary").exists()
+    assert not (out / "judge_summary.json").exists() and status_of(slot) == "failed"
+
+
+def test_consensus_needs_the_judge_slots_source(out: Path) -> None:
+    """Another source has no experiment: the post-processor says which source it needs."""
+    with pytest.raises(ValueError, match="judge_consensus needs the judge_slots source"):
+        JudgeConsensus()([], context_for(out, source=object()))
