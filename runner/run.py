@@ -64,21 +64,24 @@ def _length(source: Any) -> int | None:
         return None
 
 
-def _dry_run(source: Any, total: int | None) -> int:
+def _dry_run(source: Any) -> int:
+    # A source that can describe its items (counts per status, examples) says it better
+    # than a dump of the first items' data.
     describe = getattr(source, "describe", None)
+    described = callable(describe)
     if callable(describe):
         for line in str(describe()).splitlines():
             logger.info(line)
     shown: list[Item] = []
     count = 0
     for item in source:
-        if count < DRY_RUN_SHOWN:
+        if count < DRY_RUN_SHOWN and not described:
             shown.append(item)
         count += 1
     logger.info(f"Dry run: {count} item(s) would run; nothing was run, no results written.")
     for item in shown:
-        logger.info(f"  {item.label}  {item.data}"[:300])
-    if count > len(shown):
+        logger.info(f"  {item.label}  {item.data}"[:200])
+    if shown and count > len(shown):
         logger.info(f"  ... and {count - len(shown)} more")
     return EXIT_OK
 
@@ -103,7 +106,7 @@ def execute(settings: Settings, output_dir: Path) -> int:
         _setup(group, settings.name(group), plugins[group], context)
     total = _length(source)
     if settings.dry_run:
-        return _dry_run(source, total)
+        return _dry_run(source)
 
     logger.info(
         f"Running task {settings.name('task')!r} on source {settings.name('source')!r} "
