@@ -11,6 +11,7 @@ no YAML anywhere is still an option, under its entry-point name.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 from importlib import resources
@@ -26,6 +27,13 @@ from runner.api import GROUPS
 from runner.settings import RunConfig
 
 SCHEME = "runner"
+
+_built: dict[tuple[str, str], ConfigResult] = {}
+
+
+def clear_cache() -> None:
+    """Forget the nodes built so far (after plugins were installed or removed)."""
+    _built.clear()
 
 
 def _strip_ext(path: str) -> str:
@@ -94,6 +102,18 @@ class RunnerConfigSource(ConfigSource):
         return sorted(set(found))
 
     def load_config(self, config_path: str) -> ConfigResult:
+        # Hydra composes the config twice per run (to learn the mode, then to run), and
+        # building typed nodes is the costly part of start-up: build each once, hand out
+        # copies (Hydra edits the nodes it gets).
+        key = (self.path, _strip_ext(config_path))
+        built = _built.get(key)
+        if built is None:
+            built = _built[key] = self._build(config_path)
+        result = copy.copy(built)
+        result.config = copy.deepcopy(built.config)
+        return result
+
+    def _build(self, config_path: str) -> ConfigResult:
         path = _strip_ext(config_path)
         group, _, option = path.rpartition("/")
         yaml_file: Path | None = self.root / f"{path}.yaml"

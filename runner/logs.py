@@ -12,6 +12,7 @@ CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {mes
 FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"
 
 _console_id: int | None = None
+_console_level: str | None = None
 
 
 class InterceptHandler(logging.Handler):
@@ -33,7 +34,10 @@ def _console_filter(record: dict[str, object]) -> bool:
 
 def configure_console(level: str = "INFO") -> None:
     """Replace loguru's default sink with ours, and intercept stdlib logging. Idempotent."""
-    global _console_id
+    global _console_id, _console_level
+    if level == _console_level:
+        return  # adding a sink costs milliseconds of start-up
+    _console_level = level
     if _console_id is not None:
         logger.remove(_console_id)
     else:

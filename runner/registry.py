@@ -70,7 +70,18 @@ def refresh() -> None:
     # (coarse timestamps): drop the path finders' cached listings too.
     importlib.invalidate_caches()
     _all_entry_points.cache_clear()
+    _forget_config_nodes()
     load_plugin.cache_clear()
+
+
+def _forget_config_nodes() -> None:
+    # The config source caches nodes built from plugins; it imports this module, so the
+    # import is deferred.
+    import sys
+
+    source = sys.modules.get("runner.configsource")
+    if source is not None:
+        source.clear_cache()
 
 
 def names(group: str) -> list[str]:

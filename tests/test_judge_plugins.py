@@ -98,7 +98,7 @@ def test_dry_run_describes_and_leaves_the_experiment_identical(
     result = run_cli("task=judge_rerun", f"source.experiment={experiment}", "dry_run=true")
     assert result.returncode == 0, result.output
     assert "selected for rerun: 1 slot(s)" in result.output
-    assert f"{T3} judge_02" in result.output
+    assert f"{T3}/judge_02" in result.output
     assert tree(experiment) == before
 
 
