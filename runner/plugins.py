@@ -12,7 +12,6 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 
 from runner import registry
 from runner.api import GROUPS
@@ -42,11 +41,10 @@ class PluginRow:
 
 def load_error(spec: registry.PluginSpec) -> str | None:
     """Why the plugin registered as ``spec`` cannot be used, in one line, or None."""
-    entry_point = metadata.EntryPoint(name=spec.name, value=spec.value, group=GROUPS[spec.group])
     try:
         # Some plugins print while importing: keep stdout for the listing itself.
         with contextlib.redirect_stdout(sys.stderr):
-            cls = entry_point.load()
+            cls = registry.import_plugin(spec)
     except (Exception, SystemExit) as exc:  # third-party import-time code may do anything
         first_line = (str(exc).strip().splitlines() or [""])[0]
         return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__

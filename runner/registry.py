@@ -141,15 +141,19 @@ def contract_problem(group: str, cls: Any) -> str | None:
     return None
 
 
+def import_plugin(spec: PluginSpec) -> Any:
+    """Import what ``spec`` registers, without checking it; import errors propagate."""
+    return metadata.EntryPoint(name=spec.name, value=spec.value, group=GROUPS[spec.group]).load()
+
+
 @functools.cache
 def load_plugin(group: str, name: str) -> type:
     """Import the plugin class registered as ``name`` in ``group`` and check its contract."""
     spec = find(group, name)
     where = f"entry point {name!r} in group {GROUPS[group]!r} ({spec.value}, distribution "
     where += f"{spec.distribution} {spec.version})"
-    ep = metadata.EntryPoint(name=name, value=spec.value, group=GROUPS[group])
     try:
-        cls = ep.load()
+        cls = import_plugin(spec)
     except Exception as exc:  # any import-time failure of third-party code
         raise PluginError(
             f"Cannot load {group} {name!r}: {where} failed to import: "
