@@ -24,7 +24,7 @@ def test_sleep_run_leaves_log_journal_and_summary(run_cli: RunCli) -> None:
     assert summary["task"] == "sleep" and summary["source"] == "range"
     assert summary["executor"] == "thread" and summary["parallel"] == 4
     assert (summary["total"], summary["succeeded"], summary["failed"]) == (20, 20, 0)
-    assert 0.04 <= summary["wall_seconds"] < 5
+    assert 0.04 <= summary["wall_seconds"] < 60  # 2 waves of 10 ms sleeps at least
     assert summary["items_per_second"] > 0
     assert summary["started_at"] and summary["finished_at"]
     log = (result.run_dir / "runner.log").read_text()

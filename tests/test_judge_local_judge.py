@@ -123,7 +123,8 @@ def test_latency_comes_from_the_flag_or_the_environment(run_dir: Path) -> None:
     started = time.perf_counter()
     assert run_judge(*_args(run_dir), "--latency", "0", latency="5").returncode == 0
     fast = time.perf_counter() - started
-    assert slow >= 0.6 and fast < 0.6 + 0.5 and fast < slow + 0.1
+    # Lower bounds are exact (a sleep); the upper bound only shows the 5 s were skipped.
+    assert slow >= 0.6 and fast < 4
 
 
 def test_bad_input_exits_2_with_a_message(run_dir: Path, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -144,12 +143,9 @@ def test_same_seed_gives_the_same_bytes(tmp_path: Path) -> None:
     assert a != c and a.keys() != c.keys()
 
 
-def test_small_and_fast(tmp_path: Path) -> None:
-    """The sample takes under 0.5 s and a few hundred KB."""
-    make_sample_experiment(tmp_path / "warm", seed=0)  # first-touch costs of the filesystem
-    started = time.perf_counter()
+def test_small(tmp_path: Path) -> None:
+    """The sample takes a few hundred KB (every sweep job makes its own copy)."""
     root = make_sample_experiment(tmp_path / "exp", seed=1)
-    assert time.perf_counter() - started < 0.5
     assert sum(len(data) for data in tree(root).values()) < 400_000
 
 
