@@ -149,3 +149,35 @@ def test_non_editable_install_from_another_folder(tmp_path: Path) -> None:
         cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
     )
     assert probe.stdout.count(str(site)) == 3
+
+
+def test_ctrl_c_exits_130_and_kills_running_commands(tmp_path: Path) -> None:
+    """SIGINT stops the run with exit code 130, kills running commands, keeps the journal."""
+    import signal
+    import time
+
+    marker = tmp_path / "child.pid"
+    child = (f"import os, time; open(r'{marker}', 'a').write(str(os.getpid()) + '\\n'); "
+             "time.sleep(60)")
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "parallel=2", "source.count=4", "task=shell",
+         f"task.command=[{sys.executable},-c,\"{child}\"]", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(marker.read_text().split() if marker.exists()
+                                                 else []) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, output
+    assert "Interrupted" in output
+    for pid in map(int, marker.read_text().split()):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        raise AssertionError(f"child {pid} outlived the interrupted run")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["interrupted"] is True
