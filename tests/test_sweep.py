@@ -14,7 +14,8 @@ from loguru import logger
 from omegaconf import OmegaConf
 
 from runner import sweep
-from runner.sweep import Job, build_report, table_lines, to_markdown, verdict, write_report
+from runner.sweep import write_report
+from runner.sweep_report import Job, build_report, find_jobs, table_lines, to_markdown, verdict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -244,7 +245,7 @@ def test_write_report_reads_job_folders_and_logs_the_table(
     ]
     assert "did not finish" in jobs[2]["error"]
     assert (tmp_path / "sweep.png").read_bytes().startswith(PNG_MAGIC)
-    table = table_lines(build_report(sweep.find_jobs(tmp_path)))
+    table = table_lines(build_report(find_jobs(tmp_path)))
     assert [line for line in log_lines if line.startswith("|")] == table
     assert log_lines[-1] == "Fastest: parallel=2 (20.0 items/s, speedup 2.00)"
 
