@@ -48,6 +48,12 @@ def one_line(exc: BaseException) -> str:
         if isinstance(err, UsageError):
             return str(err)
     for err in chain:
+        if isinstance(err, OSError) and err.filename:
+            return (
+                f"Cannot write {str(err.filename)!r}: {err.strerror or err}. Choose a writable "
+                "folder with hydra.run.dir=PATH (hydra.sweep.dir=PATH for -m)."
+            )
+    for err in chain:
         if isinstance(err, MissingConfigException):
             path = err.missing_cfg_file or ""
             group, _, option = path.rpartition("/")

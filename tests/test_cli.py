@@ -181,3 +181,17 @@ def test_ctrl_c_exits_130_and_kills_running_commands(tmp_path: Path) -> None:
         raise AssertionError(f"child {pid} outlived the interrupted run")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["interrupted"] is True
+
+
+def test_unwritable_run_folder_is_a_usage_error(tmp_path: Path) -> None:
+    """A run folder that cannot be created gives one line naming it and exit code 2."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "source.count=1", "task.seconds=0",
+         f"hydra.run.dir={blocker / 'run'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert f"Cannot write '{blocker / 'run'}'" in proc.stderr or str(blocker) in proc.stderr
+    assert "Traceback" not in proc.stderr and "hydra.run.dir=PATH" in proc.stderr
