@@ -195,3 +195,12 @@ def test_unwritable_run_folder_is_a_usage_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"Cannot write '{blocker / 'run'}'" in proc.stderr or str(blocker) in proc.stderr
     assert "Traceback" not in proc.stderr and "hydra.run.dir=PATH" in proc.stderr
+
+
+def test_progress_bar_mode_keeps_item_lines_in_the_log(run_cli: RunCli) -> None:
+    """progress=bar draws a tqdm bar; the per-item lines then go only to runner.log."""
+    result = run_cli("progress=bar", "parallel=2", "source.count=30", "task.seconds=0")
+    assert result.returncode == 0, result.output
+    assert "100%" in result.stderr and "30/30" in result.stderr
+    assert "-> OK" not in result.output
+    assert "[30/30] " in (result.run_dir / "runner.log").read_text()
