@@ -119,6 +119,7 @@ def execute(settings: Settings, output_dir: Path) -> int:
     first_start = float("inf")
     last_finish = 0.0
     interrupted = False
+    source_error: Exception | None = None
     last_flush = 0.0
     safe_call = make_safe_call(task.run)
     outcomes: Iterable[Any] = executor.map(safe_call, iter(source), settings.parallel)
@@ -141,17 +142,11 @@ def execute(settings: Settings, output_dir: Path) -> int:
         logger.warning(f"Interrupted: stopped after {progress.done} item(s); killed {killed} "
                        "running command(s).")
     except Exception as exc:  # the source failed part-way (a malformed line, a lost file)
-        journal.close()
-        progress.close()
-        raise UsageError(
-            f"source {settings.name('source')!r} failed after {progress.done} item(s): {exc}"
-        ) from exc
+        source_error = exc
     finally:
         journal.close()
         progress.close()
-        close = getattr(task, "close", None)
-        if callable(close):
-            close()
+        _close(task)
 
     done = progress.done
     wall = max(last_finish - first_start, 0.0) if done else 0.0
@@ -176,6 +171,12 @@ def execute(settings: Settings, output_dir: Path) -> int:
         f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed of {done} "
         f"in {wall:.2f}s ({summary['items_per_second']:.1f} items/s)."
     )
+    _close(source)
+    if source_error is not None:
+        # What ran is journaled and summarised; the rest of the source cannot be read.
+        raise UsageError(
+            f"source {settings.name('source')!r} failed after {done} item(s): {source_error}"
+        ) from source_error
     if interrupted:
         return EXIT_INTERRUPTED
     code = EXIT_FAILED_ITEMS if progress.failed else EXIT_OK
@@ -186,4 +187,11 @@ def execute(settings: Settings, output_dir: Path) -> int:
             f"postprocessor {settings.name('postprocessor')!r} failed: {exc}"
         )
         code = EXIT_FAILED_ITEMS
+    _close(post)
     return code
+
+
+def _close(plugin: Any) -> None:
+    close = getattr(plugin, "close", None)
+    if callable(close):
+        close()

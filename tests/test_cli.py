@@ -112,6 +112,7 @@ def test_malformed_jsonl_mid_run_is_reported(run_cli: RunCli, tmp_path: Path) ->
     assert result.returncode == 2, result.output
     assert "line 6 is not valid JSON" in result.output
     assert len(result.results()) == 5
+    assert result.summary()["total"] == 5
 
 
 def test_two_runs_never_share_a_folder(tmp_path: Path) -> None:
