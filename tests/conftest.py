@@ -72,3 +72,26 @@ def _reset_global_state() -> Iterator[None]:
     GlobalHydra.instance().clear()
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
+
+
+@pytest.fixture
+def experiment(tmp_path: Path) -> Path:
+    """A writable copy of the real judge experiment (the vendored original stays as is)."""
+    from tests.judge_support import copy_fixture
+
+    return copy_fixture(tmp_path / "experiment")
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """A run's output folder."""
+    (tmp_path / "out").mkdir()
+    return tmp_path / "out"
+
+
+@pytest.fixture
+def judge_cmd(tmp_path: Path) -> Callable[..., list[str]]:
+    """Build the argv of the fake judge for a mode and a score."""
+    from tests.judge_support import judge_command
+
+    return lambda mode="good", score=0.4: judge_command(tmp_path, mode, score)

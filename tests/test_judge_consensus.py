@@ -19,7 +19,6 @@ from runner_plugins.judge.consensus import (
 )
 from runner_plugins.judge.experiment import RunRef, load_config, run_slots
 from runner_plugins.judge.sample import make_sample_experiment
-from tests.judge_support import copy_fixture
 
 
 def j(
@@ -95,12 +94,6 @@ def test_no_valid_slot_gives_an_invalid_failing_consensus() -> None:
         "F",
         False,
     )
-
-
-@pytest.fixture
-def experiment(tmp_path: Path) -> Path:
-    """A writable copy of the real experiment."""
-    return copy_fixture(tmp_path / "experiment")
 
 
 def test_regenerate_run_rewrites_result_and_judge_fields_only(experiment: Path) -> None:

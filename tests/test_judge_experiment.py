@@ -17,13 +17,7 @@ from runner_plugins.judge.experiment import (
     read_judgment,
     run_slots,
 )
-from tests.judge_support import FIXTURE, copy_fixture
-
-
-@pytest.fixture
-def experiment(tmp_path: Path) -> Path:
-    """A writable copy of the real experiment (the original is read-only)."""
-    return copy_fixture(tmp_path / "experiment")
+from tests.judge_support import FIXTURE
 
 
 def _write_config(root: Path, **changes: object) -> None:

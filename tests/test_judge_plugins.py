@@ -13,13 +13,7 @@ from omegaconf import OmegaConf
 
 from runner_plugins.judge.plugins import JudgeConsensus, JudgeRerun, JudgeSlots
 from tests.conftest import RunCli
-from tests.judge_support import REPO, T3, copy_fixture, remove_slot, status_of, tree
-
-
-@pytest.fixture
-def experiment(tmp_path: Path) -> Path:
-    """A writable copy of the real experiment."""
-    return copy_fixture(tmp_path / "experiment")
+from tests.judge_support import REPO, T3, remove_slot, status_of, tree
 
 
 @pytest.mark.parametrize(

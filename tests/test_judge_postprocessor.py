@@ -13,31 +13,10 @@ from runner_plugins.judge.plugins import JudgeConsensus, JudgeRerun, JudgeSlots
 from tests.judge_support import (
     T3,
     context_for,
-    copy_fixture,
-    judge_command,
     remove_slot,
     status_of,
     tree,
 )
-
-
-@pytest.fixture
-def experiment(tmp_path: Path) -> Path:
-    """A writable copy of the real experiment."""
-    return copy_fixture(tmp_path / "experiment")
-
-
-@pytest.fixture
-def out(tmp_path: Path) -> Path:
-    """The run's output folder."""
-    (tmp_path / "out").mkdir()
-    return tmp_path / "out"
-
-
-@pytest.fixture
-def judge_cmd(tmp_path: Path) -> Any:
-    """Build the argv of the fake judge for a mode and a score."""
-    return lambda mode="good", score=0.4: judge_command(tmp_path, mode, score)
 
 
 def _rerun_all(experiment: Path, out: Path, command: list[str]) -> tuple[RunContext, list[Outcome]]:

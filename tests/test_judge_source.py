@@ -13,24 +13,10 @@ from tests.judge_support import (
     FIXTURE,
     T3,
     context_for,
-    copy_fixture,
     remove_slot,
     slots_for,
     tree,
 )
-
-
-@pytest.fixture
-def experiment(tmp_path: Path) -> Path:
-    """A writable copy of the real experiment."""
-    return copy_fixture(tmp_path / "experiment")
-
-
-@pytest.fixture
-def out(tmp_path: Path) -> Path:
-    """The run's output folder."""
-    (tmp_path / "out").mkdir()
-    return tmp_path / "out"
 
 
 @pytest.fixture(scope="module")
