@@ -18,7 +18,9 @@ from tests.judge_support import (
     context_for,
     one_item,
     remove_slot,
+    slots_for,
     status_of,
+    tree,
 )
 
 
@@ -193,3 +195,17 @@ def test_the_default_command_runs_the_local_judge(experiment: Path, out: Path) -
     result = JudgeRerun(latency=0).run(one_item(experiment, out))
     assert 0 <= result["score"] <= 1 and status_of(slot) == "complete"
     assert "Rule-based local judge" in json.loads((slot / "judgment.json").read_text())["reasoning"]
+
+
+def test_a_failed_rejudge_of_a_complete_slot_keeps_its_judgment(
+    experiment: Path, out: Path, judge_cmd: Any
+) -> None:
+    """Re-judging a complete slot with a judge that fails leaves the slot's files as they were."""
+    [item, *_] = slots_for(experiment, out, status=["complete"], tiers=["T3"])
+    slot = Path(item["slot_dir"])
+    before = tree(slot)
+    with pytest.raises(TaskFailure, match="keeps its earlier judgment"):
+        JudgeRerun(command=judge_cmd("exit3")).run(item)
+    assert tree(slot) == before and status_of(slot) == "complete"
+    JudgeRerun(command=judge_cmd("good", 0.25)).run(item)
+    assert json.loads((slot / "judgment.json").read_text())["score"] == 0.25

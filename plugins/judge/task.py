@@ -110,6 +110,8 @@ class JudgeRerun(Task):
         }
         argv = fill_template(self.command, values)
         slot_dir.mkdir(parents=True, exist_ok=True)
+        # Re-judging a complete slot must not cost its judgment when the new attempt fails.
+        fail = self._fail if item.get("status") != "complete" else self._fail_keeping_slot
         workspace = Path(item["workspace"])
         try:
             result = run_command(
@@ -119,12 +121,12 @@ class JudgeRerun(Task):
                 env=self._env,
             )
         except OSError as exc:
-            self._fail(slot_dir, None, f"cannot start {argv[0]!r}: {exc.strerror or exc}")
+            fail(slot_dir, None, f"cannot start {argv[0]!r}: {exc.strerror or exc}")
         if result.timed_out:
-            self._fail(slot_dir, result, f"timed out after {self.timeout:g} s")
+            fail(slot_dir, result, f"timed out after {self.timeout:g} s")
         if result.returncode != 0:
             tail = " | ".join(line.strip() for line in result.stderr.strip().splitlines()[-3:])
-            self._fail(
+            fail(
                 slot_dir,
                 result,
                 f"judge exited with code {result.returncode}"
@@ -133,9 +135,9 @@ class JudgeRerun(Task):
         try:
             judgment = parse_reply(result.stdout)
         except ReplyError as exc:
-            self._fail(slot_dir, result, str(exc))
+            fail(slot_dir, result, str(exc))
         if not judgment["is_valid"]:
-            self._fail(slot_dir, result, "judge marked its reply invalid (is_valid: false)")
+            fail(slot_dir, result, "judge marked its reply invalid (is_valid: false)")
         atomic_write_text(slot_dir / "stdout.log", result.stdout)
         atomic_write_text(slot_dir / "stderr.log", result.stderr)
         atomic_write_text(slot_dir / "response.txt", result.stdout)
@@ -145,6 +147,11 @@ class JudgeRerun(Task):
         return {k: item[k] for k in ("tier", "subtest", "run", "slot", "model")} | {
             k: judgment[k] for k in ("score", "passed", "grade")
         }
+
+    @staticmethod
+    def _fail_keeping_slot(slot_dir: Path, result: CommandResult | None, reason: str) -> NoReturn:
+        """Raise for a failed re-judge of a complete slot, leaving its files as they were."""
+        raise TaskFailure(f"{reason} (the slot keeps its earlier judgment)")
 
     @staticmethod
     def _fail(slot_dir: Path, result: CommandResult | None, reason: str) -> NoReturn:
