@@ -261,3 +261,24 @@ def test_the_cli_writes_the_report_when_hydra_skips_on_multirun_end(tmp_path: Pa
     assert sweep.finish_sweep() == 2
     assert _jobs(tmp_path)[0]["error"] == "task 'x' could not start"
     assert sweep.finish_sweep() is None
+
+
+def test_each_job_of_a_judge_sweep_repairs_its_own_copy(tmp_path: Path) -> None:
+    """With source.copy=true every job repairs a private copy; the experiment is untouched."""
+    from tests.judge_support import copy_fixture, judge_command, remove_slot, tree
+
+    experiment = copy_fixture(tmp_path / "experiment")
+    remove_slot(experiment)
+    before = tree(experiment)
+    judge = judge_command(tmp_path, "good", 0.7)
+    proc, sweep_dir = _multirun(
+        tmp_path, "parallel=1,2", "task=judge_rerun", f"source.experiment={experiment}",
+        "source.copy=true", f"task.command=[{','.join(repr(p) for p in judge)}]",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert tree(experiment) == before
+    jobs = _jobs(sweep_dir)
+    assert [job["succeeded"] for job in jobs] == [1, 1]
+    for job in jobs:
+        slot = Path(job["folder"]) / "experiment" / "T3/01/run_01/judge/judge_02"
+        assert json.loads((slot / "judgment.json").read_text())["score"] == 0.7
