@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import string
 import time
@@ -49,8 +48,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def _stream_name(item_id: str) -> str:
     """A file name for an item's streams: readable, and unique even when ids differ
     only in characters a file name cannot hold."""
-    digest = hashlib.sha1(item_id.encode()).hexdigest()[:8]
-    return f"{_UNSAFE.sub('_', item_id)[:60]}-{digest}"
+    return f"{_UNSAFE.sub('_', item_id)[:60]}-{zlib.crc32(item_id.encode()):08x}"
 
 
 class ShellTask(Task):

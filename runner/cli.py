@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loguru import logger
-
 from runner.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from runner.logs import logger
 
 CONFIG_PACKAGE = "runner_conf"
 

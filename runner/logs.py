@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from loguru import logger
+if TYPE_CHECKING:
+    from loguru import Logger
+
+
+def _import_loguru() -> Logger:
+    # Imported, loguru builds a stderr sink (unless LOGURU_AUTOINIT is false) that runner
+    # replaces at once: skip building it, a few ms of every start-up. The variable is put
+    # back so that the commands runner starts see the user's environment.
+    saved = os.environ.get("LOGURU_AUTOINIT")
+    os.environ["LOGURU_AUTOINIT"] = "False"
+    try:
+        from loguru import logger
+    finally:
+        if saved is None:
+            del os.environ["LOGURU_AUTOINIT"]
+        else:
+            os.environ["LOGURU_AUTOINIT"] = saved
+    return logger
+
+
+logger = _import_loguru()
 
 CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"

@@ -10,10 +10,10 @@ import inspect
 import types
 import typing
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from runner import entrypoints
 from runner.api import GROUPS
 from runner.errors import PluginError
 
@@ -43,25 +43,13 @@ class PluginSpec:
 def _all_entry_points() -> dict[str, dict[str, tuple[PluginSpec, ...]]]:
     found: dict[str, dict[str, list[PluginSpec]]] = {g: {} for g in GROUPS}
     by_ep_group = {ep_group: group for group, ep_group in GROUPS.items()}
-    everything = metadata.entry_points()  # one scan of the installed distributions
-    for ep_group, group in by_ep_group.items():
-        for ep in everything.select(group=ep_group):
-            _add(found, group, ep)
+    for ep in entrypoints.entry_points(by_ep_group):
+        group = by_ep_group[ep.group]
+        spec = PluginSpec(group, ep.name, ep.value, ep.distribution, ep.version)
+        registered = found[group].setdefault(ep.name, [])
+        if spec not in registered:
+            registered.append(spec)
     return {g: {n: tuple(s) for n, s in sorted(d.items())} for g, d in found.items()}
-
-
-def _add(found: dict[str, dict[str, list[PluginSpec]]], group: str, ep: Any) -> None:
-    dist = getattr(ep, "dist", None)
-    spec = PluginSpec(
-        group=group,
-        name=ep.name,
-        value=ep.value,
-        distribution=dist.metadata["Name"] if dist is not None else "?",
-        version=dist.version if dist is not None else "?",
-    )
-    registered = found[group].setdefault(ep.name, [])
-    if spec not in registered:
-        registered.append(spec)
 
 
 def refresh() -> None:
@@ -143,7 +131,9 @@ def contract_problem(group: str, cls: Any) -> str | None:
 
 def import_plugin(spec: PluginSpec) -> Any:
     """Import what ``spec`` registers, without checking it; import errors propagate."""
-    return metadata.EntryPoint(name=spec.name, value=spec.value, group=GROUPS[spec.group]).load()
+    return entrypoints.EntryPoint(
+        GROUPS[spec.group], spec.name, spec.value, spec.distribution, spec.version
+    ).load()
 
 
 @functools.cache
