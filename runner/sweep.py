@@ -17,19 +17,9 @@ from omegaconf import DictConfig
 
 from runner.errors import EXIT_OK, EXIT_USAGE
 from runner.files import atomic_write_json, atomic_write_text
-from runner.sweep_report import (
-    REPORT_JSON,
-    REPORT_MD,
-    REPORT_PNG,
-    STATUS_FILE,
-    build_report,
-    draw_plot,
-    find_jobs,
-    table_lines,
-    to_json,
-    to_markdown,
-    verdict,
-)
+
+#: What every job leaves in its folder for the report: its exit code and one-line error.
+STATUS_FILE = "job.json"
 
 # The running sweep's folder, set by SweepReport and read by finish_sweep().
 _sweep_dir: Path | None = None
@@ -54,6 +44,20 @@ def write_report(
     Returns the sweep's exit code: non-zero when any job's is, or when ``stopped`` says
     what ended the sweep early (then at least ``stopped_code``).
     """
+    # Only the end of a multirun needs the report builder: single runs never import it.
+    from runner.sweep_report import (
+        REPORT_JSON,
+        REPORT_MD,
+        REPORT_PNG,
+        build_report,
+        draw_plot,
+        find_jobs,
+        table_lines,
+        to_json,
+        to_markdown,
+        verdict,
+    )
+
     folder = Path(sweep_dir).resolve()
     jobs = find_jobs(folder)
     if not jobs:  # the sweep stopped before its first job: its error says it all

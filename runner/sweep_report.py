@@ -17,8 +17,8 @@ from typing import Any
 from omegaconf import ListConfig, OmegaConf
 
 from runner.errors import EXIT_FAILED_ITEMS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from runner.sweep import STATUS_FILE
 
-STATUS_FILE = "job.json"
 REPORT_JSON, REPORT_MD, REPORT_PNG = "sweep.json", "sweep.md", "sweep.png"
 STATUSES = ("ok", "failed_items", "error", "interrupted")
 
