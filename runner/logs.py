@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -29,6 +30,25 @@ def _import_loguru() -> Logger:
 
 
 logger = _import_loguru()
+
+
+def _cache_library_folders() -> None:
+    # Every logger.add() builds an exception formatter, which asks sysconfig for the
+    # library folders of every install scheme: ~3 ms per sink, for a list that cannot
+    # change within a process. Computed once instead. Guarded: if loguru's internals
+    # change, sinks are merely as slow as before.
+    try:
+        from loguru._better_exceptions import ExceptionFormatter
+
+        lib_dirs = ExceptionFormatter._get_lib_dirs
+        if not hasattr(lib_dirs, "cache_info"):
+            cached = staticmethod(functools.cache(lib_dirs))
+            ExceptionFormatter._get_lib_dirs = cached  # type: ignore[method-assign]
+    except (ImportError, AttributeError, TypeError):
+        pass
+
+
+_cache_library_folders()
 
 CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"

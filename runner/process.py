@@ -41,19 +41,31 @@ def fill_template(template: Sequence[str], values: Mapping[str, Any]) -> list[st
 
 _live: set[subprocess.Popen[bytes]] = set()
 _live_lock = threading.Lock()
+_killing = False  # set by kill_all(): commands started from now on are killed at once
 
 
 def kill_all() -> int:
     """Kill the process group of every command still running; returns how many.
 
     Called when a run is interrupted: worker threads are not waited for, and children
-    in their own sessions would otherwise outlive the run.
+    in their own sessions would otherwise outlive the run. A worker may be starting a
+    command at that very moment: from now on every command is killed as soon as it
+    starts, until ``allow_commands()``.
     """
+    global _killing
     with _live_lock:
+        _killing = True
         procs = list(_live)
     for proc in procs:
         _kill_group(proc)
     return len(procs)
+
+
+def allow_commands() -> None:
+    """Let commands run again (a new run in the same process, after an interrupted one)."""
+    global _killing
+    with _live_lock:
+        _killing = False
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -94,6 +106,8 @@ def run_command(
     )
     with _live_lock:
         _live.add(proc)
+        if _killing:
+            _kill_group(proc)
     timed_out = False
     try:
         out, err = proc.communicate(

@@ -15,7 +15,7 @@ from runner.api import Item, RunContext
 from runner.errors import EXIT_FAILED_ITEMS, EXIT_INTERRUPTED, EXIT_OK, PluginError, UsageError
 from runner.files import atomic_write_json
 from runner.journal import Journal, JournalOutcomes
-from runner.process import kill_all
+from runner.process import allow_commands, kill_all
 from runner.progress import Progress
 from runner.settings import Settings
 from runner.wrapper import make_safe_call
@@ -113,6 +113,7 @@ def execute(settings: Settings, output_dir: Path) -> int:
         f"({'?' if total is None else total} items) with executor "
         f"{settings.name('executor')!r}, parallel={settings.parallel}; output: {output_dir}"
     )
+    allow_commands()
     journal = Journal(output_dir / "results.jsonl")
     progress = Progress(total, settings.progress)
     clock_offset = time.time() - time.perf_counter()
@@ -138,6 +139,10 @@ def execute(settings: Settings, output_dir: Path) -> int:
             progress.update(outcome)
     except KeyboardInterrupt:
         interrupted = True
+        # Stop the executor first (no new items), then the commands already running.
+        close_outcomes = getattr(outcomes, "close", None)
+        if callable(close_outcomes):
+            close_outcomes()
         killed = kill_all()
         logger.warning(f"Interrupted: stopped after {progress.done} item(s); killed {killed} "
                        "running command(s).")
