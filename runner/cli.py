@@ -125,6 +125,9 @@ def main() -> None:
     def app(cfg: Any) -> int:
         code = _run_job(cfg)
         _job_codes.append(code)
+        if code == EXIT_INTERRUPTED:
+            # Ctrl-C ends the whole sweep, not just this job; the report is still written.
+            raise KeyboardInterrupt
         return code
 
     from runner.sweep import finish_sweep

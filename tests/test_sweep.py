@@ -282,3 +282,26 @@ def test_each_job_of_a_judge_sweep_repairs_its_own_copy(tmp_path: Path) -> None:
     for job in jobs:
         slot = Path(job["folder"]) / "experiment" / "T3/01/run_01/judge/judge_02"
         assert json.loads((slot / "judgment.json").read_text())["score"] == 0.7
+
+
+def test_ctrl_c_ends_the_whole_sweep_and_still_reports(tmp_path: Path) -> None:
+    """SIGINT during a job stops the sweep (no later job starts), exits 130, writes the report."""
+    import signal
+    import time
+
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "-m", "parallel=1,2,3", "source.count=20",
+         "task.seconds=0.2", "progress=off", f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    journal = sweep_dir / "0" / "results.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (journal.exists() and journal.read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert not (sweep_dir / "1").exists()
+    [job] = _jobs(sweep_dir)
+    assert job["status"] == "interrupted"
