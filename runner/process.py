@@ -40,21 +40,27 @@ def fill_template(template: Sequence[str], values: Mapping[str, Any]) -> list[st
 
 
 _live: set[subprocess.Popen[bytes]] = set()
-_live_lock = threading.Lock()
-_killing = False  # set by kill_all(): commands started from now on are killed at once
+_state = threading.Condition()  # guards _live, _starting and _killing
+_starting = 0  # commands between "allowed to start" and "registered in _live"
+_killing = False  # set by kill_all(): no command may start until allow_commands()
 
 
-def kill_all() -> int:
-    """Kill the process group of every command still running; returns how many.
+class CommandsStopped(RuntimeError):
+    """A command was not started because the run is being interrupted."""
+
+
+def kill_all(wait: float = 5.0) -> int:
+    """Kill the process group of every running command; returns how many.
 
     Called when a run is interrupted: worker threads are not waited for, and children
-    in their own sessions would otherwise outlive the run. A worker may be starting a
-    command at that very moment: from now on every command is killed as soon as it
-    starts, until ``allow_commands()``.
+    in their own sessions would otherwise outlive the run. Commands a worker is starting
+    at this very moment are waited for (at most ``wait`` seconds) and killed too, and no
+    new command starts until ``allow_commands()``: the process may exit right after.
     """
     global _killing
-    with _live_lock:
+    with _state:
         _killing = True
+        _state.wait_for(lambda: _starting == 0, timeout=wait)
         procs = list(_live)
     for proc in procs:
         _kill_group(proc)
@@ -64,7 +70,7 @@ def kill_all() -> int:
 def allow_commands() -> None:
     """Let commands run again (a new run in the same process, after an interrupted one)."""
     global _killing
-    with _live_lock:
+    with _state:
         _killing = False
 
 
@@ -93,21 +99,29 @@ def run_command(
     Streams are captured and, when paths are given, also written to those files.
     A program that cannot be started raises ``FileNotFoundError``/``PermissionError``.
     """
+    global _starting
     args = [str(a) for a in argv]
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        args,
-        cwd=cwd,
-        stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=None if env is None else dict(env),
-        start_new_session=True,
-    )
-    with _live_lock:
-        _live.add(proc)
+    with _state:
         if _killing:
-            _kill_group(proc)
+            raise CommandsStopped(f"not started, the run is being interrupted: {args[0]}")
+        _starting += 1
+    try:
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=None if env is None else dict(env),
+            start_new_session=True,
+        )
+        with _state:
+            _live.add(proc)
+    finally:
+        with _state:
+            _starting -= 1
+            _state.notify_all()
     timed_out = False
     try:
         out, err = proc.communicate(
@@ -122,7 +136,7 @@ def run_command(
         proc.wait()
         raise
     finally:
-        with _live_lock:
+        with _state:
             _live.discard(proc)
     seconds = time.perf_counter() - started
     stdout = out.decode("utf-8", errors="replace")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,21 @@ class CliResult:
 
 
 RunCli = Callable[..., CliResult]
+
+
+def process_running(pid: int, grace: float = 5.0) -> bool:
+    """Whether ``pid`` still runs after ``grace`` seconds; a zombie (killed, not yet
+    reaped by init) counts as ended."""
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if state in ("Z", "X"):
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @pytest.fixture

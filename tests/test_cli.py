@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO, RunCli
+from tests.conftest import REPO, RunCli, process_running
 
 
 def test_sleep_run_leaves_log_journal_and_summary(run_cli: RunCli) -> None:
@@ -175,11 +175,7 @@ def test_ctrl_c_exits_130_and_kills_running_commands(tmp_path: Path) -> None:
     assert proc.returncode == 130, output
     assert "Interrupted" in output
     for pid in map(int, marker.read_text().split()):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            continue
-        raise AssertionError(f"child {pid} outlived the interrupted run")
+        assert not process_running(pid), f"child {pid} outlived the interrupted run"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["interrupted"] is True
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -11,14 +10,7 @@ import pytest
 
 from runner import process
 from runner.process import fill_template, run_command
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from tests.conftest import process_running
 
 
 def test_streams_are_captured_and_written(tmp_path: Path) -> None:
@@ -43,23 +35,37 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     )
     result = run_command([sys.executable, "-c", script], timeout=1.0)
     assert result.timed_out and result.returncode is None and not result.ok
-    grandchild = int(pid_file.read_text())
-    deadline = time.monotonic() + 5
-    while _alive(grandchild) and time.monotonic() < deadline:
-        time.sleep(0.05)  # killed, waiting to be reaped by init
-    assert not _alive(grandchild) or Path(f"/proc/{grandchild}/stat").read_text().split()[2] == "Z"
+    assert not process_running(int(pid_file.read_text()))
 
 
-def test_commands_started_after_kill_all_are_killed_at_once() -> None:
-    """After kill_all (an interrupted run), a command a worker was starting cannot survive."""
+def test_no_command_starts_after_kill_all() -> None:
+    """After kill_all (an interrupted run) no command starts, until allow_commands."""
     process.kill_all()
     try:
-        result = run_command([sys.executable, "-c", "import time; time.sleep(30)"], timeout=20)
-        assert result.returncode is not None and result.returncode < 0
-        assert result.seconds < 20
+        with pytest.raises(process.CommandsStopped, match="interrupted"):
+            run_command([sys.executable, "-c", "import time; time.sleep(30)"])
     finally:
         process.allow_commands()
     assert run_command([sys.executable, "-c", "pass"]).ok
+
+
+def test_kill_all_kills_running_commands() -> None:
+    """kill_all ends the commands other threads are waiting on."""
+    import threading
+
+    results = []
+    thread = threading.Thread(target=lambda: results.append(
+        run_command([sys.executable, "-c", "import time; time.sleep(30)"])))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not process._live and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert process.kill_all() == 1
+    finally:
+        process.allow_commands()
+    thread.join(timeout=10)
+    assert results and results[0].returncode == -9
 
 
 def test_missing_program_raises() -> None:
