@@ -267,7 +267,7 @@ def verdict(report: Report) -> str:
     """The one-line answer: which settings ran fastest."""
     best = report.fastest
     if best is None:
-        return "Fastest: none (no job ran any item)."
+        return "Fastest: none (no job ran to the end)."
     others = [f"{k}={_show(v)}" for k, v in best.swept.items() if k != "parallel"]
     settings = ", ".join([f"parallel={best.job.parallel}", *others])
     text = f"{best.job.stat('items_per_second') or 0:.1f} items/s"

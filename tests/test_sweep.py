@@ -207,7 +207,7 @@ def test_all_jobs_failed_gives_no_winner_and_the_worst_code() -> None:
     ]
     report = build_report(jobs)
     assert report.fastest is None and report.exit_code == 2
-    assert verdict(report) == "Fastest: none (no job ran any item)."
+    assert verdict(report) == "Fastest: none (no job ran to the end)."
     assert report.no_plot == "fewer than two worker counts have timings (the other jobs failed)."
     assert table_lines(report)[3].endswith("| - | - | - | - | error: task 'x' could not start |")
 
