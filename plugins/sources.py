@@ -21,6 +21,13 @@ def _readable_file(path: str, what: str) -> Path:
     return file
 
 
+def _count_nonempty_lines(path: Path) -> int:
+    # One pass over the file for progress's N; the items are read in a second pass, so
+    # the file is never held in memory.
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
 class RangeSource(Source):
     """Items ``0 .. count-1``; each carries ``index``."""
 
@@ -44,8 +51,7 @@ class LinesSource(Source):
         self.path = _readable_file(path, "lines source")
 
     def __len__(self) -> int:
-        with open(self.path, encoding="utf-8", errors="replace") as fh:
-            return sum(1 for line in fh if line.strip())
+        return _count_nonempty_lines(self.path)
 
     def __iter__(self) -> Iterator[Item]:
         with open(self.path, encoding="utf-8", errors="replace") as fh:
@@ -63,8 +69,7 @@ class JsonlSource(Source):
         self.id_field = id_field
 
     def __len__(self) -> int:
-        with open(self.path, encoding="utf-8") as fh:
-            return sum(1 for line in fh if line.strip())
+        return _count_nonempty_lines(self.path)
 
     def __iter__(self) -> Iterator[Item]:
         with open(self.path, encoding="utf-8") as fh:

@@ -39,18 +39,15 @@ class EntryPoint:
     distribution: str
     version: str
 
-    @property
-    def module(self) -> str:
-        return self.value.split(":", 1)[0].strip()
 
-    def load(self) -> Any:
-        """Import the module and return the attribute the value names."""
-        target = self.value.split("[", 1)[0].strip()
-        module_name, _, attribute = target.partition(":")
-        found: Any = importlib.import_module(module_name.strip())
-        for part in filter(None, attribute.strip().split(".")):
-            found = getattr(found, part)
-        return found
+def load(value: str) -> Any:
+    """Import what an entry-point value (``module:attribute [extras]``) names."""
+    target = value.split("[", 1)[0].strip()
+    module_name, _, attribute = target.partition(":")
+    found: Any = importlib.import_module(module_name.strip())
+    for part in filter(None, attribute.strip().split(".")):
+        found = getattr(found, part)
+    return found
 
 
 def _normalize(name: str) -> str:

@@ -35,9 +35,6 @@ class PluginSpec:
     def module(self) -> str:
         return self.value.split(":", 1)[0]
 
-    def describe(self) -> str:
-        return f"{self.group} plugin {self.name!r} ({self.value}, from {self.distribution})"
-
 
 @functools.cache
 def _all_entry_points() -> dict[str, dict[str, tuple[PluginSpec, ...]]]:
@@ -131,9 +128,7 @@ def contract_problem(group: str, cls: Any) -> str | None:
 
 def import_plugin(spec: PluginSpec) -> Any:
     """Import what ``spec`` registers, without checking it; import errors propagate."""
-    return entrypoints.EntryPoint(
-        GROUPS[spec.group], spec.name, spec.value, spec.distribution, spec.version
-    ).load()
+    return entrypoints.load(spec.value)
 
 
 @functools.cache

@@ -82,9 +82,10 @@ def settings_from(cfg: DictConfig) -> Settings:
         raise UsageError(
             f"progress={progress!r} is invalid. Valid choices: {', '.join(PROGRESS_MODES)}."
         )
-    level = str(plain.get("log_level", "INFO")).upper()
+    given = plain.get("log_level", "INFO")
+    level = str(given).upper()
     if level not in LOG_LEVELS:
-        raise UsageError(f"log_level={level!r} is invalid. Valid choices: {', '.join(LOG_LEVELS)}.")
+        raise UsageError(f"log_level={given!r} is invalid. Valid choices: {', '.join(LOG_LEVELS)}.")
     plugins: dict[str, dict[str, Any]] = {}
     for group in ("source", "task", "executor", "postprocessor"):
         node = plain.get(group)

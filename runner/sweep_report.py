@@ -20,7 +20,6 @@ from runner.errors import EXIT_FAILED_ITEMS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USA
 from runner.sweep import STATUS_FILE
 
 REPORT_JSON, REPORT_MD, REPORT_PNG = "sweep.json", "sweep.md", "sweep.png"
-STATUSES = ("ok", "failed_items", "error", "interrupted")
 
 
 @dataclasses.dataclass
@@ -31,7 +30,7 @@ class Job:
     num: int | None
     overrides: dict[str, Any]  # the job's task overrides: key -> parsed value
     code: int
-    status: str  # one of STATUSES
+    status: str  # ok, failed_items, error or interrupted
     error: str | None  # one line, when the job could not run
     summary: dict[str, Any] | None  # summary.json, when the run got that far
     configured: Any = None  # parallel in .hydra/config.yaml, for a job with no summary

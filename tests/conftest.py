@@ -111,3 +111,14 @@ def judge_cmd(tmp_path: Path) -> Callable[..., list[str]]:
     from tests.judge_support import judge_command
 
     return lambda mode="good", score=0.4: judge_command(tmp_path, mode, score)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[str]]:
+    """The messages logged through loguru during the test."""
+    from loguru import logger
+
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(message.record["message"]), level="INFO")
+    yield lines
+    logger.remove(sink)

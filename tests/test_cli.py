@@ -190,7 +190,7 @@ def test_unwritable_run_folder_is_a_usage_error(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 2
-    assert f"Cannot write '{blocker / 'run'}'" in proc.stderr or str(blocker) in proc.stderr
+    assert f"Cannot write '{blocker / 'run'}'" in proc.stderr
     assert "Traceback" not in proc.stderr and "hydra.run.dir=PATH" in proc.stderr
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from loguru import logger
 from omegaconf import OmegaConf
 
 from runner import sweep
@@ -68,15 +66,6 @@ def _no_sweep_in_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with no sweep recorded by the callback."""
     monkeypatch.setattr(sweep, "_sweep_dir", None)
     monkeypatch.setattr(sweep, "last_exit_code", None)
-
-
-@pytest.fixture
-def log_lines() -> Iterator[list[str]]:
-    """The messages logged through loguru during the test."""
-    lines: list[str] = []
-    sink = logger.add(lambda message: lines.append(message.record["message"]), level="INFO")
-    yield lines
-    logger.remove(sink)
 
 
 # --- real multiruns ---------------------------------------------------------------------
