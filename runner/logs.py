@@ -6,8 +6,10 @@ import functools
 import logging
 import os
 import sys
+import types
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -19,7 +21,15 @@ def _import_loguru() -> Logger:
     # back so that the commands runner starts see the user's environment.
     saved = os.environ.get("LOGURU_AUTOINIT")
     os.environ["LOGURU_AUTOINIT"] = "False"
+    deferred = _defer_asyncio()
     try:
+        from loguru import logger
+    except ImportError:
+        if not deferred:
+            raise
+        # A loguru this code does not know: import it exactly as it comes.
+        for name in [m for m in sys.modules if m == "loguru" or m.startswith("loguru.")]:
+            del sys.modules[name]
         from loguru import logger
     finally:
         if saved is None:
@@ -29,26 +39,86 @@ def _import_loguru() -> Logger:
     return logger
 
 
+def _defer_asyncio() -> bool:
+    """Let loguru import without asyncio; True if that was arranged.
+
+    loguru's ``_asyncio_loop`` imports asyncio (and with it ssl: ~20 ms, a sixth of a
+    one-item run's start-up) only to find the running event loop when a coroutine is used
+    as a sink. This stand-in has the same two functions and imports asyncio on first use;
+    with no asyncio imported yet there can be no running loop, so nothing is lost.
+    tests/test_logs.py checks that coroutine sinks still work and that asyncio stays out.
+    """
+    name = "loguru._asyncio_loop"
+    if "asyncio" in sys.modules or "loguru" in sys.modules or name in sys.modules:
+        return False
+    module = types.ModuleType(name, "runner's lazy stand-in for loguru._asyncio_loop")
+
+    def get_running_loop() -> Any:
+        import asyncio
+
+        return asyncio.get_running_loop()
+
+    def get_task_loop(task: Any) -> Any:
+        return task.get_loop()
+
+    module.get_running_loop = get_running_loop  # type: ignore[attr-defined]
+    module.get_task_loop = get_task_loop  # type: ignore[attr-defined]
+    sys.modules[name] = module
+    return True
+
+
 logger = _import_loguru()
 
 
-def _cache_library_folders() -> None:
-    # Every logger.add() builds an exception formatter, which asks sysconfig for the
-    # library folders of every install scheme: ~3 ms per sink, for a list that cannot
-    # change within a process. Computed once instead. Guarded: if loguru's internals
-    # change, sinks are merely as slow as before.
+class _LibraryFolders(Sequence[str]):
+    """loguru's list of library folders, computed when an exception is first formatted.
+
+    Every ``logger.add()`` builds an exception formatter, which asks sysconfig for the
+    folders of every install scheme (~4 ms, spent at every start-up although most runs
+    format no exception). They are only read to tell library frames from the user's in a
+    traceback, so they are computed then, once per process.
+    """
+
+    def __init__(self, compute: Callable[[], list[str]]) -> None:
+        self._compute = compute
+
+    @functools.cached_property
+    def _folders(self) -> list[str]:
+        return list(self._compute())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._folders[index]
+
+    def __len__(self) -> int:
+        return len(self._folders)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._folders)
+
+
+def _defer_library_folders() -> None:
+    # Guarded: if loguru's internals change, sinks are merely as slow as before.
     try:
         from loguru._better_exceptions import ExceptionFormatter
 
-        lib_dirs = ExceptionFormatter._get_lib_dirs
-        if not hasattr(lib_dirs, "cache_info"):
-            cached = staticmethod(functools.cache(lib_dirs))
-            ExceptionFormatter._get_lib_dirs = cached  # type: ignore[method-assign]
+        compute = ExceptionFormatter._get_lib_dirs
+        if not isinstance(compute, _Deferred):
+            ExceptionFormatter._get_lib_dirs = _Deferred(compute)  # type: ignore[method-assign,assignment]
     except (ImportError, AttributeError, TypeError):
         pass
 
 
-_cache_library_folders()
+class _Deferred:
+    """Stands for the static method ``_get_lib_dirs``: one shared lazy list per process."""
+
+    def __init__(self, compute: Callable[[], list[str]]) -> None:
+        self.folders = _LibraryFolders(compute)
+
+    def __get__(self, obj: object, owner: type | None = None) -> Callable[[], Sequence[str]]:
+        return lambda: self.folders
+
+
+_defer_library_folders()
 
 CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"
