@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -91,6 +92,7 @@ def _run_job(cfg: Any) -> int:
     try:
         settings = settings_from(cfg)
         logs.configure_console(settings.log_level)
+        _freeze_startup_objects()
         code = execute(settings, output_dir)
         return code
     except UsageError as exc:
@@ -107,6 +109,20 @@ def _run_job(cfg: Any) -> int:
     finally:
         write_job_status(output_dir, code, error)
         logs.remove_run_log(sink)
+
+
+def _freeze_startup_objects() -> None:
+    """Exclude what start-up made (modules, Hydra's and OmegaConf's objects) from GC.
+
+    Python's cyclic garbage collector traverses every tracked object in its full
+    collections, including the ones it runs at exit. Start-up leaves some 40,000 of them
+    that live until exit; frozen, they are no longer traversed: a one-item run ends about
+    50 ms sooner (bench/bench_startup.py), and long runs skip them in every full
+    collection. Objects made from here on (the plugins, the items, their garbage) are
+    collected as usual. Start-up garbage not yet collected (a few thousand
+    objects of Hydra's config composition) stays in memory until exit.
+    """
+    gc.freeze()
 
 
 def main() -> None:

@@ -302,6 +302,47 @@ def test_yaml_shipped_in_the_plugin_package_is_used(run_cli: RunCli, plugin_path
     assert [r["result"] for r in result.results()] == ["0:ababab"]
 
 
+GC_PROBE_TASK = """
+    import gc
+    import weakref
+
+    from runner.api import Item, Task
+
+
+    class Node:
+        pass
+
+
+    class GcProbe(Task):
+        def run(self, item: Item) -> dict:
+            node = Node()
+            node.me = node  # a cycle: only the garbage collector frees it
+            alive = weakref.ref(node)
+            del node
+            gc.collect()
+            return {"frozen": gc.get_freeze_count(), "cycle_collected": alive() is None}
+"""
+
+
+def test_start_up_objects_are_frozen_and_the_runs_garbage_is_collected(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """runner/cli.py freezes what start-up made; what the plugins make is collected."""
+    site = tmp_path / "site"
+    write_distribution(
+        site,
+        "gc-probe",
+        {"runner.tasks": {"gc_probe": "gc_probe_mod:GcProbe"}},
+        {"gc_probe_mod.py": GC_PROBE_TASK},
+    )
+    result = run_cli("task=gc_probe", "source.count=2", env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.output
+    for outcome in result.results():
+        assert outcome["result"]["cycle_collected"] is True
+        # Hydra, OmegaConf and the modules: tens of thousands of objects.
+        assert outcome["result"]["frozen"] > 10_000
+
+
 def test_text_for_an_int_parameter_is_refused(run_cli: RunCli, plugin_path: Path) -> None:
     """task.times=abc stops the run with exit 2 and one line naming the key."""
     result = run_cli("task=tmp_repeat", "task.times=abc", env={"PYTHONPATH": str(plugin_path)})
