@@ -308,24 +308,43 @@ GC_PROBE_TASK = """
 
     from runner.api import Item, Task
 
+    # Weak references to the cyclic garbage each job leaves behind (module state lives
+    # as long as the process: across the jobs of a multirun).
+    LEFT_BEHIND = []
+
 
     class Node:
         pass
 
 
     class GcProbe(Task):
+        def __init__(self) -> None:
+            # Made after runner froze start-up's objects: what earlier jobs left is gone.
+            self.alive_from_earlier_jobs = sum(ref() is not None for ref in LEFT_BEHIND)
+
         def run(self, item: Item) -> dict:
             node = Node()
             node.me = node  # a cycle: only the garbage collector frees it
             alive = weakref.ref(node)
             del node
             gc.collect()
-            return {"frozen": gc.get_freeze_count(), "cycle_collected": alive() is None}
+            collected = alive() is None
+            # Leave an old cycle behind: kept through a full collection, then dropped.
+            kept = [Node()]
+            kept[0].me = kept[0]
+            LEFT_BEHIND.append(weakref.ref(kept[0]))
+            gc.collect()
+            kept.clear()
+            return {
+                "frozen": gc.get_freeze_count(),
+                "cycle_collected": collected,
+                "alive_from_earlier_jobs": self.alive_from_earlier_jobs,
+            }
 """
 
 
-def test_start_up_objects_are_frozen_and_the_runs_garbage_is_collected(
-    run_cli: RunCli, tmp_path: Path
+def test_start_up_objects_are_frozen_and_each_jobs_garbage_is_collected(
+    tmp_path: Path,
 ) -> None:
     """runner/cli.py freezes what start-up made; what the plugins make is collected."""
     site = tmp_path / "site"
@@ -335,12 +354,34 @@ def test_start_up_objects_are_frozen_and_the_runs_garbage_is_collected(
         {"runner.tasks": {"gc_probe": "gc_probe_mod:GcProbe"}},
         {"gc_probe_mod.py": GC_PROBE_TASK},
     )
-    result = run_cli("task=gc_probe", "source.count=2", env={"PYTHONPATH": str(site)})
-    assert result.returncode == 0, result.output
-    for outcome in result.results():
-        assert outcome["result"]["cycle_collected"] is True
-        # Hydra, OmegaConf and the modules: tens of thousands of objects.
-        assert outcome["result"]["frozen"] > 10_000
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "-m",
+            "task=gc_probe",
+            "source.count=2",
+            "parallel=1,2,1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for job in range(3):
+        lines = (sweep / str(job) / "results.jsonl").read_text().splitlines()
+        results = [json.loads(line)["result"] for line in lines]
+        assert len(results) == 2
+        for result in results:
+            assert result["cycle_collected"] is True
+            # Hydra, OmegaConf and the modules: tens of thousands of objects.
+            assert result["frozen"] > 10_000
+            assert result["alive_from_earlier_jobs"] == 0
 
 
 def test_text_for_an_int_parameter_is_refused(run_cli: RunCli, plugin_path: Path) -> None:
