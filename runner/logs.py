@@ -24,7 +24,7 @@ def _import_loguru() -> Logger:
     deferred = _defer_asyncio()
     try:
         from loguru import logger
-    except ImportError:
+    except (ImportError, AttributeError):
         if not deferred:
             raise
         # A loguru this code does not know: import it exactly as it comes.
@@ -42,10 +42,11 @@ def _import_loguru() -> Logger:
 def _defer_asyncio() -> bool:
     """Let loguru import without asyncio; True if that was arranged.
 
-    loguru's ``_asyncio_loop`` imports asyncio (and with it ssl: ~20 ms, a sixth of a
-    one-item run's start-up) only to find the running event loop when a coroutine is used
-    as a sink. This stand-in has the same two functions and imports asyncio on first use;
-    with no asyncio imported yet there can be no running loop, so nothing is lost.
+    loguru's ``_asyncio_loop`` imports asyncio (and with it ssl: some 20 ms of every
+    start-up) only to find the running event loop when a coroutine is used as a sink.
+    This stand-in has the same two functions and imports asyncio on first use; with no
+    asyncio imported yet there can be no running loop, so nothing is lost. Should a later
+    loguru want more of that module at import, it is imported as it comes.
     tests/test_logs.py checks that coroutine sinks still work and that asyncio stays out.
     """
     name = "loguru._asyncio_loop"

@@ -119,3 +119,37 @@ def test_with_asyncio_already_imported_loguru_is_imported_as_it_comes(tmp_path: 
         tmp_path,
     )
     assert found == {"real": True}
+
+
+def test_a_loguru_that_wants_more_of_asyncio_loop_is_imported_as_it_comes(
+    tmp_path: Path,
+) -> None:
+    """Should loguru's internals change, runner falls back to a plain import."""
+    fake = tmp_path / "site" / "loguru"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "from ._asyncio_loop import get_running_loop, a_later_addition\n"
+        "logger = 'the fake loguru logger'\n"
+    )
+    (fake / "_asyncio_loop.py").write_text(
+        "def get_running_loop():\n    pass\n\ndef a_later_addition():\n    pass\n"
+    )
+    code = textwrap.dedent(
+        """
+        import json, sys
+        sys.path.insert(0, sys.argv[1])
+        import runner.logs
+        module = sys.modules["loguru._asyncio_loop"]
+        print(json.dumps({"logger": runner.logs.logger,
+                          "real": getattr(module, "__file__", None) is not None}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "site")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"logger": "the fake loguru logger", "real": True}
