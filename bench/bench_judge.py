@@ -31,10 +31,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         sweep = Path(tmp) / "sweep"
         proc = subprocess.run(
-            [sys.executable, "-m", "runner", "-m",
-             f"parallel={','.join(map(str, WORKERS))}", "task=judge_rerun", "progress=off",
-             f"hydra.sweep.dir={sweep}"],
-            cwd=tmp, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "runner",
+                "-m",
+                f"parallel={','.join(map(str, WORKERS))}",
+                "task=judge_rerun",
+                "progress=off",
+                f"hydra.sweep.dir={sweep}",
+            ],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             print(proc.stderr[-3000:])
@@ -50,19 +59,23 @@ def main() -> int:
     for workers, target in TARGETS.items():
         job = jobs[workers]
         speedup = job["speedup"]
-        rows.append({
-            "target_id": f"judge-{workers}",
-            "name": f"sample judge experiment, speedup at parallel={workers}",
-            "measured": f"{speedup:.2f}x ({job['wall_seconds']:.2f} s)",
-            "baseline": f"parallel=1: {jobs[1]['wall_seconds']:.2f} s",
-            "target": f">= {target}x",
-            "met": speedup >= target,
-            "details": {"items": job["succeeded"] + job["failed"]},
-        })
+        rows.append(
+            {
+                "target_id": f"judge-{workers}",
+                "name": f"sample judge experiment, speedup at parallel={workers}",
+                "measured": f"{speedup:.2f}x ({job['wall_seconds']:.2f} s)",
+                "baseline": f"parallel=1: {jobs[1]['wall_seconds']:.2f} s",
+                "target": f">= {target}x",
+                "met": speedup >= target,
+                "details": {"items": job["succeeded"] + job["failed"]},
+            }
+        )
     for workers in WORKERS:
         job = jobs[workers]
-        print(f"parallel={workers:>2}: {job['wall_seconds']:6.2f} s  "
-              f"{job['items_per_second']:6.1f} items/s  speedup {job['speedup']:.2f}")
+        print(
+            f"parallel={workers:>2}: {job['wall_seconds']:6.2f} s  "
+            f"{job['items_per_second']:6.1f} items/s  speedup {job['speedup']:.2f}"
+        )
     c.report(rows, args.json)
     return 0
 

@@ -141,8 +141,7 @@ def load_plugin(group: str, name: str) -> type:
         cls = import_plugin(spec)
     except Exception as exc:  # any import-time failure of third-party code
         raise PluginError(
-            f"Cannot load {group} {name!r}: {where} failed to import: "
-            f"{type(exc).__name__}: {exc}",
+            f"Cannot load {group} {name!r}: {where} failed to import: {type(exc).__name__}: {exc}",
             group=group,
             name=name,
             value=spec.value,

@@ -144,8 +144,10 @@ def execute(settings: Settings, output_dir: Path) -> int:
         if callable(close_outcomes):
             close_outcomes()
         killed = kill_all()
-        logger.warning(f"Interrupted: stopped after {progress.done} item(s); killed {killed} "
-                       "running command(s).")
+        logger.warning(
+            f"Interrupted: stopped after {progress.done} item(s); killed {killed} "
+            "running command(s)."
+        )
     except Exception as exc:  # the source failed part-way (a malformed line, a lost file)
         source_error = exc
     finally:

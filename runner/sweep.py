@@ -35,7 +35,6 @@ def write_job_status(output_dir: str | os.PathLike[str], code: int, error: str |
         logger.warning(f"Could not write {STATUS_FILE} in {output_dir}: {exc}")
 
 
-
 def write_report(
     sweep_dir: str | os.PathLike[str], stopped: str | None = None, stopped_code: int = EXIT_USAGE
 ) -> int:

@@ -135,8 +135,14 @@ def read_job(folder: Path) -> Job:
     # A job that never ran still has a worker count: the one its config asked for.
     configured = _read_yaml(hydra_dir / "config.yaml", "parallel") if summary is None else None
     return Job(
-        folder, num if isinstance(num, int) else None, overrides, code,
-        _status(code, error, summary), error, summary, configured,
+        folder,
+        num if isinstance(num, int) else None,
+        overrides,
+        code,
+        _status(code, error, summary),
+        error,
+        summary,
+        configured,
     )
 
 
@@ -297,10 +303,11 @@ def to_markdown(report: Report, sweep_dir: Path) -> str:
         "",
         "Speedup: wall time of the job with the fewest workers (and the same other swept "
         "values) divided by this job's wall time. Efficiency: speedup / (parallel / that "
-        "job's parallel), i.e. speedup / parallel when it ran one worker. \"-\": no timing "
+        'job\'s parallel), i.e. speedup / parallel when it ran one worker. "-": no timing '
         "to compare (the job, or that baseline job, did not run to the end).",
         "",
-        f"No plot: {report.no_plot}" if report.no_plot
+        f"No plot: {report.no_plot}"
+        if report.no_plot
         else f"![items/s and speedup against workers]({REPORT_PNG})",
     ]
     return "\n".join(lines) + "\n"

@@ -38,8 +38,14 @@ def make_safe_call(run: Callable[[Item], Any]) -> Callable[[Item], Outcome]:
         except (Exception, SystemExit) as exc:
             finished = clock()
             return Outcome(
-                item.id, "failed", finished - started, None, error_info(exc), item.label,
-                started, finished,
+                item.id,
+                "failed",
+                finished - started,
+                None,
+                error_info(exc),
+                item.label,
+                started,
+                finished,
             )
         finished = clock()
         return Outcome(

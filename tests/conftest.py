@@ -62,8 +62,9 @@ def run_cli(tmp_path: Path) -> RunCli:
     """Run ``python -m runner <args>`` in a subprocess with its run folder in tmp_path."""
     counter = iter(range(1_000_000))
 
-    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> CliResult:
+    def run(
+        *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> CliResult:
         run_dir = tmp_path / f"run{next(counter)}"
         proc = subprocess.run(
             [sys.executable, "-m", "runner", *args, f"hydra.run.dir={run_dir}"],

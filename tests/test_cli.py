@@ -62,8 +62,14 @@ def test_dry_run_lists_items_and_writes_no_results(run_cli: RunCli, tmp_path: Pa
     for n in range(3):
         (data / f"f{n}.csv").write_text("a\nb\n")
     marker = tmp_path / "ran"
-    result = run_cli("dry_run=true", "task=shell", "source=glob", f"source.root={data}",
-                     "source.pattern=*.csv", f"task.command=[touch,{marker}]")
+    result = run_cli(
+        "dry_run=true",
+        "task=shell",
+        "source=glob",
+        f"source.root={data}",
+        "source.pattern=*.csv",
+        f"task.command=[touch,{marker}]",
+    )
     assert result.returncode == 0, result.output
     assert "3 item(s) would run" in result.output and "f0.csv" in result.output
     assert not (result.run_dir / "results.jsonl").exists()
@@ -76,8 +82,13 @@ def test_shell_over_lines_with_injection_attempts(run_cli: RunCli, tmp_path: Pat
     lines = ["plain", f"; touch {marker}", f"$(touch {marker})", f"| touch {marker}"]
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
     echo = "import sys; print(sys.argv[1])"
-    result = run_cli("parallel=2", "task=shell", "source=lines", "source.path=in.txt",
-                     f"task.command=[{sys.executable},-c,'{echo}','{{line}}']")
+    result = run_cli(
+        "parallel=2",
+        "task=shell",
+        "source=lines",
+        "source.path=in.txt",
+        f"task.command=[{sys.executable},-c,'{echo}','{{line}}']",
+    )
     assert result.returncode == 0, result.output
     outputs = {r["result"]["stdout"].rstrip("\n") for r in result.results()}
     assert outputs == set(lines)
@@ -90,8 +101,9 @@ def test_relative_paths_mean_the_working_directory(run_cli: RunCli, tmp_path: Pa
     work = tmp_path / "work"
     work.mkdir()
     (work / "urls.txt").write_text("a\nb\n")
-    result = run_cli("task=sleep", "task.seconds=0", "source=lines", "source.path=urls.txt",
-                     cwd=work)
+    result = run_cli(
+        "task=sleep", "task.seconds=0", "source=lines", "source.path=urls.txt", cwd=work
+    )
     assert result.returncode == 0, result.output
     assert result.summary()["total"] == 2
 
@@ -107,8 +119,9 @@ def test_malformed_jsonl_mid_run_is_reported(run_cli: RunCli, tmp_path: Path) ->
     """A malformed line stops the run with its line number; earlier results are kept."""
     good = [json.dumps({"n": n}) for n in range(5)]
     (tmp_path / "in.jsonl").write_text("\n".join([*good, "{oops"]) + "\n")
-    result = run_cli("source=jsonl", "source.path=in.jsonl", "task.seconds=0",
-                     "executor=sequential")
+    result = run_cli(
+        "source=jsonl", "source.path=in.jsonl", "task.seconds=0", "executor=sequential"
+    )
     assert result.returncode == 2, result.output
     assert "line 6 is not valid JSON" in result.output
     assert len(result.results()) == 5
@@ -118,8 +131,10 @@ def test_malformed_jsonl_mid_run_is_reported(run_cli: RunCli, tmp_path: Path) ->
 def test_two_runs_never_share_a_folder(tmp_path: Path) -> None:
     """Runs started in the same second get distinct default run folders."""
     cmd = [sys.executable, "-m", "runner", "source.count=1", "task.seconds=0"]
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL) for _ in range(3)]
+    procs = [
+        subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(3)
+    ]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
     folders = list((tmp_path / "outputs").glob("*/*"))
     assert len(folders) == 3
@@ -129,25 +144,62 @@ def test_two_runs_never_share_a_folder(tmp_path: Path) -> None:
 def test_non_editable_install_from_another_folder(tmp_path: Path) -> None:
     """`pip install .` (here into a --target folder) finds its configs and plugins."""
     src = tmp_path / "src"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
-        ".git", "outputs", "*.egg-info", "build", "__pycache__", ".venv", "examples"))
+    shutil.copytree(
+        REPO,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", "outputs", "*.egg-info", "build", "__pycache__", ".venv", "examples"
+        ),
+    )
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--target", str(site), str(src)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
     proc = subprocess.run(
-        [sys.executable, "-m", "runner", "parallel=2", "source.count=5", "task.seconds=0",
-         f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "parallel=2",
+            "source.count=5",
+            "task.seconds=0",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["total"] == 5
     probe = subprocess.run(
-        [sys.executable, "-c", "import runner, runner_plugins, runner_conf; "
-         "print(runner.__file__, runner_plugins.__file__, runner_conf.__file__)"],
-        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import runner, runner_plugins, runner_conf; "
+            "print(runner.__file__, runner_plugins.__file__, runner_conf.__file__)",
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert probe.stdout.count(str(site)) == 3
 
@@ -158,17 +210,31 @@ def test_ctrl_c_exits_130_and_kills_running_commands(tmp_path: Path) -> None:
     import time
 
     marker = tmp_path / "child.pid"
-    child = (f"import os, time; open(r'{marker}', 'a').write(str(os.getpid()) + '\\n'); "
-             "time.sleep(60)")
+    child = (
+        f"import os, time; open(r'{marker}', 'a').write(str(os.getpid()) + '\\n'); time.sleep(60)"
+    )
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "parallel=2", "source.count=4", "task=shell",
-         f"task.command=[{sys.executable},-c,\"{child}\"]", f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "parallel=2",
+            "source.count=4",
+            "task=shell",
+            f'task.command=[{sys.executable},-c,"{child}"]',
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(marker.read_text().split() if marker.exists()
-                                                 else []) < 2:
+    while (
+        time.monotonic() < deadline
+        and len(marker.read_text().split() if marker.exists() else []) < 2
+    ):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=30)
@@ -185,9 +251,18 @@ def test_unwritable_run_folder_is_a_usage_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     proc = subprocess.run(
-        [sys.executable, "-m", "runner", "source.count=1", "task.seconds=0",
-         f"hydra.run.dir={blocker / 'run'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "source.count=1",
+            "task.seconds=0",
+            f"hydra.run.dir={blocker / 'run'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert f"Cannot write '{blocker / 'run'}'" in proc.stderr

@@ -30,7 +30,10 @@ def test_defaults_select_one_plugin_per_group(composer: None) -> None:
     settings = settings_from(make([]))
     assert settings.parallel == 1 and settings.dry_run is False
     assert {g: settings.name(g) for g in settings.plugins} == {
-        "source": "range", "task": "sleep", "executor": "thread", "postprocessor": "summary",
+        "source": "range",
+        "task": "sleep",
+        "executor": "thread",
+        "postprocessor": "summary",
     }
     assert settings.params("task") == {"seconds": 0.1, "fail_rate": 0.0, "seed": 0}
 

@@ -40,8 +40,9 @@ def test_exception_in_one_item_isolated(executor: Executor) -> None:
     failed = {o.id for o in outcomes if o.status == "failed"}
     assert failed == {str(i) for i in range(0, 200, 7)}
     assert all(o.result == int(o.id) for o in outcomes if o.status == "ok")
-    assert all(o.error and o.error["message"] == f"bad {o.id}"
-               for o in outcomes if o.status == "failed")
+    assert all(
+        o.error and o.error["message"] == f"bad {o.id}" for o in outcomes if o.status == "failed"
+    )
 
 
 def test_exact_counts_with_64_threads_and_10k_items(executor: Executor) -> None:

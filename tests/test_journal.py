@@ -12,12 +12,15 @@ def test_round_trip(tmp_path: Path) -> None:
     """Written outcomes read back with id, status, seconds, result and error."""
     journal = Journal(tmp_path / "results.jsonl")
     journal.write(Outcome("a", "ok", 0.5, {"x": [1, 2]}))
-    journal.write(Outcome("b", "failed", 0.25, None, {"type": "E", "message": "m",
-                                                      "traceback": ""}))
+    journal.write(
+        Outcome("b", "failed", 0.25, None, {"type": "E", "message": "m", "traceback": ""})
+    )
     journal.close()
     outcomes = list(JournalOutcomes(tmp_path / "results.jsonl"))
-    assert [(o.id, o.status, o.seconds) for o in outcomes] == [("a", "ok", 0.5),
-                                                               ("b", "failed", 0.25)]
+    assert [(o.id, o.status, o.seconds) for o in outcomes] == [
+        ("a", "ok", 0.5),
+        ("b", "failed", 0.25),
+    ]
     assert outcomes[0].result == {"x": [1, 2]}
     assert outcomes[1].error == {"type": "E", "message": "m", "traceback": ""}
     assert list(JournalOutcomes(tmp_path / "results.jsonl")) == outcomes  # re-iterable

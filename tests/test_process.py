@@ -17,7 +17,8 @@ def test_streams_are_captured_and_written(tmp_path: Path) -> None:
     """stdout and stderr come back and land in the files given."""
     result = run_command(
         [sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr)"],
-        stdout_path=tmp_path / "o", stderr_path=tmp_path / "e",
+        stdout_path=tmp_path / "o",
+        stderr_path=tmp_path / "e",
     )
     assert result.ok and result.returncode == 0
     assert (result.stdout, result.stderr) == ("out\n", "err\n")
@@ -54,8 +55,11 @@ def test_kill_all_kills_running_commands() -> None:
     import threading
 
     results = []
-    thread = threading.Thread(target=lambda: results.append(
-        run_command([sys.executable, "-c", "import time; time.sleep(30)"])))
+    thread = threading.Thread(
+        target=lambda: results.append(
+            run_command([sys.executable, "-c", "import time; time.sleep(30)"])
+        )
+    )
     thread.start()
     deadline = time.monotonic() + 10
     while not process._live and time.monotonic() < deadline:

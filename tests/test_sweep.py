@@ -22,8 +22,15 @@ def _multirun(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[s
     """Run ``python -m runner -m <args>`` with its sweep folder in tmp_path."""
     sweep_dir = tmp_path / "sweep"
     proc = subprocess.run(
-        [sys.executable, "-m", "runner", "-m", *args, "progress=off",
-         f"hydra.sweep.dir={sweep_dir}"],
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "-m",
+            *args,
+            "progress=off",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -53,8 +60,12 @@ def _job(
     summary = None
     if wall is not None:
         summary = {
-            "parallel": parallel, "total": total, "succeeded": total - failed, "failed": failed,
-            "interrupted": status == "interrupted", "wall_seconds": wall,
+            "parallel": parallel,
+            "total": total,
+            "succeeded": total - failed,
+            "failed": failed,
+            "interrupted": status == "interrupted",
+            "wall_seconds": wall,
             "items_per_second": round(total / wall, 3),
         }
     given = {"parallel": parallel} if overrides is None else overrides
@@ -73,9 +84,7 @@ def _no_sweep_in_progress(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_parallel_sweep_writes_json_markdown_and_plot(tmp_path: Path) -> None:
     """A parallel sweep writes sweep.json, sweep.md and sweep.png and logs the table."""
-    proc, sweep_dir = _multirun(
-        tmp_path, "parallel=1,2,4", "source.count=24", "task.seconds=0.05"
-    )
+    proc, sweep_dir = _multirun(tmp_path, "parallel=1,2,4", "source.count=24", "task.seconds=0.05")
     assert proc.returncode == 0, proc.stderr
     report = json.loads((sweep_dir / "sweep.json").read_text())
     assert report["swept_keys"] == ["parallel"]
@@ -122,13 +131,19 @@ def test_a_job_that_cannot_run_gets_an_error_row_and_a_nonzero_exit(tmp_path: Pa
 def test_joblib_jobs_are_reported_and_set_the_exit_code(tmp_path: Path) -> None:
     """Jobs run by the joblib launcher, in other processes, still fail the sweep."""
     proc, sweep_dir = _multirun(
-        tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "parallel=1,2",
-        "source.count=4", "task.seconds=0", "task.fail_rate=1.0",
+        tmp_path,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "parallel=1,2",
+        "source.count=4",
+        "task.seconds=0",
+        "task.fail_rate=1.0",
     )
     assert proc.returncode == 1, proc.stderr
     jobs = _jobs(sweep_dir)
     assert [(j["parallel"], j["status"], j["failed"]) for j in jobs] == [
-        (1, "failed_items", 4), (2, "failed_items", 4),
+        (1, "failed_items", 4),
+        (2, "failed_items", 4),
     ]
 
 
@@ -223,14 +238,22 @@ def test_write_report_reads_job_folders_and_logs_the_table(
         OmegaConf.save(OmegaConf.create([f"parallel={parallel}"]), folder / ".hydra/overrides.yaml")
         OmegaConf.save({"hydra": {"job": {"num": num}}}, folder / ".hydra/hydra.yaml")
         if wall is not None:
-            summary = {"parallel": parallel, "total": 10, "succeeded": 10, "failed": 0,
-                       "wall_seconds": wall, "items_per_second": 10 / wall}
+            summary = {
+                "parallel": parallel,
+                "total": 10,
+                "succeeded": 10,
+                "failed": 0,
+                "wall_seconds": wall,
+                "items_per_second": 10 / wall,
+            }
             (folder / "summary.json").write_text(json.dumps(summary))
     sweep.write_job_status(tmp_path / "0", 0, None)  # job 1 left no job.json: it still counts
     assert write_report(tmp_path) == 1
     jobs = _jobs(tmp_path)
     assert [(j["status"], j["speedup"]) for j in jobs] == [
-        ("ok", 1.0), ("ok", 2.0), ("error", None),
+        ("ok", 1.0),
+        ("ok", 2.0),
+        ("error", None),
     ]
     assert "did not finish" in jobs[2]["error"]
     assert (tmp_path / "sweep.png").read_bytes().startswith(PNG_MAGIC)
@@ -261,8 +284,12 @@ def test_each_job_of_a_judge_sweep_repairs_its_own_copy(tmp_path: Path) -> None:
     before = tree(experiment)
     judge = judge_command(tmp_path, "good", 0.7)
     proc, sweep_dir = _multirun(
-        tmp_path, "parallel=1,2", "task=judge_rerun", f"source.experiment={experiment}",
-        "source.copy=true", f"task.command=[{','.join(repr(p) for p in judge)}]",
+        tmp_path,
+        "parallel=1,2",
+        "task=judge_rerun",
+        f"source.experiment={experiment}",
+        "source.copy=true",
+        f"task.command=[{','.join(repr(p) for p in judge)}]",
     )
     assert proc.returncode == 0, proc.stderr
     assert tree(experiment) == before
@@ -280,9 +307,21 @@ def test_ctrl_c_ends_the_whole_sweep_and_still_reports(tmp_path: Path) -> None:
 
     sweep_dir = tmp_path / "sweep"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "-m", "parallel=1,2,3", "source.count=20",
-         "task.seconds=0.2", "progress=off", f"hydra.sweep.dir={sweep_dir}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "-m",
+            "parallel=1,2,3",
+            "source.count=20",
+            "task.seconds=0.2",
+            "progress=off",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     journal = sweep_dir / "0" / "results.jsonl"
     deadline = time.monotonic() + 60

@@ -43,9 +43,15 @@ def shell(tmp_path: Path, command: list[str]) -> ShellTask:
 
 def test_shell_fills_placeholders_and_keeps_streams(tmp_path: Path) -> None:
     """Placeholders come from the item; stdout and stderr land in <run>/items/."""
-    task = shell(tmp_path, [sys.executable, "-c",
-                            "import sys; print(sys.argv[1]); print('e', file=sys.stderr)",
-                            "{word}-{id}"])
+    task = shell(
+        tmp_path,
+        [
+            sys.executable,
+            "-c",
+            "import sys; print(sys.argv[1]); print('e', file=sys.stderr)",
+            "{word}-{id}",
+        ],
+    )
     result = task.run(Item("7", {"word": "hello"}))
     assert result["stdout"].strip() == "hello-7"
     [stdout] = (tmp_path / "items").glob("*.stdout")
@@ -56,8 +62,13 @@ def test_shell_fills_placeholders_and_keeps_streams(tmp_path: Path) -> None:
 def test_shell_never_uses_a_shell(tmp_path: Path) -> None:
     """Shell syntax in item data reaches the program literally and runs nothing."""
     marker = tmp_path / "pwned"
-    attempts = [f"; touch {marker}", f"$(touch {marker})", f"`touch {marker}`",
-                f"x && touch {marker}", "{id}"]
+    attempts = [
+        f"; touch {marker}",
+        f"$(touch {marker})",
+        f"`touch {marker}`",
+        f"x && touch {marker}",
+        "{id}",
+    ]
     task = shell(tmp_path, [sys.executable, "-c", "import sys; print(sys.argv[1])", "{value}"])
     for n, attempt in enumerate(attempts):
         result = task.run(Item(str(n), {"value": attempt}))
@@ -67,8 +78,9 @@ def test_shell_never_uses_a_shell(tmp_path: Path) -> None:
 
 def test_shell_nonzero_exit_reports_code_and_stderr(tmp_path: Path) -> None:
     """A non-zero exit fails with the exit code and the end of stderr."""
-    task = shell(tmp_path, [sys.executable, "-c",
-                            "import sys; sys.stderr.write('disk full'); sys.exit(3)"])
+    task = shell(
+        tmp_path, [sys.executable, "-c", "import sys; sys.stderr.write('disk full'); sys.exit(3)"]
+    )
     with pytest.raises(TaskFailure, match="exit code 3: disk full"):
         task.run(Item("1"))
 
@@ -89,7 +101,10 @@ def test_shell_missing_program_is_a_failure(tmp_path: Path) -> None:
 
 def test_shell_timeout_kills_the_command(tmp_path: Path) -> None:
     """A command past its timeout is killed and the item fails."""
-    task = ShellTask(command=[sys.executable, "-c", "import time; time.sleep(30)"],
-                     timeout=0.3, keep_streams=False)
+    task = ShellTask(
+        command=[sys.executable, "-c", "import time; time.sleep(30)"],
+        timeout=0.3,
+        keep_streams=False,
+    )
     with pytest.raises(TaskFailure, match="timed out"):
         task.run(Item("1"))

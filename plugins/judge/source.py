@@ -95,8 +95,7 @@ class JudgeSlots(Source):
         for value in self.status:
             if value not in STATUSES:
                 raise ValueError(
-                    f"status filter value {value!r} is not a slot status; valid: "
-                    f"{list(STATUSES)}"
+                    f"status filter value {value!r} is not a slot status; valid: {list(STATUSES)}"
                 )
         if "agent_failed" in self.status:
             # Listed by a dry run, but there is no agent output to judge.
