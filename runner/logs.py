@@ -77,11 +77,15 @@ class _LibraryFolders(Sequence[str]):
     Every ``logger.add()`` builds an exception formatter, which asks sysconfig for the
     folders of every install scheme (~4 ms, spent at every start-up although most runs
     format no exception). They are only read to tell library frames from the user's in a
-    traceback, so they are computed then, once per process.
+    traceback, so they are computed then, once per process. Calling the list returns it:
+    it stands in for loguru's static method ``ExceptionFormatter._get_lib_dirs``.
     """
 
     def __init__(self, compute: Callable[[], list[str]]) -> None:
         self._compute = compute
+
+    def __call__(self) -> _LibraryFolders:
+        return self
 
     @functools.cached_property
     def _folders(self) -> list[str]:
@@ -102,21 +106,12 @@ def _defer_library_folders() -> None:
     try:
         from loguru._better_exceptions import ExceptionFormatter
 
-        compute = ExceptionFormatter._get_lib_dirs
-        if not isinstance(compute, _Deferred):
-            ExceptionFormatter._get_lib_dirs = _Deferred(compute)  # type: ignore[method-assign,assignment]
-    except (ImportError, AttributeError, TypeError):
+        compute = ExceptionFormatter.__dict__["_get_lib_dirs"].__func__
+        if not isinstance(compute, _LibraryFolders):
+            folders = staticmethod(_LibraryFolders(compute))
+            ExceptionFormatter._get_lib_dirs = folders  # type: ignore[method-assign,assignment]
+    except (ImportError, AttributeError, KeyError, TypeError):
         pass
-
-
-class _Deferred:
-    """Stands for the static method ``_get_lib_dirs``: one shared lazy list per process."""
-
-    def __init__(self, compute: Callable[[], list[str]]) -> None:
-        self.folders = _LibraryFolders(compute)
-
-    def __get__(self, obj: object, owner: type | None = None) -> Callable[[], Sequence[str]]:
-        return lambda: self.folders
 
 
 _defer_library_folders()
