@@ -30,8 +30,10 @@ class ThreadExecutor(Executor):
     There is no Future per item: each worker takes a chunk of items under one lock and
     hands its outcomes back as one batch. The chunk adapts per worker: items that take
     milliseconds go one at a time (good balance at the tail of a run), no-op items go up
-    to ``max_chunk`` at a time (little overhead per item). Items in flight are bounded by
-    ``parallel * (queue_factor + 1) * chunk``, whatever the length of the source.
+    to ``max_chunk`` at a time (little overhead per item). Items read from the source but
+    not yet handed to the caller are bounded by ``(parallel * (queue_factor + 1) + 1) *
+    max_chunk`` (a chunk per worker, full queue, the batch being yielded), whatever the
+    length of the source.
     With ``parallel <= 1``, or a source of at most one item, it runs sequentially.
     """
 
@@ -47,7 +49,12 @@ class ThreadExecutor(Executor):
         self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
     ) -> Iterator[Outcome]:
         source = iter(items)
-        head = list(itertools.islice(source, 2))
+        head: list[Item] = []
+        try:
+            head.extend(itertools.islice(source, 2))
+        except Exception:  # the source failed at once: what it gave still runs
+            yield from SequentialExecutor().map(fn, head, 1)
+            raise
         if parallel <= 1 or len(head) <= 1:
             yield from SequentialExecutor().map(fn, itertools.chain(head, source), 1)
             return
@@ -68,8 +75,13 @@ class ThreadExecutor(Executor):
             chunk = 1
             try:
                 while not stop.is_set():
+                    todo: list[Item] = []
                     with lock:
-                        todo = list(islice(source, chunk))
+                        try:
+                            todo.extend(islice(source, chunk))
+                        except Exception as exc:  # the source failed part-way: the
+                            errors.append(exc)  # items read before still run
+                            stop.set()
                     if not todo:
                         return
                     began = clock()
@@ -79,7 +91,7 @@ class ThreadExecutor(Executor):
                         chunk *= 2
                     elif took > 0.02 and chunk > 1:
                         chunk //= 2
-            except BaseException as exc:  # the source failed (fn itself never raises)
+            except BaseException as exc:  # fn never raises; this is a bug or an exit
                 errors.append(exc)
                 stop.set()
             finally:

@@ -22,6 +22,8 @@ class SummaryReport(PostProcessor):
     """Writes summary.md: the counts, the slowest items and the failures by error type."""
 
     def __init__(self, top: int = 5) -> None:
+        if top < 0:
+            raise ValueError(f"top={top!r} must be >= 0 (0 lists no slowest items)")
         self.top = top
 
     def __call__(self, outcomes: Iterable[Outcome], context: RunContext) -> None:
@@ -32,7 +34,7 @@ class SummaryReport(PostProcessor):
             entry = (outcome.seconds, outcome.id)
             if len(slowest) < self.top:
                 heapq.heappush(slowest, entry)
-            elif entry > slowest[0]:
+            elif slowest and entry > slowest[0]:
                 heapq.heapreplace(slowest, entry)
             if outcome.status != "ok" and outcome.error:
                 kind = outcome.error.get("type", "Error")

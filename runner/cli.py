@@ -101,10 +101,10 @@ def _run_job(cfg: Any) -> int:
         return code
     except KeyboardInterrupt:
         raise
-    except BaseException as exc:  # a plugin's bug: keep the traceback in runner.log
-        logger.opt(exception=exc).error(f"runner: unexpected error: {type(exc).__name__}: {exc}")
+    except BaseException as exc:  # a plugin's bug: its traceback goes to runner.log
         code = EXIT_USAGE if isinstance(exc, SystemExit) else 1
         error = f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0]
+        logs.error_with_traceback(f"runner: {error}", exc)
         return code
     finally:
         write_job_status(output_dir, code, error)

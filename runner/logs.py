@@ -140,6 +140,12 @@ def _console_filter(record: dict[str, object]) -> bool:
     return not extra.get("file_only", False)
 
 
+def error_with_traceback(message: str, exc: BaseException) -> None:
+    """One line on the console; the line and the traceback in the run's runner.log."""
+    logger.error(message)
+    logger.bind(file_only=True).opt(exception=exc).info(f"Traceback of: {message}")
+
+
 def configure_console(level: str = "INFO") -> None:
     """Replace loguru's default sink with ours, and intercept stdlib logging. Idempotent."""
     global _console_id, _console_level

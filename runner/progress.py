@@ -46,7 +46,7 @@ class Progress:
             self.failed += 1
         if self._bar is not None:
             self._bar.update(1)
-            if self.failed:
+            if not ok:
                 self._bar.set_postfix(failed=self.failed, refresh=False)
         if self.mode == "off":
             return

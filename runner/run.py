@@ -15,6 +15,7 @@ from runner.api import Item, RunContext
 from runner.errors import EXIT_FAILED_ITEMS, EXIT_INTERRUPTED, EXIT_OK, PluginError, UsageError
 from runner.files import atomic_write_json
 from runner.journal import Journal, JournalOutcomes
+from runner.logs import error_with_traceback
 from runner.process import allow_commands, kill_all
 from runner.progress import Progress
 from runner.settings import Settings
@@ -190,8 +191,9 @@ def execute(settings: Settings, output_dir: Path) -> int:
     try:
         post(JournalOutcomes(journal.path), context)
     except Exception as exc:
-        logger.opt(exception=exc).error(
-            f"postprocessor {settings.name('postprocessor')!r} failed: {exc}"
+        error_with_traceback(
+            f"postprocessor {settings.name('postprocessor')!r} failed: {type(exc).__name__}: {exc}",
+            exc,
         )
         code = EXIT_FAILED_ITEMS
     _close(post)

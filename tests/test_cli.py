@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, RunCli, process_running
 
 
@@ -24,13 +26,17 @@ def test_sleep_run_leaves_log_journal_and_summary(run_cli: RunCli) -> None:
     assert summary["task"] == "sleep" and summary["source"] == "range"
     assert summary["executor"] == "thread" and summary["parallel"] == 4
     assert (summary["total"], summary["succeeded"], summary["failed"]) == (20, 20, 0)
-    assert 0.04 <= summary["wall_seconds"] < 60  # 2 waves of 10 ms sleeps at least
-    assert summary["items_per_second"] > 0
-    assert summary["started_at"] and summary["finished_at"]
+    # wall_seconds spans every item, which ran at most 4 at a time.
+    wall = summary["wall_seconds"]
+    assert max(r["seconds"] for r in lines) <= wall + 1e-5
+    assert sum(r["seconds"] for r in lines) <= 4 * wall + 1e-4
+    assert summary["items_per_second"] == pytest.approx(20 / wall, rel=1e-3)
+    assert summary["started_at"] <= summary["finished_at"]
     log = (result.run_dir / "runner.log").read_text()
     assert "[20/20]" in log and "Done: 20 succeeded" in log
     assert "remaining" in result.output
-    assert (result.run_dir / "summary.md").is_file()
+    report = (result.run_dir / "summary.md").read_text()
+    assert "| 20 | 20 | 0 |" in report and "## Slowest 5 items" in report
 
 
 def test_failures_exit_1_and_are_journaled(run_cli: RunCli) -> None:
@@ -41,6 +47,22 @@ def test_failures_exit_1_and_are_journaled(run_cli: RunCli) -> None:
     assert failed and all(r["error"]["type"] == "TaskFailure" for r in failed)
     assert result.summary()["failed"] == len(failed)
     assert "-> FAIL" in result.output
+    report = (result.run_dir / "summary.md").read_text()
+    assert f"- TaskFailure: {len(failed)} " in report
+
+
+def test_summary_top_0_lists_no_slowest_items(run_cli: RunCli) -> None:
+    result = run_cli("source.count=3", "task.seconds=0", "postprocessor.top=0")
+    assert result.returncode == 0, result.output
+    report = (result.run_dir / "summary.md").read_text()
+    assert "| 3 | 3 | 0 |" in report and "Slowest" not in report
+
+
+def test_a_negative_summary_top_is_a_usage_error(run_cli: RunCli) -> None:
+    result = run_cli("source.count=3", "postprocessor.top=-1")
+    assert result.returncode == 2, result.output
+    assert "top=-1 must be >= 0" in result.output and "Traceback" not in result.output
+    assert not (result.run_dir / "results.jsonl").exists()
 
 
 def test_same_items_fail_under_every_executor(run_cli: RunCli) -> None:
@@ -112,18 +134,20 @@ def test_missing_input_file_is_a_usage_error(run_cli: RunCli) -> None:
     """A missing source file gives one line naming it and exit code 2."""
     result = run_cli("source=lines", "source.path=absent.txt")
     assert result.returncode == 2
-    assert "absent.txt" in result.output and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if "error" in line]
+    assert len(errors) == 1 and "absent.txt" in errors[0]
+    assert "Traceback" not in result.output
+    assert not (result.run_dir / "results.jsonl").exists()
 
 
 def test_malformed_jsonl_mid_run_is_reported(run_cli: RunCli, tmp_path: Path) -> None:
     """A malformed line stops the run with its line number; earlier results are kept."""
     good = [json.dumps({"n": n}) for n in range(5)]
     (tmp_path / "in.jsonl").write_text("\n".join([*good, "{oops"]) + "\n")
-    result = run_cli(
-        "source=jsonl", "source.path=in.jsonl", "task.seconds=0", "executor=sequential"
-    )
+    # The thread executor reads items in chunks: those read before the bad line still run.
+    result = run_cli("source=jsonl", "source.path=in.jsonl", "task.seconds=0", "parallel=4")
     assert result.returncode == 2, result.output
-    assert "line 6 is not valid JSON" in result.output
+    assert "line 6 is not valid JSON" in result.output and "Traceback" not in result.output
     assert len(result.results()) == 5
     assert result.summary()["total"] == 5
 

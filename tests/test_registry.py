@@ -384,6 +384,71 @@ def test_start_up_objects_are_frozen_and_each_jobs_garbage_is_collected(
             assert result["alive_from_earlier_jobs"] == 0
 
 
+BUGGY_PLUGINS = """
+    from runner.api import PostProcessor, Task
+
+
+    class FailingReport(PostProcessor):
+        def __call__(self, outcomes, context):
+            list(outcomes)
+            raise KeyError("no column 'score'")
+
+
+    class CrashingTask(Task):
+        def __init__(self) -> None:
+            raise RuntimeError("model weights not found")
+
+        def run(self, item):
+            return None
+"""
+
+
+@pytest.fixture
+def buggy_site(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    write_distribution(
+        site,
+        "buggy-plugins",
+        {
+            "runner.postprocessors": {"failing_report": "buggy_mod:FailingReport"},
+            "runner.tasks": {"crashing": "buggy_mod:CrashingTask"},
+        },
+        {"buggy_mod.py": BUGGY_PLUGINS},
+    )
+    return site
+
+
+def test_a_failing_post_processor_exits_1_and_keeps_every_result(
+    run_cli: RunCli, buggy_site: Path
+) -> None:
+    """One line on the console, the traceback in runner.log, the results all kept."""
+    result = run_cli(
+        "postprocessor=failing_report",
+        "source.count=4",
+        "task.seconds=0",
+        env={"PYTHONPATH": str(buggy_site)},
+    )
+    assert result.returncode == 1, result.output
+    assert "postprocessor 'failing_report' failed: KeyError" in result.output
+    assert "Traceback" not in result.output
+    assert len(result.results()) == 4 and result.summary()["succeeded"] == 4
+    log = (result.run_dir / "runner.log").read_text()
+    assert "Traceback" in log and "no column 'score'" in log
+
+
+def test_a_plugin_bug_is_one_console_line_with_the_traceback_in_the_log(
+    run_cli: RunCli, buggy_site: Path
+) -> None:
+    result = run_cli("task=crashing", env={"PYTHONPATH": str(buggy_site)})
+    assert result.returncode == 1, result.output
+    errors = [line for line in result.output.splitlines() if "error" in line]
+    assert len(errors) == 1
+    assert "unexpected error: RuntimeError: model weights not found" in errors[0]
+    assert "Traceback" not in result.output
+    assert "Traceback" in (result.run_dir / "runner.log").read_text()
+    assert not (result.run_dir / "results.jsonl").exists()
+
+
 def test_text_for_an_int_parameter_is_refused(run_cli: RunCli, plugin_path: Path) -> None:
     """task.times=abc stops the run with exit 2 and one line naming the key."""
     result = run_cli("task=tmp_repeat", "task.times=abc", env={"PYTHONPATH": str(plugin_path)})
