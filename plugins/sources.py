@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -107,13 +108,15 @@ class GlobSource(Source):
             raise FileNotFoundError(f"glob source root {str(self.root)!r} is not a folder")
         self.pattern = pattern
 
+    @functools.cached_property
     def _files(self) -> list[Path]:
+        # Sorting needs the whole list anyway: walk the tree once for the count and items.
         return sorted(p for p in self.root.glob(self.pattern) if p.is_file())
 
     def __len__(self) -> int:
-        return len(self._files())
+        return len(self._files)
 
     def __iter__(self) -> Iterator[Item]:
-        for path in self._files():
+        for path in self._files:
             rel = path.relative_to(self.root).as_posix()
             yield Item(rel, {"path": str(path), "name": path.name, "stem": path.stem})

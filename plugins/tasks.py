@@ -84,7 +84,7 @@ class ShellTask(Task):
         self.streams_dir: Path | None = None
 
     def setup(self, context: RunContext) -> None:
-        if self.keep_streams:
+        if self.keep_streams and not context.dry_run:
             self.streams_dir = context.output_dir / "items"
             self.streams_dir.mkdir(parents=True, exist_ok=True)
 

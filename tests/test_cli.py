@@ -94,7 +94,8 @@ def test_dry_run_lists_items_and_writes_no_results(run_cli: RunCli, tmp_path: Pa
     )
     assert result.returncode == 0, result.output
     assert "3 item(s) would run" in result.output and "f0.csv" in result.output
-    assert not (result.run_dir / "results.jsonl").exists()
+    for name in ("results.jsonl", "summary.json", "summary.md", "items"):
+        assert not (result.run_dir / name).exists(), name
     assert not marker.exists()
 
 
@@ -260,14 +261,19 @@ def test_ctrl_c_exits_130_and_kills_running_commands(tmp_path: Path) -> None:
         and len(marker.read_text().split() if marker.exists() else []) < 2
     ):
         time.sleep(0.05)
+    assert len(marker.read_text().split()) == 2, "the two first commands did not start"
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130, output
     assert "Interrupted" in output
-    for pid in map(int, marker.read_text().split()):
+    pids = marker.read_text().split()
+    assert len(pids) == 2, "a command started after Ctrl-C"
+    for pid in map(int, pids):
         assert not process_running(pid), f"child {pid} outlived the interrupted run"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["interrupted"] is True
+    journaled = (run_dir / "results.jsonl").read_text().splitlines()
+    assert summary["total"] == len(journaled) < 4
 
 
 def test_unwritable_run_folder_is_a_usage_error(tmp_path: Path) -> None:

@@ -102,6 +102,10 @@ def test_order_independence(executor: Executor) -> None:
 
 def test_parallel_workers_overlap(executor: Executor) -> None:
     """The thread executor runs items at once; the sequential one one at a time."""
+    parties = 4 if isinstance(executor, ThreadExecutor) else 1
+    # The first 4 items wait for each other: they only get through if 4 run at once
+    # (each worker's first chunk is one item).
+    barrier = threading.Barrier(parties)
     active = 0
     most = 0
     lock = threading.Lock()
@@ -111,12 +115,14 @@ def test_parallel_workers_overlap(executor: Executor) -> None:
         with lock:
             active += 1
             most = max(most, active)
-        time.sleep(0.02)
+        if item["index"] < 4:
+            barrier.wait(timeout=30)
         with lock:
             active -= 1
 
-    list(executor.map(make_safe_call(task), items(24), 4))
-    assert most == (4 if isinstance(executor, ThreadExecutor) else 1)
+    outcomes = list(executor.map(make_safe_call(task), items(24), 4))
+    assert [o.status for o in outcomes] == ["ok"] * 24
+    assert most == parties
 
 
 def test_source_error_propagates_after_running_items(executor: Executor) -> None:

@@ -25,17 +25,31 @@ def test_streams_are_captured_and_written(tmp_path: Path) -> None:
     assert (tmp_path / "o").read_text() == "out\n" and (tmp_path / "e").read_text() == "err\n"
 
 
-def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
-    """A command past its timeout is killed with the grandchildren it started."""
-    pid_file = tmp_path / "grandchild.pid"
+def spawns_a_grandchild(pid_file: Path) -> list[str]:
+    """A command that starts a long-lived child of its own and writes its pid."""
     script = (
         "import subprocess, sys, time\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        f"open(r'{pid_file}', 'w').write(str(child.pid))\n"
+        f"open(r'{pid_file}.tmp', 'w').write(str(child.pid))\n"
+        "import os; os.replace(r'{pid_file}.tmp', r'{pid_file}')\n"
         "time.sleep(60)\n"
-    )
-    result = run_command([sys.executable, "-c", script], timeout=1.0)
+    ).replace("{pid_file}", str(pid_file))
+    return [sys.executable, "-c", script]
+
+
+def wait_for(path: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert path.exists(), f"{path} did not appear within {seconds}s"
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    """A command past its timeout is killed with the grandchildren it started."""
+    pid_file = tmp_path / "grandchild.pid"
+    result = run_command(spawns_a_grandchild(pid_file), timeout=5.0)
     assert result.timed_out and result.returncode is None and not result.ok
+    assert pid_file.exists(), "the command was killed before it started its child"
     assert not process_running(int(pid_file.read_text()))
 
 
@@ -50,26 +64,24 @@ def test_no_command_starts_after_kill_all() -> None:
     assert run_command([sys.executable, "-c", "pass"]).ok
 
 
-def test_kill_all_kills_running_commands() -> None:
-    """kill_all ends the commands other threads are waiting on."""
+def test_kill_all_kills_running_commands_and_their_children(tmp_path: Path) -> None:
+    """kill_all ends the commands other threads are waiting on, grandchildren included."""
     import threading
 
+    pid_file = tmp_path / "grandchild.pid"
     results = []
     thread = threading.Thread(
-        target=lambda: results.append(
-            run_command([sys.executable, "-c", "import time; time.sleep(30)"])
-        )
+        target=lambda: results.append(run_command(spawns_a_grandchild(pid_file)))
     )
     thread.start()
-    deadline = time.monotonic() + 10
-    while not process._live and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(pid_file)
     try:
         assert process.kill_all() == 1
     finally:
         process.allow_commands()
     thread.join(timeout=10)
     assert results and results[0].returncode == -9
+    assert not process_running(int(pid_file.read_text()))
 
 
 def test_missing_program_raises() -> None:

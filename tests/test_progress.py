@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from runner import progress as progress_module
 from runner.api import Outcome
 from runner.progress import Progress
 
@@ -23,11 +26,30 @@ def test_unknown_total_shows_question_mark(log_lines: list[str]) -> None:
     assert progress.failed == 1
 
 
-def test_large_runs_are_thinned(log_lines: list[str]) -> None:
-    """100k items produce a handful of lines, including the last one."""
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No time passes: only the count-based rules decide which lines appear."""
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: 1000.0)
+
+
+def test_large_runs_are_thinned(log_lines: list[str], frozen_clock: None) -> None:
+    """100k items: the first lines and the last one (more only as time passes)."""
     progress = Progress(total=100_000, mode="lines")
     for k in range(100_000):
         progress.update(Outcome(str(k), "ok", 0.0, label=str(k)))
-    assert len(log_lines) < 100
-    assert log_lines[-1].startswith("[100000/100000]")
+    expected = [f"[{k}/100000]" for k in range(1, progress_module.FIRST_LINES + 1)]
+    assert [line.split()[0] for line in log_lines] == [*expected, "[100000/100000]"]
     assert progress.done == 100_000
+
+
+def test_failure_lines_are_capped(log_lines: list[str], frozen_clock: None) -> None:
+    """Failures always show, up to a cap, then thin like the rest; the count stays exact."""
+    progress = Progress(total=10_000, mode="lines")
+    for k in range(10_000):
+        status = "failed" if k % 10 == 0 else "ok"
+        progress.update(
+            Outcome(str(k), status, 0.0, error={"type": "E", "message": "m"}, label=str(k))
+        )
+    fails = [line for line in log_lines if "-> FAIL" in line]
+    assert len(fails) == progress_module.FAILURE_LINES
+    assert progress.failed == 1_000
