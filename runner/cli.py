@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runner.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError
+from runner.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, sweep_exit_code
 from runner.logs import logger
 
 CONFIG_PACKAGE = "runner_conf"
@@ -169,6 +169,4 @@ def main() -> None:
     sweep_code = finish_sweep()
     if sweep_code is not None:
         _job_codes.append(sweep_code)
-    if EXIT_INTERRUPTED in _job_codes:
-        sys.exit(EXIT_INTERRUPTED)
-    sys.exit(max(_job_codes, default=EXIT_OK))
+    sys.exit(sweep_exit_code(_job_codes))

@@ -116,8 +116,9 @@ class RunnerConfigSource(ConfigSource):
     def _build(self, config_path: str) -> ConfigResult:
         path = _strip_ext(config_path)
         group, _, option = path.rpartition("/")
-        yaml_file: Path | None = self.root / f"{path}.yaml"
-        if yaml_file is not None and not yaml_file.is_file():
+        own = self.root / f"{path}.yaml"
+        yaml_file: Path | None = own
+        if not own.is_file():
             yaml_file = _plugin_yaml(group, option) if group in GROUPS else None
         text = yaml_file.read_text(encoding="utf-8") if yaml_file is not None else ""
         try:
@@ -142,7 +143,7 @@ class RunnerConfigSource(ConfigSource):
     def _plugin_node(self, group: str, option: str, raw: DictConfig) -> DictConfig:
         name = str(raw.get("name", option))
         cls = registry.load_plugin(group, name)
-        schema = registry.schema_for(group, name, cls)
+        schema = registry.schema_for(name, cls)
         return _typed(schema, raw)
 
 

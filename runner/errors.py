@@ -9,6 +9,11 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+def sweep_exit_code(codes: list[int]) -> int:
+    """Several jobs' exit code: 130 if any was interrupted, else the largest code."""
+    return EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(codes, default=EXIT_OK)
+
+
 class UsageError(Exception):
     """A bad config, override, plugin or input: reported as one line, exit code 2."""
 

@@ -46,8 +46,7 @@ def load_error(spec: registry.PluginSpec) -> str | None:
         with contextlib.redirect_stdout(sys.stderr):
             cls = registry.import_plugin(spec)
     except (Exception, SystemExit) as exc:  # third-party import-time code may do anything
-        first_line = (str(exc).strip().splitlines() or [""])[0]
-        return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+        return registry.import_failure(exc)
     return registry.contract_problem(spec.group, cls)
 
 

@@ -131,6 +131,12 @@ def import_plugin(spec: PluginSpec) -> Any:
     return entrypoints.load(spec.value)
 
 
+def import_failure(exc: BaseException) -> str:
+    """One line for an exception raised while importing a plugin: type and first line."""
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+
+
 @functools.cache
 def load_plugin(group: str, name: str) -> type:
     """Import the plugin class registered as ``name`` in ``group`` and check its contract."""
@@ -139,9 +145,9 @@ def load_plugin(group: str, name: str) -> type:
     where += f"{spec.distribution} {spec.version})"
     try:
         cls = import_plugin(spec)
-    except Exception as exc:  # any import-time failure of third-party code
+    except (Exception, SystemExit) as exc:  # third-party import-time code may do anything
         raise PluginError(
-            f"Cannot load {group} {name!r}: {where} failed to import: {type(exc).__name__}: {exc}",
+            f"Cannot load {group} {name!r}: {where} failed to import: {import_failure(exc)}",
             group=group,
             name=name,
             value=spec.value,
@@ -191,8 +197,7 @@ def _default_for(value: Any) -> Any:
     return dataclasses.field(default=value)
 
 
-@functools.cache
-def schema_for(group: str, name: str, cls: type) -> type:
+def schema_for(name: str, cls: type) -> type:
     """A dataclass describing the config node of a plugin, from ``cls.__init__``.
 
     Parameter names become keys, annotations become types OmegaConf validates, defaults

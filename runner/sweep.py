@@ -77,7 +77,8 @@ def write_report(
         atomic_write_text(folder / REPORT_MD, to_markdown(report, folder))
     except OSError as exc:
         logger.error(f"Could not write the sweep report in {folder}: {exc}")
-    logger.info(f"Sweep report: {folder / REPORT_MD}")
+    else:
+        logger.info(f"Sweep report: {folder / REPORT_MD}")
     for line in table_lines(report):
         logger.info(line)
     logger.info(verdict(report))

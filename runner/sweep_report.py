@@ -16,7 +16,13 @@ from typing import Any
 
 from omegaconf import ListConfig, OmegaConf
 
-from runner.errors import EXIT_FAILED_ITEMS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from runner.errors import (
+    EXIT_FAILED_ITEMS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    sweep_exit_code,
+)
 from runner.sweep import STATUS_FILE
 
 REPORT_JSON, REPORT_MD, REPORT_PNG = "sweep.json", "sweep.md", "sweep.png"
@@ -30,10 +36,21 @@ class Job:
     num: int | None
     overrides: dict[str, Any]  # the job's task overrides: key -> parsed value
     code: int
-    status: str  # ok, failed_items, error or interrupted
     error: str | None  # one line, when the job could not run
     summary: dict[str, Any] | None  # summary.json, when the run got that far
     configured: Any = None  # parallel in .hydra/config.yaml, for a job with no summary
+
+    @property
+    def status(self) -> str:
+        """ok, failed_items, error or interrupted."""
+        summary = self.summary or {}
+        if self.code == EXIT_INTERRUPTED or summary.get("interrupted"):
+            return "interrupted"
+        if self.summary is None and (self.code != EXIT_OK or self.error):
+            return "error"
+        if self.code != EXIT_OK or summary.get("failed"):
+            return "failed_items"
+        return "ok"
 
     @property
     def parallel(self) -> int | None:
@@ -105,16 +122,6 @@ def _parse_overrides(lines: list[str]) -> dict[str, Any]:
     return parsed
 
 
-def _status(code: int, error: str | None, summary: dict[str, Any] | None) -> str:
-    if code == EXIT_INTERRUPTED or (summary or {}).get("interrupted"):
-        return "interrupted"
-    if summary is None and (code != EXIT_OK or error):
-        return "error"
-    if code != EXIT_OK or (summary or {}).get("failed"):
-        return "failed_items"
-    return "ok"
-
-
 def read_job(folder: Path) -> Job:
     """Read one job folder; missing or broken files make an error row, not an exception."""
     summary = _read_json(folder / "summary.json")
@@ -139,7 +146,6 @@ def read_job(folder: Path) -> Job:
         num if isinstance(num, int) else None,
         overrides,
         code,
-        _status(code, error, summary),
         error,
         summary,
         configured,
@@ -169,11 +175,6 @@ def _show(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def sweep_exit_code(codes: list[int]) -> int:
-    """A sweep's exit code: 130 if any job was interrupted, else the largest job code."""
-    return EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(codes, default=EXIT_OK)
-
-
 def _wall(job: Job) -> float | None:
     """The job's wall time, when it is worth comparing (it ran items, to the end)."""
     wall = job.stat("wall_seconds")
@@ -201,21 +202,23 @@ def build_report(
     rows = [Row(job, {k: job.overrides.get(k) for k in swept}) for job in jobs]
 
     workers = {row.job.parallel for row in rows if row.job.parallel is not None}
-    groups: dict[tuple[str, ...], list[Row]] = {}
-    for row in rows:
-        if len(workers) > 1 and row.job.parallel is not None:
-            others = tuple(_show(v) for k, v in row.swept.items() if k != "parallel")
-            groups.setdefault(others, []).append(row)
+    groups: dict[tuple[str, ...], list[tuple[int, Row]]] = {}
+    if len(workers) > 1:
+        for row in rows:
+            if (parallel := row.job.parallel) is not None:
+                others = tuple(_show(v) for k, v in row.swept.items() if k != "parallel")
+                groups.setdefault(others, []).append((parallel, row))
     for members in groups.values():
-        base = min(members, key=lambda r: r.job.parallel or 0)
-        base_wall, base_workers = _wall(base.job), base.job.parallel or 1
+        base_workers, base = min(members, key=lambda member: member[0])
+        base_wall = _wall(base.job)
         if base_wall is None:
             continue  # the baseline did not run to the end: no speedup to speak of
-        for row in members:
-            if not _wall(row.job) or row.job.stat("total") != base.job.stat("total"):
+        for parallel, row in members:
+            wall = _wall(row.job)
+            if wall is None or row.job.stat("total") != base.job.stat("total"):
                 continue  # wall times of different amounts of work do not compare
-            row.speedup = base_wall / (_wall(row.job) or 1.0)
-            row.efficiency = row.speedup * base_workers / (row.job.parallel or 1)
+            row.speedup = base_wall / wall
+            row.efficiency = row.speedup * base_workers / parallel
 
     # Jobs with failed items compete only when no job ran clean.
     ran = [r for r in rows if r.job.status in ("ok", "failed_items")]

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.plugin_support import write_test_plugins
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -123,3 +125,11 @@ def log_lines() -> Iterator[list[str]]:
     sink = logger.add(lambda message: lines.append(message.record["message"]), level="INFO")
     yield lines
     logger.remove(sink)
+
+
+@pytest.fixture(scope="module")
+def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of test plugin distributions (good, broken, duplicated), for PYTHONPATH."""
+    root = tmp_path_factory.mktemp("plugins")
+    write_test_plugins(root)
+    return root

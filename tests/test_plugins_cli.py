@@ -13,17 +13,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, RunCli
-from tests.test_registry import write_test_plugins
 
 EXAMPLE = REPO / "examples" / "runner-plugin-example"
-
-
-@pytest.fixture(scope="module")
-def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder of test plugin distributions (good, broken, duplicated), for PYTHONPATH."""
-    root = tmp_path_factory.mktemp("plugins")
-    write_test_plugins(root)
-    return root
 
 
 def list_plugins(pythonpath: Path, *args: str) -> subprocess.CompletedProcess[str]:

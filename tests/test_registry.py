@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,107 +18,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from runner import registry
-from runner.api import GROUPS
 from runner.errors import PluginError
 from tests.conftest import RunCli
-
-
-def write_distribution(
-    root: Path,
-    name: str,
-    entry_points: dict[str, dict[str, str]],
-    files: dict[str, str],
-    version: str = "0.1",
-) -> None:
-    """Lay out an installed distribution in ``root``: its dist-info and its code files.
-
-    ``entry_points`` maps an entry-point group to ``{name: "module:attribute"}``;
-    ``files`` maps a path relative to ``root`` to its (dedented) text.
-    """
-    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    lines: list[str] = []
-    for group, points in entry_points.items():
-        lines.append(f"[{group}]")
-        lines.extend(f"{point} = {value}" for point, value in points.items())
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    for relative, text in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-
-
-REPEAT_TASK = """
-    from runner.api import Item, Task
-
-
-    class Repeat(Task):
-        def __init__(self, times: int = 2, word: str = "ab") -> None:
-            self.times = times
-            self.word = word
-
-        def run(self, item: Item) -> str:
-            return f"{item.id}:{self.word * self.times}"
-"""
-
-# Leaves a trace of being imported when IMPORT_MARKER names a file, then fails.
-BROKEN_MODULE = """
-    import os
-    import pathlib
-
-    if os.environ.get("IMPORT_MARKER"):
-        pathlib.Path(os.environ["IMPORT_MARKER"]).touch()
-    import missing_dependency_xyz
-"""
-
-NO_RUN_TASK = """
-    from runner.api import Task
-
-
-    class NoRun(Task):
-        def __init__(self) -> None:
-            pass
-"""
-
-
-def write_test_plugins(root: Path) -> None:
-    """A working plugin (with and without YAML), a broken one, a wrong one, a duplicate."""
-    write_distribution(
-        root,
-        "tmp-repeat",
-        {
-            "runner.tasks": {
-                "tmp_repeat": "tmp_repeat_pkg:Repeat",
-                "tmp_repeat_yaml": "tmp_repeat_pkg:Repeat",
-            }
-        },
-        {
-            "tmp_repeat_pkg/__init__.py": REPEAT_TASK,
-            "tmp_repeat_pkg/conf/task/tmp_repeat_yaml.yaml": "name: tmp_repeat_yaml\ntimes: 3\n",
-        },
-    )
-    every_group = {group: {"bad_import": "bad_import_mod:Thing"} for group in GROUPS.values()}
-    every_group["runner.tasks"]["bad_contract"] = "bad_contract_mod:NoRun"
-    write_distribution(
-        root,
-        "bad-plugins",
-        every_group,
-        {
-            "bad_import_mod.py": BROKEN_MODULE,
-            "bad_contract_mod.py": NO_RUN_TASK,
-        },
-    )
-    for twin in ("twin-a", "twin-b"):
-        write_distribution(root, twin, {"runner.tasks": {"twin": "tmp_repeat_pkg:Repeat"}}, {})
-
-
-@pytest.fixture(scope="module")
-def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder of test plugin distributions, for PYTHONPATH."""
-    root = tmp_path_factory.mktemp("plugins")
-    write_test_plugins(root)
-    return root
+from tests.plugin_support import write_distribution, write_test_plugins
 
 
 @pytest.fixture
@@ -162,7 +63,21 @@ def test_specs_describe_a_plugin_without_importing_it(installed: Path) -> None:
     assert (spec.value, spec.module) == ("bad_import_mod:Thing", "bad_import_mod")
     assert (spec.distribution, spec.version) == ("bad-plugins", "0.1")
     assert "bad_import" in registry.names("source")
-    assert "bad_import_mod" not in sys.modules
+    assert registry.specs("task")["tmp_repeat"][0].module == "tmp_repeat_pkg"
+    assert "tmp_repeat_pkg" not in sys.modules  # it would import cleanly, had it been
+
+
+def test_the_first_copy_of_a_distribution_on_the_path_wins(tmp_path: Path) -> None:
+    """A stale copy further down the path (an old install) adds no entry points."""
+    from runner import entrypoints
+
+    new, old = tmp_path / "new", tmp_path / "old"
+    write_distribution(new, "tmp-repeat", {"runner.tasks": {"repeat": "m:New"}}, {}, "2.0")
+    write_distribution(
+        old, "tmp_Repeat", {"runner.tasks": {"repeat": "m:Old", "gone": "m:Gone"}}, {}, "1.0"
+    )
+    found = entrypoints.entry_points(["runner.tasks"], path=[str(new), str(old)])
+    assert [(e.name, e.value, e.version) for e in found] == [("repeat", "m:New", "2.0")]
 
 
 def test_refresh_forgets_what_was_discovered(site: Path) -> None:
@@ -221,11 +136,19 @@ def test_contract_problem_explains_each_mismatch() -> None:
     assert "no map() method" in str(registry.contract_problem("executor", object))
 
 
-def test_load_plugin_returns_the_class_once_imported(installed: Path) -> None:
-    """A good plugin loads to its class, and a second load is the same object."""
+def test_load_plugin_returns_the_class_once_imported(
+    installed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A good plugin loads to its class; a second load neither imports nor checks again."""
+    imports = []
+    real_import = registry.import_plugin
+    monkeypatch.setattr(
+        registry, "import_plugin", lambda spec: imports.append(spec) or real_import(spec)
+    )
     cls = registry.load_plugin("task", "tmp_repeat")
     assert cls.__name__ == "Repeat"
     assert registry.load_plugin("task", "tmp_repeat") is cls
+    assert len(imports) == 1
 
 
 class WideSignature:
@@ -244,7 +167,7 @@ class WideSignature:
 
 def test_schema_for_derives_types_defaults_and_mandatory_keys() -> None:
     """The schema types keys from annotations, keeps defaults, marks ``???`` the others."""
-    node = OmegaConf.structured(registry.schema_for("task", "annotated", WideSignature))
+    node = OmegaConf.structured(registry.schema_for("annotated", WideSignature))
     assert node.name == "annotated"
     assert OmegaConf.is_missing(node, "count")
     assert (node.ratio, node.label, list(node.tags), node.anything) == (0.5, None, ["a"], 3)
@@ -411,11 +334,36 @@ def buggy_site(tmp_path: Path) -> Path:
         "buggy-plugins",
         {
             "runner.postprocessors": {"failing_report": "buggy_mod:FailingReport"},
-            "runner.tasks": {"crashing": "buggy_mod:CrashingTask"},
+            "runner.tasks": {
+                "crashing": "buggy_mod:CrashingTask",
+                "exits_at_import": "exiting_mod:Task",
+                "multiline_at_import": "multiline_mod:Task",
+            },
         },
-        {"buggy_mod.py": BUGGY_PLUGINS},
+        {
+            "buggy_mod.py": BUGGY_PLUGINS,
+            "exiting_mod.py": "raise SystemExit('no GPU here')\n",
+            "multiline_mod.py": "raise RuntimeError('first line\\nsecond line')\n",
+        },
     )
     return site
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("exits_at_import", "SystemExit: no GPU here"),
+        ("multiline_at_import", "RuntimeError: first line"),
+    ],
+)
+def test_any_import_failure_is_one_usage_error_line(
+    run_cli: RunCli, buggy_site: Path, name: str, reason: str
+) -> None:
+    """sys.exit() or a multi-line message while a plugin imports: still one line, exit 2."""
+    result = run_cli(f"task={name}", env={"PYTHONPATH": str(buggy_site)})
+    assert result.returncode == 2, result.output
+    line = error_line(result.output)
+    assert f"entry point {name!r}" in line and line.endswith(reason)
 
 
 def test_a_failing_post_processor_exits_1_and_keeps_every_result(

@@ -53,7 +53,6 @@ def _job(
     total: int = 24,
     failed: int = 0,
     code: int = 0,
-    status: str = "ok",
     error: str | None = None,
 ) -> Job:
     """A made-up job; ``wall=None`` means it never got to write summary.json."""
@@ -64,12 +63,12 @@ def _job(
             "total": total,
             "succeeded": total - failed,
             "failed": failed,
-            "interrupted": status == "interrupted",
+            "interrupted": code == 130,
             "wall_seconds": wall,
             "items_per_second": round(total / wall, 3),
         }
     given = {"parallel": parallel} if overrides is None else overrides
-    return Job(Path(f"/sweep/{num}"), num, given, code, status, error, summary, parallel)
+    return Job(Path(f"/sweep/{num}"), num, given, code, error, summary, parallel)
 
 
 @pytest.fixture(autouse=True)
@@ -206,9 +205,10 @@ def test_a_sweep_without_parallel_has_columns_but_no_speedup_or_plot() -> None:
 def test_all_jobs_failed_gives_no_winner_and_the_worst_code() -> None:
     """When no job could run, every row shows its error and the sweep exits non-zero."""
     jobs = [
-        _job(0, 1, None, code=2, status="error", error="source file 'a' does not exist"),
-        _job(1, 2, None, code=2, status="error", error="task 'x' could not start"),
+        _job(0, 1, None, code=2, error="source file 'a' does not exist"),
+        _job(1, 2, None, code=2, error="task 'x' could not start"),
     ]
+    assert [job.status for job in jobs] == ["error", "error"]
     report = build_report(jobs)
     assert report.fastest is None and report.exit_code == 2
     assert verdict(report) == "Fastest: none (no job ran to the end)."
@@ -219,9 +219,10 @@ def test_all_jobs_failed_gives_no_winner_and_the_worst_code() -> None:
 def test_an_unfinished_baseline_gives_no_speedup() -> None:
     """An interrupted smallest-parallel job is no baseline; an interruption exits 130."""
     jobs = [
-        _job(0, 1, 2.0, code=130, status="interrupted"),
-        _job(1, 2, 1.0, code=1, failed=3, status="failed_items"),
+        _job(0, 1, 2.0, code=130),
+        _job(1, 2, 1.0, code=1, failed=3),
     ]
+    assert [job.status for job in jobs] == ["interrupted", "failed_items"]
     report = build_report(jobs)
     assert [r.speedup for r in report.rows] == [None, None]
     assert report.exit_code == 130
