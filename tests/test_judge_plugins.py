@@ -115,3 +115,30 @@ def test_a_missing_experiment_is_a_usage_error(run_cli: RunCli, tmp_path: Path) 
     result = run_cli("task=judge_rerun", f"source.experiment={tmp_path / 'nope'}")
     assert result.returncode == 2
     assert str(tmp_path / "nope") in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["source.experiment={experiment}", "task.latency=-1"],
+            "latency must be a number of seconds >= 0 or null, got -1",
+        ),
+        (
+            ["source=range", "postprocessor=judge_consensus"],
+            "postprocessor 'judge_consensus' could not start: judge_consensus needs the "
+            "judge_slots source",
+        ),
+    ],
+)
+def test_a_bad_latency_or_source_stops_the_run_before_any_slot(
+    run_cli: RunCli, experiment: Path, overrides: list[str], message: str
+) -> None:
+    """A bad latency or a source other than judge_slots is exit code 2 before any item runs."""
+    remove_slot(experiment)
+    before = tree(experiment)
+    result = run_cli("task=judge_rerun", *(o.format(experiment=experiment) for o in overrides))
+    assert result.returncode == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (result.run_dir / "results.jsonl").exists()
+    assert tree(experiment) == before

@@ -8,38 +8,37 @@ from typing import Any
 
 import pytest
 
-from runner.api import Outcome, RunContext, TaskFailure
+from runner.api import Outcome, RunContext
+from runner.wrapper import make_safe_call
 from runner_plugins.judge.plugins import JudgeConsensus, JudgeRerun, JudgeSlots
 from tests.judge_support import (
+    FIXTURE,
     T3,
     context_for,
+    copy_fixture,
     remove_slot,
     status_of,
     tree,
 )
 
 
-def _rerun_all(experiment: Path, out: Path, command: list[str]) -> tuple[RunContext, list[Outcome]]:
+def _rerun_all(
+    experiment: Path, out: Path, command: list[str], **params: Any
+) -> tuple[RunContext, list[Outcome]]:
     """Run every listed slot like the core does and return the context and outcomes."""
     context = context_for(out)
-    source = JudgeSlots(experiment=str(experiment))
-    source.setup(context)
+    source = JudgeSlots(experiment=str(experiment), **params)
     context.source = source
-    task = JudgeRerun(command=command)
-    outcomes = []
-    for item in source:
-        try:
-            outcomes.append(Outcome(item.id, "ok", 0.1, result=task.run(item)))
-        except TaskFailure as exc:
-            outcomes.append(
-                Outcome(
-                    item.id,
-                    "failed",
-                    0.1,
-                    error={"type": "TaskFailure", "message": str(exc), "traceback": ""},
-                )
-            )
-    return context, outcomes
+    source.setup(context)
+    run = make_safe_call(JudgeRerun(command=command).run)
+    return context, [run(item) for item in source]
+
+
+def _consensus(outcomes: list[Outcome], context: RunContext) -> None:
+    """Set up the post-processor and call it, as the core does."""
+    post = JudgeConsensus()
+    post.setup(context)
+    post(outcomes, context)
 
 
 def test_consensus_regenerates_the_rerun_run_and_nothing_else(
@@ -51,7 +50,7 @@ def test_consensus_regenerates_the_rerun_run_and_nothing_else(
     record_before = json.loads((experiment / T3 / "run_result.json").read_text())
     context, outcomes = _rerun_all(experiment, out, judge_cmd("good", 0.4))
     assert [o.status for o in outcomes] == ["ok"]
-    JudgeConsensus()(outcomes, context)
+    _consensus(outcomes, context)
     after = tree(experiment)
     new_slot = {k for k in after if k.startswith(f"{T3}/judge/judge_02/")}
     changed = {k for k in before if before[k] != after.get(k)}
@@ -110,7 +109,7 @@ def test_runs_whose_reruns_all_failed_are_left_untouched(
     context, outcomes = _rerun_all(experiment, out, judge_cmd("good"))
     # Pretend the T5 slot failed: its outcome is failed, whatever its files say.
     outcomes = [o if o.id.startswith("T3") else Outcome(o.id, "failed", 0.1) for o in outcomes]
-    JudgeConsensus()(outcomes, context)
+    _consensus(outcomes, context)
     after = tree(experiment)
     for name in ("judge/result.json", "run_result.json"):
         assert after[f"T5/01/run_01/{name}"] == before[f"T5/01/run_01/{name}"]
@@ -125,12 +124,29 @@ def test_nothing_rerun_means_nothing_written(experiment: Path, out: Path, judge_
     before = tree(experiment)
     assert [o.status for o in outcomes] == ["failed"]
     # An ok outcome that is not a judge_rerun result is ignored, not taken for a rerun.
-    JudgeConsensus()([*outcomes, Outcome("other", "ok", 0.1, result={"index": 3})], context)
+    _consensus([*outcomes, Outcome("other", "ok", 0.1, result={"index": 3})], context)
     assert tree(experiment) == before and not (experiment / "summary").exists()
     assert not (out / "judge_summary.json").exists() and status_of(slot) == "failed"
 
 
-def test_consensus_needs_the_judge_slots_source(out: Path) -> None:
-    """Another source has no experiment: the post-processor says which source it needs."""
+def test_consensus_repairs_the_copy_the_source_set_up(
+    tmp_path: Path, out: Path, judge_cmd: Any
+) -> None:
+    """With copy=true the consensus and summary go to the source's copy; the original stays."""
+    original = copy_fixture(tmp_path / "original")
+    remove_slot(original)
+    before = tree(original)
+    context, outcomes = _rerun_all(original, out, judge_cmd("good"), copy=True)
+    assert [o.status for o in outcomes] == ["ok"]
+    _consensus(outcomes, context)
+    assert tree(original) == before
+    copy = tree(out / "experiment")
+    assert copy[f"{T3}/judge/result.json"] != before[f"{T3}/judge/result.json"]
+    assert "summary/judge_summary.json" in copy
+
+
+@pytest.mark.parametrize("source", [object(), JudgeSlots(experiment=str(FIXTURE))])
+def test_consensus_needs_the_judge_slots_source(out: Path, source: object) -> None:
+    """Another source, or one not set up, stops setup naming the source it needs."""
     with pytest.raises(ValueError, match="judge_consensus needs the judge_slots source"):
-        JudgeConsensus()([], context_for(out, source=object()))
+        JudgeConsensus().setup(context_for(out, source=source))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from runner_plugins.judge import sample as sample_module
 from runner_plugins.judge.consensus import consensus
 from runner_plugins.judge.experiment import load_config, read_judgment, run_slots
 from runner_plugins.judge.sample import make_sample_experiment
@@ -156,3 +158,38 @@ def test_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="not empty"):
         make_sample_experiment(tmp_path / "exp", seed=0)
     assert (tmp_path / "exp" / "keep.txt").read_text() == "mine"
+
+
+def test_generation_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A generation that fails part-way leaves neither the sample folder nor its temporary."""
+    write_run = sample_module._write_run
+    calls = iter(range(5))
+
+    def write_then_fail(*args: Any) -> None:
+        if next(calls, None) is None:
+            raise OSError("No space left on device")
+        write_run(*args)
+
+    monkeypatch.setattr(sample_module, "_write_run", write_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        make_sample_experiment(tmp_path / "exp", seed=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_leftover_partial_folder_is_replaced(tmp_path: Path) -> None:
+    """The temporary folder of a killed generation is never reused: the sample is made anew."""
+    leftover = tmp_path / "exp.partial"
+    (leftover / "config").mkdir(parents=True)
+    (leftover / "config" / "experiment.json").write_text("{}")
+    (leftover / "T0" / "stale.txt").parent.mkdir()
+    (leftover / "T0" / "stale.txt").write_text("from a killed run")
+    root = make_sample_experiment(tmp_path / "exp", seed=4)
+    assert not leftover.exists()
+    assert tree(root) == tree(make_sample_experiment(tmp_path / "fresh", seed=4))
+
+
+def test_an_empty_destination_folder_is_filled(tmp_path: Path) -> None:
+    """An existing empty folder is an allowed destination: the sample takes its place."""
+    (tmp_path / "exp").mkdir()
+    root = make_sample_experiment(tmp_path / "exp", seed=4)
+    assert (root / "config" / "experiment.json").is_file()

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runner_plugins.judge import experiment as experiment_module
+from runner_plugins.judge import sample as sample_module
+from runner_plugins.judge import source as source_module
 from runner_plugins.judge.plugins import JudgeSlots
 from tests.judge_support import (
     FIXTURE,
     T3,
     context_for,
+    copy_fixture,
     remove_slot,
     slots_for,
     tree,
@@ -55,9 +62,56 @@ def test_without_experiment_a_sample_is_created_in_the_run_folder(out: Path) -> 
 
 
 def test_a_second_setup_reuses_the_sample(out: Path) -> None:
-    """A resumed run finds its sample instead of failing on a non-empty folder."""
-    slots_for(None, out)
-    assert len(slots_for(None, out)) == len(slots_for(None, out))
+    """A resumed run finds its sample (with its repairs) instead of failing or remaking it."""
+    first = list(slots_for(None, out))
+    repaired = Path(first[0]["slot_dir"])
+    repaired.mkdir(exist_ok=True)
+    (repaired / "judgment.json").write_text(json.dumps({"score": 0.5}))
+    second = slots_for(None, out)
+    assert [i.id for i in second] == [i.id for i in first[1:]]
+    assert len(second) == len(first) - 1
+
+
+def test_an_interrupted_sample_is_made_again_in_full(
+    out: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sample generation that stops part-way leaves nothing a later setup would reuse."""
+    write_run = sample_module._write_run
+    calls = iter(range(10))
+
+    def write_then_stop(*args: Any) -> None:
+        if next(calls, None) is None:
+            raise KeyboardInterrupt
+        write_run(*args)
+
+    monkeypatch.setattr(sample_module, "_write_run", write_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        slots_for(None, out)
+    assert list(out.iterdir()) == []
+    monkeypatch.undo()
+    source = slots_for(None, out)
+    whole = sample_module.make_sample_experiment(tmp_path / "whole", 0)
+    assert tree(out / "sample-experiment") == tree(whole)
+    assert len(source) == len(slots_for(whole, tmp_path))
+
+
+def test_the_experiment_is_read_once_in_setup(
+    sample: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """len(), iteration and describe() use the slots setup listed; no judgment is re-read."""
+    reads: list[Path] = []
+    read_judgment = experiment_module.read_judgment
+
+    def counting(slot_dir: Path) -> dict[str, Any] | None:
+        reads.append(slot_dir)
+        return read_judgment(slot_dir)
+
+    monkeypatch.setattr(experiment_module, "read_judgment", counting)
+    source = slots_for(sample, out)
+    listed = len(reads)
+    assert listed > 0
+    assert len(source) == len(list(source)) > 0 and source.describe()
+    assert len(reads) == listed
 
 
 @pytest.mark.parametrize(
@@ -108,6 +162,10 @@ def test_location_filters_normalise_numbers(sample: Path, out: Path) -> None:
         ({"runs": [9]}, r"run filter value 9 is out of range; valid: 1..6"),
         ({"slots": ["x"]}, "slot filter value 'x' is not a number"),
         ({"subtests": ["7"]}, r"matches no subtest folder; valid: \['00', '01', '02'\]"),
+        (
+            {"subtests": ["1", "7"]},
+            r"subtest filter value '7' matches no subtest folder; valid: \['00', '01', '02'\]",
+        ),
     ],
 )
 def test_bad_filters_name_the_value_and_the_choices(
@@ -155,14 +213,73 @@ def test_describe_counts_all_statuses_and_writes_nothing(out: Path, experiment: 
     )
 
 
-def test_copy_works_on_a_private_writable_copy(out: Path) -> None:
-    """copy=true repairs <output_dir>/experiment, never the (read-only) original."""
-    source = slots_for(FIXTURE, out, copy=True, status=["missing"])
+def _modes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): stat.S_IMODE(p.lstat().st_mode) for p in root.rglob("*")}
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Path]:
+    """A copy of the real experiment with every write permission removed (restored after)."""
+    root = copy_fixture(tmp_path / "read-only")
+    for path in [root, *root.rglob("*")]:
+        path.chmod(stat.S_IMODE(path.stat().st_mode) & ~0o222)
+    yield root
+    for path in [root, *root.rglob("*")]:
+        path.chmod(stat.S_IMODE(path.stat().st_mode) | stat.S_IWUSR)
+
+
+def test_copy_works_on_a_private_writable_copy(
+    read_only: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """copy=true repairs a writable <output_dir>/experiment, never the read-only original."""
+    before, modes = tree(read_only), _modes(read_only)
+    loads: list[Path] = []
+    load_config = source_module.load_config
+
+    def counting(root: Path) -> Any:
+        loads.append(root)
+        return load_config(root)
+
+    monkeypatch.setattr(source_module, "load_config", counting)
+    source = slots_for(read_only, out, copy=True, status=["missing"])
     assert source.experiment_path == out / "experiment"
-    assert tree(out / "experiment") == tree(FIXTURE)
-    probe = out / "experiment" / "T0" / "00" / "run_01" / "judge" / "probe.txt"
+    assert source.config is not None and source.config.root == out / "experiment"
+    assert len(loads) == 1  # the original's config is read once, then pointed at the copy
+    copy = out / "experiment"
+    assert tree(copy) == tree(read_only) == tree(FIXTURE)
+    assert all(mode & stat.S_IWUSR for mode in _modes(copy).values())
+    assert os.access(copy / T3 / "judge", os.W_OK)
+    probe = copy / "T0" / "00" / "run_01" / "judge" / "probe.txt"
     probe.write_text("writable")
     assert probe.read_text() == "writable"
+    assert tree(read_only) == before and _modes(read_only) == modes
+    assert not any(mode & 0o222 for mode in modes.values())
+
+
+def test_an_interrupted_copy_is_never_taken_for_a_finished_one(
+    experiment: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy that fails part-way leaves no <output_dir>/experiment; the next run copies anew."""
+    copytree = source_module.shutil.copytree
+    calls = 0
+
+    def copy_then_fail(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        top = calls == 1  # copytree calls itself for each subfolder
+        copied = copytree(*args, **kwargs)
+        if top:
+            raise OSError(28, "No space left on device")
+        return copied
+
+    monkeypatch.setattr(source_module.shutil, "copytree", copy_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        slots_for(experiment, out, copy=True)
+    assert sorted(p.name for p in out.iterdir() if "experiment" in p.name) == []
+    monkeypatch.setattr(source_module.shutil, "copytree", copytree)
+    source = slots_for(experiment, out, copy=True)
+    assert source.experiment_path == out / "experiment"
+    assert tree(out / "experiment") == tree(experiment)
 
 
 def test_copy_is_skipped_in_a_dry_run(out: Path, experiment: Path) -> None:
@@ -177,4 +294,4 @@ def test_complete_slots_can_be_rejudged_but_agent_failed_never_run(sample: Path,
     assert complete and {i["status"] for i in complete} == {"complete"}
     source = slots_for(sample, out, status=["agent_failed"])
     assert list(source) == [] and len(source) == 0
-    assert "agent_failed" in source.describe()
+    assert "selected for rerun: 0 slot(s) with status in ['agent_failed']" in source.describe()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -69,6 +70,20 @@ def test_latency_reaches_the_judge_through_its_variable(
     slot = remove_slot(experiment)
     JudgeRerun(command=judge_cmd(), latency=0).run(one_item(experiment, out))
     assert json.loads((slot / "judgment.json").read_text())["reasoning"].endswith("latency=0.0")
+
+
+@pytest.mark.parametrize("latency", [-1, "abc", float("inf"), True])
+def test_a_bad_latency_is_refused_before_any_slot_runs(out: Path, latency: Any) -> None:
+    """A latency that is not seconds >= 0 fails construction, naming latency and the value."""
+    message = f"latency must be a number of seconds >= 0 or null, got {latency!r}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        JudgeRerun(latency=latency)
+
+
+def test_latency_may_be_a_number_string_or_null() -> None:
+    """A numeric string (as an override may give) is read as seconds; null keeps the default."""
+    assert JudgeRerun(latency="1.5").latency == 1.5  # type: ignore[arg-type]
+    assert JudgeRerun(latency=None).latency is None
 
 
 def _assert_failed(slot: Path) -> dict[str, Any]:
@@ -209,3 +224,18 @@ def test_a_failed_rejudge_of_a_complete_slot_keeps_its_judgment(
     assert tree(slot) == before and status_of(slot) == "complete"
     JudgeRerun(command=judge_cmd("good", 0.25)).run(item)
     assert json.loads((slot / "judgment.json").read_text())["score"] == 0.25
+
+
+def test_a_rate_limited_rejudge_of_a_complete_slot_is_retryable_and_keeps_it(
+    experiment: Path, out: Path, judge_cmd: Any
+) -> None:
+    """A 429 while re-judging a complete slot raises JudgeRateLimited; the slot is untouched."""
+    [item, *_] = slots_for(experiment, out, status=["complete"], tiers=["T3"])
+    slot = Path(item["slot_dir"])
+    before = tree(slot)
+    with pytest.raises(
+        JudgeRateLimited, match=r"\(retry after 12 s\).*keeps its earlier judgment"
+    ) as info:
+        JudgeRerun(command=judge_cmd("ratelimit")).run(item)
+    assert info.value.retry_after == 12.0
+    assert tree(slot) == before and status_of(slot) == "complete"

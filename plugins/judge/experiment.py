@@ -14,13 +14,14 @@ import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from runner.api import TaskFailure
 
 #: Every slot status, in the order tables show them.
 STATUSES = ("missing", "failed", "complete", "agent_failed")
-#: The statuses a rerun may select; complete and agent_failed slots are never rerun.
+#: The statuses a rerun selects by default. Complete slots are re-judged only when the
+#: status filter asks for them; agent_failed slots are never rerun (nothing to judge).
 RERUNNABLE = ("missing", "failed")
 CONFIG_FILE = Path("config") / "experiment.json"
 
@@ -127,7 +128,7 @@ class ExperimentConfig:
                     yield RunRef(self.root, tier, subtest, number)
 
 
-def _positive_int(value: Any) -> bool:
+def _positive_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
@@ -159,7 +160,7 @@ def load_config(root: Path) -> ExperimentConfig:
             f"{where}: 'judge_models' must be a non-empty list of names, got {models!r}"
         )
     runs = raw.get("runs_per_subtest")
-    if not isinstance(runs, int) or not _positive_int(runs):
+    if not _positive_int(runs):
         raise ValueError(f"{where}: 'runs_per_subtest' must be a positive integer, got {runs!r}")
     tiers = raw.get("tiers_to_run")
     if not (isinstance(tiers, list) and all(_safe_name(t) for t in tiers)):

@@ -9,7 +9,7 @@ from loguru import logger
 
 from runner.api import Outcome, PostProcessor, RunContext
 from runner_plugins.judge.consensus import SUMMARY_DIR, regenerate_run, write_summary
-from runner_plugins.judge.experiment import ExperimentConfig, RunRef, load_config
+from runner_plugins.judge.experiment import ExperimentConfig, RunRef
 
 
 class JudgeConsensus(PostProcessor):
@@ -22,21 +22,32 @@ class JudgeConsensus(PostProcessor):
     run's output folder.
     """
 
-    def __call__(self, outcomes: Iterable[Outcome], context: RunContext) -> None:
-        root = getattr(context.source, "experiment_path", None)
-        if root is None:
+    def __init__(self) -> None:
+        self._config: ExperimentConfig | None = None
+
+    def setup(self, context: RunContext) -> None:
+        """Take the experiment from the judge_slots source (set up first); refuse any other."""
+        config = getattr(context.source, "config", None)
+        if not isinstance(config, ExperimentConfig):
+            # Checked before any slot runs: after the batch would be too late to be useful.
             raise ValueError(
                 "judge_consensus needs the judge_slots source (after setup); "
                 f"got source {type(context.source).__name__!r}"
             )
-        config = load_config(Path(root))
+        self._config = config
+
+    def __call__(self, outcomes: Iterable[Outcome], context: RunContext) -> None:
+        config = self._config
+        if config is None:
+            raise RuntimeError("JudgeConsensus.setup(context) must be called first")
+        valid = {(tier, subtest) for tier in config.tiers for subtest in config.subtests(tier)}
         runs: set[RunRef] = set()
         ok = failed = 0
         for outcome in outcomes:
             if not outcome.ok:
                 failed += 1
                 continue
-            run = _run_of(config, outcome)
+            run = _run_of(config, valid, outcome)
             if run is None:
                 logger.warning(f"judge_consensus: {outcome.id}: not a judge_rerun result, ignored")
                 continue
@@ -67,14 +78,19 @@ class JudgeConsensus(PostProcessor):
         )
 
 
-def _run_of(config: ExperimentConfig, outcome: Outcome) -> RunRef | None:
-    """The run a successful rerun belongs to, or None for a result that is not one."""
+def _run_of(
+    config: ExperimentConfig, valid: set[tuple[str, str]], outcome: Outcome
+) -> RunRef | None:
+    """The run a successful rerun belongs to, or None for a result that is not one.
+
+    ``valid`` holds the experiment's (tier, subtest) pairs.
+    """
     result = outcome.result
     if not isinstance(result, dict):
         return None
     tier, subtest, number = result.get("tier"), result.get("subtest"), result.get("run")
-    if tier not in config.tiers or subtest not in config.subtests(str(tier)):
+    if not (isinstance(tier, str) and isinstance(subtest, str)) or (tier, subtest) not in valid:
         return None
     if not isinstance(number, int) or not 1 <= number <= config.runs_per_subtest:
         return None
-    return RunRef(config.root, str(tier), str(subtest), number)
+    return RunRef(config.root, tier, subtest, number)

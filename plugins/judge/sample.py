@@ -6,19 +6,21 @@ in ~950 small files). A few slots have a fixed fate so that every status and eve
 of failure is present whatever the seed; the rest are drawn from
 ``random.Random(seed)``, so one seed always gives byte-identical files. Tier T1 also
 holds a subtest beyond ``max_subtests`` and a non-numeric folder, which enumeration
-must skip.
+must skip. The files are written into a temporary sibling folder that is renamed into
+place at the end, so a sample folder is either whole or absent.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from runner_plugins.judge.consensus import apply_judge_fields, consensus, judges_list
-from runner_plugins.judge.experiment import parse_reply, slot_name
+from runner_plugins.judge.experiment import RunRef, clamp_score, parse_reply
 
 MODELS = ("claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5")
 TIERS = ("T0", "T1", "T2", "T3", "T4")
@@ -67,7 +69,7 @@ def _subtests(tier: str) -> tuple[str, str]:
 
 
 def _write(path: Path, text: str) -> None:
-    # Plain writes: the folder is new and private until this function returns, and an
+    # Plain writes: the folder is new and private until it is renamed into place, and an
     # fsync per file (as atomic writes do) would cost more than the 0.5 s budget.
     if not path.parent.is_dir():  # one stat is cheaper than a mkdir that fails
         path.parent.mkdir(parents=True)
@@ -79,7 +81,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _reply(rng: random.Random, model: str, quality: float) -> str:
-    score = round(min(1.0, max(0.0, quality + rng.uniform(-0.08, 0.08))), 2)
+    score = round(clamp_score(quality + rng.uniform(-0.08, 0.08)), 2)
     verdict = {
         "score": score,
         "passed": score >= 0.5,
@@ -130,8 +132,8 @@ def _write_slot(
 
 
 def _write_run(root: Path, tier: str, subtest: str, number: int, rng: random.Random) -> None:
-    run_id = f"{tier}/{subtest}/run_{number:02d}"
-    run_dir = root / run_id
+    run = RunRef(root, tier, subtest, number)
+    run_dir = run.dir
     agent_fate = FORCED_AGENT.get((tier, subtest, number), "ok")
     kind = rng.choice(sorted(ANSWERS))
     quality = rng.uniform(*QUALITY[kind])
@@ -172,7 +174,7 @@ def _write_run(root: Path, tier: str, subtest: str, number: int, rng: random.Ran
         "judge_grade": None,
         "judge_reasoning": "",
         "judges": [],
-        "workspace_path": f"{run_id}/workspace",
+        "workspace_path": f"{run.id}/workspace",
         "criteria_scores": {},
     }
     if agent_fate == "ok":
@@ -188,8 +190,7 @@ def _write_run(root: Path, tier: str, subtest: str, number: int, rng: random.Ran
                     if draw < 0.4
                     else "complete"
                 )
-            slot_dir = run_dir / "judge" / slot_name(slot)
-            judgments.append(_write_slot(slot_dir, fate, rng, model, quality, when))
+            judgments.append(_write_slot(run.slot_dir(slot), fate, rng, model, quality, when))
         if any(j is not None for j in judgments):
             result = consensus(judgments)
             _write_json(run_dir / "judge" / "result.json", result)
@@ -198,10 +199,29 @@ def _write_run(root: Path, tier: str, subtest: str, number: int, rng: random.Ran
 
 
 def make_sample_experiment(dest: Path, seed: int) -> Path:
-    """Create the sample experiment in ``dest`` (new or empty); one seed gives one set of bytes."""
+    """Create the sample experiment in ``dest`` (new or empty); one seed gives one set of bytes.
+
+    The sample is built in ``<dest>.partial`` and renamed to ``dest`` when complete, so an
+    interrupted call leaves no ``dest`` that could pass for a sample; a ``.partial`` folder
+    left by a killed call is removed first.
+    """
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(f"cannot create a sample experiment in {str(dest)!r}: not empty")
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        _write_sample(partial, seed)
+        if dest.exists():
+            dest.rmdir()  # empty, as checked above
+        partial.rename(dest)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return dest
+
+
+def _write_sample(dest: Path, seed: int) -> None:
     rng = random.Random(seed)
     _write_json(
         dest / "config" / "experiment.json",
@@ -225,4 +245,3 @@ def make_sample_experiment(dest: Path, seed: int) -> Path:
     # Folders that enumeration must skip: a subtest beyond max_subtests, a non-numeric one.
     _write_run(dest, "T1", "03", 1, random.Random(seed))
     _write(dest / "T1" / "notes" / "README.md", "Not a subtest: the name is not numeric.\n")
-    return dest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import stat
@@ -27,13 +28,24 @@ from runner_plugins.judge.sample import make_sample_experiment
 
 
 def copy_experiment(src: Path, dest: Path) -> None:
-    """Copy an experiment folder and make the copy writable (sources are often read-only)."""
-    shutil.copytree(src, dest, symlinks=True)
-    for folder, dirs, files in os.walk(dest):
-        for name in [*dirs, *files, ""]:
-            path = Path(folder, name)
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    """Copy an experiment folder and make the copy writable (sources are often read-only).
+
+    The copy is made in ``<dest>.partial`` and renamed when complete: a run killed while
+    copying leaves no ``dest`` that a resumed run would take for a finished copy.
+    """
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        shutil.copytree(src, partial, symlinks=True)
+        for folder, dirs, files in os.walk(partial):
+            for name in [*dirs, *files, ""]:
+                path = Path(folder, name)
+                if not path.is_symlink():
+                    path.chmod(path.stat().st_mode | stat.S_IWUSR)
+        partial.rename(dest)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -61,7 +73,8 @@ class JudgeSlots(Source):
 
     With no ``experiment`` a deterministic sample is created in the run folder. With
     ``copy`` the experiment is copied into ``<output_dir>/experiment`` first (except in a
-    dry run) so that each job of a sweep repairs its own copy. The source only reads.
+    dry run) so that each job of a sweep repairs its own copy. The slots and their
+    statuses are read once, in ``setup``. The source only reads.
     """
 
     def __init__(
@@ -84,8 +97,9 @@ class JudgeSlots(Source):
         self.runs = _as_list(runs)
         self.slots = _as_list(slots)
         self.copy = copy
-        self.experiment_path: Path | None = None
-        self._config: ExperimentConfig | None = None
+        #: The experiment this run reads and repairs (the copy with ``copy``); set by setup.
+        self.config: ExperimentConfig | None = None
+        self._slots: list[Slot] | None = None
         self._subtest_set: frozenset[int] = frozenset()
         self._run_set: frozenset[int] = frozenset()
         self._slot_set: frozenset[int] = frozenset()
@@ -104,17 +118,17 @@ class JudgeSlots(Source):
         output_dir = Path(context.output_dir).absolute()
         if self.experiment is None:
             path = output_dir / "sample-experiment"
+            # The sample appears all at once, so a folder with a config is a whole sample.
             if not (path / CONFIG_FILE).is_file():
                 make_sample_experiment(path, self.seed)
+            config = load_config(path)
         else:
-            path = Path(self.experiment).expanduser().absolute()
-            load_config(path)  # fail on a bad experiment before copying it
+            config = load_config(Path(self.experiment).expanduser().absolute())
             if self.copy and not context.dry_run:
                 dest = output_dir / "experiment"
                 if not dest.exists():  # a resumed run keeps the copy it already repaired
-                    copy_experiment(path, dest)
-                path = dest
-        config = load_config(path)
+                    copy_experiment(config.root, dest)
+                config = dataclasses.replace(config, root=dest)
         unknown = [t for t in self.tiers if t not in config.tiers]
         if unknown:
             raise ValueError(
@@ -123,22 +137,30 @@ class JudgeSlots(Source):
             )
         self._subtest_set = _numbers(self.subtests, "subtest", "", None)
         present = sorted({s for tier in config.tiers for s in config.subtests(tier)})
-        if self._subtest_set and not self._subtest_set & {int(s) for s in present}:
-            raise ValueError(
-                f"subtest filter {self.subtests!r} matches no subtest folder; valid: {present}"
-            )
+        known = {int(s) for s in present}
+        for value in self.subtests:
+            if int(value.strip()) not in known:
+                raise ValueError(
+                    f"subtest filter value {value!r} matches no subtest folder; valid: {present}"
+                )
         self._run_set = _numbers(self.runs, "run", "run_", config.runs_per_subtest)
         self._slot_set = _numbers(self.slots, "slot", "judge_", len(config.judge_models))
-        self._config, self.experiment_path = config, path
+        # One walk (a judgment.json read per slot) serves len(), iteration and describe().
+        self._slots = list(self._locate(config))
+        self.config = config
 
-    def _require_config(self) -> ExperimentConfig:
-        if self._config is None:
+    @property
+    def experiment_path(self) -> Path | None:
+        """The experiment folder this run reads and repairs, once set up."""
+        return None if self.config is None else self.config.root
+
+    def _require_setup(self) -> tuple[ExperimentConfig, list[Slot]]:
+        if self.config is None or self._slots is None:
             raise RuntimeError("JudgeSlots.setup(context) must be called before iterating")
-        return self._config
+        return self.config, self._slots
 
-    def _located(self) -> Iterator[Slot]:
+    def _locate(self, config: ExperimentConfig) -> Iterator[Slot]:
         """Every slot inside the tier/subtest/run/slot filters, whatever its status."""
-        config = self._require_config()
         for tier in config.tiers:
             if self.tiers and tier not in self.tiers:
                 continue
@@ -174,19 +196,21 @@ class JudgeSlots(Source):
         return slot.status in self.status and slot.status != "agent_failed"
 
     def __iter__(self) -> Iterator[Item]:
-        for slot in self._located():
+        _, slots = self._require_setup()
+        for slot in slots:
             if self._selected(slot):
                 yield self._item(slot)
 
     def __len__(self) -> int:
-        return sum(1 for slot in self._located() if self._selected(slot))
+        _, slots = self._require_setup()
+        return sum(1 for slot in slots if self._selected(slot))
 
     def describe(self) -> str:
         """The dry-run table: slots per tier and status, what is selected, a few examples."""
-        config = self._require_config()
+        config, slots = self._require_setup()
         counts: dict[str, Counter[str]] = {tier: Counter() for tier in config.tiers}
         examples: dict[str, list[str]] = {status: [] for status in STATUSES}
-        for slot in self._located():
+        for slot in slots:
             counts[slot.run.tier][slot.status] += 1
             if len(examples[slot.status]) < 3:
                 examples[slot.status].append(slot.id)
@@ -223,7 +247,7 @@ class JudgeSlots(Source):
             if v
         }
         scope = f" within {filters}" if filters else ""
-        selected = sum(total[s] for s in self.status)
+        selected = len(self)  # agent_failed slots are counted above but never selected
         lines.append(f"selected for rerun: {selected} slot(s) with status in {self.status}{scope}")
         lines += [f"  {status}: {', '.join(examples[status]) or '-'}" for status in STATUSES]
         return "\n".join(lines)

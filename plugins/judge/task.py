@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from datetime import datetime, timezone
@@ -67,6 +68,8 @@ class JudgeRerun(Task):
     timeout or an unusable reply removes any stale judgment.json, writes only timing.json
     with ``failed: true`` (plus the streams) and raises TaskFailure; a rate-limited or
     overloaded service raises its subclass JudgeRateLimited, carrying any Retry-After.
+    A failed re-judge of a complete slot raises the same way but leaves the slot's files
+    as they were.
     """
 
     def __init__(
@@ -74,11 +77,11 @@ class JudgeRerun(Task):
     ) -> None:
         self.command = [str(part) for part in (command or DEFAULT_COMMAND)]
         self.timeout = float(timeout)
-        self.latency = latency
+        self.latency = _latency(latency)
         self._env: dict[str, str] | None = None
-        if latency is not None:
+        if self.latency is not None:
             # Only the local judge reads this variable, so a real judge CLI ignores it.
-            self._env = {**os.environ, LATENCY_ENV: str(float(latency))}
+            self._env = {**os.environ, LATENCY_ENV: str(self.latency)}
 
     def setup(self, context: RunContext) -> None:
         """Check the command template and the timeout before the first slot runs."""
@@ -111,7 +114,7 @@ class JudgeRerun(Task):
         argv = fill_template(self.command, values)
         slot_dir.mkdir(parents=True, exist_ok=True)
         # Re-judging a complete slot must not cost its judgment when the new attempt fails.
-        fail = self._fail if item.get("status") != "complete" else self._fail_keeping_slot
+        keep = item.get("status") == "complete"
         workspace = Path(item["workspace"])
         try:
             result = run_command(
@@ -121,23 +124,28 @@ class JudgeRerun(Task):
                 env=self._env,
             )
         except OSError as exc:
-            fail(slot_dir, None, f"cannot start {argv[0]!r}: {exc.strerror or exc}")
+            self._fail(
+                slot_dir, None, f"cannot start {argv[0]!r}: {exc.strerror or exc}", keep=keep
+            )
         if result.timed_out:
-            fail(slot_dir, result, f"timed out after {self.timeout:g} s")
+            self._fail(slot_dir, result, f"timed out after {self.timeout:g} s", keep=keep)
         if result.returncode != 0:
             tail = " | ".join(line.strip() for line in result.stderr.strip().splitlines()[-3:])
-            fail(
+            self._fail(
                 slot_dir,
                 result,
                 f"judge exited with code {result.returncode}"
                 + (f": {tail[-300:]}" if tail else " (stderr empty)"),
+                keep=keep,
             )
         try:
             judgment = parse_reply(result.stdout)
         except ReplyError as exc:
-            fail(slot_dir, result, str(exc))
+            self._fail(slot_dir, result, str(exc), keep=keep)
         if not judgment["is_valid"]:
-            fail(slot_dir, result, "judge marked its reply invalid (is_valid: false)")
+            self._fail(
+                slot_dir, result, "judge marked its reply invalid (is_valid: false)", keep=keep
+            )
         atomic_write_text(slot_dir / "stdout.log", result.stdout)
         atomic_write_text(slot_dir / "stderr.log", result.stderr)
         atomic_write_text(slot_dir / "response.txt", result.stdout)
@@ -149,32 +157,48 @@ class JudgeRerun(Task):
         }
 
     @staticmethod
-    def _fail_keeping_slot(slot_dir: Path, result: CommandResult | None, reason: str) -> NoReturn:
-        """Raise for a failed re-judge of a complete slot, leaving its files as they were."""
-        raise TaskFailure(f"{reason} (the slot keeps its earlier judgment)")
+    def _fail(slot_dir: Path, result: CommandResult | None, reason: str, *, keep: bool) -> NoReturn:
+        """Raise TaskFailure (JudgeRateLimited for a rate limit) for a failed attempt.
 
-    @staticmethod
-    def _fail(slot_dir: Path, result: CommandResult | None, reason: str) -> NoReturn:
-        """Leave the slot ``failed`` (stale judgment removed, failed timing) and raise."""
-        for name in ("judgment.json", "response.txt", "MODEL.md"):
-            (slot_dir / name).unlink(missing_ok=True)
+        Unless ``keep``, first leave the slot ``failed``: stale judgment removed, the
+        streams and a failed timing.json written. With ``keep`` no file is touched.
+        """
         limited, retry_after = (False, None)
-        if result is not None:
-            atomic_write_text(slot_dir / "stdout.log", result.stdout)
-            atomic_write_text(slot_dir / "stderr.log", result.stderr)
-            if not result.timed_out:
-                limited, retry_after = detect_rate_limit(result.stderr + "\n" + result.stdout)
-        timing = _timing(0.0 if result is None else result.seconds) | {
-            "failed": True,
-            "reason": reason,
-        }
-        if limited:
-            timing |= {"rate_limited": True, "retry_after": retry_after}
-        atomic_write_json(slot_dir / "timing.json", timing)
+        if result is not None and not result.timed_out:
+            limited, retry_after = detect_rate_limit(result.stderr + "\n" + result.stdout)
+        if not keep:
+            for name in ("judgment.json", "response.txt", "MODEL.md"):
+                (slot_dir / name).unlink(missing_ok=True)
+            if result is not None:
+                atomic_write_text(slot_dir / "stdout.log", result.stdout)
+                atomic_write_text(slot_dir / "stderr.log", result.stderr)
+            timing = _timing(0.0 if result is None else result.seconds) | {
+                "failed": True,
+                "reason": reason,
+            }
+            if limited:
+                timing |= {"rate_limited": True, "retry_after": retry_after}
+            atomic_write_json(slot_dir / "timing.json", timing)
+        message = f"{reason} (the slot keeps its earlier judgment)" if keep else reason
         if limited:
             hint = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
-            raise JudgeRateLimited(f"judge rate limited or overloaded{hint}: {reason}", retry_after)
-        raise TaskFailure(reason)
+            raise JudgeRateLimited(
+                f"judge rate limited or overloaded{hint}: {message}", retry_after
+            )
+        raise TaskFailure(message)
+
+
+def _latency(value: Any) -> float | None:
+    """The ``latency`` parameter as seconds (None stays None); raise naming a bad value."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"latency must be a number of seconds >= 0 or null, got {value!r}")
+    return seconds
 
 
 def _timing(seconds: float) -> dict[str, Any]:
