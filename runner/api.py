@@ -173,13 +173,15 @@ class PostProcessor(ABC):
 
 # Helpers plugins may use; they live in their own modules and are re-exported here so
 # that plugins depend on this one module only.
-from runner.files import atomic_write_json, atomic_write_text  # noqa: E402
-from runner.process import CommandResult, fill_template, run_command  # noqa: E402
+from runner.files import atomic_write_json, atomic_write_text, leftover_temp_files  # noqa: E402
+from runner.process import CommandResult, CommandsStopped, fill_template, run_command  # noqa: E402
 
 __all__ += [
     "CommandResult",
+    "CommandsStopped",
     "atomic_write_json",
     "atomic_write_text",
     "fill_template",
+    "leftover_temp_files",
     "run_command",
 ]

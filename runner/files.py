@@ -4,21 +4,44 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
+
+#: What :func:`atomic_write_text` names its temporary files: ``.<name>.<random>.tmp``.
+TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; done once, at import, before any worker
+    # thread could create a file under the momentary zero mask.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
 
-    Readers see either the old file or the whole new one. The temporary file is removed
-    if writing fails.
+    Readers see either the old file or the whole new one. A file that is replaced keeps
+    its permission bits; a new one gets ``0666`` less the umask, as ``open`` would give it
+    (``mkstemp`` alone would make every file private to its owner). The temporary file,
+    named ``.<name>.<random>.tmp`` (see :data:`TEMP_NAME`), is removed if writing fails.
     """
     target = Path(path)
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_UMASK
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -34,3 +57,16 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def leftover_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files a killed :func:`atomic_write_text` left directly in ``folder``.
+
+    A process killed with SIGKILL between creating its temporary file and renaming it
+    cannot remove it; whoever next owns the folder can, with this list.
+    """
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [Path(folder, name) for name in sorted(names) if TEMP_NAME.match(name)]

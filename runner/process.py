@@ -43,6 +43,7 @@ _live: set[subprocess.Popen[bytes]] = set()
 _state = threading.Condition()  # guards _live, _starting and _killing
 _starting = 0  # commands between "allowed to start" and "registered in _live"
 _killing = False  # set by kill_all(): no command may start until allow_commands()
+_killed: set[int] = set()  # pids kill_all() killed: their results are not results
 
 
 class CommandsStopped(RuntimeError):
@@ -63,6 +64,7 @@ def kill_all(wait: float = 5.0) -> int:
         _state.wait_for(lambda: _starting == 0, timeout=wait)
         procs = list(_live)
     for proc in procs:
+        _killed.add(proc.pid)
         _kill_group(proc)
     return len(procs)
 
@@ -72,6 +74,7 @@ def allow_commands() -> None:
     global _killing
     with _state:
         _killing = False
+        _killed.clear()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -98,6 +101,8 @@ def run_command(
     On timeout, or if the caller is interrupted, the whole process group is killed.
     Streams are captured and, when paths are given, also written to those files.
     A program that cannot be started raises ``FileNotFoundError``/``PermissionError``.
+    A command killed because the run is being interrupted raises ``CommandsStopped``:
+    what it printed before the kill is no result, and must not be recorded as one.
     """
     global _starting
     args = [str(a) for a in argv]
@@ -138,6 +143,9 @@ def run_command(
     finally:
         with _state:
             _live.discard(proc)
+            stopped = proc.pid in _killed
+    if stopped:
+        raise CommandsStopped(f"killed, the run is being interrupted: {args[0]}")
     seconds = time.perf_counter() - started
     stdout = out.decode("utf-8", errors="replace")
     stderr = err.decode("utf-8", errors="replace")

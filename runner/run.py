@@ -103,8 +103,12 @@ def execute(settings: Settings, output_dir: Path) -> int:
     plugins = {group: build(group, settings) for group in groups}
     source, task, executor, post = (plugins[g] for g in groups)
     context.source, context.task = source, task
-    for group in groups:
-        _setup(group, settings.name(group), plugins[group], context)
+    try:
+        for group in groups:
+            _setup(group, settings.name(group), plugins[group], context)
+    except BaseException:
+        _close(source)  # it may hold what its setup took (a lock, a folder)
+        raise
     total = _length(source)
     if settings.dry_run:
         return _dry_run(source)
@@ -179,25 +183,29 @@ def execute(settings: Settings, output_dir: Path) -> int:
         f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed of {done} "
         f"in {wall:.2f}s ({summary['items_per_second']:.1f} items/s)."
     )
-    _close(source)
-    if source_error is not None:
-        # What ran is journaled and summarised; the rest of the source cannot be read.
-        raise UsageError(
-            f"source {settings.name('source')!r} failed after {done} item(s): {source_error}"
-        ) from source_error
-    if interrupted:
-        return EXIT_INTERRUPTED
-    code = EXIT_FAILED_ITEMS if progress.failed else EXIT_OK
     try:
-        post(JournalOutcomes(journal.path), context)
-    except Exception as exc:
-        error_with_traceback(
-            f"postprocessor {settings.name('postprocessor')!r} failed: {type(exc).__name__}: {exc}",
-            exc,
-        )
-        code = EXIT_FAILED_ITEMS
-    _close(post)
-    return code
+        if source_error is not None:
+            # What ran is journaled and summarised; the rest of the source cannot be read.
+            raise UsageError(
+                f"source {settings.name('source')!r} failed after {done} item(s): {source_error}"
+            ) from source_error
+        if interrupted:
+            return EXIT_INTERRUPTED
+        code = EXIT_FAILED_ITEMS if progress.failed else EXIT_OK
+        try:
+            post(JournalOutcomes(journal.path), context)
+        except Exception as exc:
+            error_with_traceback(
+                f"postprocessor {settings.name('postprocessor')!r} failed: "
+                f"{type(exc).__name__}: {exc}",
+                exc,
+            )
+            code = EXIT_FAILED_ITEMS
+        _close(post)
+        return code
+    finally:
+        # Last: the post-processor may still need what the source holds (a lock, files).
+        _close(source)
 
 
 def _close(plugin: Any) -> None:

@@ -83,11 +83,14 @@ def run_cli(tmp_path: Path) -> RunCli:
 
 @pytest.fixture(autouse=True)
 def _reset_global_state() -> Iterator[None]:
-    """Each test starts with no Hydra instance and no leftover loguru sinks."""
+    """Each test starts with no Hydra instance, no leftover loguru sinks, no open source."""
     from hydra.core.global_hydra import GlobalHydra
     from loguru import logger
 
+    from tests.judge_support import close_sources
+
     yield
+    close_sources()
     GlobalHydra.instance().clear()
     logger.remove()
     logger.add(sys.stderr, level="WARNING")

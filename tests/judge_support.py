@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runner.api import Item, RunContext
+from runner.api import Item, RunContext, Source
 from runner_plugins.judge.experiment import RunRef, load_config, run_slots
 from runner_plugins.judge.local_judge import LATENCY_ENV
 from runner_plugins.judge.plugins import JudgeSlots
@@ -68,12 +68,31 @@ def context_for(out: Path, **kw: Any) -> RunContext:
     return RunContext(output_dir=out, config={}, parallel=2, **kw)
 
 
+#: Sources set up by the current test; the conftest closes them after it, since a source
+#: set up for a repair holds the experiment's lock.
+OPEN_SOURCES: list[Source] = []
+
+
+def set_up(source: Source, context: RunContext) -> None:
+    """``source.setup(context)``, remembering the source so that it is closed after the test."""
+    OPEN_SOURCES.append(source)
+    source.setup(context)
+
+
+def close_sources() -> None:
+    """Close every source the test set up (releasing the experiment locks they hold)."""
+    while OPEN_SOURCES:
+        close = getattr(OPEN_SOURCES.pop(), "close", None)
+        if close is not None:
+            close()
+
+
 def slots_for(
     experiment: Path | None, out: Path, dry_run: bool = False, **params: Any
 ) -> JudgeSlots:
     """A JudgeSlots source after setup."""
     source = JudgeSlots(experiment=None if experiment is None else str(experiment), **params)
-    source.setup(context_for(out, dry_run=dry_run))
+    set_up(source, context_for(out, dry_run=dry_run))
     return source
 
 

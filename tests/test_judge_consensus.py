@@ -53,10 +53,10 @@ def test_passed_needs_a_strict_majority(passes: list[bool], expected: bool) -> N
     assert consensus([j(0.5, p) for p in passes])["passed"] is expected
 
 
-def test_passed_defaults_to_the_slot_score() -> None:
-    """A slot without passed counts as passed when its score is at least 0.5."""
-    assert consensus([j(0.5), j(0.49), j(0.9)])["passed"] is True
-    assert consensus([j(0.1), j(0.49), j(0.9)])["passed"] is False
+def test_a_slot_without_passed_counts_as_not_passed() -> None:
+    """A slot without passed votes not passed whatever its score, as in the original."""
+    assert consensus([j(0.9), j(0.95), j(0.9, True)])["passed"] is False
+    assert consensus([j(0.1, True), j(0.2), j(0.9, True)])["passed"] is True
 
 
 def test_reasoning_comes_from_the_slot_closest_to_the_mean() -> None:
@@ -85,15 +85,9 @@ def test_is_valid_only_when_every_slot_is_valid() -> None:
     assert consensus([j(0.7), None])["is_valid"] is False
 
 
-def test_no_valid_slot_gives_an_invalid_failing_consensus() -> None:
-    """A run without any valid slot gets score 0, grade F and is_valid false."""
-    result = consensus([None, None])
-    assert (result["score"], result["passed"], result["grade"], result["is_valid"]) == (
-        0.0,
-        False,
-        "F",
-        False,
-    )
+def test_no_valid_slot_gives_no_consensus() -> None:
+    """A run without any valid slot has no consensus to derive, as in the original."""
+    assert consensus([None, None]) is None
 
 
 def test_regenerate_run_rewrites_result_and_judge_fields_only(experiment: Path) -> None:
@@ -110,11 +104,19 @@ def test_regenerate_run_rewrites_result_and_judge_fields_only(experiment: Path) 
     assert json.loads((run_dir / "judge" / "result.json").read_text()) == result
     after = json.loads((run_dir / "run_result.json").read_text())
     assert list(after) == list(before)  # no key moved, none added
-    judge_keys = {"judge_score", "judge_passed", "judge_grade", "judge_reasoning", "judges"}
+    judge_keys = {
+        "judge_score",
+        "judge_passed",
+        "judge_grade",
+        "judge_reasoning",
+        "judges",
+        "criteria_scores",
+    }
     assert {k: v for k, v in after.items() if k not in judge_keys} == {
         k: v for k, v in before.items() if k not in judge_keys
     }
     assert after["judge_reasoning"] == slot2["reasoning"]
+    assert after["criteria_scores"] == slot2["criteria_scores"]
     assert [(e["judge_number"], e["model"], e["score"]) for e in after["judges"]] == [
         (1, "claude-opus-4-5-20251101", 0.95),
         (2, "claude-sonnet-4-5-20250929", 1.0),

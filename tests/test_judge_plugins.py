@@ -127,7 +127,7 @@ def test_a_missing_experiment_is_a_usage_error(run_cli: RunCli, tmp_path: Path) 
         (
             ["source=range", "postprocessor=judge_consensus"],
             "postprocessor 'judge_consensus' could not start: judge_consensus needs the "
-            "judge_slots source",
+            "judge_slots or judge_runs source",
         ),
     ],
 )

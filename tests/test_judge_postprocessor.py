@@ -17,6 +17,7 @@ from tests.judge_support import (
     context_for,
     copy_fixture,
     remove_slot,
+    set_up,
     status_of,
     tree,
 )
@@ -29,7 +30,7 @@ def _rerun_all(
     context = context_for(out)
     source = JudgeSlots(experiment=str(experiment), **params)
     context.source = source
-    source.setup(context)
+    set_up(source, context)
     run = make_safe_call(JudgeRerun(command=command).run)
     return context, [run(item) for item in source]
 
@@ -72,7 +73,14 @@ def test_consensus_regenerates_the_rerun_run_and_nothing_else(
         "criteria_scores": slot1["criteria_scores"],
     }
     record = json.loads((experiment / T3 / "run_result.json").read_text())
-    judge_keys = {"judge_score", "judge_passed", "judge_grade", "judge_reasoning", "judges"}
+    judge_keys = {
+        "judge_score",
+        "judge_passed",
+        "judge_grade",
+        "judge_reasoning",
+        "judges",
+        "criteria_scores",
+    }
     assert list(record) == list(record_before)
     assert {k: v for k, v in record.items() if k not in judge_keys} == {
         k: v for k, v in record_before.items() if k not in judge_keys
@@ -99,34 +107,54 @@ def test_consensus_regenerates_the_rerun_run_and_nothing_else(
     assert (out / "judge_summary.md").read_bytes() == after["summary/judge_summary.md"]
 
 
-def test_runs_whose_reruns_all_failed_are_left_untouched(
+def test_every_run_whose_consensus_no_longer_matches_its_slots_is_regenerated(
     experiment: Path, out: Path, judge_cmd: Any
 ) -> None:
-    """Only runs with a successful rerun are regenerated; a failing run keeps its consensus."""
+    """A run is regenerated because its slots changed, whatever its items' outcomes say."""
     remove_slot(experiment, T3, 2)
     remove_slot(experiment, "T5/01/run_01", 1)
     before = tree(experiment)
-    context, outcomes = _rerun_all(experiment, out, judge_cmd("good"))
-    # Pretend the T5 slot failed: its outcome is failed, whatever its files say.
-    outcomes = [o if o.id.startswith("T3") else Outcome(o.id, "failed", 0.1) for o in outcomes]
+    context, outcomes = _rerun_all(experiment, out, judge_cmd("garbage"), tiers=["T3"])
+    assert [o.status for o in outcomes] == ["failed"]
     _consensus(outcomes, context)
     after = tree(experiment)
+    # T5 lost slot 1 and was not rerun: its consensus is now that of slots 2 and 3.
+    t5 = json.loads(after["T5/01/run_01/judge/result.json"])
+    assert t5["score"] == pytest.approx((1.0 + 1.0) / 2) and t5["is_valid"] is False
+    # T3's rerun failed: the slot is failed and the consensus is that of slots 1 and 3.
+    t3 = json.loads(after[f"{T3}/run_result.json"])
+    assert t3["judge_score"] == pytest.approx((0.96 + 0.99) / 2)
+    assert [e["judge_number"] for e in t3["judges"]] == [1, 3]
+    # A run whose consensus matched its slots is not touched.
     for name in ("judge/result.json", "run_result.json"):
-        assert after[f"T5/01/run_01/{name}"] == before[f"T5/01/run_01/{name}"]
-        assert after[f"{T3}/{name}"] != before[f"{T3}/{name}"]
+        assert after[f"T0/00/run_01/{name}"] == before[f"T0/00/run_01/{name}"]
     assert "summary/judge_summary.json" in after
 
 
-def test_nothing_rerun_means_nothing_written(experiment: Path, out: Path, judge_cmd: Any) -> None:
-    """With no successful rerun the experiment stays byte-identical and no summary is made."""
-    slot = remove_slot(experiment)
-    context, outcomes = _rerun_all(experiment, out, judge_cmd("garbage"))
+def test_nothing_to_do_means_nothing_written(experiment: Path, out: Path, judge_cmd: Any) -> None:
+    """No item and no stale consensus: the experiment stays byte-identical, no summary."""
     before = tree(experiment)
-    assert [o.status for o in outcomes] == ["failed"]
-    # An ok outcome that is not a judge_rerun result is ignored, not taken for a rerun.
-    _consensus([*outcomes, Outcome("other", "ok", 0.1, result={"index": 3})], context)
+    context, outcomes = _rerun_all(experiment, out, judge_cmd("good"))
+    assert outcomes == []
+    _consensus(outcomes, context)
     assert tree(experiment) == before and not (experiment / "summary").exists()
-    assert not (out / "judge_summary.json").exists() and status_of(slot) == "failed"
+    assert not (out / "judge_summary.json").exists()
+
+
+def test_a_failed_rerun_leaves_the_slot_failed_and_keeps_what_it_had(
+    experiment: Path, out: Path, judge_cmd: Any
+) -> None:
+    """A failed attempt at a failed slot becomes the slot; the earlier files go to attempts/."""
+    slot = experiment / T3 / "judge" / "judge_02"
+    (slot / "judgment.json").write_text('{"score": 0.5, "is_valid": false}')
+    earlier = tree(slot)
+    context, outcomes = _rerun_all(experiment, out, judge_cmd("garbage"))
+    assert [o.status for o in outcomes] == ["failed"]
+    assert "attempts/1" in outcomes[0].error["message"]  # type: ignore[index]
+    assert status_of(slot) == "failed"
+    timing = json.loads((slot / "timing.json").read_text())
+    assert timing["failed"] is True and "no JSON object" in timing["reason"]
+    assert tree(slot / "attempts" / "1") == earlier
 
 
 def test_consensus_repairs_the_copy_the_source_set_up(
@@ -148,5 +176,7 @@ def test_consensus_repairs_the_copy_the_source_set_up(
 @pytest.mark.parametrize("source", [object(), JudgeSlots(experiment=str(FIXTURE))])
 def test_consensus_needs_the_judge_slots_source(out: Path, source: object) -> None:
     """Another source, or one not set up, stops setup naming the source it needs."""
-    with pytest.raises(ValueError, match="judge_consensus needs the judge_slots source"):
+    with pytest.raises(
+        ValueError, match="judge_consensus needs the judge_slots or judge_runs source"
+    ):
         JudgeConsensus().setup(context_for(out, source=source))

@@ -30,7 +30,8 @@ from tests.judge_support import (
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One sample experiment shared by the tests that only read it."""
     source = JudgeSlots()
-    source.setup(context_for(tmp_path_factory.mktemp("shared")))
+    # A dry run: it makes the sample but takes no lock, so the source need not be closed.
+    source.setup(context_for(tmp_path_factory.mktemp("shared"), dry_run=True))
     assert source.experiment_path is not None
     return source.experiment_path
 
@@ -161,10 +162,10 @@ def test_location_filters_normalise_numbers(sample: Path, out: Path) -> None:
         ({"tiers": ["T9"]}, r"'T9' is not in tiers_to_run; valid: \['T0'"),
         ({"runs": [9]}, r"run filter value 9 is out of range; valid: 1..6"),
         ({"slots": ["x"]}, "slot filter value 'x' is not a number"),
-        ({"subtests": ["7"]}, r"matches no subtest folder; valid: \['00', '01', '02'\]"),
+        ({"subtests": ["7"]}, r"matches no subtest; valid: \['00', '01', '02'\]"),
         (
             {"subtests": ["1", "7"]},
-            r"subtest filter value '7' matches no subtest folder; valid: \['00', '01', '02'\]",
+            r"subtest filter value '7' matches no subtest; valid: \['00', '01', '02'\]",
         ),
     ],
 )

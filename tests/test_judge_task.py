@@ -41,6 +41,7 @@ def test_a_good_judge_completes_a_missing_slot(experiment: Path, out: Path, judg
         "score": 0.4,
         "passed": False,
         "grade": "C",
+        "change": "judged (was missing)",
     }
     assert sorted(p.name for p in slot.iterdir()) == [
         "MODEL.md",
@@ -193,7 +194,7 @@ def test_a_judge_that_cannot_start_fails_the_slot(experiment: Path, out: Path) -
             r"\['python', 'local_judge', 'model'",
         ),
         ({"command": ["judge", "{"]}, r"cannot be filled .*literal brace as \{\{ or \}\}"),
-        ({"timeout": 0}, "timeout must be > 0 seconds, got 0.0"),
+        ({"timeout": 0}, "timeout must be a number of seconds > 0, got 0.0"),
     ],
 )
 def test_setup_refuses_a_bad_command_or_timeout(
@@ -215,15 +216,21 @@ def test_the_default_command_runs_the_local_judge(experiment: Path, out: Path) -
 def test_a_failed_rejudge_of_a_complete_slot_keeps_its_judgment(
     experiment: Path, out: Path, judge_cmd: Any
 ) -> None:
-    """Re-judging a complete slot with a judge that fails leaves the slot's files as they were."""
+    """Re-judging a complete slot with a failing judge keeps its files; attempts/ keeps both."""
     [item, *_] = slots_for(experiment, out, status=["complete"], tiers=["T3"])
     slot = Path(item["slot_dir"])
     before = tree(slot)
-    with pytest.raises(TaskFailure, match="keeps its earlier judgment"):
+    with pytest.raises(TaskFailure, match=r"keeps its judgment; this attempt is in attempts/1"):
         JudgeRerun(command=judge_cmd("exit3")).run(item)
-    assert tree(slot) == before and status_of(slot) == "complete"
+    after = tree(slot)
+    assert {k: v for k, v in after.items() if not k.startswith("attempts/")} == before
+    assert json.loads(after["attempts/1/timing.json"])["failed"] is True
+    assert b"judge crashed" in after["attempts/1/stderr.log"] and status_of(slot) == "complete"
     JudgeRerun(command=judge_cmd("good", 0.25)).run(item)
     assert json.loads((slot / "judgment.json").read_text())["score"] == 0.25
+    # The judgment it replaced is attempt 2, after the failed attempt 1.
+    assert tree(slot / "attempts" / "2") == before
+    assert sorted(p.name for p in (slot / "attempts").iterdir()) == ["1", "2"]
 
 
 def test_a_rate_limited_rejudge_of_a_complete_slot_is_retryable_and_keeps_it(
@@ -233,9 +240,8 @@ def test_a_rate_limited_rejudge_of_a_complete_slot_is_retryable_and_keeps_it(
     [item, *_] = slots_for(experiment, out, status=["complete"], tiers=["T3"])
     slot = Path(item["slot_dir"])
     before = tree(slot)
-    with pytest.raises(
-        JudgeRateLimited, match=r"\(retry after 12 s\).*keeps its earlier judgment"
-    ) as info:
+    with pytest.raises(JudgeRateLimited, match=r"\(retry after 12 s\).*keeps its judgment") as info:
         JudgeRerun(command=judge_cmd("ratelimit")).run(item)
     assert info.value.retry_after == 12.0
-    assert tree(slot) == before and status_of(slot) == "complete"
+    after = {k: v for k, v in tree(slot).items() if not k.startswith("attempts/")}
+    assert after == before and status_of(slot) == "complete"

@@ -24,6 +24,7 @@ from runner_plugins.judge.experiment import (
     clamp_score,
     grade_for,
     is_number,
+    passed_value,
     read_judgment,
     run_slots,
 )
@@ -34,41 +35,32 @@ SUMMARY_MD = "judge_summary.md"
 
 
 def _passed(judgment: dict[str, Any]) -> bool:
-    passed = judgment.get("passed")
-    return passed if isinstance(passed, bool) else clamp_score(judgment["score"]) >= 0.5
+    return passed_value(judgment.get("passed"))
 
 
-def consensus(judgments: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+def consensus(judgments: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
     """Combine a run's slot judgments (None where a slot has no valid one) into judge/result.json.
 
     score = mean of the valid slots; passed = a strict majority of them passed; grade from
     the mean; reasoning and criteria_scores from the valid slot closest to the mean (the
-    lower slot number on a tie); is_valid only when every slot is valid.
+    lower slot number on a tie); is_valid only when every slot is valid. None when no
+    slot is valid: there is nothing to derive a consensus from (the original writes none).
     """
     valid = [(n, j) for n, j in enumerate(judgments, 1) if j is not None]
     if not valid:
-        return {
-            "score": 0.0,
-            "passed": False,
-            "grade": "F",
-            "is_valid": False,
-            "reasoning": "no judge slot has a valid judgment",
-            "criteria_scores": {},
-        }
+        return None
     mean = math.fsum(clamp_score(j["score"]) for _, j in valid) / len(valid)
     # Distances are rounded so that float noise cannot break a tie against the lower slot.
     _, closest = min(
         valid, key=lambda nj: (round(abs(clamp_score(nj[1]["score"]) - mean), 9), nj[0])
     )
-    criteria = closest.get("criteria_scores")
-    reasoning = closest.get("reasoning")
     return {
         "score": mean,
         "passed": 2 * sum(_passed(j) for _, j in valid) > len(valid),
         "grade": grade_for(mean),
-        "reasoning": reasoning if isinstance(reasoning, str) else "",
+        "reasoning": closest.get("reasoning", ""),
         "is_valid": len(valid) == len(judgments),
-        "criteria_scores": criteria if isinstance(criteria, dict) else {},
+        "criteria_scores": closest.get("criteria_scores"),
     }
 
 
@@ -82,14 +74,13 @@ def judges_list(
             continue
         score = clamp_score(judgment["score"])
         grade = judgment.get("grade")
-        reasoning = judgment.get("reasoning")
         entries.append(
             {
                 "model": model,
                 "score": score,
                 "passed": _passed(judgment),
                 "grade": grade if isinstance(grade, str) else grade_for(score),
-                "reasoning": reasoning if isinstance(reasoning, str) else "",
+                "reasoning": judgment.get("reasoning", ""),
                 "judge_number": number,
             }
         )
@@ -104,26 +95,120 @@ def apply_judge_fields(
     record["judge_passed"] = result["passed"]
     record["judge_grade"] = result["grade"]
     record["judge_reasoning"] = result["reasoning"]
+    record["criteria_scores"] = result["criteria_scores"] or {}
     record["judges"] = judges
     return record
 
 
-def regenerate_run(config: ExperimentConfig, run: RunRef) -> tuple[dict[str, Any], bool]:
+def run_judgments(config: ExperimentConfig, run: RunRef) -> list[dict[str, Any] | None]:
+    """Each slot's valid judgment, or None, in slot order."""
+    return [read_judgment(run.slot_dir(n)) for n in range(1, len(config.judge_models) + 1)]
+
+
+def _read_object(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _same(stored: Any, want: Any) -> bool:
+    if isinstance(want, float):  # a mean: equal up to float noise
+        return is_number(stored) and abs(float(stored) - want) <= 1e-9
+    return bool(stored == want)
+
+
+def _judges_problem(have: Any, want: list[dict[str, Any]]) -> str | None:
+    """How a stored judges[] differs from the expected one, or None."""
+    if not isinstance(have, list) or len(have) != len(want):
+        count = len(have) if isinstance(have, list) else 0
+        return f"lists {count} judge(s), its valid slots are {len(want)}"
+    for entry, expected in zip(have, want, strict=True):
+        for key, value in expected.items():
+            stored = entry.get(key) if isinstance(entry, dict) else None
+            if not _same(stored, value):
+                return f"entry of judge {expected['judge_number']} has an out-of-date {key}"
+    return None
+
+
+def stale_reason(
+    config: ExperimentConfig, run: RunRef, judgments: Sequence[dict[str, Any] | None]
+) -> str | None:
+    """Why ``run``'s stored consensus does not match its slots, or None when it does.
+
+    Compared: judge/result.json's score, passed and grade (and is_valid where stored),
+    and run_result.json's judge_score, judge_passed, judge_grade and judges[] (every
+    field of every entry). The reasoning and criteria must be those of one of the valid
+    slots (older versions of the original chose the representative slot differently,
+    and did not copy criteria into run_result.json: neither makes a run stale). A run
+    with no valid slot has no consensus to compare with.
+    """
+    expected = consensus(judgments)
+    if expected is None:
+        return None
+    valid = [j for j in judgments if j is not None]
+    reasonings = [j.get("reasoning", "") for j in valid]
+    criteria = [j.get("criteria_scores") or {} for j in valid] + [{}]
+    stored = _read_object(run.dir / "judge" / "result.json")
+    if stored is None:
+        return "judge/result.json is missing or unreadable"
+    record = _read_object(run.dir / "run_result.json")
+    checks: list[tuple[str, Any, Any]] = [
+        (f"judge/result.json's {key}", stored.get(key), expected[key])
+        for key in ("score", "passed", "grade", "is_valid")
+        if key in stored or key != "is_valid"
+    ]
+    if record is not None:  # a repair never creates one, so a missing one is no conflict
+        checks += [
+            (f"run_result.json's judge_{key}", record.get(f"judge_{key}"), expected[key])
+            for key in ("score", "passed", "grade")
+        ]
+        checks.append(
+            (
+                "run_result.json's judges[]",
+                record.get("judges"),
+                judges_list(config.judge_models, judgments),
+            )
+        )
+    for what, have, want in checks:
+        if isinstance(want, list):
+            problem = _judges_problem(have, want)
+            if problem:
+                return f"{what} {problem}"
+        elif not _same(have, want):
+            return f"{what} is {have!r}, its slots give {want!r}"[:300]
+    for what, have, allowed in (
+        ("judge/result.json's reasoning", stored.get("reasoning"), reasonings),
+        ("judge/result.json's criteria_scores", stored.get("criteria_scores") or {}, criteria),
+    ) + (
+        ()
+        if record is None
+        else (
+            ("run_result.json's judge_reasoning", record.get("judge_reasoning"), reasonings),
+            ("run_result.json's criteria_scores", record.get("criteria_scores") or {}, criteria),
+        )
+    ):
+        if have not in allowed:
+            return f"{what} is not that of any of its slots"
+    return None
+
+
+def regenerate_run(config: ExperimentConfig, run: RunRef) -> tuple[dict[str, Any] | None, bool]:
     """Rewrite judge/result.json and run_result.json's judge fields from the run's slots.
 
-    Returns the consensus and whether run_result.json was updated: a missing or unreadable
-    one is left alone rather than replaced by a record holding only judge fields.
+    Returns the consensus (None, and nothing written, when no slot is valid) and whether
+    run_result.json was updated: a missing or unreadable one is left alone rather than
+    replaced by a record holding only judge fields.
     """
-    judgments = [read_judgment(run.slot_dir(n)) for n in range(1, len(config.judge_models) + 1)]
+    judgments = run_judgments(config, run)
     result = consensus(judgments)
-    (run.dir / "judge").mkdir(parents=True, exist_ok=True)
+    if result is None:
+        return None, False
     atomic_write_json(run.dir / "judge" / "result.json", result)
     record_path = run.dir / "run_result.json"
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return result, False
-    if not isinstance(record, dict):
+    record = _read_object(record_path)
+    if record is None:
         return result, False
     judges = judges_list(config.judge_models, judgments)
     atomic_write_json(record_path, apply_judge_fields(record, result, judges))
@@ -169,11 +254,8 @@ class _Tally:
 
 
 def _consensus_of(run: RunRef) -> dict[str, Any] | None:
-    try:
-        data = json.loads((run.dir / "judge" / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and is_number(data.get("score")) else None
+    data = _read_object(run.dir / "judge" / "result.json")
+    return data if data is not None and is_number(data.get("score")) else None
 
 
 def build_summary(config: ExperimentConfig) -> dict[str, Any]:

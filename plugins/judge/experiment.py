@@ -12,7 +12,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -24,6 +24,8 @@ STATUSES = ("missing", "failed", "complete", "agent_failed")
 #: status filter asks for them; agent_failed slots are never rerun (nothing to judge).
 RERUNNABLE = ("missing", "failed")
 CONFIG_FILE = Path("config") / "experiment.json"
+#: The reasoning of a reply that gives none, as the original writes it.
+NO_REASONING = "No reasoning provided"
 
 
 def is_number(value: Any) -> bool:
@@ -102,7 +104,12 @@ class Slot:
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-    """The shape of an experiment, as ``config/experiment.json`` declares it."""
+    """The shape of an experiment, as ``config/experiment.json`` and its records declare it.
+
+    ``recorded`` maps a tier to the subtests the experiment's own records name
+    (``checkpoint.json``'s ``completed_runs``, the tier's ``result.json``); a tier they
+    do not mention falls back to its numeric folders.
+    """
 
     root: Path
     experiment_id: str
@@ -110,15 +117,28 @@ class ExperimentConfig:
     runs_per_subtest: int
     tiers: tuple[str, ...]
     max_subtests: int | None = None
+    recorded: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
-    def subtests(self, tier: str) -> list[str]:
-        """The tier's numeric subtest folders, sorted, at most ``max_subtests`` of them."""
+    def _folders(self, tier: str) -> list[str]:
         folder = self.root / tier
         if not folder.is_dir():
             return []
         names = [p.name for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)]
-        names.sort(key=lambda name: (int(name), name))
+        return sorted(names, key=_subtest_order)
+
+    def subtests(self, tier: str) -> list[str]:
+        """The tier's subtests, sorted, at most ``max_subtests`` of them.
+
+        Taken from the experiment's records where they name the tier (so a stray numeric
+        folder cannot displace a real subtest), else from the tier's numeric folders.
+        """
+        names = list(self.recorded[tier]) if tier in self.recorded else self._folders(tier)
         return names if self.max_subtests is None else names[: self.max_subtests]
+
+    def stray_subtests(self, tier: str) -> list[str]:
+        """Numeric folders of ``tier`` that its subtests leave out (unrecorded or over the cap)."""
+        chosen = set(self.subtests(tier))
+        return [name for name in self._folders(tier) if name not in chosen]
 
     def runs(self) -> Iterator[RunRef]:
         """Every run the config declares, in tier, subtest, run order."""
@@ -126,6 +146,40 @@ class ExperimentConfig:
             for subtest in self.subtests(tier):
                 for number in range(1, self.runs_per_subtest + 1):
                     yield RunRef(self.root, tier, subtest, number)
+
+
+def _subtest_order(name: str) -> tuple[int, str]:
+    return (int(name), name)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def recorded_subtests(root: Path, tiers: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """The subtests each tier ran, by the experiment's own records (none: no entry).
+
+    Read from ``checkpoint.json`` (``completed_runs`` -> tier -> subtest) and from each
+    tier's ``result.json`` (``subtest_results`` -> subtest); the union of both, keeping
+    only numeric names (subtest folders are numeric).
+    """
+    found: dict[str, set[str]] = {}
+    checkpoint = _read_json(root / "checkpoint.json")
+    completed = checkpoint.get("completed_runs") if isinstance(checkpoint, dict) else None
+    for tier in tiers:
+        names: set[str] = set()
+        if isinstance(completed, dict) and isinstance(completed.get(tier), dict):
+            names.update(completed[tier])
+        tier_result = _read_json(root / tier / "result.json")
+        if isinstance(tier_result, dict) and isinstance(tier_result.get("subtest_results"), dict):
+            names.update(tier_result["subtest_results"])
+        names = {n for n in names if isinstance(n, str) and n.isdigit()}
+        if names:
+            found[tier] = names
+    return {tier: tuple(sorted(names, key=_subtest_order)) for tier, names in found.items()}
 
 
 def _positive_int(value: Any) -> TypeGuard[int]:
@@ -155,9 +209,12 @@ def load_config(root: Path) -> ExperimentConfig:
     if not isinstance(raw, dict):
         raise ValueError(f"{where} must hold a JSON object, got {type(raw).__name__}")
     models = raw.get("judge_models")
+    if models is None and isinstance(raw.get("judge_model"), str):
+        models = [raw["judge_model"]]  # older experiments name a single judge
     if not (isinstance(models, list) and models and all(isinstance(m, str) and m for m in models)):
         raise ValueError(
-            f"{where}: 'judge_models' must be a non-empty list of names, got {models!r}"
+            f"{where}: 'judge_models' must be a non-empty list of names (or 'judge_model' "
+            f"one name), got {models!r}"
         )
     runs = raw.get("runs_per_subtest")
     if not _positive_int(runs):
@@ -177,6 +234,7 @@ def load_config(root: Path) -> ExperimentConfig:
         runs_per_subtest=runs,
         tiers=tuple(tiers),
         max_subtests=max_subtests,
+        recorded=recorded_subtests(root, tiers),
     )
 
 
@@ -184,10 +242,12 @@ def load_config(root: Path) -> ExperimentConfig:
 
 
 def agent_finished(run_dir: Path) -> bool:
-    """True when the agent left something to judge: a non-empty output.txt and a result.json."""
+    """True when the agent left something to judge: a non-empty output.txt and a result.json.
+
+    As in the original, one byte (a lone newline too) makes output.txt non-empty.
+    """
     try:
-        # Whitespace-only output counts as empty: there is nothing in it to judge.
-        has_output = bool((run_dir / "agent" / "output.txt").read_bytes().strip())
+        has_output = (run_dir / "agent" / "output.txt").stat().st_size > 0
     except OSError:
         return False
     return has_output and (run_dir / "agent" / "result.json").is_file()
@@ -196,7 +256,9 @@ def agent_finished(run_dir: Path) -> bool:
 def read_judgment(slot_dir: Path) -> dict[str, Any] | None:
     """The slot's judgment if it makes the slot ``complete``, else None."""
     try:
-        data = json.loads((slot_dir / "judgment.json").read_text(encoding="utf-8"))
+        data = json.loads(
+            (current_slot_dir(slot_dir) / "judgment.json").read_text(encoding="utf-8")
+        )
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or not is_number(data.get("score")):
@@ -204,9 +266,26 @@ def read_judgment(slot_dir: Path) -> dict[str, Any] | None:
     return None if data.get("is_valid") is False else data
 
 
+def replaced_dir(slot_dir: Path) -> Path:
+    """Where a slot is set aside while an attempt replaces it (see ``slotfiles``)."""
+    return slot_dir.with_name(f".{slot_dir.name}.replaced")
+
+
+def current_slot_dir(slot_dir: Path) -> Path:
+    """The folder holding the slot's files, before any recovery of an interrupted swap.
+
+    A slot caught between being set aside and its replacement arriving is, for a
+    reader, as it was.
+    """
+    if slot_dir.exists():
+        return slot_dir
+    replaced = replaced_dir(slot_dir)
+    return replaced if replaced.is_dir() else slot_dir
+
+
 def slot_status(slot_dir: Path) -> str:
     """``missing``, ``failed`` or ``complete`` (the agent is checked by :func:`run_slots`)."""
-    if not slot_dir.exists():
+    if not current_slot_dir(slot_dir).exists():
         return "missing"
     return "complete" if read_judgment(slot_dir) is not None else "failed"
 
@@ -239,8 +318,13 @@ class JudgeRateLimited(TaskFailure):
 
 
 _FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
+# Only what says a rate limit: a 429 next to a word of HTTP status ("HTTP/1.1 429",
+# "status: 429", "error 429", "429 Too Many Requests"), never a bare number ("parsed 429
+# lines"); the phrases providers use; a Retry-After value.
 _RATE_LIMIT = re.compile(
-    r"(?<![\w.])429(?![\w.])|rate[ _-]?limit|overloaded|too many requests|retry[ _-]?after",
+    r"too many requests|rate[ _-]?limit|overloaded|retry[ _-]?after"
+    r"|\b(?:http(?:/\d(?:\.\d)?)?|status(?:[ _-]?code)?|error|code)[\s\"':=#]{0,4}429\b"
+    r"|\b429[\s:,-]{1,3}(?:too many|rate|overloaded|quota)",
     re.IGNORECASE,
 )
 _RETRY_AFTER = re.compile(
@@ -297,21 +381,32 @@ def find_verdict(text: str) -> dict[str, Any] | None:
     return None
 
 
+def passed_value(value: object) -> bool:
+    """A reply's ``passed`` as the original reads it (truthy passes, absent fails), except
+    that the strings "false", "no" and "0" mean what they say."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "false", "no", "0", "none", "null")
+    return bool(value)
+
+
 def parse_reply(text: str) -> dict[str, Any]:
-    """Turn a judge's reply into ``judgment.json`` content; raise ReplyError if it has none."""
+    """Turn a judge's reply into ``judgment.json`` content; raise ReplyError if it has none.
+
+    As the original parses it: ``passed`` false when absent, ``reasoning`` "No reasoning
+    provided" when absent or empty, ``criteria_scores`` from ``categories`` (else
+    ``criteria_scores``), null when absent. Unlike it, a non-numeric score is no score
+    and a reply's own ``"is_valid": false`` is kept (the slot then stays failed).
+    """
     verdict = find_verdict(text)
     if verdict is None:
         raise ReplyError("reply has no JSON object with a numeric score")
     score = clamp_score(verdict["score"])
-    passed = verdict.get("passed")
-    reasoning = verdict.get("reasoning")
-    criteria = verdict.get("criteria_scores") or verdict.get("categories")
     is_valid = verdict.get("is_valid")
     return {
         "score": score,
-        "passed": passed if isinstance(passed, bool) else score >= 0.5,
+        "passed": passed_value(verdict.get("passed")),
         "grade": grade_for(score),
-        "reasoning": reasoning if isinstance(reasoning, str) else "",
+        "reasoning": str(verdict.get("reasoning") or NO_REASONING),
         "is_valid": is_valid if isinstance(is_valid, bool) else True,
-        "criteria_scores": criteria if isinstance(criteria, dict) else {},
+        "criteria_scores": verdict.get("categories") or verdict.get("criteria_scores") or None,
     }

@@ -1,13 +1,15 @@
-"""The judge_rerun plugins, under the names their entry points use.
+"""The judge plugins, under the names their entry points use.
 
 Together they repair a judge experiment: :class:`JudgeSlots` (source) lists the slots
 that never ran or failed, :class:`JudgeRerun` (task) re-runs the judge command for one
-slot and writes its files, and :class:`JudgeConsensus` (post-processor), once every slot
-has finished, regenerates each touched run's consensus and the experiment summary.
+slot and swaps the slot's files in whole, and :class:`JudgeConsensus` (post-processor),
+once every slot has finished, regenerates every run whose consensus no longer matches
+its slots and the experiment summary. :class:`JudgeRuns` (source) and
+:class:`JudgeRegenerate` (task) regenerate every run's consensus without a judge.
 """
 
 from runner_plugins.judge.postprocessor import JudgeConsensus
-from runner_plugins.judge.source import JudgeSlots
-from runner_plugins.judge.task import JudgeRerun
+from runner_plugins.judge.source import JudgeRuns, JudgeSlots
+from runner_plugins.judge.task import JudgeRegenerate, JudgeRerun
 
-__all__ = ["JudgeConsensus", "JudgeRerun", "JudgeSlots"]
+__all__ = ["JudgeConsensus", "JudgeRegenerate", "JudgeRerun", "JudgeRuns", "JudgeSlots"]

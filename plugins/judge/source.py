@@ -1,7 +1,15 @@
-"""JudgeSlots, the source: the judge slots of an experiment that need a rerun."""
+"""The judge sources: the slots of an experiment that need a judge, or its runs.
+
+Both read the whole experiment once, in ``setup``: every run's slots and statuses,
+whether its stored consensus still matches its slots (stale), and what an interrupted
+repair left behind. Before a repair (never in a dry run) they take the experiment's
+repair lock, finish or undo interrupted slot swaps (``slotfiles.recover_run``) and
+rebuild the judge prompts that are missing.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -13,7 +21,9 @@ from typing import Any
 
 from loguru import logger
 
-from runner.api import Item, RunContext, Source
+from runner.api import Item, RunContext, Source, atomic_write_text, leftover_temp_files
+from runner_plugins.judge import prompt, slotfiles
+from runner_plugins.judge.consensus import SUMMARY_DIR, run_judgments, stale_reason
 from runner_plugins.judge.experiment import (
     CONFIG_FILE,
     RERUNNABLE,
@@ -68,13 +78,192 @@ def _numbers(values: Sequence[Any], what: str, prefix: str, limit: int | None) -
     return frozenset(numbers)
 
 
-class JudgeSlots(Source):
+@dataclasses.dataclass
+class RunState:
+    """One run as a source read it: its slots, and what is wrong with it."""
+
+    run: RunRef
+    slots: list[Slot]
+    #: Why the stored consensus does not match the slots (None: it matches, or none is due).
+    stale: str | None = None
+    #: Why the judge prompt can be neither read nor rebuilt (None: it can).
+    unjudgeable: str | None = None
+    #: What an interrupted repair left in the run's folders.
+    leftovers: list[Path] = dataclasses.field(default_factory=list)
+
+    @property
+    def judged(self) -> bool:
+        """Whether the agent finished (so its slots have a status other than agent_failed)."""
+        return bool(self.slots) and self.slots[0].status != "agent_failed"
+
+
+def scan_run(config: ExperimentConfig, run: RunRef) -> RunState:
+    """Read one run's slots, consensus and leftovers."""
+    state = RunState(run, run_slots(config, run), leftovers=slotfiles.leftovers(run))
+    if state.judged:
+        state.stale = stale_reason(config, run, run_judgments(config, run))
+        state.unjudgeable = prompt.missing_inputs(run)
+    return state
+
+
+def stale_runs(config: ExperimentConfig) -> list[RunRef]:
+    """Every run whose stored consensus does not match its slots."""
+    return [run for run in config.runs() if scan_run(config, run).stale is not None]
+
+
+class _ExperimentSource(Source):
+    """What both judge sources share: the experiment, the location filters, the scan."""
+
+    def __init__(
+        self,
+        experiment: str | None = None,
+        seed: int = 0,
+        tiers: list[str] | None = None,
+        subtests: list[str] | None = None,
+        runs: list[str] | None = None,
+        copy: bool = False,
+    ) -> None:
+        self.experiment = experiment
+        self.seed = seed
+        self.tiers = [str(t) for t in _as_list(tiers)]
+        self.subtests = [str(s) for s in _as_list(subtests)]
+        self.runs = _as_list(runs)
+        self.copy = copy
+        #: The experiment this run reads and repairs (the copy with ``copy``); set by setup.
+        self.config: ExperimentConfig | None = None
+        #: Every run of the experiment, as read by setup (after any recovery).
+        self.states: list[RunState] = []
+        #: What setup did to the experiment before the first item (recoveries, prompts).
+        self.prepared: list[str] = []
+        self._subtest_set: frozenset[int] = frozenset()
+        self._run_set: frozenset[int] = frozenset()
+        self._lock = contextlib.ExitStack()
+
+    def setup(self, context: RunContext) -> None:
+        """Resolve (or create, or copy) the experiment, check the filters, prepare, read."""
+        config = self._resolve(context)
+        unknown = [t for t in self.tiers if t not in config.tiers]
+        if unknown:
+            raise ValueError(
+                f"tier filter value {unknown[0]!r} is not in tiers_to_run; "
+                f"valid: {list(config.tiers)}"
+            )
+        self._subtest_set = _numbers(self.subtests, "subtest", "", None)
+        present = sorted({s for tier in config.tiers for s in config.subtests(tier)})
+        known = {int(s) for s in present if s.isdigit()}
+        for value in self.subtests:
+            if int(value.strip()) not in known:
+                raise ValueError(
+                    f"subtest filter value {value!r} matches no subtest; valid: {present}"
+                )
+        self._run_set = _numbers(self.runs, "run", "run_", config.runs_per_subtest)
+        self._check_filters(config)
+        for tier in config.tiers:
+            stray = config.stray_subtests(tier)
+            if stray:
+                logger.warning(
+                    f"{tier}: folder(s) {stray} are not subtests of this experiment "
+                    f"(its records name {config.subtests(tier)}); they are ignored"
+                )
+        if not context.dry_run:
+            self._lock.enter_context(slotfiles.repair_lock(config.root))
+            self.prepared = self._recover(config)
+        self.states = [scan_run(config, run) for run in config.runs()]
+        if not context.dry_run:
+            self.prepared += self._prepare(config)
+        for line in self.prepared:
+            logger.info(line)
+        self.config = config
+
+    def close(self) -> None:
+        """Release the experiment's repair lock."""
+        self._lock.close()
+
+    def _resolve(self, context: RunContext) -> ExperimentConfig:
+        # Absolute, because the judge runs from workspace/ and must still find every path.
+        output_dir = Path(context.output_dir).absolute()
+        if self.experiment is None:
+            path = output_dir / "sample-experiment"
+            # The sample appears all at once, so a folder with a config is a whole sample.
+            if not (path / CONFIG_FILE).is_file():
+                make_sample_experiment(path, self.seed)
+            return load_config(path)
+        config = load_config(Path(self.experiment).expanduser().absolute())
+        if self.copy and not context.dry_run:
+            dest = output_dir / "experiment"
+            if not dest.exists():  # a resumed run keeps the copy it already repaired
+                copy_experiment(config.root, dest)
+            config = dataclasses.replace(config, root=dest)
+        return config
+
+    def _check_filters(self, config: ExperimentConfig) -> None:
+        """Check the source's own filters against the experiment (none here)."""
+
+    def _recover(self, config: ExperimentConfig) -> list[str]:
+        """Finish or undo what an interrupted repair left; one line per run touched."""
+        lines = []
+        for run in config.runs():
+            done = slotfiles.recover_run(run)
+            if done:
+                lines.append(f"{run.id}: {'; '.join(done)} (left by an interrupted repair)")
+        for path in leftover_temp_files(config.root / SUMMARY_DIR):
+            path.unlink(missing_ok=True)
+            lines.append(f"{SUMMARY_DIR}: removed the temporary file {path.name}")
+        return lines
+
+    def _prepare(self, config: ExperimentConfig) -> list[str]:
+        """Anything to write before the first item; one line per change."""
+        return []
+
+    def _in_scope(self, run: RunRef) -> bool:
+        return (
+            (not self.tiers or run.tier in self.tiers)
+            and (not self._subtest_set or int(run.subtest) in self._subtest_set)  # numeric
+            and (not self._run_set or run.number in self._run_set)
+        )
+
+    def _require_setup(self) -> ExperimentConfig:
+        if self.config is None:
+            raise RuntimeError(f"{type(self).__name__}.setup(context) must be called first")
+        return self.config
+
+    @property
+    def experiment_path(self) -> Path | None:
+        """The experiment folder this run reads and repairs, once set up."""
+        return None if self.config is None else self.config.root
+
+    def _filters(self) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in (("tiers", self.tiers), ("subtests", self.subtests), ("runs", self.runs))
+            if v
+        }
+
+    def _describe_runs(self) -> list[str]:
+        """Dry-run lines about the runs: stale consensus, unjudgeable, leftovers."""
+        stale = [s for s in self.states if s.stale is not None]
+        lines = [f"stale consensus (regenerated by a repair): {len(stale)} run(s)"]
+        lines += [f"  {s.run.id}: {s.stale}" for s in stale[:10]]
+        if len(stale) > 10:
+            lines.append(f"  ... and {len(stale) - 10} more")
+        left = [s for s in self.states if s.leftovers]
+        if left:
+            lines.append(
+                f"left by an interrupted repair (recovered by the next repair): "
+                f"{sum(len(s.leftovers) for s in left)} path(s) in {len(left)} run(s)"
+            )
+            lines += [f"  {s.run.id}: {', '.join(p.name for p in s.leftovers)}" for s in left[:5]]
+        return lines
+
+
+class JudgeSlots(_ExperimentSource):
     """The judge slots of an experiment whose status passes the filter (default missing, failed).
 
     With no ``experiment`` a deterministic sample is created in the run folder. With
     ``copy`` the experiment is copied into ``<output_dir>/experiment`` first (except in a
-    dry run) so that each job of a sweep repairs its own copy. The slots and their
-    statuses are read once, in ``setup``. The source only reads.
+    dry run) so that each job of a sweep repairs its own copy. A selected slot whose run
+    has no judge prompt is rebuilt before the first item when the experiment holds what
+    it needs; otherwise the slot's item carries the reason (``unjudgeable``).
     """
 
     def __init__(
@@ -88,24 +277,13 @@ class JudgeSlots(Source):
         slots: list[str] | None = None,
         copy: bool = False,
     ) -> None:
-        self.experiment = experiment
-        self.seed = seed
+        super().__init__(experiment, seed, tiers, subtests, runs, copy)
         # Empty means every rerunnable status, like the empty location filters mean "all".
         self.status = [str(s) for s in _as_list(status)] or list(RERUNNABLE)
-        self.tiers = [str(t) for t in _as_list(tiers)]
-        self.subtests = [str(s) for s in _as_list(subtests)]
-        self.runs = _as_list(runs)
         self.slots = _as_list(slots)
-        self.copy = copy
-        #: The experiment this run reads and repairs (the copy with ``copy``); set by setup.
-        self.config: ExperimentConfig | None = None
-        self._slots: list[Slot] | None = None
-        self._subtest_set: frozenset[int] = frozenset()
-        self._run_set: frozenset[int] = frozenset()
         self._slot_set: frozenset[int] = frozenset()
 
-    def setup(self, context: RunContext) -> None:
-        """Resolve (or create, or copy) the experiment and check every filter against it."""
+    def _check_filters(self, config: ExperimentConfig) -> None:
         for value in self.status:
             if value not in STATUSES:
                 raise ValueError(
@@ -114,67 +292,33 @@ class JudgeSlots(Source):
         if "agent_failed" in self.status:
             # Listed by a dry run, but there is no agent output to judge.
             logger.warning("agent_failed slots are listed but never rerun: nothing to judge")
-        # Absolute, because the judge runs from workspace/ and must still find every path.
-        output_dir = Path(context.output_dir).absolute()
-        if self.experiment is None:
-            path = output_dir / "sample-experiment"
-            # The sample appears all at once, so a folder with a config is a whole sample.
-            if not (path / CONFIG_FILE).is_file():
-                make_sample_experiment(path, self.seed)
-            config = load_config(path)
-        else:
-            config = load_config(Path(self.experiment).expanduser().absolute())
-            if self.copy and not context.dry_run:
-                dest = output_dir / "experiment"
-                if not dest.exists():  # a resumed run keeps the copy it already repaired
-                    copy_experiment(config.root, dest)
-                config = dataclasses.replace(config, root=dest)
-        unknown = [t for t in self.tiers if t not in config.tiers]
-        if unknown:
-            raise ValueError(
-                f"tier filter value {unknown[0]!r} is not in tiers_to_run; "
-                f"valid: {list(config.tiers)}"
-            )
-        self._subtest_set = _numbers(self.subtests, "subtest", "", None)
-        present = sorted({s for tier in config.tiers for s in config.subtests(tier)})
-        known = {int(s) for s in present}
-        for value in self.subtests:
-            if int(value.strip()) not in known:
-                raise ValueError(
-                    f"subtest filter value {value!r} matches no subtest folder; valid: {present}"
-                )
-        self._run_set = _numbers(self.runs, "run", "run_", config.runs_per_subtest)
         self._slot_set = _numbers(self.slots, "slot", "judge_", len(config.judge_models))
-        # One walk (a judgment.json read per slot) serves len(), iteration and describe().
-        self._slots = list(self._locate(config))
-        self.config = config
 
-    @property
-    def experiment_path(self) -> Path | None:
-        """The experiment folder this run reads and repairs, once set up."""
-        return None if self.config is None else self.config.root
+    def _prepare(self, config: ExperimentConfig) -> list[str]:
+        lines = []
+        for state in self.states:
+            run = state.run
+            needed = any(self._selected(slot) for slot in state.slots)
+            if (
+                needed
+                and state.unjudgeable is None
+                and not (run.dir / prompt.PROMPT_FILE).is_file()
+            ):
+                atomic_write_text(run.dir / prompt.PROMPT_FILE, prompt.build_prompt(run))
+                lines.append(
+                    f"{run.id}: {prompt.PROMPT_FILE} was missing; rebuilt from the experiment"
+                )
+        return lines
 
-    def _require_setup(self) -> tuple[ExperimentConfig, list[Slot]]:
-        if self.config is None or self._slots is None:
-            raise RuntimeError("JudgeSlots.setup(context) must be called before iterating")
-        return self.config, self._slots
-
-    def _locate(self, config: ExperimentConfig) -> Iterator[Slot]:
+    def _located(self) -> Iterator[tuple[RunState, Slot]]:
         """Every slot inside the tier/subtest/run/slot filters, whatever its status."""
-        for tier in config.tiers:
-            if self.tiers and tier not in self.tiers:
-                continue
-            for subtest in config.subtests(tier):
-                if self._subtest_set and int(subtest) not in self._subtest_set:
-                    continue
-                for number in range(1, config.runs_per_subtest + 1):
-                    if self._run_set and number not in self._run_set:
-                        continue
-                    for slot in run_slots(config, RunRef(config.root, tier, subtest, number)):
-                        if not self._slot_set or slot.number in self._slot_set:
-                            yield slot
+        for state in self.states:
+            if self._in_scope(state.run):
+                for slot in state.slots:
+                    if not self._slot_set or slot.number in self._slot_set:
+                        yield state, slot
 
-    def _item(self, slot: Slot) -> Item:
+    def _item(self, state: RunState, slot: Slot) -> Item:
         run = slot.run
         data = {
             "tier": run.tier,
@@ -187,33 +331,42 @@ class JudgeSlots(Source):
             "run_dir": str(run.dir),
             "slot_dir": str(slot.dir),
             "workspace": str(run.dir / "workspace"),
-            "prompt_file": str(run.dir / "judge_prompt.md"),
+            "prompt_file": str(run.dir / prompt.PROMPT_FILE),
             "experiment": str(run.root),
+            "unjudgeable": state.unjudgeable,
         }
         return Item(id=slot.id, data=data, label=f"{run.id} {slot.dir.name}")
 
     def _selected(self, slot: Slot) -> bool:
-        return slot.status in self.status and slot.status != "agent_failed"
+        return (
+            slot.status in self.status
+            and slot.status != "agent_failed"
+            and self._in_scope(slot.run)
+            and (not self._slot_set or slot.number in self._slot_set)
+        )
 
     def __iter__(self) -> Iterator[Item]:
-        _, slots = self._require_setup()
-        for slot in slots:
+        self._require_setup()
+        for state, slot in self._located():
             if self._selected(slot):
-                yield self._item(slot)
+                yield self._item(state, slot)
 
     def __len__(self) -> int:
-        _, slots = self._require_setup()
-        return sum(1 for slot in slots if self._selected(slot))
+        self._require_setup()
+        return sum(1 for _, slot in self._located() if self._selected(slot))
 
     def describe(self) -> str:
         """The dry-run table: slots per tier and status, what is selected, a few examples."""
-        config, slots = self._require_setup()
+        config = self._require_setup()
         counts: dict[str, Counter[str]] = {tier: Counter() for tier in config.tiers}
         examples: dict[str, list[str]] = {status: [] for status in STATUSES}
-        for slot in slots:
+        unjudgeable: list[str] = []
+        for state, slot in self._located():
             counts[slot.run.tier][slot.status] += 1
             if len(examples[slot.status]) < 3:
                 examples[slot.status].append(slot.id)
+            if self._selected(slot) and state.unjudgeable is not None:
+                unjudgeable.append(f"{slot.id}: {state.unjudgeable}")
         width = max([8, *(len(t) + 2 for t in config.tiers)])
         lines = [
             f"judge experiment {str(config.root)!r} ({config.experiment_id}): "
@@ -236,18 +389,59 @@ class JudgeSlots(Source):
             + "".join(str(total[s]).rjust(14) for s in STATUSES)
             + str(sum(total.values())).rjust(8)
         )
-        filters = {
-            k: v
-            for k, v in (
-                ("tiers", self.tiers),
-                ("subtests", self.subtests),
-                ("runs", self.runs),
-                ("slots", self.slots),
-            )
-            if v
-        }
+        filters = self._filters() | ({"slots": self.slots} if self.slots else {})
         scope = f" within {filters}" if filters else ""
         selected = len(self)  # agent_failed slots are counted above but never selected
         lines.append(f"selected for rerun: {selected} slot(s) with status in {self.status}{scope}")
         lines += [f"  {status}: {', '.join(examples[status]) or '-'}" for status in STATUSES]
-        return "\n".join(lines)
+        if unjudgeable:
+            lines.append(
+                f"unjudgeable (each fails once with this reason): {len(unjudgeable)} slot(s)"
+            )
+            lines += [f"  {line}" for line in unjudgeable[:10]]
+        return "\n".join(lines + self._describe_runs())
+
+
+class JudgeRuns(_ExperimentSource):
+    """The runs of an experiment that have a consensus to derive (for ``judge_regenerate``).
+
+    A run is listed when its agent finished and at least one of its slots holds a valid
+    judgment; the location filters narrow the runs.
+    """
+
+    def _runs(self) -> Iterator[RunState]:
+        for state in self.states:
+            if self._in_scope(state.run) and state.judged:
+                if any(slot.status == "complete" for slot in state.slots):
+                    yield state
+
+    def __iter__(self) -> Iterator[Item]:
+        self._require_setup()
+        for state in self._runs():
+            run = state.run
+            data = {
+                "tier": run.tier,
+                "subtest": run.subtest,
+                "run": run.number,
+                "run_id": run.id,
+                "run_dir": str(run.dir),
+                "experiment": str(run.root),
+                "stale": state.stale,
+            }
+            yield Item(id=run.id, data=data)
+
+    def __len__(self) -> int:
+        self._require_setup()
+        return sum(1 for _ in self._runs())
+
+    def describe(self) -> str:
+        """The dry-run lines: how many runs would be regenerated, which are stale."""
+        config = self._require_setup()
+        scope = f" within {self._filters()}" if self._filters() else ""
+        skipped = sum(1 for s in self.states if self._in_scope(s.run)) - len(self)
+        lines = [
+            f"judge experiment {str(config.root)!r} ({config.experiment_id}): "
+            f"{len(self)} run(s) with a valid judgment{scope} would get their consensus "
+            f"regenerated; {skipped} run(s) have none (agent failed or no valid slot)",
+        ]
+        return "\n".join(lines + self._describe_runs())

@@ -1,13 +1,15 @@
-"""JudgeRerun, the task: run the judge command for one slot and write the slot's files."""
+"""The judge tasks: JudgeRerun judges one slot, JudgeRegenerate derives one run's consensus."""
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 import sys
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from runner.api import (
     CommandResult,
@@ -21,13 +23,17 @@ from runner.api import (
     run_command,
 )
 from runner_plugins.judge import local_judge
+from runner_plugins.judge.consensus import regenerate_run
 from runner_plugins.judge.experiment import (
+    ExperimentConfig,
     JudgeRateLimited,
     ReplyError,
+    RunRef,
     detect_rate_limit,
     parse_reply,
 )
 from runner_plugins.judge.local_judge import LATENCY_ENV
+from runner_plugins.judge.slotfiles import ATTEMPTS, commit, discard, new_attempt_dir
 
 #: The local judge's file: run as a script with ``-S`` (it needs only the standard library)
 #: its start-up costs half the CPU of ``-m``, so that, like a remote judge, it is mostly wait.
@@ -61,19 +67,24 @@ PLACEHOLDERS = (
 
 
 class JudgeRerun(Task):
-    """Re-run the judge command for one slot and write the slot's outputs.
+    """Re-run the judge command for one slot; the slot is replaced whole (see ``slotfiles``).
 
-    Success writes judgment.json (last, so a crash never leaves a half-made slot looking
-    complete), response.txt, the streams, timing.json and MODEL.md. A non-zero exit, a
-    timeout or an unusable reply removes any stale judgment.json, writes only timing.json
-    with ``failed: true`` (plus the streams) and raises TaskFailure; a rate-limited or
-    overloaded service raises its subclass JudgeRateLimited, carrying any Retry-After.
-    A failed re-judge of a complete slot raises the same way but leaves the slot's files
-    as they were.
+    Every attempt is written into a folder beside the slot and committed by renames.
+    Success: judgment.json, response.txt, the streams, timing.json (``rerun: true``) and
+    MODEL.md become the slot; the folder it replaces is kept in ``attempts/<n>/``. A
+    non-zero exit, a timeout or an unusable reply: timing.json with ``failed: true``
+    plus the streams become the slot (it stays ``failed``), again keeping what it
+    replaces; a rate-limited or overloaded service raises JudgeRateLimited with any
+    Retry-After. A failed re-judge of a complete slot leaves the slot as it was and keeps
+    the failed attempt in ``attempts/<n>/``. A slot whose run has no judge prompt to give
+    fails at once with the reason, and nothing is written.
     """
 
     def __init__(
-        self, command: list[str] | None = None, timeout: float = 120.0, latency: float | None = None
+        self,
+        command: list[str] | None = None,
+        timeout: float = 1200.0,
+        latency: float | None = None,
     ) -> None:
         self.command = [str(part) for part in (command or DEFAULT_COMMAND)]
         self.timeout = float(timeout)
@@ -84,13 +95,13 @@ class JudgeRerun(Task):
             self._env = {**os.environ, LATENCY_ENV: str(self.latency)}
 
     def setup(self, context: RunContext) -> None:
-        """Check the command template and the timeout before the first slot runs."""
+        """Check the command template, its program and the timeout before the first slot."""
         if not self.command:
             raise ValueError("command is empty; give the judge command as an argv list")
-        if self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
+        if not (self.timeout > 0 and math.isfinite(self.timeout)):
+            raise ValueError(f"timeout must be a number of seconds > 0, got {self.timeout!r}")
         try:
-            fill_template(self.command, dict.fromkeys(PLACEHOLDERS, ""))
+            program = fill_template(self.command, self._values(dict.fromkeys(PLACEHOLDERS, "")))[0]
         except KeyError as exc:
             raise ValueError(
                 f"command template {self.command!r} has an unknown placeholder "
@@ -102,90 +113,163 @@ class JudgeRerun(Task):
                 f"placeholders as {{name}} with a name from {list(PLACEHOLDERS)} and a "
                 "literal brace as {{ or }}"
             ) from None
-
-    def run(self, item: Item) -> dict[str, Any]:
-        """Judge one slot; return its score or raise TaskFailure (the slot is then failed)."""
-        run_dir, slot_dir = Path(item["run_dir"]), Path(item["slot_dir"])
-        values = {
-            "python": sys.executable,
-            "local_judge": LOCAL_JUDGE,
-            **{k: item[k] for k in PLACEHOLDERS[2:]},
-        }
-        argv = fill_template(self.command, values)
-        slot_dir.mkdir(parents=True, exist_ok=True)
-        # Re-judging a complete slot must not cost its judgment when the new attempt fails.
-        keep = item.get("status") == "complete"
-        workspace = Path(item["workspace"])
-        try:
-            result = run_command(
-                argv,
-                cwd=workspace if workspace.is_dir() else run_dir,
-                timeout=self.timeout,
-                env=self._env,
+        if not context.dry_run and _executable(program) is None:
+            where = "is not an executable file" if os.sep in program else "is not found on PATH"
+            raise ValueError(
+                f"judge program {program!r} {where}; install it or give another "
+                "command, e.g. 'task.command=[my-judge,\"{prompt_file}\"]'"
             )
-        except OSError as exc:
-            self._fail(
-                slot_dir, None, f"cannot start {argv[0]!r}: {exc.strerror or exc}", keep=keep
-            )
-        if result.timed_out:
-            self._fail(slot_dir, result, f"timed out after {self.timeout:g} s", keep=keep)
-        if result.returncode != 0:
-            tail = " | ".join(line.strip() for line in result.stderr.strip().splitlines()[-3:])
-            self._fail(
-                slot_dir,
-                result,
-                f"judge exited with code {result.returncode}"
-                + (f": {tail[-300:]}" if tail else " (stderr empty)"),
-                keep=keep,
-            )
-        try:
-            judgment = parse_reply(result.stdout)
-        except ReplyError as exc:
-            self._fail(slot_dir, result, str(exc), keep=keep)
-        if not judgment["is_valid"]:
-            self._fail(
-                slot_dir, result, "judge marked its reply invalid (is_valid: false)", keep=keep
-            )
-        atomic_write_text(slot_dir / "stdout.log", result.stdout)
-        atomic_write_text(slot_dir / "stderr.log", result.stderr)
-        atomic_write_text(slot_dir / "response.txt", result.stdout)
-        atomic_write_text(slot_dir / "MODEL.md", _model_md(item["model"], argv))
-        atomic_write_json(slot_dir / "timing.json", _timing(result.seconds))
-        atomic_write_json(slot_dir / "judgment.json", judgment)
-        return {k: item[k] for k in ("tier", "subtest", "run", "slot", "model")} | {
-            k: judgment[k] for k in ("score", "passed", "grade")
-        }
 
     @staticmethod
-    def _fail(slot_dir: Path, result: CommandResult | None, reason: str, *, keep: bool) -> NoReturn:
-        """Raise TaskFailure (JudgeRateLimited for a rate limit) for a failed attempt.
+    def _values(data: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "python": sys.executable,
+            "local_judge": LOCAL_JUDGE,
+            **{k: data[k] for k in PLACEHOLDERS[2:]},
+        }
 
-        Unless ``keep``, first leave the slot ``failed``: stale judgment removed, the
-        streams and a failed timing.json written. With ``keep`` no file is touched.
-        """
-        limited, retry_after = (False, None)
-        if result is not None and not result.timed_out:
-            limited, retry_after = detect_rate_limit(result.stderr + "\n" + result.stdout)
-        if not keep:
-            for name in ("judgment.json", "response.txt", "MODEL.md"):
-                (slot_dir / name).unlink(missing_ok=True)
-            if result is not None:
-                atomic_write_text(slot_dir / "stdout.log", result.stdout)
-                atomic_write_text(slot_dir / "stderr.log", result.stderr)
-            timing = _timing(0.0 if result is None else result.seconds) | {
-                "failed": True,
-                "reason": reason,
+    def run(self, item: Item) -> dict[str, Any]:
+        """Judge one slot; return its score or raise TaskFailure (see the class doc)."""
+        if item.get("unjudgeable"):
+            raise TaskFailure(f"{item['unjudgeable']}; the slot is left as it was")
+        slot_dir = Path(item["slot_dir"])
+        # Re-judging a complete slot must not cost its judgment when the new attempt fails.
+        keep = item.get("status") == "complete"
+        attempt = new_attempt_dir(slot_dir)
+        try:
+            judgment, failure, limited, retry_after = self._attempt(item, attempt)
+            moved = commit(attempt, slot_dir, replace=judgment is not None or not keep)
+        except BaseException:
+            discard(attempt)  # an attempt that did not finish is never committed
+            raise
+        where = f"{ATTEMPTS}/{moved.name}" if moved is not None else ""
+        if judgment is not None:
+            kept = f"; the folder it replaced is kept in {where}" if moved else ""
+            return {k: item[k] for k in ("tier", "subtest", "run", "slot", "model")} | {
+                "score": judgment["score"],
+                "passed": judgment["passed"],
+                "grade": judgment["grade"],
+                "change": f"judged (was {item['status']}){kept}",
             }
-            if limited:
-                timing |= {"rate_limited": True, "retry_after": retry_after}
-            atomic_write_json(slot_dir / "timing.json", timing)
-        message = f"{reason} (the slot keeps its earlier judgment)" if keep else reason
+        if keep:
+            failure += f" (the slot keeps its judgment; this attempt is in {where})"
+        else:
+            kept = f"; the folder it had is kept in {where}" if moved else ""
+            failure += f" (the slot is failed{kept})"
         if limited:
             hint = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
             raise JudgeRateLimited(
-                f"judge rate limited or overloaded{hint}: {message}", retry_after
+                f"judge rate limited or overloaded{hint}: {failure}", retry_after
             )
-        raise TaskFailure(message)
+        raise TaskFailure(failure)
+
+    def _attempt(
+        self, item: Item, attempt: Path
+    ) -> tuple[dict[str, Any] | None, str, bool, float | None]:
+        """Run the judge and write the attempt's files into ``attempt``.
+
+        Returns the judgment (None on failure), the failure's reason, whether the
+        service said it is rate limited, and any Retry-After seconds.
+        """
+        argv = fill_template(self.command, self._values(item.data))
+        workspace = Path(item["workspace"])
+        result: CommandResult | None = None
+        try:
+            result = run_command(
+                argv,
+                cwd=workspace if workspace.is_dir() else item["run_dir"],
+                timeout=self.timeout,
+                env=self._env,
+            )
+            judgment = _judgment(result, self.timeout)
+        except OSError as exc:
+            judgment, failure = None, f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+        except ReplyError as exc:
+            judgment, failure = None, str(exc)
+        if result is not None:
+            atomic_write_text(attempt / "stdout.log", result.stdout)
+            atomic_write_text(attempt / "stderr.log", result.stderr)
+        seconds = 0.0 if result is None else result.seconds
+        if judgment is not None:
+            assert result is not None
+            atomic_write_text(attempt / "response.txt", result.stdout)
+            atomic_write_text(attempt / "MODEL.md", _model_md(item["model"], argv))
+            atomic_write_json(attempt / "timing.json", _timing(seconds))
+            atomic_write_json(attempt / "judgment.json", judgment)
+            return judgment, "", False, None
+        limited, retry_after = False, None
+        if result is not None and not result.timed_out:
+            limited, retry_after = detect_rate_limit(result.stderr + "\n" + result.stdout)
+        timing = _timing(seconds) | {"failed": True, "reason": failure}
+        if limited:
+            timing |= {"rate_limited": True, "retry_after": retry_after}
+        atomic_write_json(attempt / "timing.json", timing)
+        return None, failure, limited, retry_after
+
+
+class JudgeRegenerate(Task):
+    """Regenerate one run's consensus from its slots; no judge is called.
+
+    The original's ``--regenerate-only``: ``judge/result.json`` and the judge fields of
+    ``run_result.json`` are rewritten from the run's valid judgments (needs the
+    ``judge_runs`` source).
+    """
+
+    def __init__(self) -> None:
+        self._config: ExperimentConfig | None = None
+
+    def setup(self, context: RunContext) -> None:
+        """Take the experiment from the judge source; refuse any other source."""
+        self._config = experiment_of(context, "judge_regenerate")
+
+    def run(self, item: Item) -> dict[str, Any]:
+        """Rewrite the run's consensus; return it and whether it was stale."""
+        if self._config is None:
+            raise RuntimeError("JudgeRegenerate.setup(context) must be called first")
+        run = RunRef(self._config.root, item["tier"], item["subtest"], int(item["run"]))
+        result, recorded = regenerate_run(self._config, run)
+        if result is None:
+            raise TaskFailure(f"{run.id} has no valid judgment left; its consensus is as it was")
+        return {k: item[k] for k in ("tier", "subtest", "run")} | {
+            "score": result["score"],
+            "passed": result["passed"],
+            "grade": result["grade"],
+            "was_stale": item.get("stale"),
+            "run_result_updated": recorded,
+        }
+
+
+def experiment_of(context: RunContext, who: str) -> ExperimentConfig:
+    """The experiment of the run's judge source, checked before any item runs."""
+    config = getattr(context.source, "config", None)
+    if not isinstance(config, ExperimentConfig):
+        raise ValueError(
+            f"{who} needs the judge_slots or judge_runs source (after setup); "
+            f"got source {type(context.source).__name__!r}"
+        )
+    return config
+
+
+def _executable(program: str) -> str | None:
+    if os.sep in program:
+        return program if os.path.isfile(program) and os.access(program, os.X_OK) else None
+    return shutil.which(program)
+
+
+def _judgment(result: CommandResult, timeout: float) -> dict[str, Any]:
+    """The judgment of a finished command; ReplyError says why there is none."""
+    if result.timed_out:
+        raise ReplyError(f"timed out after {timeout:g} s")
+    if result.returncode != 0:
+        tail = " | ".join(line.strip() for line in result.stderr.strip().splitlines()[-3:])
+        raise ReplyError(
+            f"judge exited with code {result.returncode}"
+            + (f": {tail[-300:]}" if tail else " (stderr empty)")
+        )
+    judgment: dict[str, Any] = parse_reply(result.stdout)
+    if not judgment["is_valid"]:
+        raise ReplyError("judge marked its reply invalid (is_valid: false)")
+    return judgment
 
 
 def _latency(value: Any) -> float | None:

@@ -1,0 +1,184 @@
+"""A slot is replaced whole: an attempt is written beside it and swapped in by renames.
+
+Inside ``<run>/judge/``, an attempt at slot ``judge_NN`` is written into
+``.judge_NN.attempt-<pid>-<random>/`` and committed by renames:
+
+1. the current ``judge_NN/`` (if any) is renamed ``.judge_NN.replaced``;
+2. the attempt folder is renamed ``judge_NN`` (the commit point);
+3. ``.judge_NN.replaced`` is moved into ``judge_NN/attempts/<n>/`` (its own earlier
+   attempts first, keeping their numbers), so nothing an earlier attempt wrote is lost.
+
+An attempt that must not replace the slot (a failed re-judge of a complete slot) is
+renamed straight into ``judge_NN/attempts/<n>/``. Whatever moment a crash or a signal
+stops this, :func:`recover_run` (run by the next repair before anything else) brings
+each slot to one of two states, as it was or as the attempt left it: an uncommitted
+attempt folder is removed, a ``.replaced`` folder goes back if step 2 never happened
+and into ``attempts/`` if it did, and temporary files of interrupted atomic writes
+are deleted. A slot therefore never mixes the files of two attempts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import secrets
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from runner.api import leftover_temp_files
+from runner_plugins.judge.experiment import CONFIG_FILE, RunRef, replaced_dir
+
+ATTEMPTS = "attempts"
+_ATTEMPT = re.compile(r"^\.(judge_\d+)\.attempt-[\w-]+$")
+_REPLACED = re.compile(r"^\.(judge_\d+)\.replaced$")
+
+
+def new_attempt_dir(slot_dir: Path) -> Path:
+    """Create and return an empty folder for a new attempt at ``slot_dir``, beside it."""
+    slot_dir.parent.mkdir(parents=True, exist_ok=True)
+    path = slot_dir.with_name(f".{slot_dir.name}.attempt-{os.getpid()}-{secrets.token_hex(4)}")
+    path.mkdir()
+    return path
+
+
+def _number(path: Path) -> int | None:
+    return int(path.name) if path.name.isdigit() else None
+
+
+def next_attempt_number(attempts: Path) -> int:
+    """One more than the highest numbered folder in ``attempts`` (1 when there is none)."""
+    try:
+        numbers = [n for p in attempts.iterdir() if (n := _number(p)) is not None]
+    except FileNotFoundError:
+        return 1
+    return max(numbers, default=0) + 1
+
+
+def archive(old: Path, slot_dir: Path) -> Path:
+    """Move the folder ``old`` into ``slot_dir/attempts/<n>/``; return where it went.
+
+    ``old``'s own ``attempts/`` entries move first, keeping their numbers, so the archive
+    stays flat and in order. Each step is a rename, so repeating this after a crash
+    finishes the job.
+    """
+    attempts = slot_dir / ATTEMPTS
+    attempts.mkdir(exist_ok=True)
+    inner = old / ATTEMPTS
+    if inner.is_dir():
+        for child in sorted(inner.iterdir(), key=lambda p: (_number(p) or 0, p.name)):
+            dest = attempts / child.name
+            if dest.exists():
+                dest = attempts / str(next_attempt_number(attempts))
+            child.rename(dest)
+        inner.rmdir()
+    dest = attempts / str(next_attempt_number(attempts))
+    old.rename(dest)
+    return dest
+
+
+def commit(attempt: Path, slot_dir: Path, *, replace: bool) -> Path | None:
+    """Make the finished ``attempt`` folder the slot, or archive it beside the slot.
+
+    With ``replace`` the attempt becomes ``slot_dir`` and the folder it replaces (if
+    any) is archived: the return value is where that went. Without, the attempt itself
+    is archived in ``slot_dir/attempts/`` and its place is returned.
+    """
+    if not replace:
+        return archive(attempt, slot_dir)
+    replaced = replaced_dir(slot_dir)
+    had_slot = slot_dir.exists()
+    if had_slot:
+        slot_dir.rename(replaced)
+    attempt.rename(slot_dir)
+    return archive(replaced, slot_dir) if had_slot else None
+
+
+def discard(attempt: Path) -> None:
+    """Remove an attempt folder that will not be committed."""
+    shutil.rmtree(attempt, ignore_errors=True)
+
+
+def leftovers(run: RunRef) -> list[Path]:
+    """What an interrupted repair left in ``run``'s folders (see :func:`recover_run`)."""
+    judge = run.dir / "judge"
+    found = leftover_temp_files(run.dir) + leftover_temp_files(judge)
+    try:
+        entries = sorted(judge.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return found
+    for entry in entries:
+        if _ATTEMPT.match(entry.name) or _REPLACED.match(entry.name):
+            found.append(entry)
+        elif entry.is_dir() and entry.name.startswith("judge_"):
+            found += leftover_temp_files(entry)
+    return found
+
+
+def recover_run(run: RunRef) -> list[str]:
+    """Finish or undo whatever an interrupted repair left in ``run``; say what was done."""
+    done = []
+    for path in leftovers(run):
+        attempt, replaced = _ATTEMPT.match(path.name), _REPLACED.match(path.name)
+        if attempt:
+            discard(path)
+            done.append(f"removed the unfinished attempt {path.name}")
+        elif replaced:
+            slot_dir = path.with_name(replaced.group(1))
+            if slot_dir.exists():
+                dest = archive(path, slot_dir)
+                done.append(f"moved the replaced {slot_dir.name} into {ATTEMPTS}/{dest.name}")
+            else:
+                path.rename(slot_dir)
+                done.append(f"put back {slot_dir.name}, whose replacement never arrived")
+        else:
+            path.unlink(missing_ok=True)
+            done.append(f"removed the temporary file {path.name}")
+    return done
+
+
+class ExperimentBusy(RuntimeError):
+    """Another process is repairing the same experiment."""
+
+
+# Held locks by experiment config file: flock belongs to an open file, so a second open
+# in this process would block on the first. Within one process a lock is shared
+# (counted); only other processes are kept out.
+_held: dict[Path, tuple[IO[bytes], int]] = {}
+_held_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def repair_lock(root: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the experiment while repairing it (no file is created).
+
+    The lock is taken on ``config/experiment.json``, which every experiment has, so two
+    processes repairing one experiment cannot interleave their swaps.
+    """
+    key = (root / CONFIG_FILE).resolve()
+    with _held_guard:
+        fh, count = _held.get(key, (None, 0))
+        if fh is None:
+            fh = open(key, "rb")
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                raise ExperimentBusy(
+                    f"experiment {str(root)!r} is being repaired by another process; wait "
+                    "for it to finish (a dry run is always allowed)"
+                ) from None
+        _held[key] = (fh, count + 1)
+    try:
+        yield
+    finally:
+        with _held_guard:
+            fh, count = _held.pop(key)
+            if count > 1:
+                _held[key] = (fh, count - 1)
+            else:
+                fh.close()
