@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ _live: set[subprocess.Popen[bytes]] = set()
 _state = threading.Condition()  # guards _live, _starting and _killing
 _starting = 0  # commands between "allowed to start" and "registered in _live"
 _killing = False  # set by kill_all(): no command may start until allow_commands()
-_killed: set[int] = set()  # pids kill_all() killed: their results are not results
+# Commands kill_all() killed: what they printed is no result. Weak, so that it needs no
+# clearing and a later run's commands are never mistaken for them.
+_killed: weakref.WeakSet[subprocess.Popen[bytes]] = weakref.WeakSet()
 
 
 class CommandsStopped(RuntimeError):
@@ -64,7 +67,8 @@ def kill_all(wait: float = 5.0) -> int:
         _state.wait_for(lambda: _starting == 0, timeout=wait)
         procs = list(_live)
     for proc in procs:
-        _killed.add(proc.pid)
+        with _state:
+            _killed.add(proc)
         _kill_group(proc)
     return len(procs)
 
@@ -74,7 +78,6 @@ def allow_commands() -> None:
     global _killing
     with _state:
         _killing = False
-        _killed.clear()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -143,7 +146,7 @@ def run_command(
     finally:
         with _state:
             _live.discard(proc)
-            stopped = proc.pid in _killed
+            stopped = proc in _killed
     if stopped:
         raise CommandsStopped(f"killed, the run is being interrupted: {args[0]}")
     seconds = time.perf_counter() - started

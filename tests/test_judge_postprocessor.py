@@ -148,7 +148,7 @@ def test_a_failed_rerun_leaves_the_slot_failed_and_keeps_what_it_had(
     slot = experiment / T3 / "judge" / "judge_02"
     (slot / "judgment.json").write_text('{"score": 0.5, "is_valid": false}')
     earlier = tree(slot)
-    context, outcomes = _rerun_all(experiment, out, judge_cmd("garbage"))
+    _, outcomes = _rerun_all(experiment, out, judge_cmd("garbage"))
     assert [o.status for o in outcomes] == ["failed"]
     assert "attempts/1" in outcomes[0].error["message"]  # type: ignore[index]
     assert status_of(slot) == "failed"

@@ -65,14 +65,20 @@ def test_no_command_starts_after_kill_all() -> None:
 
 
 def test_kill_all_kills_running_commands_and_their_children(tmp_path: Path) -> None:
-    """kill_all ends the commands other threads are waiting on, grandchildren included."""
+    """kill_all ends the commands other threads wait on, grandchildren included; what a
+    killed command printed is no result (CommandsStopped), even once commands are allowed."""
     import threading
 
     pid_file = tmp_path / "grandchild.pid"
-    results = []
-    thread = threading.Thread(
-        target=lambda: results.append(run_command(spawns_a_grandchild(pid_file)))
-    )
+    errors: list[BaseException] = []
+
+    def wait_on_command() -> None:
+        try:
+            run_command(spawns_a_grandchild(pid_file))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=wait_on_command)
     thread.start()
     wait_for(pid_file)
     try:
@@ -80,8 +86,9 @@ def test_kill_all_kills_running_commands_and_their_children(tmp_path: Path) -> N
     finally:
         process.allow_commands()
     thread.join(timeout=10)
-    assert results and results[0].returncode == -9
+    assert [type(e) for e in errors] == [process.CommandsStopped]
     assert not process_running(int(pid_file.read_text()))
+    assert run_command([sys.executable, "-c", "pass"]).ok
 
 
 def test_missing_program_raises() -> None:

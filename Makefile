@@ -1,0 +1,33 @@
+# The README's two commands. Each sets up .venv when it is missing or pyproject.toml has
+# changed (nothing to do otherwise), then runs. ARGS passes more arguments through:
+#   make run ARGS="parallel=8 source.experiment=PATH"     make test ARGS="-k judge -x"
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test
+
+run: $(VENV)/.installed
+	$(BIN)/python -m runner parallel=6 task=judge_rerun $(ARGS)
+
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy runner
+	$(BIN)/python -m pytest $(ARGS)
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "runner needs Python >= 3.10; run e.g. make PYTHON=python3.11 ..." >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The first install builds antlr4-python3-runtime (Hydra's dependency) from source.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# The dev extra includes everything the plain install has.
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@ $(VENV)/.installed
