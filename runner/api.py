@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 __all__ = [
     "GROUPS",
+    "BadInput",
     "Executor",
     "Item",
     "Outcome",
@@ -50,15 +51,25 @@ class Item:
     """One unit of work: a unique string ``id`` and a ``data`` dict.
 
     ``item["key"]`` reads ``item.data["key"]``. ``label`` is what progress lines show
-    (the id unless a source gives something more readable).
+    (the id unless a source gives something more readable). A source that meets bad
+    input (a malformed line, a duplicate id) yields an item with ``error`` set to what
+    is wrong and where: that item fails with it, the task is not called, and the run
+    goes on with the next item.
     """
 
-    __slots__ = ("data", "id", "label")
+    __slots__ = ("data", "error", "id", "label")
 
-    def __init__(self, id: str, data: dict[str, Any] | None = None, label: str | None = None):
+    def __init__(
+        self,
+        id: str,
+        data: dict[str, Any] | None = None,
+        label: str | None = None,
+        error: str | None = None,
+    ):
         self.id = id
         self.data = {} if data is None else data
         self.label = id if label is None else label
+        self.error = error
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
@@ -105,6 +116,10 @@ class TaskFailure(Exception):
 
     Any other exception is journaled with its traceback.
     """
+
+
+class BadInput(TaskFailure):
+    """The failure of an item a source marked bad (``Item.error``): the task never ran."""
 
 
 @dataclasses.dataclass

@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from runner.api import Item, Outcome, TaskFailure
+from runner.api import BadInput, Item, Outcome, TaskFailure
 
 
 def error_info(exc: BaseException) -> dict[str, str]:
@@ -34,6 +34,8 @@ def make_safe_call(run: Callable[[Item], Any]) -> Callable[[Item], Outcome]:
     def call(item: Item) -> Outcome:
         started = clock()
         try:
+            if item.error is not None:
+                raise BadInput(item.error)
             result = run(item)
         except (Exception, SystemExit) as exc:
             finished = clock()

@@ -59,3 +59,15 @@ def test_keyboard_interrupt_is_not_swallowed() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         make_safe_call(interrupted)(Item("x"))
+
+
+def test_an_item_marked_bad_fails_without_running_the_task() -> None:
+    """An item with error set fails with BadInput and its message; the task is not called."""
+    calls: list[str] = []
+    outcome = make_safe_call(lambda item: calls.append(item.id))(
+        Item("line 3", {}, error="line 3 is not valid JSON: Expecting value")
+    )
+    assert calls == [] and outcome.status == "failed" and outcome.error is not None
+    assert outcome.error["type"] == "BadInput"
+    assert outcome.error["message"] == "line 3 is not valid JSON: Expecting value"
+    assert outcome.error["traceback"] == ""
