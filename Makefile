@@ -16,18 +16,20 @@ test: $(VENV)/.installed-dev
 	$(BIN)/mypy runner
 	$(BIN)/python -m pytest $(ARGS)
 
-$(BIN)/python:
+# The stamp is touched last: a venv whose creation failed half-way is made anew.
+$(VENV)/.created:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
 		{ echo "runner needs Python >= 3.10; run e.g. make PYTHON=python3.11 ..." >&2; exit 2; }
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	touch $@
 
 # The first install builds antlr4-python3-runtime (Hydra's dependency) from source.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml | $(VENV)/.created
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 # The dev extra includes everything the plain install has.
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml | $(VENV)/.created
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.installed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import shutil
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -142,3 +143,75 @@ def test_a_bad_latency_or_source_stops_the_run_before_any_slot(
     assert message in result.output and "Traceback" not in result.output
     assert not (result.run_dir / "results.jsonl").exists()
     assert tree(experiment) == before
+
+
+def test_a_refused_run_leaves_the_experiment_as_it_was(run_cli: RunCli, experiment: Path) -> None:
+    """A run refused at start-up (exit 2) neither recovers leftovers nor rebuilds prompts."""
+    remove_slot(experiment)
+    (experiment / T3 / "judge_prompt.md").unlink()
+    (experiment / T3 / "judge" / ".judge_02.attempt-1-abcd").mkdir()
+    before = tree(experiment)
+    result = run_cli(
+        "task=judge_rerun", f"source.experiment={experiment}", "task.command=[no-such-judge-x]"
+    )
+    assert result.returncode == 2, result.output
+    assert "'no-such-judge-x' is not found on PATH" in result.output
+    assert tree(experiment) == before
+    assert (experiment / T3 / "judge" / ".judge_02.attempt-1-abcd").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["task=judge_rerun", "source=judge_runs"], "judge_rerun judges slots: it needs"),
+        (["task=judge_regenerate", "source=judge_slots"], "judge_regenerate needs the judge_runs"),
+    ],
+)
+def test_a_judge_task_refuses_the_other_judge_source(
+    run_cli: RunCli, experiment: Path, overrides: list[str], message: str
+) -> None:
+    """Each judge task names the source it needs instead of failing item by item."""
+    before = tree(experiment)
+    result = run_cli(*overrides, f"source.experiment={experiment}")
+    assert result.returncode == 2 and message in result.output, result.output
+    assert "Traceback" not in result.output and tree(experiment) == before
+
+
+def test_the_judge_writes_slot_dir_files_into_its_attempt(
+    run_cli: RunCli, experiment: Path, tmp_path: Path
+) -> None:
+    """{slot_dir} is the attempt folder: a judge's own files arrive with its attempt, whole."""
+    script = tmp_path / "notes_judge.py"
+    script.write_text(
+        "import json, pathlib, sys\n"
+        "pathlib.Path(sys.argv[1], 'notes.txt').write_text('mine')\n"
+        "print('```json\\n' + json.dumps({'score': 0.7, 'passed': True}) + '\\n```')\n"
+    )
+    slot = experiment / T3 / "judge" / "judge_02"
+    (slot / "judgment.json").write_text('{"score": 0.5, "is_valid": false}')
+    result = run_cli(
+        "task=judge_rerun",
+        f"source.experiment={experiment}",
+        f"task.command=[{sys.executable},{script},'{{slot_dir}}']",
+    )
+    assert result.returncode == 0, result.output
+    assert (slot / "notes.txt").read_text() == "mine"
+    assert not (slot / "attempts" / "1" / "notes.txt").exists()
+    assert status_of(slot) == "complete"
+
+
+def test_judge_regenerate_alone_rewrites_each_run(run_cli: RunCli, experiment: Path) -> None:
+    """Without the post-processor, judge_regenerate's own items restore a hand-edited run."""
+    import json
+
+    result_file = experiment / T3 / "judge" / "result.json"
+    stored = json.loads(result_file.read_text())
+    result_file.write_text(json.dumps(stored | {"score": 0.1, "passed": False}))
+    result = run_cli(
+        "task=judge_regenerate", f"source.experiment={experiment}", "postprocessor=none"
+    )
+    assert result.returncode == 0, result.output
+    assert json.loads(result_file.read_text())["score"] == pytest.approx((0.96 + 1.0 + 0.99) / 3)
+    records = {r["id"]: r for r in result.results()}
+    assert len(records) == 7 and records[T3]["result"]["was_stale"].startswith("judge/result.json")
+    assert not (experiment / "summary").exists()  # the summary is the post-processor's

@@ -27,13 +27,11 @@ class JudgeConsensus(PostProcessor):
 
     def __init__(self) -> None:
         self._config: ExperimentConfig | None = None
-        self._prepared = 0
 
     def setup(self, context: RunContext) -> None:
         """Take the experiment from the judge source (set up first); refuse any other."""
         # Checked before any slot runs: after the batch would be too late to be useful.
         self._config = experiment_of(context, "judge_consensus")
-        self._prepared = len(getattr(context.source, "prepared", ()))
 
     def __call__(self, outcomes: Iterable[Outcome], context: RunContext) -> None:
         config = self._config
@@ -54,7 +52,8 @@ class JudgeConsensus(PostProcessor):
                     "unreadable, only judge/result.json was written"
                 )
         what = f"{ok} item(s) succeeded, {failed} failed"
-        if not (ok or failed or stale or self._prepared):
+        prepared = getattr(context.source, "prepared", ())
+        if not (ok or failed or stale or prepared):
             logger.info(f"judge_consensus: nothing to do; {str(config.root)!r} unchanged")
             return
         paths = write_summary(config, [config.root / SUMMARY_DIR, Path(context.output_dir)])

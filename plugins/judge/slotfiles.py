@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,11 +82,24 @@ def archive(old: Path, slot_dir: Path) -> Path:
     return dest
 
 
+def inherit_modes(attempt: Path, slot_dir: Path) -> None:
+    """Give the attempt folder, and each file in it that replaces one, the old mode.
+
+    A slot on a shared experiment (group-writable, say) stays as shared once replaced.
+    """
+    attempt.chmod(stat.S_IMODE(slot_dir.stat().st_mode))
+    for path in attempt.iterdir():
+        old = slot_dir / path.name
+        if path.is_file() and old.is_file():
+            path.chmod(stat.S_IMODE(old.stat().st_mode))
+
+
 def commit(attempt: Path, slot_dir: Path, *, replace: bool) -> Path | None:
     """Make the finished ``attempt`` folder the slot, or archive it beside the slot.
 
     With ``replace`` the attempt becomes ``slot_dir`` and the folder it replaces (if
-    any) is archived: the return value is where that went. Without, the attempt itself
+    any) is archived: the return value is where that went. The attempt takes the modes
+    of what it replaces (:func:`inherit_modes`). Without, the attempt itself
     is archived in ``slot_dir/attempts/`` and its place is returned.
     """
     if not replace:
@@ -93,6 +107,7 @@ def commit(attempt: Path, slot_dir: Path, *, replace: bool) -> Path | None:
     replaced = replaced_dir(slot_dir)
     had_slot = slot_dir.exists()
     if had_slot:
+        inherit_modes(attempt, slot_dir)
         slot_dir.rename(replaced)
     attempt.rename(slot_dir)
     return archive(replaced, slot_dir) if had_slot else None
@@ -139,6 +154,22 @@ def recover_run(run: RunRef) -> list[str]:
             path.unlink(missing_ok=True)
             done.append(f"removed the temporary file {path.name}")
     return done
+
+
+def being_repaired(root: Path) -> bool:
+    """Whether another process holds the experiment's repair lock (a dry run's check)."""
+    key = (root / CONFIG_FILE).resolve()
+    with _held_guard:
+        if key in _held:
+            return False  # this process's own lock
+    try:
+        with open(key, "rb") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 class ExperimentBusy(RuntimeError):

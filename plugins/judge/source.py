@@ -131,16 +131,16 @@ class _ExperimentSource(Source):
         self.copy = copy
         #: The experiment this run reads and repairs (the copy with ``copy``); set by setup.
         self.config: ExperimentConfig | None = None
-        #: Every run of the experiment, as read by setup (after any recovery).
-        self.states: list[RunState] = []
-        #: What setup did to the experiment before the first item (recoveries, prompts).
+        self._states: list[RunState] | None = None
+        self._repair = False
+        #: What was done to the experiment before the first item (recoveries, prompts).
         self.prepared: list[str] = []
         self._subtest_set: frozenset[int] = frozenset()
         self._run_set: frozenset[int] = frozenset()
         self._lock = contextlib.ExitStack()
 
     def setup(self, context: RunContext) -> None:
-        """Resolve (or create, or copy) the experiment, check the filters, prepare, read."""
+        """Resolve (or create, or copy) the experiment, check the filters, take the lock."""
         config = self._resolve(context)
         unknown = [t for t in self.tiers if t not in config.tiers]
         if unknown:
@@ -165,15 +165,35 @@ class _ExperimentSource(Source):
                     f"{tier}: folder(s) {stray} are not subtests of this experiment "
                     f"(its records name {config.subtests(tier)}); they are ignored"
                 )
-        if not context.dry_run:
+        self._repair = not context.dry_run
+        if self._repair:
             self._lock.enter_context(slotfiles.repair_lock(config.root))
-            self.prepared = self._recover(config)
-        self.states = [scan_run(config, run) for run in config.runs()]
-        if not context.dry_run:
-            self.prepared += self._prepare(config)
-        for line in self.prepared:
-            logger.info(line)
+        elif slotfiles.being_repaired(config.root):
+            logger.warning(
+                f"experiment {str(config.root)!r} is being repaired by another process: "
+                "its attempt folders are in use, not leftovers"
+            )
         self.config = config
+
+    @property
+    def states(self) -> list[RunState]:
+        """Every run of the experiment, read once, when first needed.
+
+        Not in ``setup``: the other plugins' setup may still refuse the run, and a refused
+        run must leave the experiment as it was. Before a repair, what an interrupted one
+        left is recovered first and missing prompts are rebuilt (``prepared`` says what
+        was done).
+        """
+        if self._states is None:
+            config = self._require_setup()
+            if self._repair:
+                self.prepared = self._recover(config)
+            self._states = [scan_run(config, run) for run in config.runs()]
+            if self._repair:
+                self.prepared += self._prepare(config)
+            for line in self.prepared:
+                logger.info(line)
+        return self._states
 
     def close(self) -> None:
         """Release the experiment's repair lock."""

@@ -34,6 +34,7 @@ from runner_plugins.judge.experiment import (
 )
 from runner_plugins.judge.local_judge import LATENCY_ENV
 from runner_plugins.judge.slotfiles import ATTEMPTS, commit, discard, new_attempt_dir
+from runner_plugins.judge.source import JudgeRuns
 
 #: The local judge's file: run as a script with ``-S`` (it needs only the standard library)
 #: its start-up costs half the CPU of ``-m``, so that, like a remote judge, it is mostly wait.
@@ -95,7 +96,12 @@ class JudgeRerun(Task):
             self._env = {**os.environ, LATENCY_ENV: str(self.latency)}
 
     def setup(self, context: RunContext) -> None:
-        """Check the command template, its program and the timeout before the first slot."""
+        """Check the source, the command template, its program and the timeout."""
+        if isinstance(context.source, JudgeRuns):
+            raise ValueError(
+                "judge_rerun judges slots: it needs the judge_slots source, not judge_runs "
+                "(task=judge_regenerate goes with judge_runs)"
+            )
         if not self.command:
             raise ValueError("command is empty; give the judge command as an argv list")
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
@@ -171,7 +177,9 @@ class JudgeRerun(Task):
         Returns the judgment (None on failure), the failure's reason, whether the
         service said it is rate limited, and any Retry-After seconds.
         """
-        argv = fill_template(self.command, self._values(item.data))
+        # {slot_dir} is where this attempt's files go: a judge that writes there writes
+        # into the attempt, which is swapped in whole (never into the live slot).
+        argv = fill_template(self.command, self._values(item.data) | {"slot_dir": str(attempt)})
         workspace = Path(item["workspace"])
         result: CommandResult | None = None
         try:
@@ -220,6 +228,11 @@ class JudgeRegenerate(Task):
 
     def setup(self, context: RunContext) -> None:
         """Take the experiment from the judge source; refuse any other source."""
+        if not isinstance(context.source, JudgeRuns):
+            raise ValueError(
+                "judge_regenerate needs the judge_runs source (one item per run); got "
+                f"source {type(context.source).__name__!r}"
+            )
         self._config = experiment_of(context, "judge_regenerate")
 
     def run(self, item: Item) -> dict[str, Any]:
