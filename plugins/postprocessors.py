@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from loguru import logger
 
-from runner.api import Outcome, PostProcessor, RunContext, atomic_write_text
+from runner.api import Outcome, PostProcessor, RunContext, atomic_write_text, printable
 
 
 class NoPostProcessor(PostProcessor):
@@ -39,7 +39,9 @@ class SummaryReport(PostProcessor):
             if outcome.status != "ok" and outcome.error:
                 kind = outcome.error.get("type", "Error")
                 errors[kind] += 1
-                examples.setdefault(kind, f"{outcome.id}: {outcome.error.get('message', '')}")
+                examples.setdefault(
+                    kind, printable(f"{outcome.id}: {outcome.error.get('message', '')}", 200)
+                )
         s = context.summary
         lines = [
             f"# Run summary: task {s.get('task')!s}",
@@ -52,10 +54,12 @@ class SummaryReport(PostProcessor):
         ]
         if slowest:
             lines += ["", f"## Slowest {len(slowest)} items", ""]
-            lines += [f"- {iid}: {secs:.3f}s" for secs, iid in sorted(slowest, reverse=True)]
+            lines += [
+                f"- {printable(iid)}: {secs:.3f}s" for secs, iid in sorted(slowest, reverse=True)
+            ]
         if errors:
             lines += ["", "## Failures by error type", ""]
             for kind, count in errors.most_common():
-                lines.append(f"- {kind}: {count} (e.g. {examples[kind][:200]})")
-                logger.warning(f"{count} item(s) failed with {kind}, e.g. {examples[kind][:200]}")
+                lines.append(f"- {kind}: {count} (e.g. {examples[kind]})")
+                logger.warning(f"{count} item(s) failed with {kind}, e.g. {examples[kind]}")
         atomic_write_text(context.output_dir / "summary.md", "\n".join(lines) + "\n")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import Any
 
 from runner.api import Item, Source
 
@@ -22,11 +22,31 @@ def _readable_file(path: str, what: str) -> Path:
     return file
 
 
-def _count_nonempty_lines(path: Path) -> int:
+def _text_lines(path: Path) -> Iterator[tuple[int, str | None, str]]:
+    """``(lineno, text, problem)`` for each non-blank line of ``path``, read as bytes.
+
+    Each line is decoded on its own, so one that is not UTF-8 costs only itself: its
+    text is None and ``problem`` says where the bad byte is. The file is streamed, never
+    held in memory; ``__len__`` and iteration both count with this, so they agree.
+    """
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                # A byte-order mark is not part of the first line's text.
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                bad = f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
+                yield lineno, None, f"is not valid UTF-8 ({bad})"
+                continue
+            text = text.strip()
+            if text:
+                yield lineno, text, ""
+
+
+def _count_lines(path: Path) -> int:
     # One pass over the file for progress's N; the items are read in a second pass, so
     # the file is never held in memory.
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        return sum(1 for line in fh if line.strip())
+    return sum(1 for _ in _text_lines(path))
 
 
 class RangeSource(Source):
@@ -46,72 +66,144 @@ class RangeSource(Source):
 
 
 class LinesSource(Source):
-    """One item per non-empty line of ``path``: ``line`` (stripped) and ``lineno``."""
+    """One item per non-empty line of ``path``: ``line`` (stripped) and ``lineno``.
+
+    A line that is not UTF-8 is an item that fails naming the file and line.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = _readable_file(path, "lines source")
 
     def __len__(self) -> int:
-        return _count_nonempty_lines(self.path)
+        return _count_lines(self.path)
 
     def __iter__(self) -> Iterator[Item]:
-        with open(self.path, encoding="utf-8", errors="replace") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                line = raw.strip()
-                if line:
-                    yield Item(str(lineno), {"line": line, "lineno": lineno}, label=line[:80])
+        for lineno, line, problem in _text_lines(self.path):
+            if line is None:
+                error = f"{str(self.path)!r} line {lineno} {problem}"
+                yield Item(str(lineno), {"lineno": lineno}, error=error)
+            else:
+                yield Item(str(lineno), {"line": line, "lineno": lineno}, label=line)
+
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), "number")
 
 
 class JsonlSource(Source):
-    """One item per JSON object line of ``path``; ids from ``id_field`` or line numbers."""
+    """One item per JSON object line of ``path``; ids from ``id_field`` or line numbers.
+
+    A line that cannot be an item (not UTF-8, not JSON, not an object, without
+    ``id_field``, repeating an earlier line's id) is an item that fails saying what is
+    wrong and on which line, and the rest of the file runs. Its id is its line number
+    like any item's without ``id_field``; with ``id_field`` it is ``line <n>``.
+    """
 
     def __init__(self, path: str, id_field: str | None = None) -> None:
         self.path = _readable_file(path, "jsonl source")
         self.id_field = id_field
 
     def __len__(self) -> int:
-        return _count_nonempty_lines(self.path)
+        return _count_lines(self.path)
 
     def __iter__(self) -> Iterator[Item]:
-        with open(self.path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
+        # id -> the line that gave it, so that a repeated id names both lines. Only with
+        # id_field: line numbers are unique by themselves.
+        seen: dict[str, int] = {}
+        for lineno, line, problem in _text_lines(self.path):
+            data: Any = None
+            if line is not None:
                 try:
                     data = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ValueError(
-                        f"{str(self.path)!r} line {lineno} is not valid JSON: {exc.msg}"
-                    ) from None
-                if not isinstance(data, dict):
-                    raise ValueError(
-                        f"{str(self.path)!r} line {lineno} is a JSON {type(data).__name__}, "
-                        "not an object"
-                    )
-                if self.id_field is None:
+                    problem = f"is not valid JSON: {exc.msg} (column {exc.colno})"
+                else:
+                    if not isinstance(data, dict):
+                        problem = f"is a JSON {_json_type(data)}, not an object"
+            if self.id_field is None:
+                if problem:
+                    error = f"{str(self.path)!r} line {lineno} {problem}"
+                    yield Item(str(lineno), {"lineno": lineno}, error=error)
+                else:
                     yield Item(str(lineno), data)
-                    continue
-                if self.id_field not in data:
-                    raise ValueError(
-                        f"{str(self.path)!r} line {lineno} has no {self.id_field!r} field "
-                        f"(id_field); its fields: {', '.join(map(str, data)) or 'none'}"
-                    )
-                yield Item(str(data[self.id_field]), data)
+                continue
+            if not problem:
+                problem = self._id_problem(data, seen)
+            if problem:
+                item_id = _unused(f"line {lineno}", seen)
+                seen[item_id] = lineno
+                error = f"{str(self.path)!r} line {lineno} {problem}"
+                yield Item(item_id, {"lineno": lineno}, error=error)
+                continue
+            item_id = str(data[self.id_field])
+            seen[item_id] = lineno
+            yield Item(item_id, data)
+
+    def _id_problem(self, data: dict[str, Any], seen: dict[str, int]) -> str:
+        """What keeps ``data[id_field]`` from being a new item's id, or ``""``."""
+        field = self.id_field
+        if field not in data:
+            fields = ", ".join(map(str, data)) or "none"
+            return f"has no {field!r} field (id_field); its fields: {fields}"
+        value = data[field]
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return f"has a JSON {_json_type(value)} as {field!r} (id_field), not text or a number"
+        if value == "":
+            return f"has an empty {field!r} (id_field)"
+        first = seen.get(str(value))
+        if first is not None:
+            return f"repeats id {str(value)!r} ({field!r}) of line {first}"
+        return ""
+
+
+def _unused(candidate: str, seen: dict[str, int]) -> str:
+    """``candidate``, or with a counter appended if an item already has that id."""
+    item_id, n = candidate, 1
+    while item_id in seen:
+        n += 1
+        item_id = f"{candidate} ({n})"
+    return item_id
 
 
 class GlobSource(Source):
-    """Files under ``root`` matching ``pattern`` (``**`` recurses), in sorted order."""
+    """Files under ``root`` matching ``pattern`` (``**`` recurses), in sorted order.
+
+    ``path`` is absolute, so it never starts with ``-`` (a file named ``--version`` is
+    never read as an option) and stays valid under the shell task's ``cwd``; the id is
+    the path relative to ``root``.
+    """
 
     def __init__(self, root: str = ".", pattern: str = "*") -> None:
-        self.root = Path(root).expanduser()
+        self.root = Path(root).expanduser().absolute()
         if not self.root.is_dir():
-            raise FileNotFoundError(f"glob source root {str(self.root)!r} is not a folder")
+            raise FileNotFoundError(f"glob source root {root!r} is not a folder")
         self.pattern = pattern
-
-    @functools.cached_property
-    def _files(self) -> list[Path]:
-        # Sorting needs the whole list anyway: walk the tree once for the count and items.
-        return sorted(p for p in self.root.glob(self.pattern) if p.is_file())
+        parts = PurePath(pattern).parts
+        if not parts:
+            raise ValueError(
+                f"pattern={pattern!r} names no file: give one such as '*' or '**/*.csv'"
+            )
+        if PurePath(pattern).is_absolute():
+            magic = next((i for i, p in enumerate(parts) if any(c in p for c in "*?[")), -1)
+            folder, rest = PurePath(*parts[:magic]), PurePath(*parts[magic:])
+            raise ValueError(
+                f"pattern={pattern!r} is absolute, but it is matched under root: give the "
+                f"folder as root, e.g. source.root={str(folder)!r} source.pattern={str(rest)!r}"
+            )
+        if ".." in parts:
+            raise ValueError(
+                f"pattern={pattern!r} has a '..' part, which leaves root: "
+                "give the folder above as root instead"
+            )
+        try:
+            # Listed once, now: the count and the items agree, and a pattern pathlib
+            # cannot use is refused before the first item.
+            self._files = sorted(p for p in self.root.glob(pattern) if p.is_file())
+        except (ValueError, NotImplementedError) as exc:
+            raise ValueError(f"pattern={pattern!r} is not a usable pattern: {exc}") from None
 
     def __len__(self) -> int:
         return len(self._files)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
-import string
 import time
 import zlib
 from pathlib import Path
 from typing import Any
 
-from runner.api import Item, RunContext, Task, TaskFailure, fill_template, run_command
+from runner.api import (
+    Item,
+    RetryableError,
+    RunContext,
+    Task,
+    TaskFailure,
+    detect_rate_limit,
+    fill_template,
+    run_command,
+    template_fields,
+)
 
 
 class SleepTask(Task):
@@ -42,13 +53,20 @@ class SleepTask(Task):
         return None
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def _stream_name(item_id: str) -> str:
-    """A file name for an item's streams: readable, and unique even when ids differ
-    only in characters a file name cannot hold."""
-    return f"{_UNSAFE.sub('_', item_id)[:60]}-{zlib.crc32(item_id.encode()):08x}"
+    """A file name for an item's streams: a readable prefix of the id made safe, then a
+    hash of the whole id, so ids that differ anywhere (``a.csv``, ``a.json``, or only in
+    characters a file name cannot hold) never share a file."""
+    prefix = _UNSAFE.sub("_", item_id)[:40].strip("_-") or "item"
+    digest = hashlib.blake2b(item_id.encode("utf-8", "surrogatepass"), digest_size=8)
+    return f"{prefix}-{digest.hexdigest()}"
+
+
+#: The exit code (sysexits.h) of a command that failed for a reason worth a retry.
+EX_TEMPFAIL = 75
 
 
 class ShellTask(Task):
@@ -56,8 +74,13 @@ class ShellTask(Task):
 
     ``{field}`` placeholders are filled from the item's data, plus ``{id}``; text in the
     data is passed literally, so ``; rm -rf`` in a file name is just part of an argument.
-    A non-zero exit fails the item with the exit code and the end of stderr. With
-    ``keep_streams`` each item's stdout and stderr are kept in ``<run folder>/items/``.
+    A non-zero exit fails the item with the exit code and the end of stderr; exit code 75
+    (EX_TEMPFAIL) or output saying the service is rate limited or overloaded makes the
+    failure retryable (``retry.attempts``), with any Retry-After as its wait. With
+    ``keep_streams`` each item's stdout and stderr are kept in ``<run folder>/items/``,
+    in files named from the id and a hash of it. Settings no item could run with (a
+    timeout that is not a finite number > 0, a ``cwd`` that is not a folder, a positional
+    placeholder, an element that is not text) are refused here, before the first item.
     """
 
     def __init__(
@@ -69,15 +92,22 @@ class ShellTask(Task):
     ) -> None:
         if not command:
             raise ValueError("command is empty: give an argv list, e.g. command=[echo,'{id}']")
-        self.command = [str(part) for part in command]
-        self.fields = sorted(
-            {
-                name
-                for part in self.command
-                for _, name, _, _ in string.Formatter().parse(part)
-                if name
-            }
-        )
+        self.fields = template_fields(command)
+        self.command: list[str] = list(command)
+        if timeout is not None and not (
+            isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0
+        ):
+            raise ValueError(
+                f"timeout={timeout!r} is invalid: give seconds, a finite number > 0, "
+                "or null for no timeout"
+            )
+        if cwd is not None:
+            folder = Path(cwd).expanduser()
+            if not cwd or not folder.exists():
+                raise FileNotFoundError(f"cwd={cwd!r} does not exist: give an existing folder")
+            if not folder.is_dir():
+                raise NotADirectoryError(f"cwd={cwd!r} is not a folder")
+            cwd = str(folder)
         self.timeout = timeout
         self.cwd = cwd
         self.keep_streams = keep_streams
@@ -96,11 +126,18 @@ class ShellTask(Task):
                 f"command placeholder {{{missing[0]}}} has no value in item {item.id!r}; "
                 f"its fields: {', '.join(values)}"
             )
-        argv = fill_template(self.command, values)
+        try:
+            argv = fill_template(self.command, values)
+        except (LookupError, AttributeError, ValueError, TypeError) as exc:
+            # A value of another type than the template expects ({n:d} and a text n).
+            raise TaskFailure(
+                f"cannot fill the command for item {item.id!r}: {type(exc).__name__}: {exc}"
+            ) from None
         out = err = None
         if self.streams_dir is not None:
+            # with_name, not with_suffix: an id's own dots are not a suffix to replace.
             base = self.streams_dir / _stream_name(item.id)
-            out, err = base.with_suffix(".stdout"), base.with_suffix(".stderr")
+            out, err = base.with_name(base.name + ".stdout"), base.with_name(base.name + ".stderr")
         try:
             result = run_command(
                 argv, cwd=self.cwd, timeout=self.timeout, stdout_path=out, stderr_path=err
@@ -108,8 +145,15 @@ class ShellTask(Task):
         except OSError as exc:
             raise TaskFailure(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
         if result.timed_out:
-            raise TaskFailure(f"timed out after {self.timeout}s: {argv[0]}")
+            # The task's own timeout or the run's, whichever came first.
+            raise TaskFailure(f"timed out after {round(result.seconds, 2):g} s: {argv[0]}")
         if result.returncode != 0:
             tail = result.stderr.strip()[-500:]
-            raise TaskFailure(f"exit code {result.returncode}" + (f": {tail}" if tail else ""))
+            message = f"exit code {result.returncode}" + (f": {tail}" if tail else "")
+            limited, wait = detect_rate_limit(result.stderr[-4000:] + "\n" + result.stdout[-4000:])
+            if limited:
+                raise RetryableError(f"rate limited: {message}", wait, rate_limited=True)
+            if result.returncode == EX_TEMPFAIL:
+                raise RetryableError(f"temporary failure (EX_TEMPFAIL): {message}")
+            raise TaskFailure(message)
         return {"returncode": 0, "stdout": result.stdout[-1000:]}

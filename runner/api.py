@@ -32,6 +32,7 @@ __all__ = [
     "Item",
     "Outcome",
     "PostProcessor",
+    "RetryableError",
     "RunContext",
     "Source",
     "Task",
@@ -86,7 +87,9 @@ class Item:
     __hash__ = None  # type: ignore[assignment]  # mutable data
 
 
-Status = Literal["ok", "failed"]
+#: ``skipped``: the run stopped (halt, Ctrl-C) before the item's first attempt started;
+#: such outcomes are counted, never journaled.
+Status = Literal["ok", "failed", "skipped"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -105,6 +108,9 @@ class Outcome:
     label: str = ""
     started: float = 0.0
     finished: float = 0.0
+    #: The failed attempts before the last one (``retry.attempts``): each
+    #: ``{"error": {...}, "seconds", "wait"}``; empty when the first attempt was the last.
+    retries: tuple[dict[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -116,6 +122,22 @@ class TaskFailure(Exception):
 
     Any other exception is journaled with its traceback.
     """
+
+
+class RetryableError(TaskFailure):
+    """Raise from ``Task.run`` for a failure worth another attempt (``retry.attempts``).
+
+    ``wait`` is how long the service asked to wait (a Retry-After), if it said;
+    ``rate_limited`` means the service is rate limited or overloaded, so no worker starts
+    a new item until the wait is over.
+    """
+
+    def __init__(
+        self, message: str, wait: float | None = None, *, rate_limited: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.wait = wait
+        self.rate_limited = rate_limited
 
 
 class BadInput(TaskFailure):
@@ -164,12 +186,20 @@ class Executor(ABC):
 
     ``map`` must pull items lazily and keep only a bounded number in flight, so a source
     of a million items costs memory in proportion to ``parallel``, not to the count.
+    ``shutdown`` may be called from the thread consuming ``map`` (between outcomes) or
+    after it stopped consuming: from then on no item starts (an item pulled but not
+    started is dropped, not run); ``map`` still yields the outcomes of items that were
+    running and then ends. With ``wait`` it returns once nothing runs any more (at most
+    ``timeout`` seconds), so the run can close the task safely.
     """
 
     @abstractmethod
     def map(
         self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
     ) -> Iterator[Outcome]: ...
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:  # noqa: B027
+        """Start no more items; with ``wait``, wait (at most ``timeout`` s) for running ones."""
 
 
 class PostProcessor(ABC):
@@ -189,14 +219,20 @@ class PostProcessor(ABC):
 # Helpers plugins may use; they live in their own modules and are re-exported here so
 # that plugins depend on this one module only.
 from runner.files import atomic_write_json, atomic_write_text, leftover_temp_files  # noqa: E402
-from runner.process import CommandResult, CommandsStopped, fill_template, run_command  # noqa: E402
+from runner.labels import printable  # noqa: E402
+from runner.process import CommandResult, CommandsStopped, run_command  # noqa: E402
+from runner.ratelimits import detect_rate_limit  # noqa: E402
+from runner.templates import fill_template, template_fields  # noqa: E402
 
 __all__ += [
     "CommandResult",
     "CommandsStopped",
     "atomic_write_json",
     "atomic_write_text",
+    "detect_rate_limit",
     "fill_template",
     "leftover_temp_files",
+    "printable",
     "run_command",
+    "template_fields",
 ]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runner import signals
 from runner.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, sweep_exit_code
 from runner.logs import logger
 
@@ -99,7 +100,8 @@ def _run_job(cfg: Any) -> int:
         code, error = exc.exit_code, one_line(exc)
         logger.error(f"runner: error: {error}")
         return code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        code = signals.exit_code_of(exc)
         raise
     except BaseException as exc:  # a plugin's bug: its traceback goes to runner.log
         code = EXIT_USAGE if isinstance(exc, SystemExit) else 1
@@ -109,6 +111,16 @@ def _run_job(cfg: Any) -> int:
     finally:
         write_job_status(output_dir, code, error)
         logs.remove_run_log(sink)
+
+
+def signal_name(code: int) -> str:
+    """The name of the signal behind an exit code of 128 + signal."""
+    import signal
+
+    try:
+        return signal.Signals(code - 128).name
+    except ValueError:
+        return f"exit code {code}"
 
 
 def _freeze_startup_objects() -> None:
@@ -143,21 +155,22 @@ def main() -> None:
 
     @hydra.main(version_base="1.3", config_path=None, config_name="config")
     def app(cfg: Any) -> int:
+        # An interruption raises out of the job, and so ends the whole sweep, not just
+        # this job; the report is still written.
         code = _run_job(cfg)
         _job_codes.append(code)
-        if code == EXIT_INTERRUPTED:
-            # Ctrl-C ends the whole sweep, not just this job; the report is still written.
-            raise KeyboardInterrupt
         return code
 
     from runner.sweep import finish_sweep
 
+    signals.install()
     try:
         app()
-    except KeyboardInterrupt:
-        finish_sweep("interrupted", EXIT_INTERRUPTED)
-        logger.error("runner: interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        code = signals.exit_code_of(exc)
+        finish_sweep("interrupted", code)
+        logger.error(f"runner: interrupted ({signal_name(code)})")
+        sys.exit(code)
     except SystemExit:
         raise
     except Exception as exc:

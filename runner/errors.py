@@ -6,12 +6,14 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED_ITEMS = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); SIGTERM gives 143 and SIGHUP 129: 128 + signal
+INTERRUPT_CODES = (130, 143, 129)
 
 
 def sweep_exit_code(codes: list[int]) -> int:
-    """Several jobs' exit code: 130 if any was interrupted, else the largest code."""
-    return EXIT_INTERRUPTED if EXIT_INTERRUPTED in codes else max(codes, default=EXIT_OK)
+    """Several jobs' exit code: an interruption's (128 + signal) if any, else the largest."""
+    stopped = [code for code in codes if code in INTERRUPT_CODES]
+    return stopped[0] if stopped else max(codes, default=EXIT_OK)
 
 
 class UsageError(Exception):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,7 +50,13 @@ class Journal:
                 "seconds": round(outcome.seconds, 6),
                 "error": outcome.error,
             }
+        if outcome.retries:
+            record["retries"] = list(outcome.retries)  # every earlier attempt, in order
         self._fh.write(_encode(record) + "\n")
+
+    def copy(self, lines: Iterable[str]) -> None:
+        """Append whole journal lines of another run (a resumed run's earlier results)."""
+        self._fh.writelines(lines)
 
     def flush(self) -> None:
         self._fh.flush()
@@ -76,6 +82,7 @@ def read_outcomes(path: Path) -> Iterator[Outcome]:
                 result=record.get("result"),
                 error=record.get("error"),
                 label=record["id"],
+                retries=tuple(record.get("retries", ())),
             )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from loguru import logger
 
 from runner.api import Outcome
+from runner.labels import MESSAGE_CHARS, printable
 
 # Runs of up to this many items get a line per item; larger ones are thinned.
 EVERY_ITEM_UP_TO = 200
@@ -74,16 +75,19 @@ class Progress:
     def line(self, outcome: Outcome, now: float) -> str:
         elapsed = now - self.started
         verdict = "OK" if outcome.status == "ok" else "FAIL"
+        label = printable(outcome.label or outcome.id)
         if self.total is None:
-            message = f"[{self.done}/?] {outcome.label} -> {verdict} ({elapsed:.0f}s elapsed)"
+            message = f"[{self.done}/?] {label} -> {verdict} ({elapsed:.0f}s elapsed)"
         else:
             remaining = max(self.total - self.done, 0)
             message = (
-                f"[{self.done}/{self.total}] {outcome.label} -> {verdict} "
+                f"[{self.done}/{self.total}] {label} -> {verdict} "
                 f"({remaining} remaining, {elapsed:.0f}s elapsed)"
             )
         if outcome.error and outcome.status != "ok":
-            message += f": {outcome.error['type']}: {outcome.error['message']}"[:300]
+            # The message may quote the id or a command's stderr: escaped as well.
+            error = f"{outcome.error['type']}: {outcome.error['message']}"
+            message += f": {printable(error, MESSAGE_CHARS)}"
         return message
 
     def close(self) -> None:

@@ -180,7 +180,10 @@ def _omegaconf_type(annotation: Any) -> Any:
         return Any
     if origin in (list, tuple, collections.abc.Sequence):
         inner = args[0] if args else Any
-        inner = _omegaconf_type(inner) if inner is not Ellipsis else Any
+        # A list of text is not typed: OmegaConf would turn the values Hydra reads from
+        # unquoted elements (true, null, 1e3, 1_000) into text they never were ("True",
+        # "1000.0"), so they reach the plugin as read, and it refuses or converts them.
+        inner = _omegaconf_type(inner) if inner not in (Ellipsis, str) else Any
         return list[inner]  # type: ignore[valid-type]
     if origin is dict:
         key, val = (*args, Any, Any)[:2]

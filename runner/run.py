@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
-from runner import registry
+from runner import api, registry, resume, signals
 from runner.api import Item, RunContext
-from runner.errors import EXIT_FAILED_ITEMS, EXIT_INTERRUPTED, EXIT_OK, PluginError, UsageError
+from runner.errors import EXIT_FAILED_ITEMS, EXIT_OK, PluginError, UsageError
 from runner.files import atomic_write_json
 from runner.journal import Journal, JournalOutcomes
+from runner.labels import printable
 from runner.logs import error_with_traceback
-from runner.process import allow_commands, kill_all
+from runner.policies import Gate
+from runner.process import CommandGroup
 from runner.progress import Progress
 from runner.settings import Settings
 from runner.wrapper import make_safe_call
 
 DRY_RUN_SHOWN = 10
+#: The plugin groups in the order they are set up (and closed in reverse).
+GROUPS = tuple(api.GROUPS)
 
 
 def build(group: str, settings: Settings) -> Any:
@@ -81,7 +86,7 @@ def _dry_run(source: Any) -> int:
         count += 1
     logger.info(f"Dry run: {count} item(s) would run; nothing was run, no results written.")
     for item in shown:
-        logger.info(f"  {item.label}  {item.data}"[:200])
+        logger.info(f"  {printable(item.label)}  {printable(str(item.data), 110)}")
     if shown and count > len(shown):
         logger.info(f"  ... and {count - len(shown)} more")
     return EXIT_OK
@@ -92,73 +97,123 @@ def _iso(stamp: float) -> str:
 
 
 def execute(settings: Settings, output_dir: Path) -> int:
-    """Run everything the settings select; return the exit code (0, 1 or 130)."""
+    """Run everything the settings select; return the exit code (0, 1, or 128 + signal).
+
+    One lifecycle: every plugin is built, then set up in order (source, task, executor,
+    post-processor); whatever was set up is closed in reverse order on every way out
+    (``contextlib.ExitStack``), the executor shut down (waiting for running items)
+    before the task is closed.
+    """
     context = RunContext(
         output_dir=output_dir,
         config=settings.as_dict(),
         parallel=settings.parallel,
         dry_run=settings.dry_run,
     )
-    groups = ("source", "task", "executor", "postprocessor")
-    plugins = {group: build(group, settings) for group in groups}
-    source, task, executor, post = (plugins[g] for g in groups)
-    context.source, context.task = source, task
-    try:
-        for group in groups:
-            _setup(group, settings.name(group), plugins[group], context)
-    except BaseException:
-        _close(source)  # it may hold what its setup took (a lock, a folder)
-        raise
-    total = _length(source)
-    if settings.dry_run:
-        return _dry_run(source)
+    plugins = {group: build(group, settings) for group in GROUPS}
+    context.source, context.task = plugins["source"], plugins["task"]
+    with contextlib.ExitStack() as stack:
+        for group in GROUPS:
+            plugin = plugins[group]
+            _setup(group, settings.name(group), plugin, context)
+            if group == "executor":
+                stack.callback(plugin.shutdown, True, settings.timeout_grace)
+            else:
+                stack.callback(_close, plugin)
+        if settings.dry_run:
+            return _dry_run(plugins["source"])
+        return _run(settings, output_dir, context, plugins)
+    raise AssertionError("unreachable")  # pragma: no cover
 
+
+def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dict[str, Any]) -> int:
+    source, task, executor, post = (plugins[g] for g in GROUPS)
+    total = _length(source)
+    items: Iterator[Item] = iter(source)
+    done_before: dict[str, str] = {}
+    previous = None
+    if settings.resume is not None:
+        previous = resume.previous_run(settings.resume, output_dir)
+        done_before = resume.succeeded_records(previous)
+        items = resume.remaining(items, done_before)
+        if total is not None:
+            total = max(total - len(done_before), 0)
+        logger.info(
+            f"Resuming {str(previous)!r}: {len(done_before)} item(s) succeeded there and "
+            "are not run again"
+        )
     logger.info(
         f"Running task {settings.name('task')!r} on source {settings.name('source')!r} "
         f"({'?' if total is None else total} items) with executor "
         f"{settings.name('executor')!r}, parallel={settings.parallel}; output: {output_dir}"
     )
-    allow_commands()
+    commands = CommandGroup(grace=settings.timeout_grace)
+    gate = Gate(settings.rate_limit)
+    halt = settings.halt
     journal = Journal(output_dir / "results.jsonl")
+    if previous is not None and previous.resolve() != output_dir.resolve():
+        journal.copy(done_before.values())
     progress = Progress(total, settings.progress)
     clock_offset = time.time() - time.perf_counter()
     first_start = float("inf")
     last_finish = 0.0
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
+    halted: str | None = None
     source_error: Exception | None = None
     last_flush = 0.0
-    safe_call = make_safe_call(task.run)
-    outcomes: Iterable[Any] = executor.map(safe_call, iter(source), settings.parallel)
-    try:
-        for outcome in outcomes:
-            journal.write(outcome)
-            if outcome.started < first_start:
-                first_start = outcome.started
-            if outcome.finished > last_finish:
-                last_finish = outcome.finished
-                # Flush a few times a second: results survive a kill -9 without a
-                # syscall per item.
-                if last_finish - last_flush > 0.25:
+    safe_call = make_safe_call(task.run, settings.retry, gate, commands, settings.timeout)
+    outcomes = executor.map(safe_call, items, settings.parallel)
+
+    def stop(kill: bool) -> int:
+        """Start nothing more; with ``kill`` also stop the running commands."""
+        executor.shutdown(wait=False)
+        gate.stop()
+        return commands.stop() if kill else 0
+
+    with signals.on_second_signal(lambda: commands.stop(wait=0), journal.flush):
+        try:
+            for outcome in outcomes:
+                if outcome.status == "skipped":
+                    continue
+                journal.write(outcome)
+                if outcome.started < first_start:
+                    first_start = outcome.started
+                if outcome.finished > last_finish:
+                    last_finish = outcome.finished
+                # A slow item's result is on disk at once (a resume after kill -9 must
+                # not pay for it again); fast ones a few times a second, so that they
+                # cost no syscall each.
+                if outcome.seconds > 0.005 or last_finish - last_flush > 0.25:
                     journal.flush()
                     last_flush = last_finish
-            progress.update(outcome)
-    except KeyboardInterrupt:
-        interrupted = True
-        # Stop the executor first (no new items), then the commands already running.
-        close_outcomes = getattr(outcomes, "close", None)
-        if callable(close_outcomes):
-            close_outcomes()
-        killed = kill_all()
-        logger.warning(
-            f"Interrupted: stopped after {progress.done} item(s); killed {killed} "
-            "running command(s)."
-        )
-    except Exception as exc:  # the source failed part-way (a malformed line, a lost file)
-        source_error = exc
-    finally:
-        journal.close()
-        progress.close()
-        _close(task)
+                progress.update(outcome)
+                if halt.active and halted is None and outcome.status == "failed":
+                    if halt.reached(progress.failed, progress.done, total):
+                        halted = f"{progress.failed} failure(s) reached halt.on_failures"
+                        killed = stop(kill=halt.mode == "now")
+                        logger.warning(
+                            f"Halting ({halt.mode}): {halted}; no item starts any more"
+                            + (f", {killed} running command(s) killed" if killed else "")
+                        )
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+            # Stop the executor first (no new items), then the commands already running.
+            close_outcomes = getattr(outcomes, "close", None)
+            if callable(close_outcomes):
+                close_outcomes()
+            killed = stop(kill=True)
+            logger.warning(
+                f"Interrupted ({exc.args[0] if exc.args else 'SIGINT'}): stopped after "
+                f"{progress.done} item(s); killed {killed} running command(s)."
+            )
+        except Exception as exc:  # the source failed part-way (a malformed line, a lost file)
+            source_error = exc
+        finally:
+            journal.close()
+            progress.close()
+    # Running items end before the task is closed (the stack's order) and before the
+    # post-processor reads what they did.
+    executor.shutdown(wait=True, timeout=settings.timeout_grace)
 
     done = progress.done
     wall = max(last_finish - first_start, 0.0) if done else 0.0
@@ -171,7 +226,13 @@ def execute(settings: Settings, output_dir: Path) -> int:
         "total": done,
         "succeeded": done - progress.failed,
         "failed": progress.failed,
-        "interrupted": interrupted,
+        "skipped": None if total is None else max(total - done, 0),
+        "interrupted": interrupted is not None,
+        "signal": (interrupted.args[0] if interrupted.args else "SIGINT") if interrupted else None,
+        "halted": halted,
+        "rate_limit_pauses": gate.pauses,
+        "resumed_from": None if previous is None else str(previous),
+        "already_succeeded": len(done_before),
         "wall_seconds": round(wall, 6),
         "items_per_second": round(done / wall, 3) if wall > 0 else 0.0,
         "started_at": _iso(first_start + clock_offset) if done else None,
@@ -182,30 +243,25 @@ def execute(settings: Settings, output_dir: Path) -> int:
     logger.info(
         f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed of {done} "
         f"in {wall:.2f}s ({summary['items_per_second']:.1f} items/s)."
+        + (f" {summary['skipped']} item(s) did not run." if summary["skipped"] else "")
     )
+    if source_error is not None:
+        # What ran is journaled and summarised; the rest of the source cannot be read.
+        raise UsageError(
+            f"source {settings.name('source')!r} failed after {done} item(s): {source_error}"
+        ) from source_error
+    if interrupted is not None:
+        raise interrupted
+    code = EXIT_FAILED_ITEMS if progress.failed else EXIT_OK
     try:
-        if source_error is not None:
-            # What ran is journaled and summarised; the rest of the source cannot be read.
-            raise UsageError(
-                f"source {settings.name('source')!r} failed after {done} item(s): {source_error}"
-            ) from source_error
-        if interrupted:
-            return EXIT_INTERRUPTED
-        code = EXIT_FAILED_ITEMS if progress.failed else EXIT_OK
-        try:
-            post(JournalOutcomes(journal.path), context)
-        except Exception as exc:
-            error_with_traceback(
-                f"postprocessor {settings.name('postprocessor')!r} failed: "
-                f"{type(exc).__name__}: {exc}",
-                exc,
-            )
-            code = EXIT_FAILED_ITEMS
-        _close(post)
-        return code
-    finally:
-        # Last: the post-processor may still need what the source holds (a lock, files).
-        _close(source)
+        post(JournalOutcomes(journal.path), context)
+    except Exception as exc:
+        error_with_traceback(
+            f"postprocessor {settings.name('postprocessor')!r} failed: {type(exc).__name__}: {exc}",
+            exc,
+        )
+        code = EXIT_FAILED_ITEMS
+    return code
 
 
 def _close(plugin: Any) -> None:

@@ -3,18 +3,54 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import math
+import re
+from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from runner.errors import UsageError
+from runner.policies import HaltPolicy, RetryPolicy
+
+
+@dataclasses.dataclass
+class RetryConfig:
+    """``retry.*``: another attempt for a retryable failure, after a backoff."""
+
+    # Attempts per item for a retryable failure (RetryableError, exit code 75, a rate
+    # limit); 1 never retries.
+    attempts: int = 1
+    # Seconds before the second attempt; doubled for each further one, times a random
+    # factor in [0.5, 1]. A wait the service asks for (Retry-After) is never shortened.
+    backoff: float = 1.0
+    # The longest computed wait, in seconds.
+    max_wait: float = 60.0
+
+
+@dataclasses.dataclass
+class RateLimitConfig:
+    """``rate_limit.*``: how fast items may start."""
+
+    # At most this many attempts start per second, across all workers (null: no cap).
+    per_second: Optional[float] = None  # noqa: UP045  (OmegaConf needs Optional)
+
+
+@dataclasses.dataclass
+class HaltConfig:
+    """``halt.*``: stop a run that fails too much."""
+
+    # Halt after this many failed items (5) or this share of all items ('10%'); null: never.
+    on_failures: Any = None
+    # soon: start nothing more, let running items finish; now: stop running items too.
+    mode: str = "soon"
 
 
 @dataclasses.dataclass
 class RunConfig:
     """Keys of ``conf/config.yaml``; the four plugin nodes are filled by their groups."""
 
-    # Worker count: how many items run at once (>= 1).
+    # Worker count: how many items run at once (1 .. MAX_PARALLEL).
     parallel: int = 1
     # List the items that would run, run nothing, write no results.
     dry_run: bool = False
@@ -22,6 +58,15 @@ class RunConfig:
     progress: str = "auto"
     # Console log level; runner.log always records INFO and above.
     log_level: str = "INFO"
+    # Seconds per attempt of an item (null: none). A command's process group gets
+    # SIGTERM, then SIGKILL after timeout_grace seconds.
+    timeout: Optional[float] = None  # noqa: UP045
+    timeout_grace: float = 5.0
+    retry: RetryConfig = dataclasses.field(default_factory=RetryConfig)
+    rate_limit: RateLimitConfig = dataclasses.field(default_factory=RateLimitConfig)
+    halt: HaltConfig = dataclasses.field(default_factory=HaltConfig)
+    # A previous run folder (or "last"): its succeeded items are not run again.
+    resume: Optional[str] = None  # noqa: UP045
     source: Any = None
     task: Any = None
     executor: Any = None
@@ -30,6 +75,9 @@ class RunConfig:
     hydra: Any = None
 
 
+#: The largest ``parallel`` accepted (README): each worker is a thread and most run a
+#: command, so far more would exhaust threads and processes before it gained speed.
+MAX_PARALLEL = 4096
 PROGRESS_MODES = ("auto", "bar", "lines", "off")
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
@@ -43,6 +91,12 @@ class Settings:
     progress: str
     log_level: str
     plugins: dict[str, dict[str, Any]]  # group -> node, "name" included
+    retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
+    rate_limit: float | None = None  # starts per second
+    halt: HaltPolicy = dataclasses.field(default_factory=HaltPolicy)
+    timeout: float | None = None
+    timeout_grace: float = 5.0
+    resume: str | None = None
 
     def params(self, group: str) -> dict[str, Any]:
         """The constructor arguments of the selected plugin of ``group``."""
@@ -63,20 +117,25 @@ class Settings:
 
 def settings_from(cfg: DictConfig) -> Settings:
     """Validate the composed config and turn it into plain values, once, before any item."""
-    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+    try:
+        missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra"))
+        if not missing:
+            plain = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:  # ${oops}, ${oc.env:NOPE} in an override
+        raise UsageError(_unresolvable(cfg, exc)) from exc
     if missing:
         raise UsageError(
             f"Missing mandatory value: {missing[0]}. Set it on the command line, "
             f"e.g. {missing[0]}=VALUE."
         )
-    try:
-        plain = OmegaConf.to_container(cfg, resolve=True)
-    except Exception as exc:  # interpolation errors in user overrides
-        raise UsageError(f"Invalid config: {exc}".splitlines()[0]) from exc
     assert isinstance(plain, dict)
     parallel = plain.get("parallel")
     if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
         raise UsageError(f"parallel={parallel!r} is invalid: it must be an integer >= 1.")
+    if parallel > MAX_PARALLEL:
+        raise UsageError(
+            f"parallel={parallel!r} is too large: the maximum is {MAX_PARALLEL} workers."
+        )
     progress = str(plain.get("progress", "auto"))
     if progress not in PROGRESS_MODES:
         raise UsageError(
@@ -92,10 +151,68 @@ def settings_from(cfg: DictConfig) -> Settings:
         if not isinstance(node, dict) or "name" not in node:
             raise UsageError(f"No {group} selected: add {group}=NAME to the command line.")
         plugins[group] = node
+    retry = plain.get("retry") or {}
+    halt = plain.get("halt") or {}
+    try:
+        halt_policy = HaltPolicy.parse(halt.get("on_failures"), str(halt.get("mode", "soon")))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    resume = plain.get("resume")
     return Settings(
         parallel=parallel,
         dry_run=bool(plain.get("dry_run", False)),
         progress=progress,
         log_level=level,
         plugins=plugins,
+        retry=RetryPolicy(
+            attempts=_number(retry.get("attempts", 1), "retry.attempts", low=1, integer=True),
+            backoff=_number(retry.get("backoff", 1.0), "retry.backoff", low=0),
+            max_wait=_number(retry.get("max_wait", 60.0), "retry.max_wait", low=0),
+        ),
+        rate_limit=_optional(
+            (plain.get("rate_limit") or {}).get("per_second"), "rate_limit.per_second"
+        ),
+        halt=halt_policy,
+        timeout=_optional(plain.get("timeout"), "timeout"),
+        timeout_grace=_number(plain.get("timeout_grace", 5.0), "timeout_grace", low=0),
+        resume=None if resume is None else str(resume),
     )
+
+
+def _number(value: Any, key: str, *, low: float, integer: bool = False) -> Any:
+    """``value`` as a finite number >= ``low`` (an int if ``integer``), or a UsageError."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok and integer:
+        ok = isinstance(value, int)
+    if not ok or not math.isfinite(value) or value < low:
+        kind = "an integer" if integer else "a number"
+        raise UsageError(f"{key}={value!r} is invalid: it must be {kind} >= {low:g}.")
+    return value
+
+
+def _optional(value: Any, key: str) -> float | None:
+    """A positive, finite number of seconds (or per second), or None."""
+    if value is None:
+        return None
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{key}={value!r} is invalid: it must be a number > 0, or null.")
+    return float(value)
+
+
+def _unresolvable(cfg: DictConfig, exc: OmegaConfBaseException) -> str:
+    """One line naming the key whose interpolation failed, its text and why."""
+    key = str(getattr(exc, "full_key", "") or "")
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    # A resolver's own error (oc.env's KeyError) comes wrapped in a sentence and quotes.
+    reason = re.sub(r"^\w+ raised while resolving interpolation: ", "", reason).strip('"')
+    if not key:
+        return f"Invalid config: {reason}."
+    try:
+        text: Any = OmegaConf.to_container(cfg, resolve=False)
+        for part in key.split("."):
+            text = text[part]
+    except (KeyError, TypeError, IndexError):
+        text = None
+    shown = f"{key}={text!r}" if isinstance(text, str) else key
+    return f"{shown} cannot be resolved: {reason.rstrip('.')}."

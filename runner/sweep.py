@@ -23,6 +23,8 @@ STATUS_FILE = "job.json"
 
 # The running sweep's folder, set by SweepReport and read by finish_sweep().
 _sweep_dir: Path | None = None
+# The overrides of every job the sweep will launch, in job-number order (None: unknown).
+_planned: list[list[str]] | None = None
 #: Exit code of the sweep whose report was written last (None until then).
 last_exit_code: int | None = None
 
@@ -62,7 +64,7 @@ def write_report(
     if not jobs:  # the sweep stopped before its first job: its error says it all
         logger.warning(f"Sweep report: no job folders in {folder}; nothing to report.")
         return stopped_code if stopped else EXIT_OK
-    report = build_report(jobs, stopped, stopped_code)
+    report = build_report(jobs, stopped, stopped_code, _planned)
     png = folder / REPORT_PNG
     if report.no_plot is None:
         try:
@@ -104,14 +106,37 @@ def finish_sweep(stopped: str | None = None, stopped_code: int = EXIT_USAGE) -> 
         return None
 
 
+def planned_jobs(config: DictConfig) -> list[list[str]] | None:
+    """Every job's overrides as Hydra's basic sweeper will launch them, or None.
+
+    Known for the basic sweeper (the default), whose jobs are the product of the swept
+    values in order; for another sweeper, or an override it cannot expand here (a glob
+    over config options), the report simply cannot name the jobs that never ran.
+    """
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        hydra = config.hydra
+        if "BasicSweeper" not in str(hydra.sweeper.get("_target_", "")):
+            return None
+        params = hydra.sweeper.get("params") or {}
+        arguments = [f"{k}={v}" for k, v in params.items()] + list(hydra.overrides.task)
+        overrides = OverridesParser.create().parse_overrides(arguments)
+        return BasicSweeper.split_arguments(overrides, None)[0]
+    except Exception:
+        return None
+
+
 class SweepReport(Callback):
     """Hydra callback: writes the sweep report into the sweep folder when a multirun ends."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global _sweep_dir, last_exit_code
+        global _sweep_dir, last_exit_code, _planned
         # Resolved now: a relative sweep folder means the directory the sweep starts in.
         _sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         last_exit_code = None
+        _planned = planned_jobs(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         global last_exit_code

@@ -21,6 +21,7 @@ from runner.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    INTERRUPT_CODES,
     sweep_exit_code,
 )
 from runner.sweep import STATUS_FILE
@@ -44,7 +45,7 @@ class Job:
     def status(self) -> str:
         """ok, failed_items, error or interrupted."""
         summary = self.summary or {}
-        if self.code == EXIT_INTERRUPTED or summary.get("interrupted"):
+        if self.code in INTERRUPT_CODES or summary.get("interrupted"):
             return "interrupted"
         if self.summary is None and (self.code != EXIT_OK or self.error):
             return "error"
@@ -85,6 +86,7 @@ class Report:
     fastest: Row | None
     no_plot: str | None  # why there is no plot; None when there is one
     stopped: str | None = None  # what ended the sweep early, if anything
+    not_run: list[str] = dataclasses.field(default_factory=list)  # jobs never started
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -182,7 +184,10 @@ def _wall(job: Job) -> float | None:
 
 
 def build_report(
-    jobs: list[Job], stopped: str | None = None, stopped_code: int = EXIT_USAGE
+    jobs: list[Job],
+    stopped: str | None = None,
+    stopped_code: int = EXIT_USAGE,
+    planned: list[list[str]] | None = None,
 ) -> Report:
     """Find the swept keys, compute speedup and efficiency, and pick the fastest job.
 
@@ -232,7 +237,12 @@ def build_report(
     else:
         no_plot = None
     codes = [job.code for job in jobs] + ([stopped_code] if stopped else [])
-    return Report(swept, fixed, rows, sweep_exit_code(codes), fastest, no_plot, stopped)
+    seen = {job.num for job in jobs}
+    not_run = [
+        " ".join(overrides) for num, overrides in enumerate(planned or []) if num not in seen
+    ]
+    exit_code = sweep_exit_code(codes)
+    return Report(swept, fixed, rows, exit_code, fastest, no_plot, stopped, not_run)
 
 
 def _failures(job: Job) -> str:
@@ -299,6 +309,11 @@ def to_markdown(report: Report, sweep_dir: Path) -> str:
     ]
     if report.stopped:
         lines += [f"The sweep stopped early: {report.stopped}", ""]
+    if report.not_run:
+        lines += [
+            f"Never ran ({len(report.not_run)}): " + "; ".join(f"`{j}`" for j in report.not_run),
+            "",
+        ]
     lines += [
         *table_lines(report),
         "",
@@ -340,6 +355,7 @@ def to_json(report: Report, sweep_dir: Path) -> dict[str, Any]:
         "fixed": report.fixed,
         "exit_code": report.exit_code,
         "stopped": report.stopped,
+        "not_run": report.not_run,
         "fastest": report.fastest and {"job": report.fastest.job.num, "verdict": verdict(report)},
         "plot": None if report.no_plot else REPORT_PNG,
         "no_plot": report.no_plot,

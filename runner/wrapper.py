@@ -7,7 +7,13 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from runner.api import BadInput, Item, Outcome, TaskFailure
+from runner.api import BadInput, Item, Outcome, RetryableError, TaskFailure
+from runner.policies import Gate, RetryPolicy, Stopped, retrying
+from runner.process import CommandGroup, command_deadline, current_group, join_group
+
+
+class TimedOut(TaskFailure):
+    """An attempt of a Python task ran past the run's ``timeout``."""
 
 
 def error_info(exc: BaseException) -> dict[str, str]:
@@ -22,23 +28,82 @@ def error_info(exc: BaseException) -> dict[str, str]:
     }
 
 
-def make_safe_call(run: Callable[[Item], Any]) -> Callable[[Item], Outcome]:
+def make_safe_call(
+    run: Callable[[Item], Any],
+    retry: RetryPolicy | None = None,
+    gate: Gate | None = None,
+    group: CommandGroup | None = None,
+    timeout: float | None = None,
+) -> Callable[[Item], Outcome]:
     """Wrap ``run`` so that it never raises: every call returns an :class:`Outcome`.
 
     Any ``Exception`` (and ``SystemExit``, so a task calling ``sys.exit`` cannot end the
     run) becomes a failed outcome; ``KeyboardInterrupt`` propagates so Ctrl-C still stops
     the run. The wrapper is what executors call, so one crashing item never costs a worker.
+    An item a source marked bad (``item.error``) fails with ``BadInput`` without running.
+
+    With a ``retry`` policy of more than one attempt, a ``RetryableError`` is tried again
+    after its wait (the failed attempts go into ``Outcome.retries``); every attempt first
+    passes the ``gate`` (rate-limit pauses, ``per_second``). An item the gate stops before
+    its first attempt is ``skipped``: it never ran.
+
+    Commands the task runs join the run's ``group`` (so an interrupted run stops exactly
+    its own commands) and, with a ``timeout``, are stopped at the attempt's deadline. A
+    Python task cannot be stopped from outside its thread: an attempt that returns after
+    its deadline is recorded as timed out, whatever it returned.
     """
     clock = time.perf_counter
+    policy = retry or RetryPolicy()
+    gate = gate or Gate()
+    group = group or current_group()
+    guarded = policy.attempts > 1 or not gate.idle or timeout is not None
+
+    def attempt(item: Item) -> Any:
+        if timeout is None:
+            return run(item)
+        began = time.monotonic()
+        with command_deadline(began + timeout):
+            result = run(item)
+        if time.monotonic() - began > timeout:
+            raise TimedOut(
+                f"timed out after {timeout:g} s (the task ran {time.monotonic() - began:.1f} s)"
+            )
+        return result
 
     def call(item: Item) -> Outcome:
         started = clock()
+        retries: list[dict[str, Any]] = []
+        join_group(group)
         try:
             if item.error is not None:
                 raise BadInput(item.error)
-            result = run(item)
+            if guarded:
+                result = _guarded(item, retries)
+            else:
+                if gate.paused_until:  # a rate limit reported by another item
+                    gate.enter()
+                result = run(item)
+        except Stopped:
+            finished = clock()
+            if not retries:
+                return Outcome(item.id, "skipped", 0.0, None, None, item.label, started, finished)
+            last = retries.pop()
+            return Outcome(
+                item.id,
+                "failed",
+                finished - started,
+                None,
+                last["error"],
+                item.label,
+                started,
+                finished,
+                tuple(retries),
+            )
         except (Exception, SystemExit) as exc:
             finished = clock()
+            if isinstance(exc, RetryableError) and exc.rate_limited:
+                # Whether or not this item is tried again, the others should wait too.
+                gate.pause(policy.wait_for(len(retries) + 1, exc), str(exc)[:120])
             return Outcome(
                 item.id,
                 "failed",
@@ -48,10 +113,27 @@ def make_safe_call(run: Callable[[Item], Any]) -> Callable[[Item], Outcome]:
                 item.label,
                 started,
                 finished,
+                tuple(retries),
             )
         finished = clock()
         return Outcome(
-            item.id, "ok", finished - started, result, None, item.label, started, finished
+            item.id,
+            "ok",
+            finished - started,
+            result,
+            None,
+            item.label,
+            started,
+            finished,
+            tuple(retries),
         )
+
+    def _guarded(item: Item, retries: list[dict[str, Any]]) -> Any:
+        def record(error: BaseException, seconds: float, wait: float) -> None:
+            retries.append(
+                {"error": error_info(error), "seconds": round(seconds, 6), "wait": round(wait, 3)}
+            )
+
+        return retrying(lambda: attempt(item), policy, gate, record)
 
     return call

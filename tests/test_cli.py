@@ -141,16 +141,17 @@ def test_missing_input_file_is_a_usage_error(run_cli: RunCli) -> None:
     assert not (result.run_dir / "results.jsonl").exists()
 
 
-def test_malformed_jsonl_mid_run_is_reported(run_cli: RunCli, tmp_path: Path) -> None:
-    """A malformed line stops the run with its line number; earlier results are kept."""
+def test_malformed_jsonl_mid_run_fails_that_item_only(run_cli: RunCli, tmp_path: Path) -> None:
+    """A malformed line fails its own item with its line number; the lines after it run."""
     good = [json.dumps({"n": n}) for n in range(5)]
-    (tmp_path / "in.jsonl").write_text("\n".join([*good, "{oops"]) + "\n")
-    # The thread executor reads items in chunks: those read before the bad line still run.
+    (tmp_path / "in.jsonl").write_text("\n".join([*good, "{oops", *good]) + "\n")
     result = run_cli("source=jsonl", "source.path=in.jsonl", "task.seconds=0", "parallel=4")
-    assert result.returncode == 2, result.output
+    assert result.returncode == 1, result.output
     assert "line 6 is not valid JSON" in result.output and "Traceback" not in result.output
-    assert len(result.results()) == 5
-    assert result.summary()["total"] == 5
+    records = result.results()
+    assert len(records) == 11 and result.summary()["failed"] == 1
+    [bad] = [r for r in records if r["status"] == "failed"]
+    assert bad["error"]["type"] == "BadInput"
 
 
 def test_two_runs_never_share_a_folder(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from runner.cli import _register_hydra_plugins
 from runner.errors import UsageError
-from runner.settings import settings_from
+from runner.settings import MAX_PARALLEL, settings_from
 from tests.conftest import RunCli
 
 
@@ -64,6 +64,24 @@ def test_parallel_zero_is_refused(composer: None) -> None:
         settings_from(make(["parallel=0"]))
 
 
+def test_parallel_has_a_maximum(composer: None) -> None:
+    """parallel up to MAX_PARALLEL is accepted; one more is refused naming both numbers."""
+    assert settings_from(make([f"parallel={MAX_PARALLEL}"])).parallel == MAX_PARALLEL
+    with pytest.raises(
+        UsageError, match=f"parallel={MAX_PARALLEL + 1} .* maximum is {MAX_PARALLEL}"
+    ):
+        settings_from(make([f"parallel={MAX_PARALLEL + 1}"]))
+
+
+def test_text_list_elements_are_not_retyped(composer: None) -> None:
+    """Unquoted true, null and numbers in a list of text arrive as Hydra read them, not as
+    text they never were ("True", "1000.0"), so the shell task can refuse them."""
+    overrides = ["task=shell", 'task.command=[echo,true,null,1e3,1_000,"1e3"]']
+    command = settings_from(make(overrides)).params("task")["command"]
+    assert command == ["echo", True, None, 1000.0, 1000, "1e3"]
+    assert [type(part) for part in command] == [str, bool, type(None), float, int, str]
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
@@ -74,6 +92,13 @@ def test_parallel_zero_is_refused(composer: None) -> None:
         ("task.typo=1", "Unknown key 'task.typo'"),
         ("task.seconds=abc", "'abc' for 'task.seconds'"),
         ("progress=fancy", "progress='fancy'"),
+        ("parallel=${oops}", "parallel='${oops}' cannot be resolved: Interpolation key 'oops'"),
+        (
+            "task.fail_rate=${oc.env:RUNNER_TEST_UNSET}",
+            "task.fail_rate='${oc.env:RUNNER_TEST_UNSET}' cannot be resolved: Environment "
+            "variable 'RUNNER_TEST_UNSET' not found",
+        ),
+        ("parallel=1000000000", f"parallel=1000000000 is too large: the maximum is {MAX_PARALLEL}"),
     ],
 )
 def test_config_errors_stop_before_any_item(run_cli: RunCli, override: str, expected: str) -> None:

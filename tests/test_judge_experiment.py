@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from runner.api import detect_rate_limit
 from runner_plugins.judge.experiment import (
     RunRef,
-    detect_rate_limit,
     grade_for,
     load_config,
     parse_reply,

@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from runner.api import TaskFailure
+from runner.api import TaskFailure, detect_rate_limit
 from runner_plugins.judge.consensus import SUMMARY_DIR, SUMMARY_JSON, SUMMARY_MD, regenerate_run
 from runner_plugins.judge.experiment import (
     STATUSES,
     JudgeRateLimited,
     RunRef,
-    detect_rate_limit,
     load_config,
 )
 from runner_plugins.judge.plugins import JudgeRerun, JudgeRuns, JudgeSlots

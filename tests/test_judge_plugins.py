@@ -215,3 +215,39 @@ def test_judge_regenerate_alone_rewrites_each_run(run_cli: RunCli, experiment: P
     records = {r["id"]: r for r in result.results()}
     assert len(records) == 7 and records[T3]["result"]["was_stale"].startswith("judge/result.json")
     assert not (experiment / "summary").exists()  # the summary is the post-processor's
+
+
+def test_a_rate_limited_judge_is_retried_after_its_wait(
+    run_cli: RunCli, experiment: Path, tmp_path: Path
+) -> None:
+    """Two 429 replies then a verdict: with retry.attempts=3 the slot ends complete, the
+    run paused for the Retry-After, and both failed attempts are kept and journaled."""
+    script = tmp_path / "busy_judge.py"
+    script.write_text(
+        "import json, pathlib, sys\n"
+        "count = pathlib.Path(sys.argv[1])\n"
+        "n = int(count.read_text()) + 1 if count.exists() else 1\n"
+        "count.write_text(str(n))\n"
+        "if n < 3:\n"
+        "    print('HTTP 429 Too Many Requests. Retry-After: 0.3', file=sys.stderr)\n"
+        "    sys.exit(1)\n"
+        "print('```json\\n' + json.dumps({'score': 0.6, 'passed': True}) + '\\n```')\n"
+    )
+    remove_slot(experiment)
+    result = run_cli(
+        "task=judge_rerun",
+        f"source.experiment={experiment}",
+        f"task.command=[{sys.executable},{script},{tmp_path / 'count'}]",
+        "retry.attempts=3",
+        "retry.backoff=0.01",
+    )
+    assert result.returncode == 0, result.output
+    [record] = result.results()
+    assert record["status"] == "ok" and len(record["retries"]) == 2
+    assert all(r["error"]["type"] == "JudgeRateLimited" for r in record["retries"])
+    assert all(r["wait"] >= 0.3 for r in record["retries"])
+    assert result.summary()["rate_limit_pauses"] >= 1
+    slot = experiment / T3 / "judge" / "judge_02"
+    assert status_of(slot) == "complete"
+    assert sorted(p.name for p in (slot / "attempts").iterdir()) == ["1", "2"]
+    assert "Rate limited: no item starts for" in result.output

@@ -193,7 +193,8 @@ def test_a_judge_that_cannot_start_fails_the_slot(experiment: Path, out: Path) -
             r"unknown placeholder \{modle\}; valid placeholders: "
             r"\['python', 'local_judge', 'model'",
         ),
-        ({"command": ["judge", "{"]}, r"cannot be filled .*literal brace as \{\{ or \}\}"),
+        ({"command": ["judge", "{"]}, r"is not a template: .*write \{\{ or \}\} for a brace"),
+        ({"command": ["judge", True]}, r"command element 2 is True \(a boolean\), not text"),
         ({"timeout": 0}, "timeout must be a number of seconds > 0, got 0.0"),
     ],
 )

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from runner.api import TaskFailure
+from runner.api import RetryableError
 
 #: Every slot status, in the order tables show them.
 STATUSES = ("missing", "failed", "complete", "agent_failed")
@@ -306,38 +306,18 @@ class ReplyError(ValueError):
     """The judge's reply holds no usable judgment."""
 
 
-class JudgeRateLimited(TaskFailure):
+class JudgeRateLimited(RetryableError):
     """The judge failed because its service is rate limited or overloaded: worth a retry.
 
-    ``retry_after`` is the wait in seconds the reply asked for, or None if it gave none.
+    ``retry_after`` (also ``wait``) is the wait in seconds the reply asked for, or None.
     """
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, retry_after, rate_limited=True)
         self.retry_after = retry_after
 
 
 _FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
-# Only what says a rate limit: a 429 next to a word of HTTP status ("HTTP/1.1 429",
-# "status: 429", "error 429", "429 Too Many Requests"), never a bare number ("parsed 429
-# lines"); the phrases providers use; a Retry-After value.
-_RATE_LIMIT = re.compile(
-    r"too many requests|rate[ _-]?limit|overloaded|retry[ _-]?after"
-    r"|\b(?:http(?:/\d(?:\.\d)?)?|status(?:[ _-]?code)?|error|code)[\s\"':=#]{0,4}429\b"
-    r"|\b429[\s:,-]{1,3}(?:too many|rate|overloaded|quota)",
-    re.IGNORECASE,
-)
-_RETRY_AFTER = re.compile(
-    r"retry[ _-]?after\W{0,4}(\d+(?:\.\d+)?)|try again in (\d+(?:\.\d+)?)\s*s", re.IGNORECASE
-)
-
-
-def detect_rate_limit(text: str) -> tuple[bool, float | None]:
-    """Whether ``text`` says the service is rate limited/overloaded, and any Retry-After seconds."""
-    if not _RATE_LIMIT.search(text):
-        return False, None
-    hint = _RETRY_AFTER.search(text)
-    return True, (float(hint.group(1) or hint.group(2)) if hint else None)
 
 
 def _top_level_objects(text: str) -> Iterator[str]:

@@ -14,13 +14,16 @@ from typing import Any
 from runner.api import (
     CommandResult,
     Item,
+    RetryableError,
     RunContext,
     Task,
     TaskFailure,
     atomic_write_json,
     atomic_write_text,
+    detect_rate_limit,
     fill_template,
     run_command,
+    template_fields,
 )
 from runner_plugins.judge import local_judge
 from runner_plugins.judge.consensus import regenerate_run
@@ -29,7 +32,6 @@ from runner_plugins.judge.experiment import (
     JudgeRateLimited,
     ReplyError,
     RunRef,
-    detect_rate_limit,
     parse_reply,
 )
 from runner_plugins.judge.local_judge import LATENCY_ENV
@@ -50,6 +52,8 @@ DEFAULT_COMMAND = (
     "--run-dir",
     "{run_dir}",
 )
+#: The exit code (sysexits.h) of a judge that failed for a reason worth a retry.
+EX_TEMPFAIL = 75
 #: The placeholders a judge command template may use.
 PLACEHOLDERS = (
     "python",
@@ -87,7 +91,10 @@ class JudgeRerun(Task):
         timeout: float = 1200.0,
         latency: float | None = None,
     ) -> None:
-        self.command = [str(part) for part in (command or DEFAULT_COMMAND)]
+        # Elements arrive as the user wrote them; one that Hydra re-typed (an unquoted
+        # true or 1e3) is refused, as is a template no slot could fill.
+        template_fields(command or DEFAULT_COMMAND)
+        self.command = list(command or DEFAULT_COMMAND)
         self.timeout = float(timeout)
         self.latency = _latency(latency)
         self._env: dict[str, str] | None = None
@@ -106,19 +113,13 @@ class JudgeRerun(Task):
             raise ValueError("command is empty; give the judge command as an argv list")
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ValueError(f"timeout must be a number of seconds > 0, got {self.timeout!r}")
-        try:
-            program = fill_template(self.command, self._values(dict.fromkeys(PLACEHOLDERS, "")))[0]
-        except KeyError as exc:
+        unknown = [f for f in template_fields(self.command) if f not in PLACEHOLDERS]
+        if unknown:
             raise ValueError(
                 f"command template {self.command!r} has an unknown placeholder "
-                f"{{{exc.args[0]}}}; valid placeholders: {list(PLACEHOLDERS)}"
-            ) from None
-        except (IndexError, ValueError) as exc:
-            raise ValueError(
-                f"command template {self.command!r} cannot be filled ({exc}); write "
-                f"placeholders as {{name}} with a name from {list(PLACEHOLDERS)} and a "
-                "literal brace as {{ or }}"
-            ) from None
+                f"{{{unknown[0]}}}; valid placeholders: {list(PLACEHOLDERS)}"
+            )
+        program = fill_template(self.command, self._values(dict.fromkeys(PLACEHOLDERS, "")))[0]
         if not context.dry_run and _executable(program) is None:
             where = "is not an executable file" if os.sep in program else "is not found on PATH"
             raise ValueError(
@@ -143,7 +144,7 @@ class JudgeRerun(Task):
         keep = item.get("status") == "complete"
         attempt = new_attempt_dir(slot_dir)
         try:
-            judgment, failure, limited, retry_after = self._attempt(item, attempt)
+            judgment, failure, limited, retry_after, tempfail = self._attempt(item, attempt)
             moved = commit(attempt, slot_dir, replace=judgment is not None or not keep)
         except BaseException:
             discard(attempt)  # an attempt that did not finish is never committed
@@ -167,15 +168,18 @@ class JudgeRerun(Task):
             raise JudgeRateLimited(
                 f"judge rate limited or overloaded{hint}: {failure}", retry_after
             )
+        if tempfail:
+            raise RetryableError(f"judge exited with EX_TEMPFAIL (75), worth a retry: {failure}")
         raise TaskFailure(failure)
 
     def _attempt(
         self, item: Item, attempt: Path
-    ) -> tuple[dict[str, Any] | None, str, bool, float | None]:
+    ) -> tuple[dict[str, Any] | None, str, bool, float | None, bool]:
         """Run the judge and write the attempt's files into ``attempt``.
 
         Returns the judgment (None on failure), the failure's reason, whether the
-        service said it is rate limited, and any Retry-After seconds.
+        service said it is rate limited, any Retry-After seconds, and whether the judge
+        exited with EX_TEMPFAIL (75): both are worth a retry.
         """
         # {slot_dir} is where this attempt's files go: a judge that writes there writes
         # into the attempt, which is swapped in whole (never into the live slot).
@@ -204,7 +208,7 @@ class JudgeRerun(Task):
             atomic_write_text(attempt / "MODEL.md", _model_md(item["model"], argv))
             atomic_write_json(attempt / "timing.json", _timing(seconds))
             atomic_write_json(attempt / "judgment.json", judgment)
-            return judgment, "", False, None
+            return judgment, "", False, None, False
         limited, retry_after = False, None
         if result is not None and not result.timed_out:
             limited, retry_after = detect_rate_limit(result.stderr + "\n" + result.stdout)
@@ -212,7 +216,8 @@ class JudgeRerun(Task):
         if limited:
             timing |= {"rate_limited": True, "retry_after": retry_after}
         atomic_write_json(attempt / "timing.json", timing)
-        return None, failure, limited, retry_after
+        tempfail = result is not None and result.returncode == EX_TEMPFAIL
+        return None, failure, limited, retry_after, tempfail
 
 
 class JudgeRegenerate(Task):
@@ -272,7 +277,7 @@ def _executable(program: str) -> str | None:
 def _judgment(result: CommandResult, timeout: float) -> dict[str, Any]:
     """The judgment of a finished command; ReplyError says why there is none."""
     if result.timed_out:
-        raise ReplyError(f"timed out after {timeout:g} s")
+        raise ReplyError(f"timed out after {round(min(timeout, result.seconds), 2):g} s")
     if result.returncode != 0:
         tail = " | ".join(line.strip() for line in result.stderr.strip().splitlines()[-3:])
         raise ReplyError(

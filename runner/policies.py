@@ -1,0 +1,206 @@
+"""What a run does about failures and limits: retries, the rate-limit gate, halting.
+
+All three are per-run objects built from the top-level config (``retry``,
+``rate_limit``, ``halt``) before the first item, and cost next to nothing per item
+when they have nothing to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from loguru import logger
+
+from runner.api import RetryableError
+
+
+class Stopped(Exception):
+    """A wait was cut short because the run is stopping."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """``retry.attempts`` tries per item for a :class:`RetryableError`, with backoff.
+
+    The n-th wait is ``backoff * 2**(n-1)`` seconds, at most ``max_wait``, times a
+    random factor in [0.5, 1] (jitter, so that workers that failed together do not
+    retry together); a wait the service asked for (``RetryableError.wait``) is never
+    shortened.
+    """
+
+    attempts: int = 1
+    backoff: float = 1.0
+    max_wait: float = 60.0
+
+    def wait_for(self, attempt: int, error: RetryableError) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        computed = min(self.max_wait, self.backoff * 2.0 ** (attempt - 1))
+        computed *= random.uniform(0.5, 1.0)
+        return max(computed, float(error.wait or 0.0))
+
+
+class Gate:
+    """Where every attempt waits before it starts: rate-limit pauses and ``per_second``.
+
+    A rate-limited failure with a wait pauses the whole run: no worker starts an attempt
+    until the pause is over (logged once per pause). ``per_second`` spaces attempt
+    starts across all workers. :meth:`stop` wakes every waiter with :class:`Stopped`.
+    """
+
+    def __init__(self, per_second: float | None = None) -> None:
+        self.interval = 0.0 if not per_second else 1.0 / per_second
+        #: time.monotonic() until which no attempt starts (0: no pause); read unlocked.
+        self.paused_until = 0.0
+        self._next_start = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.pauses = 0
+
+    @property
+    def idle(self) -> bool:
+        """True when an attempt may start without asking (the per-item fast path)."""
+        return not self.interval and not self.paused_until
+
+    def pause(self, seconds: float, reason: str) -> None:
+        """Hold every start for ``seconds`` from now (a longer pause already set wins)."""
+        until = time.monotonic() + seconds
+        with self._lock:
+            if until <= self.paused_until:
+                return
+            new = self.paused_until < time.monotonic()
+            self.paused_until = until
+        if new:
+            self.pauses += 1
+            logger.warning(f"Rate limited: no item starts for {seconds:.1f} s ({reason})")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, or raise Stopped as soon as the run stops."""
+        if seconds > 0 and self._stop.wait(seconds):
+            raise Stopped("the run is stopping")
+        if self._stop.is_set():
+            raise Stopped("the run is stopping")
+
+    def enter(self) -> None:
+        """Wait until an attempt may start."""
+        while True:
+            now = time.monotonic()
+            wait = self.paused_until - now
+            if wait > 0:
+                self.sleep(wait)
+                continue
+            if not self.interval:
+                return
+            with self._lock:
+                start = max(now, self._next_start)
+                self._next_start = start + self.interval
+            self.sleep(start - now)
+            if self.paused_until <= time.monotonic():
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@dataclasses.dataclass(frozen=True)
+class HaltPolicy:
+    """``halt.on_failures`` (a count, or a percentage of the items like "10%") and mode.
+
+    ``soon``: start nothing more, let running items finish; ``now``: stop them too.
+    """
+
+    count: int | None = None
+    fraction: float | None = None
+    mode: str = "soon"
+
+    @classmethod
+    def parse(cls, on_failures: Any, mode: str) -> HaltPolicy:
+        """Read the config values; raise ValueError naming a bad one."""
+        if mode not in HALT_MODES:
+            raise ValueError(
+                f"halt.mode={mode!r} is invalid. Valid choices: {', '.join(HALT_MODES)}."
+            )
+        if on_failures is None:
+            return cls(mode=mode)
+        text = str(on_failures).strip()
+        try:
+            if text.endswith("%"):
+                percent = float(text[:-1])
+                if not 0 < percent <= 100 or not math.isfinite(percent):
+                    raise ValueError
+                return cls(fraction=percent / 100, mode=mode)
+            if isinstance(on_failures, bool):
+                raise ValueError
+            count = int(text)
+            if count < 1 or str(count) != text:
+                raise ValueError
+            return cls(count=count, mode=mode)
+        except ValueError:
+            raise ValueError(
+                f"halt.on_failures={on_failures!r} is invalid: give a count >= 1 (e.g. 5) "
+                "or a percentage of the items in (0, 100] (e.g. '10%'), or null."
+            ) from None
+
+    @property
+    def active(self) -> bool:
+        return self.count is not None or self.fraction is not None
+
+    def reached(self, failed: int, done: int, total: int | None) -> bool:
+        """Whether ``failed`` failures (of ``done`` finished, ``total`` known) halt the run."""
+        if self.count is not None:
+            return failed >= self.count
+        if self.fraction is not None:
+            # Of all items when the count is known, else of those finished so far.
+            return failed >= self.fraction * (total if total is not None else done) and failed > 0
+        return False
+
+
+HALT_MODES = ("soon", "now")
+
+
+def retrying(
+    run: Callable[[], Any],
+    policy: RetryPolicy,
+    gate: Gate,
+    record: Callable[[BaseException, float, float], None],
+) -> Any:
+    """Call ``run`` until it succeeds, raises a non-retryable error or uses every attempt.
+
+    ``record(error, seconds, wait)`` is called for each failed attempt that is followed
+    by another. Built on tenacity; the waits go through ``gate`` so that they end when
+    the run stops, and a rate-limited failure pauses the whole run.
+    """
+    import tenacity
+
+    clock = time.perf_counter
+    began = [clock()]
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        assert state.outcome is not None
+        error = state.outcome.exception()
+        assert isinstance(error, RetryableError)
+        seconds = policy.wait_for(state.attempt_number, error)
+        record(error, clock() - began[0], seconds)
+        if error.rate_limited:
+            gate.pause(seconds, str(error)[:120])
+            return 0.0  # the gate holds this attempt like every other
+        return seconds
+
+    def attempt() -> Any:
+        gate.enter()
+        began[0] = clock()
+        return run()
+
+    retryer = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(policy.attempts),
+        wait=wait,
+        retry=tenacity.retry_if_exception_type(RetryableError),
+        sleep=gate.sleep,
+        reraise=True,
+    )
+    return retryer(attempt)

@@ -1,0 +1,76 @@
+"""SIGINT, SIGTERM and SIGHUP stop a run the same way; a second signal exits at once.
+
+The first signal raises :class:`Interrupted` in the main thread (a ``KeyboardInterrupt``,
+so everything that handles Ctrl-C handles it): the run starts nothing new, stops its
+running commands, flushes its journal and writes ``summary.json`` and ``job.json``, then
+exits with ``128 + signal`` (130, 143, 129). A second signal while that happens runs the
+emergency steps registered with :func:`on_second_signal` (kill the commands, flush the
+journal) and exits at once with the same code.
+
+Signals are delivered to a process, so what this module keeps (the signal received, the
+emergency steps) is process-wide by nature; a run registers its steps and removes them
+when it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+_received: list[int] = []
+_emergency: list[Callable[[], object]] = []
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal; ``exit_code`` is 128 + its number."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The exit code an interruption ends the process with (130 for a plain Ctrl-C)."""
+    return exc.exit_code if isinstance(exc, Interrupted) else 128 + signal.SIGINT
+
+
+def received() -> int | None:
+    """The first signal this process received since :func:`install`, if any."""
+    return _received[0] if _received else None
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
+    if _received:
+        for step in list(_emergency):
+            with contextlib.suppress(Exception):
+                step()
+        sys.stderr.write(f"runner: {signal.Signals(signum).name} again: exiting now\n")
+        sys.stderr.flush()
+        os._exit(128 + _received[0])
+    _received.append(signum)
+    raise Interrupted(signum)
+
+
+def install() -> None:
+    """Handle SIGINT, SIGTERM and SIGHUP (main thread only, as Python requires)."""
+    _received.clear()
+    for signum in HANDLED:
+        signal.signal(signum, _handle)
+
+
+@contextlib.contextmanager
+def on_second_signal(*steps: Callable[[], object]) -> Iterator[None]:
+    """Run ``steps`` (quick, best effort) if a second signal ends the process meanwhile."""
+    _emergency.extend(steps)
+    try:
+        yield
+    finally:
+        for step in steps:
+            _emergency.remove(step)

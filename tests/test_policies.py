@@ -1,0 +1,140 @@
+"""runner.policies: halt thresholds, retry waits, the rate-limit gate, the retry loop."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from runner.api import RetryableError
+from runner.policies import Gate, HaltPolicy, RetryPolicy, Stopped, retrying
+
+
+@pytest.mark.parametrize(
+    ("value", "count", "fraction"),
+    [(None, None, None), (3, 3, None), ("3", 3, None), ("10%", None, 0.1), ("100%", None, 1.0)],
+)
+def test_halt_reads_a_count_or_a_percentage(value: object, count: object, fraction: object) -> None:
+    """on_failures is a count, a percentage string, or null (never halt)."""
+    policy = HaltPolicy.parse(value, "soon")
+    assert (policy.count, policy.fraction) == (count, fraction)
+
+
+@pytest.mark.parametrize("value", [0, -1, "0%", "101%", "x", "1.5", True, "nan%"])
+def test_a_bad_halt_value_is_named(value: object) -> None:
+    """A bad on_failures names the value and the valid forms."""
+    with pytest.raises(ValueError, match=r"halt.on_failures=.* give a count >= 1"):
+        HaltPolicy.parse(value, "soon")
+
+
+def test_a_bad_halt_mode_lists_the_modes() -> None:
+    """halt.mode other than soon or now is refused with the choices."""
+    with pytest.raises(ValueError, match=r"halt.mode='later' is invalid. Valid choices: soon, now"):
+        HaltPolicy.parse(2, "later")
+
+
+def test_halt_thresholds() -> None:
+    """A count halts at that many failures; a percentage of all items, else of those done."""
+    assert not HaltPolicy.parse(2, "soon").reached(1, 10, 100)
+    assert HaltPolicy.parse(2, "soon").reached(2, 10, 100)
+    tenth = HaltPolicy.parse("10%", "now")
+    assert not tenth.reached(9, 20, 100) and tenth.reached(10, 20, 100)
+    assert tenth.reached(2, 20, None) and not tenth.reached(1, 20, None)
+    assert not HaltPolicy.parse(None, "soon").reached(1000, 1000, 1000)
+
+
+def test_retry_waits_grow_are_jittered_capped_and_honour_the_service() -> None:
+    """backoff * 2**(n-1), times 0.5..1, at most max_wait; a Retry-After is never shortened."""
+    policy = RetryPolicy(attempts=5, backoff=1.0, max_wait=3.0)
+    plain = RetryableError("busy")
+    for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 3.0), (4, 3.0)):
+        waits = [policy.wait_for(attempt, plain) for _ in range(50)]
+        assert all(ceiling / 2 <= w <= ceiling for w in waits)
+    assert policy.wait_for(1, RetryableError("429", wait=30.0)) == 30.0
+
+
+def test_retrying_records_each_failed_attempt_then_succeeds() -> None:
+    """Two retryable failures then a success: two records, the result returned."""
+    calls: list[int] = []
+    records: list[tuple[str, float]] = []
+
+    def run() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise RetryableError(f"try {len(calls)}")
+        return "done"
+
+    result = retrying(
+        run,
+        RetryPolicy(attempts=3, backoff=0.001),
+        Gate(),
+        lambda error, seconds, wait: records.append((str(error), wait)),
+    )
+    assert result == "done" and len(calls) == 3
+    assert [r[0] for r in records] == ["try 1", "try 2"]
+
+
+def test_retrying_stops_at_the_last_attempt_and_on_other_errors() -> None:
+    """The last attempt's error is raised; a non-retryable error is not retried."""
+    calls: list[int] = []
+
+    def always() -> None:
+        calls.append(1)
+        raise RetryableError("busy")
+
+    with pytest.raises(RetryableError):
+        retrying(always, RetryPolicy(attempts=2, backoff=0.001), Gate(), lambda *a: None)
+    assert len(calls) == 2
+
+    def broken() -> None:
+        calls.append(2)
+        raise ValueError("bug")
+
+    with pytest.raises(ValueError):
+        retrying(broken, RetryPolicy(attempts=5, backoff=0.001), Gate(), lambda *a: None)
+    assert calls.count(2) == 1
+
+
+def test_a_pause_holds_every_start_until_it_ends() -> None:
+    """After pause(s), enter() returns no sooner than the pause's end."""
+    gate = Gate()
+    assert gate.idle
+    gate.pause(0.3, "429")
+    assert not gate.idle and gate.pauses == 1
+    began = time.monotonic()
+    gate.enter()
+    assert time.monotonic() - began >= 0.25
+    gate.pause(0.01, "shorter")  # a pause within an ended one is a new pause
+    assert gate.pauses == 2
+
+
+def test_per_second_spaces_the_starts() -> None:
+    """At 20 starts per second, six starts span at least a quarter of a second."""
+    gate = Gate(per_second=20)
+    began = time.monotonic()
+    for _ in range(6):
+        gate.enter()
+    assert time.monotonic() - began >= 0.24
+
+
+def test_stop_wakes_every_waiter() -> None:
+    """stop() ends a pause for every thread waiting in it, with Stopped."""
+    gate = Gate()
+    gate.pause(60, "long")
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            gate.enter()
+        except Stopped as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wait) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)
+    gate.stop()
+    for thread in threads:
+        thread.join(5)
+    assert len(errors) == 3
