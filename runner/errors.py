@@ -6,6 +6,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED_ITEMS = 1
 EXIT_USAGE = 2
+EXIT_IO = 74  # EX_IOERR: a file of the run could not be written (disk full, folder gone)
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); SIGTERM gives 143 and SIGHUP 129: 128 + signal
 INTERRUPT_CODES = (130, 143, 129)
 
@@ -20,6 +21,19 @@ class UsageError(Exception):
     """A bad config, override, plugin or input: reported as one line, exit code 2."""
 
     exit_code = EXIT_USAGE
+
+
+class WriteError(UsageError):
+    """A file of the run could not be written: one line naming it, exit code 74."""
+
+    exit_code = EXIT_IO
+
+    def __init__(self, path: object, error: OSError) -> None:
+        super().__init__(
+            f"cannot write {str(path)!r}: {error.strerror or error}; what was written "
+            "before is whole (results.jsonl line by line; resume=PATH runs the rest)"
+        )
+        self.path = path
 
 
 class PluginError(UsageError):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from runner.api import Outcome
+from runner.errors import WriteError
 
 
 def _fallback(value: Any) -> Any:
@@ -26,14 +29,17 @@ _encode = json.JSONEncoder(ensure_ascii=False, default=_fallback).encode
 class Journal:
     """Appends outcomes to ``results.jsonl``; only the run loop's thread writes to it.
 
-    Lines are buffered and the run loop flushes them a few times a second, so a crash
-    loses at most the last moment's lines, and never leaves a partial line that a reader
-    would accept (readers skip a torn last line).
+    Lines are kept in memory and the run loop flushes them (each slow item at once, fast
+    ones a few times a second), so a crash loses at most the last moment's lines. A flush
+    that fails (disk full, folder gone) cuts the file back to its last whole line and
+    raises :class:`WriteError`: the journal stays valid line by line.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh: IO[str] = open(path, "a", encoding="utf-8", buffering=1 << 16)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        self._size = os.fstat(self._fd).st_size
+        self._lines: list[str] = []
 
     def write(self, outcome: Outcome) -> None:
         if outcome.status == "ok":
@@ -52,18 +58,34 @@ class Journal:
             }
         if outcome.retries:
             record["retries"] = list(outcome.retries)  # every earlier attempt, in order
-        self._fh.write(_encode(record) + "\n")
+        self._lines.append(_encode(record) + "\n")
 
     def copy(self, lines: Iterable[str]) -> None:
         """Append whole journal lines of another run (a resumed run's earlier results)."""
-        self._fh.writelines(lines)
+        self._lines.extend(lines)
 
     def flush(self) -> None:
-        self._fh.flush()
+        if not self._lines or self._fd < 0:
+            return
+        data = memoryview("".join(self._lines).encode("utf-8"))
+        self._lines.clear()
+        try:
+            while data:
+                data = data[os.write(self._fd, data) :]
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # a partial line must not stay behind
+                os.ftruncate(self._fd, self._size)
+            raise WriteError(self.path, exc) from exc
+        self._size = os.fstat(self._fd).st_size
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        if self._fd < 0:
+            return
+        try:
+            self.flush()
+        finally:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def read_outcomes(path: Path) -> Iterator[Outcome]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -9,7 +10,7 @@ import sys
 import types
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -169,17 +170,45 @@ def configure_console(level: str = "INFO") -> None:
         root.setLevel(logging.INFO)
 
 
-def add_run_log(run_dir: Path) -> int:
-    """Start writing runner.log in ``run_dir``; remove the sink with ``remove_run_log``."""
-    return logger.add(
-        run_dir / "runner.log", level="INFO", format=FILE_FORMAT, enqueue=False, encoding="utf-8"
-    )
+class RunLog:
+    """The sink writing ``runner.log``: a write that fails (disk full, folder gone) turns
+    it off with one line on stderr, instead of a traceback per message."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = open(path, "a", encoding="utf-8")
+        self.sink_id = -1
+
+    def write(self, message: str) -> None:
+        if self._fh is None:
+            return
+        try:
+            self._fh.write(message)
+            self._fh.flush()
+        except OSError as exc:
+            self.close()
+            sys.stderr.write(
+                f"runner: cannot write {str(self.path)!r}: {exc.strerror or exc}; "
+                "logging to the console only\n"
+            )
+
+    def close(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError):
+                fh.close()
 
 
-def remove_run_log(sink_id: int) -> None:
+def add_run_log(run_dir: Path) -> RunLog:
+    """Start writing runner.log in ``run_dir``; stop with ``remove_run_log``."""
+    sink = RunLog(run_dir / "runner.log")
+    sink.sink_id = logger.add(sink, level="INFO", format=FILE_FORMAT, enqueue=False, colorize=False)
+    return sink
+
+
+def remove_run_log(sink: RunLog) -> None:
     # A multirun runs jobs one after another in this process: a sink left behind would
     # keep writing the next job's lines into this job's log.
-    try:
-        logger.remove(sink_id)
-    except ValueError:
-        pass
+    with contextlib.suppress(ValueError):
+        logger.remove(sink.sink_id)
+    sink.close()

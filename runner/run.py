@@ -13,7 +13,7 @@ from loguru import logger
 
 from runner import api, registry, resume, signals
 from runner.api import Item, RunContext
-from runner.errors import EXIT_FAILED_ITEMS, EXIT_OK, PluginError, UsageError
+from runner.errors import EXIT_FAILED_ITEMS, EXIT_OK, PluginError, UsageError, WriteError
 from runner.files import atomic_write_json
 from runner.journal import Journal, JournalOutcomes
 from runner.labels import printable
@@ -160,6 +160,7 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
     interrupted: KeyboardInterrupt | None = None
     halted: str | None = None
     source_error: Exception | None = None
+    write_error: WriteError | None = None
     last_flush = 0.0
     safe_call = make_safe_call(task.run, settings.retry, gate, commands, settings.timeout)
     outcomes = executor.map(safe_call, items, settings.parallel)
@@ -206,10 +207,16 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
                 f"Interrupted ({exc.args[0] if exc.args else 'SIGINT'}): stopped after "
                 f"{progress.done} item(s); killed {killed} running command(s)."
             )
+        except WriteError as exc:  # the journal cannot be written: stop, keep what is whole
+            write_error = exc
+            stop(kill=True)
         except Exception as exc:  # the source failed part-way (a malformed line, a lost file)
             source_error = exc
         finally:
-            journal.close()
+            try:
+                journal.close()
+            except WriteError as exc:
+                write_error = write_error or exc
             progress.close()
     # Running items end before the task is closed (the stack's order) and before the
     # post-processor reads what they did.
@@ -239,12 +246,17 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
         "finished_at": _iso(last_finish + clock_offset) if done else None,
     }
     context.summary = summary
-    atomic_write_json(output_dir / "summary.json", summary)
+    try:
+        atomic_write_json(output_dir / "summary.json", summary)
+    except OSError as exc:
+        write_error = write_error or WriteError(output_dir / "summary.json", exc)
     logger.info(
         f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed of {done} "
         f"in {wall:.2f}s ({summary['items_per_second']:.1f} items/s)."
         + (f" {summary['skipped']} item(s) did not run." if summary["skipped"] else "")
     )
+    if write_error is not None:
+        raise write_error
     if source_error is not None:
         # What ran is journaled and summarised; the rest of the source cannot be read.
         raise UsageError(

@@ -246,3 +246,24 @@ def test_shutdown_waits_for_running_items_before_returning() -> None:
     rest = list(outcomes)
     executor.shutdown(wait=True, timeout=10)
     assert len(finished) == 1 + len(rest) < 50
+
+
+def test_a_full_disk_ends_the_run_with_one_line_and_a_whole_journal(
+    tmp_path: Path, run_cli: RunCli
+) -> None:
+    """Writes to /dev/full fail with ENOSPC: one line naming the file, exit 74, no traceback."""
+    run_dir = tmp_path / "run0"  # the folder run_cli gives its first run
+    run_dir.mkdir()
+    (run_dir / "results.jsonl").symlink_to("/dev/full")
+    (run_dir / "runner.log").symlink_to("/dev/full")
+    result = run_cli("source.count=50", "task.seconds=0.01", "parallel=2")
+    assert result.returncode == 74, result.output
+    errors = [line for line in result.output.splitlines() if "runner: error:" in line]
+    assert len(errors) == 1
+    assert "cannot write" in errors[0] and "results.jsonl" in errors[0]
+    assert "No space left on device" in errors[0]
+    assert "Traceback" not in result.output and "Logging error" not in result.output
+    assert "cannot write" in result.output and "runner.log" in result.output
+    summary = result.summary()  # summary.json is a separate, writable file
+    assert summary["total"] + summary["skipped"] == 50
+    assert json.loads((run_dir / "job.json").read_text())["code"] == 74
