@@ -14,6 +14,8 @@ from runner_plugins.judge.consensus import (
     build_summary,
     consensus,
     regenerate_run,
+    run_judgments,
+    stale_reason,
     summary_markdown,
     write_summary,
 )
@@ -176,3 +178,29 @@ def test_write_summary_writes_both_files_to_each_folder(tmp_path: Path) -> None:
         tmp_path / "b" / "c" / SUMMARY_MD
     ).read_text()
     assert json.loads((tmp_path / "a" / SUMMARY_JSON).read_text())["experiment_id"] == "sample-3"
+
+
+def test_stale_reason_finds_a_changed_slot_and_accepts_the_originals_grade(
+    experiment: Path,
+) -> None:
+    """A slot score that changed makes a run stale; the original's unrounded grade does not."""
+    config = load_config(experiment)
+    run = RunRef(experiment, "T2", "01", 1)
+    assert stale_reason(config, run, run_judgments(config, run)) is None
+    slots = [run.slot_dir(n) for n in (1, 2, 3)]
+    for slot, score in zip(slots, (0.75, 0.8, 0.85), strict=True):
+        data = json.loads((slot / "judgment.json").read_text())
+        (slot / "judgment.json").write_text(json.dumps(data | {"score": score}))
+    assert "score" in str(stale_reason(config, run, run_judgments(config, run)))
+    regenerate_run(config, run)
+    assert stale_reason(config, run, run_judgments(config, run)) is None
+    result_file = run.dir / "judge" / "result.json"
+    stored = json.loads(result_file.read_text())
+    assert stored["grade"] == "A"  # runner rounds 0.7999999999999999 to 0.8
+    result_file.write_text(json.dumps(stored | {"grade": "B"}))  # as the original grades it
+    record_file = run.dir / "run_result.json"
+    record = json.loads(record_file.read_text())
+    record_file.write_text(json.dumps(record | {"judge_grade": "B"}))
+    assert stale_reason(config, run, run_judgments(config, run)) is None
+    result_file.write_text(json.dumps(stored | {"grade": "C"}))
+    assert "grade" in str(stale_reason(config, run, run_judgments(config, run)))

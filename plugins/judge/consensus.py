@@ -119,15 +119,6 @@ def _same(stored: Any, want: Any) -> bool:
     return bool(stored == want)
 
 
-def _unrounded_grade(score: float) -> str:
-    if score >= 1.0:
-        return "S"
-    for grade, floor in (("A", 0.8), ("B", 0.6), ("C", 0.4), ("D", 0.2)):
-        if score >= floor:
-            return grade
-    return "F"
-
-
 def _judges_problem(have: Any, want: list[dict[str, Any]]) -> str | None:
     """How a stored judges[] differs from the expected one, or None."""
     if not isinstance(have, list) or len(have) != len(want):
@@ -165,7 +156,7 @@ def stale_reason(
     record = _read_object(run.dir / "run_result.json")
     # The original grades the unrounded mean; runner rounds it to 9 places first (so
     # 0.7999999999999999 is an A). Either grade is consistent with the slots.
-    if stored.get("grade") == _unrounded_grade(expected["score"]):
+    if stored.get("grade") == grade_for(expected["score"], rounded=False):
         expected = expected | {"grade": stored["grade"]}
     checks: list[tuple[str, Any, Any]] = [
         (f"judge/result.json's {key}", stored.get(key), expected[key])

@@ -38,10 +38,14 @@ def clamp_score(value: float) -> float:
     return min(1.0, max(0.0, float(value)))
 
 
-def grade_for(score: float) -> str:
-    """Letter grade of a score: S = 1.0, A >= 0.8, B >= 0.6, C >= 0.4, D >= 0.2, else F."""
-    # Rounded so float noise in a mean (0.7999999999999999) never costs a grade.
-    score = round(score, 9)
+def grade_for(score: float, *, rounded: bool = True) -> str:
+    """Letter grade of a score: S = 1.0, A >= 0.8, B >= 0.6, C >= 0.4, D >= 0.2, else F.
+
+    The score is rounded to 9 places first, so float noise in a mean (0.7999999999999999)
+    never costs a grade; ``rounded=False`` grades it as the original does.
+    """
+    if rounded:
+        score = round(score, 9)
     if score >= 1.0:
         return "S"
     for grade, floor in (("A", 0.8), ("B", 0.6), ("C", 0.4), ("D", 0.2)):
