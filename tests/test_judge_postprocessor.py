@@ -180,3 +180,22 @@ def test_consensus_needs_the_judge_slots_source(out: Path, source: object) -> No
         ValueError, match="judge_consensus needs the judge_slots or judge_runs source"
     ):
         JudgeConsensus().setup(context_for(out, source=source))
+
+
+def test_a_summary_left_out_of_date_by_a_kill_is_rewritten(
+    experiment: Path, out: Path, judge_cmd: Any
+) -> None:
+    """A repair killed before its summary: the next run, with nothing else to do, writes it."""
+    remove_slot(experiment)
+    context, outcomes = _rerun_all(experiment, out, judge_cmd("good", 0.3))
+    _consensus(outcomes, context)
+    summary = experiment / "summary" / "judge_summary.json"
+    stored = json.loads(summary.read_text())
+    summary.write_text(json.dumps(stored | {"totals": {}}))  # what an older run had left
+    context, outcomes = _rerun_all(experiment, out, judge_cmd("good"))
+    assert outcomes == []
+    _consensus(outcomes, context)
+    assert json.loads(summary.read_text())["totals"] == stored["totals"]
+    summary.unlink()  # a first repair killed before it wrote any summary
+    _consensus([], context)
+    assert json.loads(summary.read_text())["totals"] == stored["totals"]

@@ -315,6 +315,23 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_outdated(config: ExperimentConfig) -> bool:
+    """Whether ``<experiment>/summary/`` no longer says what the runs give.
+
+    A missing summary is outdated only where runner has repaired the experiment before
+    (a slot's timing.json says ``rerun``): a repair killed before it wrote its summary.
+    """
+    stored = _read_object(config.root / SUMMARY_DIR / SUMMARY_JSON)
+    if stored is None:
+        return any(
+            (_read_object(run.slot_dir(n) / "timing.json") or {}).get("rerun") is True
+            for run in config.runs()
+            for n in range(1, len(config.judge_models) + 1)
+        )
+    fresh = build_summary(config)
+    return any(stored.get(k) != v for k, v in fresh.items() if k != "generated_at")
+
+
 def write_summary(config: ExperimentConfig, folders: Iterable[Path]) -> list[Path]:
     """Write the summary (JSON and Markdown) into each folder; return the paths written."""
     summary = build_summary(config)

@@ -8,7 +8,12 @@ from pathlib import Path
 from loguru import logger
 
 from runner.api import Outcome, PostProcessor, RunContext
-from runner_plugins.judge.consensus import SUMMARY_DIR, regenerate_run, write_summary
+from runner_plugins.judge.consensus import (
+    SUMMARY_DIR,
+    regenerate_run,
+    summary_outdated,
+    write_summary,
+)
 from runner_plugins.judge.experiment import ExperimentConfig
 from runner_plugins.judge.source import stale_runs
 from runner_plugins.judge.task import experiment_of
@@ -21,8 +26,9 @@ class JudgeConsensus(PostProcessor):
     runs whose stored ``judge/result.json`` or ``run_result.json`` judge fields differ
     from what their slots now give: those whose slots this run judged, and any left
     stale by an interrupted repair or a hand edit. Then, if anything in the experiment
-    changed, the summary is written to ``<experiment>/summary/judge_summary.{json,md}``
-    and copied into the run's output folder.
+    changed or its summary is out of date (a repair killed before writing it), the
+    summary is written to ``<experiment>/summary/judge_summary.{json,md}`` and copied
+    into the run's output folder.
     """
 
     def __init__(self) -> None:
@@ -53,7 +59,7 @@ class JudgeConsensus(PostProcessor):
                 )
         what = f"{ok} item(s) succeeded, {failed} failed"
         prepared = getattr(context.source, "prepared", ())
-        if not (ok or failed or stale or prepared):
+        if not (ok or failed or stale or prepared or summary_outdated(config)):
             logger.info(f"judge_consensus: nothing to do; {str(config.root)!r} unchanged")
             return
         paths = write_summary(config, [config.root / SUMMARY_DIR, Path(context.output_dir)])
