@@ -1,4 +1,4 @@
-"""Run every benchmark (issues 2, 3 and 4) and print one markdown table of the results.
+"""Run every benchmark (issues 2, 3, 4 and 10) and print one markdown table of the results.
 
 Each benchmark runs in its own process (one run's threads, imports and memory never
 affect another's), one after the other. Exits 0 even when a target is missed or a
@@ -20,7 +20,7 @@ from typing import Any
 
 import _common as c
 
-BENCHMARKS = ("throughput", "efficiency", "memory", "startup", "judge")
+BENCHMARKS = ("throughput", "efficiency", "memory", "startup", "judge", "reliability")
 
 
 def run_one(name: str, tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 from runner.api import Executor, Item, Outcome
 
 _DONE = object()
+_WAKE = object()
 
 
 class SequentialExecutor(Executor):
@@ -34,36 +36,22 @@ class SequentialExecutor(Executor):
 
 
 class _Feed:
-    """The source, read under one lock, with one item of look-ahead.
-
-    The look-ahead tells a worker whether another item exists, so the executor starts a
-    worker only for an item that is there: never more workers than items.
-    """
+    """The source, read under one lock; a source that fails ends the feed, keeping its error."""
 
     def __init__(self, source: Iterator[Item]) -> None:
         self.lock = threading.Lock()
         self._source = source
-        self._ahead: list[Item] = []
         self.error: BaseException | None = None
 
     def take(self, count: int) -> list[Item]:
-        """Up to ``count`` items (call with the lock held); a failing source ends the feed."""
-        todo, self._ahead = self._ahead, []
+        """Up to ``count`` items (call with the lock held)."""
+        todo: list[Item] = []
         if self.error is None:
             try:
-                todo.extend(itertools.islice(self._source, count - len(todo)))
+                todo.extend(itertools.islice(self._source, count))
             except Exception as exc:  # the source failed part-way: what it gave still runs
                 self.error = exc
         return todo
-
-    def more(self) -> bool:
-        """Whether another item is there (call with the lock held)."""
-        if not self._ahead and self.error is None:
-            try:
-                self._ahead.extend(itertools.islice(self._source, 1))
-            except Exception as exc:
-                self.error = exc
-        return bool(self._ahead)
 
 
 class ThreadExecutor(Executor):
@@ -72,13 +60,12 @@ class ThreadExecutor(Executor):
     There is no Future per item: each worker takes a chunk of items under one lock and
     hands its outcomes back as one batch. The chunk adapts per worker: items that take
     milliseconds go one at a time (good balance at the tail of a run), no-op items go up
-    to ``max_chunk`` at a time (little overhead per item). A worker starts only when an
-    item is waiting for it, so two items never start more than two threads whatever
-    ``parallel`` says. Items read from the source but not yet handed to the caller are
-    bounded by ``(parallel * (queue_factor + 1) + 1) * max_chunk + 1`` (a chunk per
-    worker, full queue, the batch being yielded, the look-ahead), whatever the length
-    of the source. With ``parallel <= 1``, or a source of at most one item, it runs
-    sequentially.
+    to ``max_chunk`` at a time (little overhead per item). Workers start as items are
+    found, so a source of two items starts at most three threads whatever ``parallel``
+    says. Items read from the source but not yet handed to the caller are bounded by
+    ``(parallel * (queue_factor + 1) + 1) * max_chunk`` (a chunk per worker, full queue,
+    the batch being yielded), whatever the length of the source. With ``parallel <= 1``,
+    or a source of at most one item, it runs sequentially.
     """
 
     def __init__(self, max_chunk: int = 64, queue_factor: int = 2) -> None:
@@ -91,6 +78,8 @@ class ThreadExecutor(Executor):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._sequential = SequentialExecutor()
+        self._batches: queue.Queue[Any] = queue.Queue()
+        self._drain_until: float | None = None
 
     def map(
         self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
@@ -109,19 +98,33 @@ class ThreadExecutor(Executor):
         yield from self._threaded(fn, itertools.chain(head, source), parallel)
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
+        if not wait and timeout is not None:
+            # Outcomes of running items are still yielded, for at most ``timeout`` s.
+            self._drain_until = time.monotonic() + timeout
         self._stop.set()
         self._sequential.shutdown(wait, timeout)
+        with contextlib.suppress(queue.Full):
+            self._batches.put_nowait(_WAKE)  # a collector waiting for a batch looks again
         if wait:
+            # Called once the caller stopped reading: drain what workers hand over, so a
+            # worker blocked on the full queue can see the stop and end.
             deadline = None if timeout is None else time.monotonic() + timeout
-            for thread in list(self._threads):
-                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-                thread.join(left)
+            while any(thread.is_alive() for thread in self._threads):
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        self._batches.get_nowait()
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                alive = [thread for thread in self._threads if thread.is_alive()]
+                if alive:
+                    alive[0].join(0.05)
 
     def _threaded(
         self, fn: Callable[[Item], Outcome], source: Iterator[Item], parallel: int
     ) -> Iterator[Outcome]:
         feed = _Feed(source)
         batches: queue.Queue[Any] = queue.Queue(maxsize=parallel * self.queue_factor)
+        self._batches, self._drain_until = batches, None
         stop = self._stop
         errors: list[BaseException] = []
         max_chunk = self.max_chunk
@@ -144,7 +147,9 @@ class ThreadExecutor(Executor):
                         todo = feed.take(chunk)
                         if feed.error is not None:
                             stop.set()
-                        elif todo and len(threads) < parallel and feed.more():
+                        elif len(todo) == chunk and len(threads) < parallel:
+                            # The source may hold more: another worker, which ends at
+                            # once if it finds none (so at most one more than items).
                             start_worker()
                     if not todo:
                         return
@@ -171,9 +176,17 @@ class ThreadExecutor(Executor):
         finished = 0
         try:
             while finished < len(threads):
-                batch = batches.get()
+                if stop.is_set() and self._drain_until is not None:
+                    try:
+                        batch = batches.get(timeout=max(self._drain_until - time.monotonic(), 0))
+                    except queue.Empty:
+                        break  # items still running past the drain time are not waited for
+                else:
+                    batch = batches.get()
                 if batch is _DONE:
                     finished += 1
+                    continue
+                if batch is _WAKE:
                     continue
                 yield from batch
         finally:

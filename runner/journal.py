@@ -40,6 +40,9 @@ class Journal:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         self._size = os.fstat(self._fd).st_size
         self._lines: list[str] = []
+        self._pending = [0, 0]  # outcomes in _lines: ok, not ok
+        #: Outcomes of this run on disk, whole: ok, and not ok.
+        self.saved = [0, 0]
 
     def write(self, outcome: Outcome) -> None:
         if outcome.status == "ok":
@@ -58,7 +61,13 @@ class Journal:
             }
         if outcome.retries:
             record["retries"] = list(outcome.retries)  # every earlier attempt, in order
-        self._lines.append(_encode(record) + "\n")
+        try:
+            line = _encode(record)
+        except (TypeError, ValueError):  # a result JSON cannot hold (non-text keys, a cycle)
+            record["result"] = repr(outcome.result)
+            line = _encode(record)
+        self._lines.append(line + "\n")
+        self._pending[outcome.status != "ok"] += 1
 
     def copy(self, lines: Iterable[str]) -> None:
         """Append whole journal lines of another run (a resumed run's earlier results)."""
@@ -68,6 +77,7 @@ class Journal:
         if not self._lines or self._fd < 0:
             return
         data = memoryview("".join(self._lines).encode("utf-8"))
+        pending, self._pending = self._pending, [0, 0]
         self._lines.clear()
         try:
             while data:
@@ -77,6 +87,8 @@ class Journal:
                 os.ftruncate(self._fd, self._size)
             raise WriteError(self.path, exc) from exc
         self._size = os.fstat(self._fd).st_size
+        self.saved[0] += pending[0]
+        self.saved[1] += pending[1]
 
     def close(self) -> None:
         if self._fd < 0:

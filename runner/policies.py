@@ -8,6 +8,7 @@ when they have nothing to do.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import random
 import threading
@@ -57,7 +58,10 @@ class Gate:
         self.interval = 0.0 if not per_second else 1.0 / per_second
         #: time.monotonic() until which no attempt starts (0: no pause); read unlocked.
         self.paused_until = 0.0
-        self._next_start = 0.0
+        self._tickets = itertools.count()
+        self._origin = time.monotonic()
+        # Starts that may come at once after an idle spell: one, or 50 ms worth.
+        self._burst = max(self.interval, 0.05)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.pauses = 0
@@ -75,8 +79,8 @@ class Gate:
                 return
             new = self.paused_until < time.monotonic()
             self.paused_until = until
+            self.pauses += new
         if new:
-            self.pauses += 1
             logger.warning(f"Rate limited: no item starts for {seconds:.1f} s ({reason})")
 
     def sleep(self, seconds: float) -> None:
@@ -89,17 +93,24 @@ class Gate:
     def enter(self) -> None:
         """Wait until an attempt may start."""
         while True:
-            now = time.monotonic()
-            wait = self.paused_until - now
+            wait = self.paused_until - time.monotonic()
             if wait > 0:
                 self.sleep(wait)
                 continue
             if not self.interval:
                 return
-            with self._lock:
-                start = max(now, self._next_start)
-                self._next_start = start + self.interval
-            self.sleep(start - now)
+            # Tickets spaced ``interval`` apart from an origin: next() on a count is
+            # atomic, so no lock per start. When the cap does not bind, the origin is
+            # moved up (rarely), so that at most ``_burst`` of unused starts pile up.
+            ticket = next(self._tickets)
+            now = time.monotonic()
+            start = self._origin + ticket * self.interval
+            if start < now - self._burst:
+                with self._lock:
+                    self._origin = now - ticket * self.interval
+                return
+            if start > now:
+                self.sleep(start - now)
             if self.paused_until <= time.monotonic():
                 return
 
@@ -155,8 +166,11 @@ class HaltPolicy:
         if self.count is not None:
             return failed >= self.count
         if self.fraction is not None:
-            # Of all items when the count is known, else of those finished so far.
-            return failed >= self.fraction * (total if total is not None else done) and failed > 0
+            if total is not None:
+                return failed >= self.fraction * total
+            # The count unknown: a share of those finished, once enough have finished
+            # for the share to mean something (10 for 10%).
+            return done * self.fraction >= 1 and failed >= self.fraction * done
         return False
 
 
@@ -168,36 +182,49 @@ def retrying(
     policy: RetryPolicy,
     gate: Gate,
     record: Callable[[BaseException, float, float], None],
+    first: RetryableError,
+    first_seconds: float,
 ) -> Any:
-    """Call ``run`` until it succeeds, raises a non-retryable error or uses every attempt.
+    """Try ``run`` again after its first attempt failed with ``first``, until it succeeds,
+    raises a non-retryable error or uses every attempt of ``policy``.
 
-    ``record(error, seconds, wait)`` is called for each failed attempt that is followed
-    by another. Built on tenacity; the waits go through ``gate`` so that they end when
-    the run stops, and a rate-limited failure pauses the whole run.
+    The first attempt runs without this machinery (it costs nothing when nothing fails);
+    this is called only for a retryable failure. ``record(error, seconds, wait)`` is
+    called for each failed attempt that another follows. Built on tenacity; every wait
+    goes through ``gate``, so that it ends when the run stops, and a rate-limited
+    failure pauses the whole run instead of this item alone.
     """
     import tenacity
 
     clock = time.perf_counter
     began = [clock()]
 
+    def hold(error: RetryableError, attempt: int, seconds: float) -> float:
+        wait = policy.wait_for(attempt, error)
+        record(error, seconds, wait)
+        if error.rate_limited:
+            gate.pause(wait, str(error)[:120])
+            return 0.0  # the gate holds this attempt like every other
+        return wait
+
     def wait(state: tenacity.RetryCallState) -> float:
         assert state.outcome is not None
         error = state.outcome.exception()
         assert isinstance(error, RetryableError)
-        seconds = policy.wait_for(state.attempt_number, error)
-        record(error, clock() - began[0], seconds)
-        if error.rate_limited:
-            gate.pause(seconds, str(error)[:120])
-            return 0.0  # the gate holds this attempt like every other
-        return seconds
+        # tenacity asks for the wait before it checks the stop: the last attempt's
+        # failure is the item's error, not a retry.
+        if state.attempt_number + 1 >= policy.attempts:
+            return 0.0
+        return hold(error, state.attempt_number + 1, clock() - began[0])
 
     def attempt() -> Any:
         gate.enter()
         began[0] = clock()
         return run()
 
+    gate.sleep(hold(first, 1, first_seconds))
     retryer = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(policy.attempts),
+        stop=tenacity.stop_after_attempt(policy.attempts - 1),
         wait=wait,
         retry=tenacity.retry_if_exception_type(RetryableError),
         sleep=gate.sleep,

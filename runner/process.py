@@ -153,6 +153,14 @@ def use_group(group: CommandGroup) -> Iterator[CommandGroup]:
         _group.reset(token)
 
 
+def set_command_deadline(deadline: float | None) -> None:
+    """Set (or, with None, clear) this thread's deadline for its commands, no nesting.
+
+    For the run's wrapper around each attempt: cheaper than ``command_deadline``.
+    """
+    _deadline.set(deadline)
+
+
 def join_group(group: CommandGroup) -> None:
     """Make every later command of this thread join ``group``, until another is joined.
 

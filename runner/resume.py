@@ -24,13 +24,20 @@ JOURNAL = "results.jsonl"
 def previous_run(value: str, output_dir: Path) -> Path:
     """The run folder ``resume`` names; ``last`` is the newest other run beside this one.
 
-    "Beside" means in the same layout as the default ``hydra.run.dir``
-    (``outputs/<date>/<time>``): the folders two levels up from this run's.
+    "Beside" means in the layout of the default ``hydra.run.dir``: any
+    ``outputs/<date>/<time>`` folder (for a sweep's job, any job of another sweep of
+    ``multirun/<date>``), by the time its journal was last written.
     """
     if value == "last":
-        root = output_dir.resolve().parent.parent
         here = output_dir.resolve()
-        runs = [p.parent for p in root.glob(f"*/*/{JOURNAL}") if p.parent.resolve() != here]
+        root = here.parent.parent
+        # In a sweep (<sweep>/<job>) the other jobs of the same sweep are not earlier runs.
+        sweep = here.parent if (here.parent / "multirun.yaml").exists() else None
+        runs = [
+            p.parent
+            for p in root.glob(f"*/*/{JOURNAL}")
+            if p.parent.resolve() != here and (sweep is None or p.parent.parent != sweep)
+        ]
         if not runs:
             raise UsageError(
                 f"resume=last found no earlier run with a {JOURNAL} under {str(root)!r}; "

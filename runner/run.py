@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 from loguru import logger
 
 from runner import api, registry, resume, signals
-from runner.api import Item, RunContext
+from runner.api import Item, Outcome, RunContext
 from runner.errors import EXIT_FAILED_ITEMS, EXIT_OK, PluginError, UsageError, WriteError
 from runner.files import atomic_write_json
 from runner.journal import Journal, JournalOutcomes
@@ -117,7 +119,7 @@ def execute(settings: Settings, output_dir: Path) -> int:
             plugin = plugins[group]
             _setup(group, settings.name(group), plugin, context)
             if group == "executor":
-                stack.callback(plugin.shutdown, True, settings.timeout_grace)
+                stack.callback(_shutdown, plugin, True, settings.timeout_grace)
             else:
                 stack.callback(_close, plugin)
         if settings.dry_run:
@@ -129,7 +131,7 @@ def execute(settings: Settings, output_dir: Path) -> int:
 def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dict[str, Any]) -> int:
     source, task, executor, post = (plugins[g] for g in GROUPS)
     total = _length(source)
-    items: Iterator[Item] = iter(source)
+    items: Iterator[Item] = _read(source)
     done_before: dict[str, str] = {}
     previous = None
     if settings.resume is not None:
@@ -165,54 +167,73 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
     safe_call = make_safe_call(task.run, settings.retry, gate, commands, settings.timeout)
     outcomes = executor.map(safe_call, items, settings.parallel)
 
-    def stop(kill: bool) -> int:
+    def stop(kill: bool, drain: float | None = None) -> int:
         """Start nothing more; with ``kill`` also stop the running commands."""
-        executor.shutdown(wait=False)
+        _shutdown(executor, wait=False, timeout=drain)
         gate.stop()
         return commands.stop() if kill else 0
 
+    def record(outcome: Outcome) -> None:
+        nonlocal first_start, last_finish, last_flush, halted
+        if outcome.status == "skipped":
+            return
+        journal.write(outcome)
+        first_start = min(first_start, outcome.started)
+        last_finish = max(last_finish, outcome.finished)
+        # A slow item's result is on disk at once (a resume after kill -9 must not pay
+        # for it again); fast ones a few times a second, so that they cost no syscall each.
+        if outcome.seconds > 0.005 or last_finish - last_flush > 0.25:
+            journal.flush()
+            last_flush = last_finish
+        progress.update(outcome)
+        if halt.active and halted is None and outcome.status == "failed":
+            if halt.reached(progress.failed, progress.done, total):
+                halted = f"{progress.failed} failure(s) reached halt.on_failures"
+                killed = stop(kill=halt.mode == "now")
+                logger.warning(
+                    f"Halting ({halt.mode}): {halted}; no item starts any more"
+                    + (f", {killed} running command(s) killed" if killed else "")
+                )
+
+    # A signal during the loop does not raise: it wakes this thread, which stops the run
+    # (nothing new starts, commands are killed); the loop then records what the running
+    # items return within timeout_grace, and the interruption is raised after it.
+    signalled = threading.Event()
+    loop_done = threading.Event()
+
+    def on_signal() -> None:
+        signalled.wait()
+        if not loop_done.is_set():
+            killed = stop(kill=True, drain=settings.timeout_grace)
+            logger.warning(
+                f"Interrupted ({signal_name(signals.received())}): nothing new starts; "
+                f"killed {killed} running command(s)."
+            )
+
+    threading.Thread(target=on_signal, name="runner-signal", daemon=True).start()
     with signals.on_second_signal(lambda: commands.stop(wait=0), journal.flush):
         try:
-            for outcome in outcomes:
-                if outcome.status == "skipped":
-                    continue
-                journal.write(outcome)
-                if outcome.started < first_start:
-                    first_start = outcome.started
-                if outcome.finished > last_finish:
-                    last_finish = outcome.finished
-                # A slow item's result is on disk at once (a resume after kill -9 must
-                # not pay for it again); fast ones a few times a second, so that they
-                # cost no syscall each.
-                if outcome.seconds > 0.005 or last_finish - last_flush > 0.25:
-                    journal.flush()
-                    last_flush = last_finish
-                progress.update(outcome)
-                if halt.active and halted is None and outcome.status == "failed":
-                    if halt.reached(progress.failed, progress.done, total):
-                        halted = f"{progress.failed} failure(s) reached halt.on_failures"
-                        killed = stop(kill=halt.mode == "now")
-                        logger.warning(
-                            f"Halting ({halt.mode}): {halted}; no item starts any more"
-                            + (f", {killed} running command(s) killed" if killed else "")
-                        )
-        except KeyboardInterrupt as exc:
+            journal.flush()  # a resumed run's earlier results, before anything can fail
+            with signals.deferred(lambda signum: signalled.set()):
+                for outcome in outcomes:
+                    record(outcome)
+            if signals.received() is not None and signalled.is_set():
+                interrupted = signals.Interrupted(signals.received() or 2)
+        except KeyboardInterrupt as exc:  # signals not installed (a library caller)
             interrupted = exc
-            # Stop the executor first (no new items), then the commands already running.
-            close_outcomes = getattr(outcomes, "close", None)
-            if callable(close_outcomes):
-                close_outcomes()
-            killed = stop(kill=True)
-            logger.warning(
-                f"Interrupted ({exc.args[0] if exc.args else 'SIGINT'}): stopped after "
-                f"{progress.done} item(s); killed {killed} running command(s)."
-            )
+            stop(kill=True)
         except WriteError as exc:  # the journal cannot be written: stop, keep what is whole
             write_error = exc
-            stop(kill=True)
-        except Exception as exc:  # the source failed part-way (a malformed line, a lost file)
-            source_error = exc
+        except SourceError as exc:  # the source failed part-way (a malformed file, a lost one)
+            source_error = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
         finally:
+            loop_done.set()
+            signalled.set()  # lets the watcher end
+            if interrupted is None and (write_error or source_error):
+                stop(kill=True)
+            close_outcomes = getattr(outcomes, "close", None)
+            if callable(close_outcomes):
+                close_outcomes()  # unblocks workers waiting to hand over outcomes
             try:
                 journal.close()
             except WriteError as exc:
@@ -220,7 +241,9 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
             progress.close()
     # Running items end before the task is closed (the stack's order) and before the
     # post-processor reads what they did.
-    executor.shutdown(wait=True, timeout=settings.timeout_grace)
+    _shutdown(executor, wait=True, timeout=settings.timeout_grace)
+    if write_error is not None:  # count what is on disk, whole, not what was buffered
+        progress.done, progress.failed = sum(journal.saved), journal.saved[1]
 
     done = progress.done
     wall = max(last_finish - first_start, 0.0) if done else 0.0
@@ -235,7 +258,7 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
         "failed": progress.failed,
         "skipped": None if total is None else max(total - done, 0),
         "interrupted": interrupted is not None,
-        "signal": (interrupted.args[0] if interrupted.args else "SIGINT") if interrupted else None,
+        "signal": signal_name(signals.exit_code_of(interrupted) - 128) if interrupted else None,
         "halted": halted,
         "rate_limit_pauses": gate.pauses,
         "resumed_from": None if previous is None else str(previous),
@@ -274,6 +297,39 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
         )
         code = EXIT_FAILED_ITEMS
     return code
+
+
+class SourceError(Exception):
+    """The source raised while being read; the cause is its exception."""
+
+
+def _read(source: Any) -> Iterator[Item]:
+    """The source's items; whatever it raises arrives as SourceError (not a task's bug)."""
+    iterator = iter(source)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise SourceError(str(exc)) from exc
+        yield item
+
+
+def signal_name(signum: int | None) -> str:
+    """SIGTERM for 15; SIGINT when unknown (a plain KeyboardInterrupt)."""
+    try:
+        return signal.Signals(signum or signal.SIGINT).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _shutdown(executor: Any, wait: bool, timeout: float | None) -> None:
+    # ``shutdown`` is part of the contract, but an executor written against the first
+    # version of it (``map`` alone) still runs.
+    shutdown = getattr(executor, "shutdown", None)
+    if callable(shutdown):
+        shutdown(wait=wait, timeout=timeout)
 
 
 def _close(plugin: Any) -> None:

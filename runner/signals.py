@@ -25,6 +25,7 @@ HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _received: list[int] = []
 _emergency: list[Callable[[], object]] = []
+_deferred: list[Callable[[int], object]] = []
 
 
 class Interrupted(KeyboardInterrupt):
@@ -55,6 +56,9 @@ def _handle(signum: int, frame: FrameType | None) -> None:
         sys.stderr.flush()
         os._exit(128 + _received[0])
     _received.append(signum)
+    if _deferred:
+        _deferred[-1](signum)  # the run stops by itself and raises Interrupted after
+        return
     raise Interrupted(signum)
 
 
@@ -63,6 +67,21 @@ def install() -> None:
     _received.clear()
     for signum in HANDLED:
         signal.signal(signum, _handle)
+
+
+@contextlib.contextmanager
+def deferred(on_signal: Callable[[int], object]) -> Iterator[None]:
+    """While the block runs, a first signal calls ``on_signal(signum)`` instead of raising.
+
+    For the item loop: raising there would tear down the executor's generator and lose
+    the outcomes of the items still running. ``on_signal`` must only set flags (it runs
+    in the signal handler); the code after the block asks :func:`received`.
+    """
+    _deferred.append(on_signal)
+    try:
+        yield
+    finally:
+        _deferred.remove(on_signal)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ skips ``on_multirun_end`` when a job raises) write ``sweep.json``, ``sweep.md`` 
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,6 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
     values in order; for another sweeper, or an override it cannot expand here (a glob
     over config options), the report simply cannot name the jobs that never ran.
     """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
@@ -123,7 +123,18 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
         params = hydra.sweeper.get("params") or {}
         arguments = [f"{k}={v}" for k, v in params.items()] + list(hydra.overrides.task)
         overrides = OverridesParser.create().parse_overrides(arguments)
-        return BasicSweeper.split_arguments(overrides, None)[0]
+        # As the basic sweeper orders its jobs: the product of each key's values, keys
+        # in order of first appearance, a later override of a key replacing the earlier.
+        values: dict[str, list[str]] = {}
+        for override in overrides:
+            key = override.get_key_element()
+            if override.is_sweep_override():
+                if not override.is_discrete_sweep():
+                    return None
+                values[key] = [f"{key}={v}" for v in override.sweep_string_iterator()]
+            else:
+                values[key] = [f"{key}={override.get_value_element_as_str()}"]
+        return [list(job) for job in itertools.product(*values.values())]
     except Exception:
         return None
 

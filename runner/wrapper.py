@@ -9,7 +9,13 @@ from typing import Any
 
 from runner.api import BadInput, Item, Outcome, RetryableError, TaskFailure
 from runner.policies import Gate, RetryPolicy, Stopped, retrying
-from runner.process import CommandGroup, command_deadline, current_group, join_group
+from runner.process import (
+    CommandGroup,
+    CommandsStopped,
+    current_group,
+    join_group,
+    set_command_deadline,
+)
 
 
 class TimedOut(TaskFailure):
@@ -44,8 +50,10 @@ def make_safe_call(
 
     With a ``retry`` policy of more than one attempt, a ``RetryableError`` is tried again
     after its wait (the failed attempts go into ``Outcome.retries``); every attempt first
-    passes the ``gate`` (rate-limit pauses, ``per_second``). An item the gate stops before
-    its first attempt is ``skipped``: it never ran.
+    passes the ``gate`` (rate-limit pauses, ``per_second``). The first attempt runs
+    without the retry machinery: it costs nothing until something fails. An item the
+    run stops before it ends by itself (in the gate, or a command killed because the run
+    is stopping) is ``skipped``: it did not finish.
 
     Commands the task runs join the run's ``group`` (so an interrupted run stops exactly
     its own commands) and, with a ``timeout``, are stopped at the attempt's deadline. A
@@ -53,21 +61,24 @@ def make_safe_call(
     its deadline is recorded as timed out, whatever it returned.
     """
     clock = time.perf_counter
+    monotonic = time.monotonic
     policy = retry or RetryPolicy()
     gate = gate or Gate()
     group = group or current_group()
-    guarded = policy.attempts > 1 or not gate.idle or timeout is not None
+    retrying_on = policy.attempts > 1
 
     def attempt(item: Item) -> Any:
         if timeout is None:
             return run(item)
-        began = time.monotonic()
-        with command_deadline(began + timeout):
+        began = monotonic()
+        set_command_deadline(began + timeout)
+        try:
             result = run(item)
-        if time.monotonic() - began > timeout:
-            raise TimedOut(
-                f"timed out after {timeout:g} s (the task ran {time.monotonic() - began:.1f} s)"
-            )
+        finally:
+            set_command_deadline(None)
+        took = monotonic() - began
+        if took > timeout:
+            raise TimedOut(f"timed out after {timeout:g} s (the task ran {took:.1f} s)")
         return result
 
     def call(item: Item) -> Outcome:
@@ -77,13 +88,29 @@ def make_safe_call(
         try:
             if item.error is not None:
                 raise BadInput(item.error)
-            if guarded:
-                result = _guarded(item, retries)
-            else:
-                if gate.paused_until:  # a rate limit reported by another item
-                    gate.enter()
-                result = run(item)
-        except Stopped:
+            if not gate.idle:
+                gate.enter()
+            try:
+                result = attempt(item)
+            except RetryableError as first:
+                if not retrying_on:
+                    raise
+                result = retrying(
+                    lambda: attempt(item),
+                    policy,
+                    gate,
+                    lambda error, seconds, wait: retries.append(
+                        {
+                            "error": error_info(error),
+                            "seconds": round(seconds, 6),
+                            "wait": round(wait, 3),
+                        }
+                    ),
+                    first,
+                    clock() - started,
+                )
+        except (Stopped, CommandsStopped):
+            # The run is stopping: an item that did not end by itself did not finish.
             finished = clock()
             if not retries:
                 return Outcome(item.id, "skipped", 0.0, None, None, item.label, started, finished)
@@ -127,13 +154,5 @@ def make_safe_call(
             finished,
             tuple(retries),
         )
-
-    def _guarded(item: Item, retries: list[dict[str, Any]]) -> Any:
-        def record(error: BaseException, seconds: float, wait: float) -> None:
-            retries.append(
-                {"error": error_info(error), "seconds": round(seconds, 6), "wait": round(wait, 3)}
-            )
-
-        return retrying(lambda: attempt(item), policy, gate, record)
 
     return call

@@ -55,8 +55,8 @@ def test_retry_waits_grow_are_jittered_capped_and_honour_the_service() -> None:
 
 
 def test_retrying_records_each_failed_attempt_then_succeeds() -> None:
-    """Two retryable failures then a success: two records, the result returned."""
-    calls: list[int] = []
+    """After a first failure, one more failure then a success: two records, the result."""
+    calls: list[int] = [1]  # the first attempt already ran and failed
     records: list[tuple[str, float]] = []
 
     def run() -> str:
@@ -70,30 +70,52 @@ def test_retrying_records_each_failed_attempt_then_succeeds() -> None:
         RetryPolicy(attempts=3, backoff=0.001),
         Gate(),
         lambda error, seconds, wait: records.append((str(error), wait)),
+        RetryableError("try 1"),
+        0.01,
     )
     assert result == "done" and len(calls) == 3
     assert [r[0] for r in records] == ["try 1", "try 2"]
 
 
-def test_retrying_stops_at_the_last_attempt_and_on_other_errors() -> None:
-    """The last attempt's error is raised; a non-retryable error is not retried."""
-    calls: list[int] = []
+def test_the_last_attempt_is_the_error_not_a_retry() -> None:
+    """With every attempt failing, each failure but the last is recorded, the last raised."""
+    calls: list[int] = [1]
+    records: list[str] = []
 
     def always() -> None:
         calls.append(1)
-        raise RetryableError("busy")
+        raise RetryableError(f"busy {len(calls)}")
 
-    with pytest.raises(RetryableError):
-        retrying(always, RetryPolicy(attempts=2, backoff=0.001), Gate(), lambda *a: None)
-    assert len(calls) == 2
+    with pytest.raises(RetryableError, match="busy 3"):
+        retrying(
+            always,
+            RetryPolicy(attempts=3, backoff=0.001),
+            Gate(),
+            lambda error, *_: records.append(str(error)),
+            RetryableError("busy 1"),
+            0.01,
+        )
+    assert len(calls) == 3 and records == ["busy 1", "busy 2"]
+
+
+def test_a_non_retryable_error_is_not_retried() -> None:
+    """A ValueError on the second attempt ends the retries at once."""
+    calls: list[int] = []
 
     def broken() -> None:
-        calls.append(2)
+        calls.append(1)
         raise ValueError("bug")
 
     with pytest.raises(ValueError):
-        retrying(broken, RetryPolicy(attempts=5, backoff=0.001), Gate(), lambda *a: None)
-    assert calls.count(2) == 1
+        retrying(
+            broken,
+            RetryPolicy(attempts=5, backoff=0.001),
+            Gate(),
+            lambda *a: None,
+            RetryableError("first"),
+            0.01,
+        )
+    assert len(calls) == 1
 
 
 def test_a_pause_holds_every_start_until_it_ends() -> None:
