@@ -62,14 +62,11 @@ class Gate:
         self._origin = time.monotonic()
         # Starts that may come at once after an idle spell: one, or 50 ms worth.
         self._burst = max(self.interval, 0.05)
+        #: True while an attempt may start without asking (the per-item fast path).
+        self.idle = not self.interval
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.pauses = 0
-
-    @property
-    def idle(self) -> bool:
-        """True when an attempt may start without asking (the per-item fast path)."""
-        return not self.interval and not self.paused_until
 
     def pause(self, seconds: float, reason: str) -> None:
         """Hold every start for ``seconds`` from now (a longer pause already set wins)."""
@@ -79,6 +76,7 @@ class Gate:
                 return
             new = self.paused_until < time.monotonic()
             self.paused_until = until
+            self.idle = False
             self.pauses += new
         if new:
             logger.warning(f"Rate limited: no item starts for {seconds:.1f} s ({reason})")
@@ -92,26 +90,31 @@ class Gate:
 
     def enter(self) -> None:
         """Wait until an attempt may start."""
+        now = time.monotonic()
+        if self.paused_until > now or self.interval:
+            self._enter(now)
+
+    def _enter(self, now: float) -> None:
         while True:
-            wait = self.paused_until - time.monotonic()
+            wait = self.paused_until - now
             if wait > 0:
                 self.sleep(wait)
+                now = time.monotonic()
                 continue
             if not self.interval:
                 return
             # Tickets spaced ``interval`` apart from an origin: next() on a count is
             # atomic, so no lock per start. When the cap does not bind, the origin is
             # moved up (rarely), so that at most ``_burst`` of unused starts pile up.
-            ticket = next(self._tickets)
-            now = time.monotonic()
-            start = self._origin + ticket * self.interval
-            if start < now - self._burst:
-                with self._lock:
-                    self._origin = now - ticket * self.interval
+            start = self._origin + next(self._tickets) * self.interval
+            if start <= now:
+                if start < now - self._burst:
+                    with self._lock:
+                        self._origin = now - (start - self._origin)
                 return
-            if start > now:
-                self.sleep(start - now)
-            if self.paused_until <= time.monotonic():
+            self.sleep(start - now)
+            now = time.monotonic()
+            if self.paused_until <= now:
                 return
 
     def stop(self) -> None:

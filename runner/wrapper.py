@@ -68,17 +68,13 @@ def make_safe_call(
     retrying_on = policy.attempts > 1
 
     def attempt(item: Item) -> Any:
-        if timeout is None:
-            return run(item)
-        began = monotonic()
-        set_command_deadline(began + timeout)
-        try:
-            result = run(item)
-        finally:
-            set_command_deadline(None)
-        took = monotonic() - began
-        if took > timeout:
-            raise TimedOut(f"timed out after {timeout:g} s (the task ran {took:.1f} s)")
+        """One attempt, the way every attempt after the first runs (see ``call``)."""
+        began = clock()
+        if timeout is not None:
+            set_command_deadline(monotonic() + timeout)
+        result = run(item)
+        if timeout is not None and clock() - began > timeout:
+            raise TimedOut(f"timed out after {timeout:g} s (the task ran {clock() - began:.1f} s)")
         return result
 
     def call(item: Item) -> Outcome:
@@ -90,8 +86,12 @@ def make_safe_call(
                 raise BadInput(item.error)
             if not gate.idle:
                 gate.enter()
+            # The first attempt, inlined: nothing here costs more than a check until
+            # something fails.
+            if timeout is not None:
+                set_command_deadline(monotonic() + timeout)
             try:
-                result = attempt(item)
+                result = run(item)
             except RetryableError as first:
                 if not retrying_on:
                     raise
@@ -109,6 +109,10 @@ def make_safe_call(
                     first,
                     clock() - started,
                 )
+            else:
+                if timeout is not None and clock() - started > timeout:
+                    took = clock() - started
+                    raise TimedOut(f"timed out after {timeout:g} s (the task ran {took:.1f} s)")
         except (Stopped, CommandsStopped):
             # The run is stopping: an item that did not end by itself did not finish.
             finished = clock()
@@ -142,6 +146,9 @@ def make_safe_call(
                 finished,
                 tuple(retries),
             )
+        finally:
+            if timeout is not None:
+                set_command_deadline(None)  # no later command of this thread inherits it
         finished = clock()
         return Outcome(
             item.id,
