@@ -217,8 +217,6 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
             with signals.deferred(lambda signum: signalled.set()):
                 for outcome in outcomes:
                     record(outcome)
-            if signals.received() is not None and signalled.is_set():
-                interrupted = signals.Interrupted(signals.received() or 2)
         except KeyboardInterrupt as exc:  # signals not installed (a library caller)
             interrupted = exc
             stop(kill=True)
@@ -235,10 +233,13 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
             if callable(close_outcomes):
                 close_outcomes()  # unblocks workers waiting to hand over outcomes
             try:
-                journal.close()
+                with signals.deferred(lambda signum: None):  # a signal must not cut a flush
+                    journal.close()
             except WriteError as exc:
                 write_error = write_error or exc
             progress.close()
+    if interrupted is None and signals.received() is not None:
+        interrupted = signals.Interrupted(signals.received() or signal.SIGINT)
     # Running items end before the task is closed (the stack's order) and before the
     # post-processor reads what they did.
     _shutdown(executor, wait=True, timeout=settings.timeout_grace)
