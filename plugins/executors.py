@@ -130,6 +130,12 @@ class ThreadExecutor(Executor):
         max_chunk = self.max_chunk
         clock = time.perf_counter
         threads = self._threads = []
+        # The wrapper's watchdog (with a run ``timeout``): outcomes of attempts past their
+        # deadline are handed out at the deadline, and a worker replaces the stuck one.
+        overdue = getattr(fn, "overdue", None)
+        tick: float | None = getattr(fn, "tick", None) if overdue is not None else None
+        limit = [parallel]
+        late_ids: set[str] = set()
 
         def start_worker() -> None:
             # Called with feed.lock held, so the count and the list stay consistent.
@@ -147,7 +153,7 @@ class ThreadExecutor(Executor):
                         todo = feed.take(chunk)
                         if feed.error is not None:
                             stop.set()
-                        elif len(todo) == chunk and len(threads) < parallel:
+                        elif len(todo) == chunk and len(threads) < limit[0]:
                             # The source may hold more: another worker, which ends at
                             # once if it finds none (so at most one more than items).
                             start_worker()
@@ -174,20 +180,42 @@ class ThreadExecutor(Executor):
         with feed.lock:
             start_worker()
         finished = 0
+        last_check = clock()
         try:
-            while finished < len(threads):
+            # Workers stuck in a timed-out attempt are not waited for.
+            while finished < len(threads) - len(late_ids):
                 if stop.is_set() and self._drain_until is not None:
                     try:
                         batch = batches.get(timeout=max(self._drain_until - time.monotonic(), 0))
                     except queue.Empty:
                         break  # items still running past the drain time are not waited for
+                elif tick is not None:
+                    try:
+                        batch = batches.get(timeout=tick)
+                    except queue.Empty:
+                        batch = _WAKE
                 else:
                     batch = batches.get()
+                if tick is not None and clock() - last_check >= tick:
+                    last_check = clock()
+                    late = overdue()  # type: ignore[misc]
+                    if late:
+                        late_ids.update(outcome.id for outcome in late)
+                        with feed.lock:
+                            limit[0] += len(late)
+                            if not stop.is_set():
+                                for _ in late:
+                                    start_worker()
+                        yield from late
                 if batch is _DONE:
                     finished += 1
                     continue
                 if batch is _WAKE:
                     continue
+                if late_ids:  # a stuck attempt came back: its worker counts again
+                    for outcome in batch:
+                        if outcome.status == "skipped" and outcome.id in late_ids:
+                            late_ids.discard(outcome.id)
                 yield from batch
         finally:
             # Interrupted or closed early: stop pulling new items and unblock any worker

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
+from threading import get_ident
 from typing import Any
 
 from runner.api import BadInput, Item, Outcome, RetryableError, TaskFailure
@@ -57,8 +58,10 @@ def make_safe_call(
 
     Commands the task runs join the run's ``group`` (so an interrupted run stops exactly
     its own commands) and, with a ``timeout``, are stopped at the attempt's deadline. A
-    Python task cannot be stopped from outside its thread: an attempt that returns after
-    its deadline is recorded as timed out, whatever it returned.
+    Python task cannot be stopped from outside its thread: the returned function's
+    ``overdue()`` gives an executor the timed-out outcomes of attempts past their
+    deadline (the thread executor records them at the deadline); an attempt that
+    returns after its deadline is recorded as timed out in any case.
     """
     clock = time.perf_counter
     monotonic = time.monotonic
@@ -67,17 +70,51 @@ def make_safe_call(
     group = group or current_group()
     retrying_on = policy.attempts > 1
 
+    # Attempts running under a timeout, by thread, for an executor's watchdog (see
+    # ``overdue``), and the items it already reported as timed out.
+    inflight: dict[int, tuple[Item, float]] = {}
+    abandoned: set[str] = set()
+
+    def overdue(now: float | None = None) -> list[Outcome]:
+        """Timed-out outcomes of the attempts running past their deadline, once each.
+
+        An executor that can hand out an outcome while the item's thread still runs
+        (the thread executor) calls this a few times a second: the item is recorded as
+        timed out at its deadline, and what the attempt returns later is dropped
+        (``skipped``). Only with a ``timeout``.
+        """
+        now = clock() if now is None else now
+        late = []
+        for item, began in list(inflight.values()):
+            if now - began > (timeout or 0) and item.id not in abandoned:
+                abandoned.add(item.id)
+                error = TimedOut(f"timed out after {timeout:g} s (the task is still running)")
+                late.append(
+                    Outcome(
+                        item.id,
+                        "failed",
+                        now - began,
+                        None,
+                        error_info(error),
+                        item.label,
+                        began,
+                        now,
+                    )
+                )
+        return late
+
     def attempt(item: Item) -> Any:
         """One attempt, the way every attempt after the first runs (see ``call``)."""
         began = clock()
         if timeout is not None:
+            inflight[get_ident()] = (item, began)
             set_command_deadline(monotonic() + timeout)
         result = run(item)
         if timeout is not None and clock() - began > timeout:
             raise TimedOut(f"timed out after {timeout:g} s (the task ran {clock() - began:.1f} s)")
         return result
 
-    def call(item: Item) -> Outcome:
+    def decide(item: Item) -> Outcome:
         started = clock()
         retries: list[dict[str, Any]] = []
         join_group(group)
@@ -89,6 +126,7 @@ def make_safe_call(
             # The first attempt, inlined: nothing here costs more than a check until
             # something fails.
             if timeout is not None:
+                inflight[get_ident()] = (item, clock())
                 set_command_deadline(monotonic() + timeout)
             try:
                 result = run(item)
@@ -146,9 +184,6 @@ def make_safe_call(
                 finished,
                 tuple(retries),
             )
-        finally:
-            if timeout is not None:
-                set_command_deadline(None)  # no later command of this thread inherits it
         finished = clock()
         return Outcome(
             item.id,
@@ -162,4 +197,20 @@ def make_safe_call(
             tuple(retries),
         )
 
+    if timeout is None:
+        return decide
+
+    def call(item: Item) -> Outcome:
+        try:
+            outcome = decide(item)
+        finally:
+            set_command_deadline(None)  # no later command of this thread inherits it
+            inflight.pop(get_ident(), None)
+        if abandoned and item.id in abandoned:
+            abandoned.discard(item.id)  # already recorded as timed out at its deadline
+            return Outcome(item.id, "skipped", 0.0, None, None, item.label, outcome.started)
+        return outcome
+
+    call.overdue = overdue  # type: ignore[attr-defined]
+    call.tick = min(timeout / 4, 0.25)  # type: ignore[attr-defined]
     return call

@@ -267,3 +267,18 @@ def test_a_full_disk_ends_the_run_with_one_line_and_a_whole_journal(
     summary = result.summary()  # summary.json is a separate, writable file
     assert summary["total"] + summary["skipped"] == 50
     assert json.loads((run_dir / "job.json").read_text())["code"] == 74
+
+
+def test_a_python_task_past_its_timeout_is_recorded_at_its_deadline(run_cli: RunCli) -> None:
+    """A thread that cannot be killed: its item is timed out at the deadline, the run ends."""
+    began = time.monotonic()
+    result = run_cli(
+        "source.count=4", "task.seconds=60", "parallel=2", "timeout=1", "timeout_grace=1"
+    )
+    assert time.monotonic() - began < 30  # not the 60 s the tasks sleep
+    assert result.returncode == 1, result.output
+    records = result.results()
+    assert sorted(r["id"] for r in records) == ["0", "1", "2", "3"]
+    assert all(r["status"] == "failed" for r in records)
+    assert all(r["error"]["message"].startswith("timed out after 1 s") for r in records)
+    assert all(r["seconds"] < 10 for r in records)
