@@ -91,16 +91,7 @@ class Gate:
     def enter(self) -> None:
         """Wait until an attempt may start."""
         now = time.monotonic()
-        if self.paused_until > now or self.interval:
-            self._enter(now)
-
-    def _enter(self, now: float) -> None:
-        while True:
-            wait = self.paused_until - now
-            if wait > 0:
-                self.sleep(wait)
-                now = time.monotonic()
-                continue
+        if self.paused_until <= now:
             if not self.interval:
                 return
             # Tickets spaced ``interval`` apart from an origin: next() on a count is
@@ -113,9 +104,11 @@ class Gate:
                         self._origin = now - (start - self._origin)
                 return
             self.sleep(start - now)
-            now = time.monotonic()
-            if self.paused_until <= now:
+            if self.paused_until <= time.monotonic():
                 return
+        while self.paused_until > time.monotonic():
+            self.sleep(self.paused_until - time.monotonic())
+        self.enter()
 
     def stop(self) -> None:
         self._stop.set()

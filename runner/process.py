@@ -153,6 +153,22 @@ def use_group(group: CommandGroup) -> Iterator[CommandGroup]:
         _group.reset(token)
 
 
+_thread_deadline = threading.local()
+
+
+def thread_deadline() -> list[float | None]:
+    """This thread's deadline for its commands, as a one-element list to assign to.
+
+    For the run's wrapper, which sets it around every attempt: an assignment costs less
+    than ``command_deadline``. ``None`` in it: no deadline.
+    """
+    try:
+        holder: list[float | None] = _thread_deadline.holder
+    except AttributeError:
+        holder = _thread_deadline.holder = [None]
+    return holder
+
+
 def set_command_deadline(deadline: float | None) -> None:
     """Set (or, with None, clear) this thread's deadline for its commands, no nesting.
 
@@ -235,6 +251,9 @@ def run_command(
     now = time.monotonic()
     deadline = math.inf if timeout is None else now + timeout
     context_deadline = _deadline.get()
+    own = getattr(_thread_deadline, "holder", (None,))[0]
+    if own is not None and (context_deadline is None or own < context_deadline):
+        context_deadline = own
     if context_deadline is not None:
         deadline = min(deadline, context_deadline)
     data = None if stdin_text is None else stdin_text.encode()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Callable
-from threading import get_ident
 from typing import Any
 
 from runner.api import BadInput, Item, Outcome, RetryableError, TaskFailure
@@ -15,7 +15,7 @@ from runner.process import (
     CommandsStopped,
     current_group,
     join_group,
-    set_command_deadline,
+    thread_deadline,
 )
 
 
@@ -70,10 +70,19 @@ def make_safe_call(
     group = group or current_group()
     retrying_on = policy.attempts > 1
 
-    # Attempts running under a timeout, by thread, for an executor's watchdog (see
-    # ``overdue``), and the items it already reported as timed out.
-    inflight: dict[int, tuple[Item, float]] = {}
+    # Each thread's attempt under a timeout: [item or None, start, the thread's command
+    # deadline holder], made once per thread; the watchdog (``overdue``) reads them all.
+    local = threading.local()
+    slots: list[list[Any]] = []
     abandoned: set[str] = set()
+
+    def slot() -> list[Any]:
+        try:
+            mine: list[Any] = local.slot
+        except AttributeError:
+            mine = local.slot = [None, 0.0, thread_deadline()]
+            slots.append(mine)
+        return mine
 
     def overdue(now: float | None = None) -> list[Outcome]:
         """Timed-out outcomes of the attempts running past their deadline, once each.
@@ -85,21 +94,13 @@ def make_safe_call(
         """
         now = clock() if now is None else now
         late = []
-        for item, began in list(inflight.values()):
-            if now - began > (timeout or 0) and item.id not in abandoned:
+        for item, began, _ in [list(s) for s in slots]:
+            if item is not None and now - began > (timeout or 0) and item.id not in abandoned:
                 abandoned.add(item.id)
                 error = TimedOut(f"timed out after {timeout:g} s (the task is still running)")
+                info = error_info(error)
                 late.append(
-                    Outcome(
-                        item.id,
-                        "failed",
-                        now - began,
-                        None,
-                        error_info(error),
-                        item.label,
-                        began,
-                        now,
-                    )
+                    Outcome(item.id, "failed", now - began, None, info, item.label, began, now)
                 )
         return late
 
@@ -107,17 +108,19 @@ def make_safe_call(
         """One attempt, the way every attempt after the first runs (see ``call``)."""
         began = clock()
         if timeout is not None:
-            inflight[get_ident()] = (item, began)
-            set_command_deadline(monotonic() + timeout)
+            mine = slot()
+            mine[0], mine[1] = item, began
+            mine[2][0] = monotonic() + timeout
         result = run(item)
         if timeout is not None and clock() - began > timeout:
             raise TimedOut(f"timed out after {timeout:g} s (the task ran {clock() - began:.1f} s)")
         return result
 
-    def decide(item: Item) -> Outcome:
+    def call(item: Item) -> Outcome:
         started = clock()
         retries: list[dict[str, Any]] = []
         join_group(group)
+        mine = None
         try:
             if item.error is not None:
                 raise BadInput(item.error)
@@ -126,8 +129,9 @@ def make_safe_call(
             # The first attempt, inlined: nothing here costs more than a check until
             # something fails.
             if timeout is not None:
-                inflight[get_ident()] = (item, clock())
-                set_command_deadline(monotonic() + timeout)
+                mine = slot()
+                mine[0], mine[1] = item, started
+                mine[2][0] = monotonic() + timeout
             try:
                 result = run(item)
             except RetryableError as first:
@@ -147,33 +151,45 @@ def make_safe_call(
                     first,
                     clock() - started,
                 )
-            else:
-                if timeout is not None and clock() - started > timeout:
-                    took = clock() - started
-                    raise TimedOut(f"timed out after {timeout:g} s (the task ran {took:.1f} s)")
-        except (Stopped, CommandsStopped):
-            # The run is stopping: an item that did not end by itself did not finish.
             finished = clock()
-            if not retries:
-                return Outcome(item.id, "skipped", 0.0, None, None, item.label, started, finished)
-            last = retries.pop()
-            return Outcome(
+            if timeout is not None and not retries and finished - started > timeout:
+                took = finished - started
+                raise TimedOut(f"timed out after {timeout:g} s (the task ran {took:.1f} s)")
+            outcome = Outcome(
                 item.id,
-                "failed",
+                "ok",
                 finished - started,
+                result,
                 None,
-                last["error"],
                 item.label,
                 started,
                 finished,
                 tuple(retries),
             )
+        except (Stopped, CommandsStopped):
+            # The run is stopping: an item that did not end by itself did not finish.
+            finished = clock()
+            if retries:
+                last = retries.pop()
+                outcome = Outcome(
+                    item.id,
+                    "failed",
+                    finished - started,
+                    None,
+                    last["error"],
+                    item.label,
+                    started,
+                    finished,
+                    tuple(retries),
+                )
+            else:
+                outcome = Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
         except (Exception, SystemExit) as exc:
             finished = clock()
             if isinstance(exc, RetryableError) and exc.rate_limited:
                 # Whether or not this item is tried again, the others should wait too.
                 gate.pause(policy.wait_for(len(retries) + 1, exc), str(exc)[:120])
-            return Outcome(
+            outcome = Outcome(
                 item.id,
                 "failed",
                 finished - started,
@@ -184,33 +200,14 @@ def make_safe_call(
                 finished,
                 tuple(retries),
             )
-        finished = clock()
-        return Outcome(
-            item.id,
-            "ok",
-            finished - started,
-            result,
-            None,
-            item.label,
-            started,
-            finished,
-            tuple(retries),
-        )
-
-    if timeout is None:
-        return decide
-
-    def call(item: Item) -> Outcome:
-        try:
-            outcome = decide(item)
-        finally:
-            set_command_deadline(None)  # no later command of this thread inherits it
-            inflight.pop(get_ident(), None)
-        if abandoned and item.id in abandoned:
-            abandoned.discard(item.id)  # already recorded as timed out at its deadline
-            return Outcome(item.id, "skipped", 0.0, None, None, item.label, outcome.started)
+        if mine is not None:
+            mine[0] = mine[2][0] = None  # no later command of this thread inherits it
+            if abandoned and item.id in abandoned:
+                abandoned.discard(item.id)  # already recorded as timed out at its deadline
+                return Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
         return outcome
 
-    call.overdue = overdue  # type: ignore[attr-defined]
-    call.tick = min(timeout / 4, 0.25)  # type: ignore[attr-defined]
+    if timeout is not None:
+        call.overdue = overdue  # type: ignore[attr-defined]
+        call.tick = min(timeout / 4, 0.25)  # type: ignore[attr-defined]
     return call
