@@ -84,6 +84,10 @@ def make_safe_call(
             slots.append(mine)
         return mine
 
+    # A command past the deadline gets SIGTERM, then SIGKILL after the group's grace:
+    # the watchdog leaves it that long (and a moment) to end and be recorded as it does.
+    patience = (timeout or 0.0) + group.grace + 0.5
+
     def overdue(now: float | None = None) -> list[Outcome]:
         """Timed-out outcomes of the attempts running past their deadline, once each.
 
@@ -95,7 +99,7 @@ def make_safe_call(
         now = clock() if now is None else now
         late = []
         for item, began, _ in [list(s) for s in slots]:
-            if item is not None and now - began > (timeout or 0) and item.id not in abandoned:
+            if item is not None and now - began > patience and item.id not in abandoned:
                 abandoned.add(item.id)
                 error = TimedOut(f"timed out after {timeout:g} s (the task is still running)")
                 info = error_info(error)
