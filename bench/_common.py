@@ -185,14 +185,15 @@ def runner_settings(count: int, seconds: float, parallel: int) -> Any:
 
 
 def run_runner_in_process(
-    count: int, seconds: float, parallel: int, out_dir: Path
+    count: int, seconds: float, parallel: int, out_dir: Path, settings: Any = None
 ) -> dict[str, Any]:
     """One run through ``runner.run.execute``, as the CLI's job does it: runner.log and the
     journal (results.jsonl) are written to ``out_dir``. The console only shows warnings,
     so progress lines are formatted and written to runner.log but not to the terminal.
 
     Returns the wall time of ``execute`` (plugin construction, the run, journal close and
-    summary.json included) and the summary it wrote.
+    summary.json included) and the summary it wrote. ``settings`` replaces the ones
+    :func:`runner_settings` builds (same count), for variants of the run.
     """
     from runner import logs
     from runner.run import execute
@@ -201,7 +202,7 @@ def run_runner_in_process(
     logs.configure_console("WARNING")
     sink = logs.add_run_log(out_dir)
     try:
-        settings = runner_settings(count, seconds, parallel)
+        settings = settings or runner_settings(count, seconds, parallel)
         started = time.perf_counter()
         code = execute(settings, out_dir)
         wall = time.perf_counter() - started

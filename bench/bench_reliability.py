@@ -92,34 +92,12 @@ def settings_for(count: int, parallel: int, overrides: list[str]) -> Any:
 
 
 def in_process(settings: Any, out_dir: Path) -> tuple[float, float]:
-    """(items / execute wall time, summary.json items_per_second) of one in-process run.
-
-    The same steps as ``_common.run_runner_in_process``, with the variant's settings.
-    """
-    from runner import logs
-    from runner.run import execute
-
+    """(items / execute wall time, summary.json items_per_second) of one in-process run."""
     count = settings.plugins["source"]["count"]
-    out_dir.mkdir(parents=True)
-    logs.configure_console("WARNING")
-    sink = logs.add_run_log(out_dir)
-    try:
-        gc.collect()
-        started = time.perf_counter()
-        code = execute(settings, out_dir)
-        wall = time.perf_counter() - started
-    finally:
-        logs.remove_run_log(sink)
-    summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
-    with open(out_dir / "results.jsonl", "rb") as fh:
-        lines = sum(1 for _ in fh)
-    if code != 0 or lines != count or summary["succeeded"] != count:
-        raise RuntimeError(
-            f"in-process run went wrong: exit code {code}, {lines} journal lines, "
-            f"{summary['succeeded']} succeeded (expected {count})"
-        )
+    gc.collect()
+    res = c.run_runner_in_process(count, 0, settings.parallel, out_dir, settings)
     shutil.rmtree(out_dir)
-    return count / wall, float(summary["items_per_second"])
+    return count / res["wall"], float(res["summary"]["items_per_second"])
 
 
 def cli_argv(count: int, parallel: int, overrides: list[str]) -> list[str]:
