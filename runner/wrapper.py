@@ -133,8 +133,12 @@ def make_safe_call(
             # The first attempt, inlined: nothing here costs more than a check until
             # something fails.
             if timeout is not None:
-                mine = slot()
-                mine[0], mine[1] = item, started
+                try:
+                    mine = local.slot
+                except AttributeError:
+                    mine = slot()
+                mine[0] = item
+                mine[1] = started
                 mine[2][0] = monotonic() + timeout
             try:
                 result = run(item)
