@@ -169,14 +169,6 @@ def thread_deadline() -> list[float | None]:
     return holder
 
 
-def set_command_deadline(deadline: float | None) -> None:
-    """Set (or, with None, clear) this thread's deadline for its commands, no nesting.
-
-    For the run's wrapper around each attempt: cheaper than ``command_deadline``.
-    """
-    _deadline.set(deadline)
-
-
 def join_group(group: CommandGroup) -> None:
     """Make every later command of this thread join ``group``, until another is joined.
 
@@ -201,16 +193,6 @@ def command_deadline(deadline: float | None) -> Iterator[None]:
         yield
     finally:
         _deadline.reset(token)
-
-
-def kill_all(wait: float = 5.0) -> int:
-    """Stop the default group (``CommandGroup.stop``); returns how many commands it killed."""
-    return _DEFAULT_GROUP.stop(wait)
-
-
-def allow_commands() -> None:
-    """Let commands of the default group run again (a new run after an interrupted one)."""
-    _DEFAULT_GROUP.allow()
 
 
 def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:

@@ -114,26 +114,28 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert not process_running(int(pid_file.read_text()))
 
 
-def test_no_command_starts_after_kill_all() -> None:
-    """After kill_all (an interrupted run) no command starts, until allow_commands."""
-    process.kill_all()
-    try:
+def test_no_command_starts_after_stop() -> None:
+    """After a group's stop (an interrupted run) none of its commands starts, until allow."""
+    group = process.CommandGroup()
+    group.stop()
+    with process.use_group(group):
         with pytest.raises(CommandsStopped, match="interrupted"):
             run_command([sys.executable, "-c", "import time; time.sleep(30)"])
-    finally:
-        process.allow_commands()
-    assert run_command([sys.executable, "-c", "pass"]).ok
+        group.allow()
+        assert run_command([sys.executable, "-c", "pass"]).ok
 
 
-def test_kill_all_kills_running_commands_and_their_children(tmp_path: Path) -> None:
-    """kill_all ends the commands other threads wait on, grandchildren included; what a
+def test_stop_kills_running_commands_and_their_children(tmp_path: Path) -> None:
+    """stop ends the commands other threads wait on, grandchildren included; what a
     killed command printed is no result (CommandsStopped), even once commands are allowed."""
     pid_file = tmp_path / "grandchild.pid"
     errors: list[BaseException] = []
+    group = process.CommandGroup()
 
     def wait_on_command() -> None:
         try:
-            run_command(spawns_a_grandchild(pid_file))
+            with process.use_group(group):
+                run_command(spawns_a_grandchild(pid_file))
         except BaseException as exc:
             errors.append(exc)
 
@@ -141,9 +143,9 @@ def test_kill_all_kills_running_commands_and_their_children(tmp_path: Path) -> N
     thread.start()
     wait_for(pid_file)
     try:
-        assert process.kill_all() == 1
+        assert group.stop() == 1
     finally:
-        process.allow_commands()
+        group.allow()
     thread.join(timeout=10)
     assert [type(e) for e in errors] == [CommandsStopped]
     assert not process_running(int(pid_file.read_text()))

@@ -9,7 +9,6 @@ statuses but not towards the mean score or the pass rate.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ from runner_plugins.judge.experiment import (
     is_number,
     passed_value,
     read_judgment,
+    read_object,
     run_slots,
 )
 
@@ -105,14 +105,6 @@ def run_judgments(config: ExperimentConfig, run: RunRef) -> list[dict[str, Any] 
     return [read_judgment(run.slot_dir(n)) for n in range(1, len(config.judge_models) + 1)]
 
 
-def _read_object(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _same(stored: Any, want: Any) -> bool:
     if isinstance(want, float):  # a mean: equal up to float noise
         return is_number(stored) and abs(float(stored) - want) <= 1e-9
@@ -150,10 +142,10 @@ def stale_reason(
     valid = [j for j in judgments if j is not None]
     reasonings = [j.get("reasoning", "") for j in valid]
     criteria = [j.get("criteria_scores") or {} for j in valid] + [{}]
-    stored = _read_object(run.dir / "judge" / "result.json")
+    stored = read_object(run.dir / "judge" / "result.json")
     if stored is None:
         return "judge/result.json is missing or unreadable"
-    record = _read_object(run.dir / "run_result.json")
+    record = read_object(run.dir / "run_result.json")
     # The original grades the unrounded mean; runner rounds it to 9 places first (so
     # 0.7999999999999999 is an A). Either grade is consistent with the slots.
     if stored.get("grade") == grade_for(expected["score"], rounded=False):
@@ -211,7 +203,7 @@ def regenerate_run(config: ExperimentConfig, run: RunRef) -> tuple[dict[str, Any
         return None, False
     atomic_write_json(run.dir / "judge" / "result.json", result)
     record_path = run.dir / "run_result.json"
-    record = _read_object(record_path)
+    record = read_object(record_path)
     if record is None:
         return result, False
     judges = judges_list(config.judge_models, judgments)
@@ -258,7 +250,7 @@ class _Tally:
 
 
 def _consensus_of(run: RunRef) -> dict[str, Any] | None:
-    data = _read_object(run.dir / "judge" / "result.json")
+    data = read_object(run.dir / "judge" / "result.json")
     return data if data is not None and is_number(data.get("score")) else None
 
 
@@ -321,10 +313,10 @@ def summary_outdated(config: ExperimentConfig) -> bool:
     A missing summary is outdated only where runner has repaired the experiment before
     (a slot's timing.json says ``rerun``): a repair killed before it wrote its summary.
     """
-    stored = _read_object(config.root / SUMMARY_DIR / SUMMARY_JSON)
+    stored = read_object(config.root / SUMMARY_DIR / SUMMARY_JSON)
     if stored is None:
         return any(
-            (_read_object(run.slot_dir(n) / "timing.json") or {}).get("rerun") is True
+            (read_object(run.slot_dir(n) / "timing.json") or {}).get("rerun") is True
             for run in config.runs()
             for n in range(1, len(config.judge_models) + 1)
         )

@@ -156,11 +156,13 @@ def _subtest_order(name: str) -> tuple[int, str]:
     return (int(name), name)
 
 
-def _read_json(path: Path) -> Any:
+def read_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None when it is missing, unreadable or not an object."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
 
 
 def recorded_subtests(root: Path, tiers: Iterable[str]) -> dict[str, tuple[str, ...]]:
@@ -171,14 +173,14 @@ def recorded_subtests(root: Path, tiers: Iterable[str]) -> dict[str, tuple[str, 
     only numeric names (subtest folders are numeric).
     """
     found: dict[str, set[str]] = {}
-    checkpoint = _read_json(root / "checkpoint.json")
-    completed = checkpoint.get("completed_runs") if isinstance(checkpoint, dict) else None
+    checkpoint = read_object(root / "checkpoint.json")
+    completed = checkpoint.get("completed_runs") if checkpoint is not None else None
     for tier in tiers:
         names: set[str] = set()
         if isinstance(completed, dict) and isinstance(completed.get(tier), dict):
             names.update(completed[tier])
-        tier_result = _read_json(root / tier / "result.json")
-        if isinstance(tier_result, dict) and isinstance(tier_result.get("subtest_results"), dict):
+        tier_result = read_object(root / tier / "result.json") or {}
+        if isinstance(tier_result.get("subtest_results"), dict):
             names.update(tier_result["subtest_results"])
         names = {n for n in names if isinstance(n, str) and n.isdigit()}
         if names:
