@@ -11,8 +11,10 @@ without them. Each variant below is the plain run plus some top-level overrides:
 * halt only: ``halt.on_failures=50%``;
 * all configured: all of the above (the issue's target: >= 0.90 x plain).
 
-Three measurements per variant, interleaved (every round runs every variant, starting
-at a different one each round) and reported as medians:
+Nine measurements per variant, interleaved (every round runs every variant, starting
+at a different one each round); rates are medians, and a ratio is the median over the
+rounds of the variant's rate over plain's rate in the same round (paired, so that the
+machine's drift between rounds, which here is larger than the effect, cancels out):
 
 * in-process: ``runner.run.execute`` as ``bench_throughput.py`` runs it (range source,
   sleep task with seconds=0, thread executor, parallel=6, postprocessor=none, journal and
@@ -27,7 +29,7 @@ at a different one each round) and reported as medians:
   call, the per-item cost the machinery adds before any scheduling.
 
 Usage: ``python bench/bench_reliability.py [--count N] [--repeat R] [--docs] [--json PATH]``
-(about 3 minutes on 2 cores; ``--docs`` writes the "Reliability machinery overhead"
+(about 4 minutes on 2 cores; ``--docs`` writes the "Reliability machinery overhead"
 section of docs/BENCHMARKS.md).
 """
 
@@ -144,6 +146,7 @@ def wrapper_cost(count: int, overrides: list[str]) -> float:
 
 def table(res: dict[str, dict[str, Any]], n: int, par: int) -> str:
     plain = res["plain"]
+    ratio = res["ratio"]
     lines = [
         "| Variant | Overrides added | in-process items/s | ratio | +µs/item | "
         "CLI items/s (summary.json) | ratio | CLI items/s (whole process) | ratio | "
@@ -151,18 +154,18 @@ def table(res: dict[str, dict[str, Any]], n: int, par: int) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, overrides in VARIANTS:
-        r = res[name]
+        r, q = res[name], ratio[name]
         extra = (1 / r["inproc"] - 1 / plain["inproc"]) * 1e6
         cells = [
             f"**{name}**" if name == ALL else name,
             " ".join(f"`{o}`" for o in overrides) or "-",
             f"{r['inproc']:,.0f}",
-            f"{r['inproc'] / plain['inproc']:.2f}",
+            f"{q['inproc']:.2f}",
             "-" if name == "plain" else f"{extra:+.1f}",
             f"{r['cli']:,.0f}",
-            f"{r['cli'] / plain['cli']:.2f}",
+            f"{q['cli']:.2f}",
             f"{r['cli_e2e']:,.0f}",
-            f"{r['cli_e2e'] / plain['cli_e2e']:.2f}",
+            f"{q['cli_e2e']:.2f}",
             f"{r['wrapper']:.2f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -173,9 +176,8 @@ def docs_section(
     res: dict[str, dict[str, Any]], n: int, par: int, repeat: int, command: str, load: str
 ) -> str:
     info = c.machine()
-    plain, conf = res["plain"], res[ALL]
-    ratio_in = conf["inproc"] / plain["inproc"]
-    ratio_cli = conf["cli"] / plain["cli"]
+    conf, paired = res[ALL], res["ratio"][ALL]
+    ratio_in, ratio_cli = paired["inproc"], paired["cli"]
     met = min(ratio_in, ratio_cli) >= TARGET_RATIO
     rounds = f"{repeat} interleaved round" + ("s" if repeat != 1 else "")
     return f"""{SECTION} (issue 10)
@@ -191,7 +193,8 @@ halt threshold configured (nothing retried, timed out, limited or halted) run at
 Measured on {info["date"]}: {info["cpu"]}, {info["cores"]} usable cores (nproc),
 Python {info["python"]}, {info["os"]},
 runner at {info["commit"]}. {rounds} (each round runs every variant,
-starting at a different one); figures are medians. Load average (1 min) at the start
+starting at a different one); rates are medians, ratios are medians of the per-round
+ratios to plain (paired within a round). Load average (1 min) at the start
 and at the end: {load}.
 
 Each variant's CLI run is
@@ -210,7 +213,7 @@ journal: the per-item cost of the machinery before any scheduling.
 
 Result: all configured runs at **{ratio_in:.2f}x** plain in-process and
 **{ratio_cli:.2f}x** by summary.json of `python -m runner`
-({conf["cli_e2e"] / plain["cli_e2e"]:.2f}x over the whole process, start-up included).
+({paired["cli_e2e"]:.2f}x over the whole process, start-up included).
 Target >= {TARGET_RATIO:.2f}x: **{"met" if met else "not met"}**.
 """
 
@@ -237,7 +240,7 @@ def main() -> None:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=100_000)
     p.add_argument("--parallel", type=int, default=6)
-    p.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--repeat", type=int, default=9, help="interleaved rounds (default 9)")
     p.add_argument("--docs", action="store_true", help="write the section in docs/BENCHMARKS.md")
     args = p.parse_args()
     n, par = args.count, args.parallel
@@ -284,12 +287,18 @@ def main() -> None:
     }
     for name in names:
         res[name]["wrapper"] = wrapper[name]
+    res["ratio"] = {
+        name: {
+            key: c.median([a / b for a, b in zip(values, runs["plain"][key], strict=True)])
+            for key, values in runs[name].items()
+        }
+        for name in names
+    }
     print()
     print(table(res, n, par))
 
-    plain, conf = res["plain"], res[ALL]
-    ratio_in = conf["inproc"] / plain["inproc"]
-    ratio_cli = conf["cli"] / plain["cli"]
+    plain, conf, paired = res["plain"], res[ALL], res["ratio"][ALL]
+    ratio_in, ratio_cli = paired["inproc"], paired["cli"]
     added = " ".join(overrides[ALL])
     details = {name: {**runs[name], "wrapper_us_per_call": wrapper[name]} for name in names}
     rows = [
@@ -308,7 +317,7 @@ def main() -> None:
             f"{n:,} no-op items, parallel={par}, reliability machinery configured but idle, "
             "python -m runner (summary.json items_per_second)",
             f"{c.fmt_rate(conf['cli'])} ({ratio_cli:.2f}x plain); whole process "
-            f"{c.fmt_rate(conf['cli_e2e'])} ({conf['cli_e2e'] / plain['cli_e2e']:.2f}x)",
+            f"{c.fmt_rate(conf['cli_e2e'])} ({paired['cli_e2e']:.2f}x)",
             f"{c.fmt_rate(plain['cli'])} (whole process {c.fmt_rate(plain['cli_e2e'])})",
             f">= {TARGET_RATIO:.2f}x plain",
             ratio_cli >= TARGET_RATIO,
@@ -317,7 +326,7 @@ def main() -> None:
     c.report(rows, args.json)
     if args.docs:
         command = "python bench/bench_reliability.py --docs"
-        if (n, par, args.repeat) != (100_000, 6, 5):
+        if (n, par, args.repeat) != (100_000, 6, 9):
             command += f" --count {n} --parallel {par} --repeat {args.repeat}"
         print(f"\nwrote {write_docs(docs_section(res, n, par, args.repeat, command, load))}")
 

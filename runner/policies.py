@@ -20,6 +20,8 @@ from loguru import logger
 
 from runner.api import RetryableError
 
+_clock = time.perf_counter
+
 
 class Stopped(Exception):
     """A wait was cut short because the run is stopping."""
@@ -56,10 +58,10 @@ class Gate:
 
     def __init__(self, per_second: float | None = None) -> None:
         self.interval = 0.0 if not per_second else 1.0 / per_second
-        #: time.monotonic() until which no attempt starts (0: no pause); read unlocked.
+        #: time.perf_counter() until which no attempt starts (0: no pause); read unlocked.
         self.paused_until = 0.0
         self._tickets = itertools.count()
-        self._origin = time.monotonic()
+        self._origin = _clock()
         # Starts that may come at once after an idle spell: one, or 50 ms worth.
         self._burst = max(self.interval, 0.05)
         #: True while an attempt may start without asking (the per-item fast path).
@@ -70,11 +72,12 @@ class Gate:
 
     def pause(self, seconds: float, reason: str) -> None:
         """Hold every start for ``seconds`` from now (a longer pause already set wins)."""
-        until = time.monotonic() + seconds
+        now = _clock()
+        until = now + seconds
         with self._lock:
             if until <= self.paused_until:
                 return
-            new = self.paused_until < time.monotonic()
+            new = self.paused_until < now
             self.paused_until = until
             self.idle = False
             self.pauses += new
@@ -88,12 +91,17 @@ class Gate:
         if self._stop.is_set():
             raise Stopped("the run is stopping")
 
-    def enter(self) -> None:
-        """Wait until an attempt may start."""
-        now = time.monotonic()
+    def enter(self, now: float | None = None) -> float:
+        """Wait until an attempt may start; return when it may (``now``, when at once).
+
+        ``now``: the caller's ``time.perf_counter()`` reading, if it has one (it saves
+        a clock reading per item).
+        """
+        if now is None:
+            now = _clock()
         if self.paused_until <= now:
             if not self.interval:
-                return
+                return now
             # Tickets spaced ``interval`` apart from an origin: next() on a count is
             # atomic, so no lock per start. When the cap does not bind, the origin is
             # moved up (rarely), so that at most ``_burst`` of unused starts pile up.
@@ -102,13 +110,15 @@ class Gate:
                 if start < now - self._burst:
                     with self._lock:
                         self._origin = now - (start - self._origin)
-                return
+                return now
             self.sleep(start - now)
-            if self.paused_until <= time.monotonic():
-                return
-        while self.paused_until > time.monotonic():
-            self.sleep(self.paused_until - time.monotonic())
-        self.enter()
+            now = _clock()
+            if self.paused_until <= now:
+                return now
+        while self.paused_until > now:
+            self.sleep(self.paused_until - now)
+            now = _clock()
+        return self.enter()
 
     def stop(self) -> None:
         self._stop.set()

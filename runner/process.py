@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 DEFAULT_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a command times out
 _DRAIN = 0.2  # seconds to keep reading once the command has exited
@@ -156,17 +156,18 @@ def use_group(group: CommandGroup) -> Iterator[CommandGroup]:
 _thread_deadline = threading.local()
 
 
-def thread_deadline() -> list[float | None]:
-    """This thread's deadline for its commands, as a one-element list to assign to.
+def thread_attempt() -> list[Any]:
+    """This thread's attempt under a run ``timeout``: ``[item, started, timeout]``.
 
-    For the run's wrapper, which sets it around every attempt: an assignment costs less
-    than ``command_deadline``. ``None`` in it: no deadline.
+    For the run's wrapper, which fills it in around every attempt (two assignments cost
+    less than ``command_deadline``): while ``item`` is not ``None``, this thread's
+    commands stop at ``started + timeout`` (``time.perf_counter()`` seconds).
     """
     try:
-        holder: list[float | None] = _thread_deadline.holder
+        attempt: list[Any] = _thread_deadline.attempt
     except AttributeError:
-        holder = _thread_deadline.holder = [None]
-    return holder
+        attempt = _thread_deadline.attempt = [None, 0.0, math.inf]
+    return attempt
 
 
 def join_group(group: CommandGroup) -> None:
@@ -233,9 +234,11 @@ def run_command(
     now = time.monotonic()
     deadline = math.inf if timeout is None else now + timeout
     context_deadline = _deadline.get()
-    own = getattr(_thread_deadline, "holder", (None,))[0]
-    if own is not None and (context_deadline is None or own < context_deadline):
-        context_deadline = own
+    attempt = getattr(_thread_deadline, "attempt", None)
+    if attempt is not None and attempt[0] is not None:
+        own = now + (attempt[1] + attempt[2] - started)
+        if context_deadline is None or own < context_deadline:
+            context_deadline = own
     if context_deadline is not None:
         deadline = min(deadline, context_deadline)
     data = None if stdin_text is None else stdin_text.encode()

@@ -15,7 +15,7 @@ from runner.process import (
     CommandsStopped,
     current_group,
     join_group,
-    thread_deadline,
+    thread_attempt,
 )
 
 
@@ -64,24 +64,21 @@ def make_safe_call(
     returns after its deadline is recorded as timed out in any case.
     """
     clock = time.perf_counter
-    monotonic = time.monotonic
     policy = retry or RetryPolicy()
     gate = gate or Gate()
     group = group or current_group()
     retrying_on = policy.attempts > 1
 
-    # Each thread's attempt under a timeout: [item or None, start, the thread's command
-    # deadline holder], made once per thread; the watchdog (``overdue``) reads them all.
+    # Each thread's attempt under a timeout: [item or None, start, timeout], the list that
+    # also stops the thread's commands (``thread_attempt``); the watchdog reads them all.
     local = threading.local()
     slots: list[list[Any]] = []
     abandoned: set[str] = set()
 
     def slot() -> list[Any]:
-        try:
-            mine: list[Any] = local.slot
-        except AttributeError:
-            mine = local.slot = [None, 0.0, thread_deadline()]
-            slots.append(mine)
+        mine: list[Any] = thread_attempt()
+        local.slot = mine
+        slots.append(mine)
         return mine
 
     # A command past the deadline gets SIGTERM, then SIGKILL after the group's grace:
@@ -112,9 +109,8 @@ def make_safe_call(
         """One attempt, the way every attempt after the first runs (see ``call``)."""
         began = clock()
         if timeout is not None:
-            mine = slot()
-            mine[0], mine[1] = item, began
-            mine[2][0] = monotonic() + timeout
+            mine = local.slot
+            mine[0], mine[1], mine[2] = item, began, timeout
         result = run(item)
         if timeout is not None and clock() - began > timeout:
             raise TimedOut(f"timed out after {timeout:g} s (the task ran {clock() - began:.1f} s)")
@@ -129,7 +125,7 @@ def make_safe_call(
             if item.error is not None:
                 raise BadInput(item.error)
             if not gate.idle:
-                gate.enter()
+                started = gate.enter(started)
             # The first attempt, inlined: nothing here costs more than a check until
             # something fails.
             if timeout is not None:
@@ -139,7 +135,7 @@ def make_safe_call(
                     mine = slot()
                 mine[0] = item
                 mine[1] = started
-                mine[2][0] = monotonic() + timeout
+                mine[2] = timeout
             try:
                 result = run(item)
             except RetryableError as first:
@@ -209,7 +205,7 @@ def make_safe_call(
                 tuple(retries),
             )
         if mine is not None:
-            mine[0] = mine[2][0] = None  # no later command of this thread inherits it
+            mine[0] = None  # no later command of this thread inherits the deadline
             if abandoned and item.id in abandoned:
                 abandoned.discard(item.id)  # already recorded as timed out at its deadline
                 return Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
