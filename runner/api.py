@@ -104,7 +104,7 @@ class Outcome:
     status: Status
     seconds: float
     result: Any = None
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
     label: str = ""
     started: float = 0.0
     finished: float = 0.0
@@ -191,6 +191,17 @@ class Executor(ABC):
     started is dropped, not run); ``map`` still yields the outcomes of items that were
     running and then ends. With ``wait`` it returns once nothing runs any more (at most
     ``timeout`` seconds), so the run can close the task safely.
+
+    The ``fn`` a run passes also carries what an executor needs to run items elsewhere:
+
+    * ``fn.portable``: a picklable callable (when the task is) that runs a list of items
+      in another process or machine and returns their outcomes, with times as
+      ``time.time()`` seconds; ``fn.receive(outcome)`` turns each back into the run's
+      clock (and holds new starts while a rate-limit pause it reports lasts);
+    * ``fn.admit()``: call before handing an item to another process; it waits for
+      ``rate_limit`` pauses and ``per_second`` and returns False once the run stops;
+    * ``fn.overdue()`` and ``fn.tick`` (only with a run ``timeout``): outcomes of attempts
+      running past their deadline in this process, to call every ``tick`` seconds.
     """
 
     @abstractmethod
@@ -200,6 +211,16 @@ class Executor(ABC):
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:  # noqa: B027
         """Start no more items; with ``wait``, wait (at most ``timeout`` s) for running ones."""
+
+    def kill(self) -> int:
+        """Stop the running items now (the run is interrupted, or halts with mode ``now``).
+
+        Called after ``shutdown(wait=False)``. Commands started in the run's own process
+        are stopped by the run; an executor that runs items in other processes stops
+        them there (their outcomes are dropped, as items that never finished). Returns
+        how many running items it stopped, if it knows.
+        """
+        return 0
 
 
 class PostProcessor(ABC):

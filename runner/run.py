@@ -171,7 +171,13 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
         """Start nothing more; with ``kill`` also stop the running commands."""
         _shutdown(executor, wait=False, timeout=drain)
         gate.stop()
-        return commands.stop() if kill else 0
+        if not kill:
+            return 0
+        killed = commands.stop()
+        stop_running = getattr(executor, "kill", None)
+        if callable(stop_running):
+            killed += stop_running() or 0
+        return killed
 
     def record(outcome: Outcome) -> None:
         nonlocal first_start, last_finish, last_flush, halted

@@ -23,9 +23,13 @@ class TimedOut(TaskFailure):
     """An attempt of a Python task ran past the run's ``timeout``."""
 
 
-def error_info(exc: BaseException) -> dict[str, str]:
-    """Type, message and traceback of a task's exception, as the journal stores them."""
-    return {
+def error_info(exc: BaseException, pause: float | None = None) -> dict[str, Any]:
+    """Type, message and traceback of a task's exception, as the journal stores them.
+
+    ``pause``: for a rate-limited failure, the seconds it held every start (``pause``
+    in the record, so that a driver running the item elsewhere can hold its starts too).
+    """
+    info: dict[str, Any] = {
         "type": type(exc).__name__,
         "message": str(exc),
         # An expected failure (TaskFailure) says all there is in its message.
@@ -33,6 +37,9 @@ def error_info(exc: BaseException) -> dict[str, str]:
         if isinstance(exc, TaskFailure)
         else "".join(traceback.format_exception(exc)),
     }
+    if pause is not None and isinstance(exc, RetryableError) and exc.rate_limited:
+        info["pause"] = round(pause, 3)
+    return info
 
 
 def make_safe_call(
@@ -147,7 +154,7 @@ def make_safe_call(
                     gate,
                     lambda error, seconds, wait: retries.append(
                         {
-                            "error": error_info(error),
+                            "error": error_info(error, wait),
                             "seconds": round(seconds, 6),
                             "wait": round(wait, 3),
                         }
@@ -190,15 +197,17 @@ def make_safe_call(
                 outcome = Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
         except (Exception, SystemExit) as exc:
             finished = clock()
+            pause = None
             if isinstance(exc, RetryableError) and exc.rate_limited:
                 # Whether or not this item is tried again, the others should wait too.
-                gate.pause(policy.wait_for(len(retries) + 1, exc), str(exc)[:120])
+                pause = policy.wait_for(len(retries) + 1, exc)
+                gate.pause(pause, str(exc)[:120])
             outcome = Outcome(
                 item.id,
                 "failed",
                 finished - started,
                 None,
-                error_info(exc),
+                error_info(exc, pause),
                 item.label,
                 started,
                 finished,
@@ -211,7 +220,89 @@ def make_safe_call(
                 return Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
         return outcome
 
+    def admit() -> bool:
+        """Wait until an item may start (the gate); False: the run is stopping."""
+        if gate.idle:
+            return True
+        try:
+            gate.enter()
+        except Stopped:
+            return False
+        return True
+
     if timeout is not None:
         call.overdue = overdue  # type: ignore[attr-defined]
         call.tick = min(timeout / 4, 0.25)  # type: ignore[attr-defined]
+    # For executors that run items in other processes (see ``runner.api.Executor``).
+    call.portable = Portable(run, policy, timeout, group.grace)  # type: ignore[attr-defined]
+    call.admit = admit  # type: ignore[attr-defined]
+    call.receive = lambda outcome: receive(outcome, gate)  # type: ignore[attr-defined]
     return call
+
+
+class Portable:
+    """The run's safe wrapper, for executors that run items in other processes.
+
+    Picklable when the task is (with ``spawn``, over a network): it carries the task's
+    ``run``, the retry policy, the timeout and the commands' grace, and each process
+    builds its own wrapper from them on first use (its own command group and rate-limit
+    gate; ``per_second`` and pauses for new items are kept by the driver, see
+    :meth:`Driver.admit`). Call it with a batch of items: it returns their outcomes with
+    ``started``/``finished`` as ``time.time()`` seconds, which :meth:`Driver.receive`
+    turns back into the driver's clock (machines' clocks differ; wall clocks agree).
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Item], Any],
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        grace: float = 5.0,
+    ) -> None:
+        self.run = run
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.grace = grace
+        self._call: Callable[[Item], Outcome] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_call": None}
+
+    def build(self) -> Callable[[Item], Outcome]:
+        """This process's safe wrapper (built once)."""
+        if self._call is None:
+            self._call = make_safe_call(
+                self.run, self.retry, Gate(), CommandGroup(grace=self.grace), self.timeout
+            )
+        return self._call
+
+    def __call__(self, items: list[Item]) -> list[Outcome]:
+        call = self.build()
+        offset = time.time() - time.perf_counter()
+        outcomes = [call(item) for item in items]
+        for outcome in outcomes:
+            outcome.started += offset
+            outcome.finished += offset
+        return outcomes
+
+
+def receive(outcome: Outcome, gate: Gate) -> Outcome:
+    """An outcome a :class:`Portable` returned, in this process's clock; its rate-limit
+    pauses that still run hold the ``gate`` (every start the driver hands out)."""
+    offset = time.time() - time.perf_counter()
+    outcome.started -= offset
+    outcome.finished -= offset
+    # Attempts ran one after another from ``started``: each pause ends ``wait`` after
+    # its attempt did.
+    now, at = time.perf_counter(), outcome.started
+    for retry in outcome.retries:
+        at += retry["seconds"]
+        pause = retry["error"].get("pause")
+        if pause is not None and at + pause > now:
+            gate.pause(at + pause - now, retry["error"]["message"][:120])
+        at += retry["wait"]
+    error = outcome.error or {}
+    pause = error.get("pause")
+    if pause is not None and outcome.finished + pause > now:
+        gate.pause(outcome.finished + pause - now, error["message"][:120])
+    return outcome
