@@ -1,41 +1,75 @@
-"""The executor contract suite: every executor passes the same behaviour tests."""
+"""The executor contract suite: every executor the registry knows passes the same tests.
+
+The executors come from the entry points (sequential, thread, process, dask and any
+installed third-party one), each set up and shut down as a run does. Tasks live in
+``tests/executor_tasks.py`` and observe through files, since an item may run in another
+process or on a Dask worker.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from runner.api import Executor, Item
+from runner import registry
+from runner.api import Executor, Item, Outcome, RunContext
+from runner.process import CommandGroup
 from runner.wrapper import make_safe_call
 from runner_plugins.executors import SequentialExecutor, ThreadExecutor
+from tests import executor_tasks as tasks
 
-EXECUTORS = {"sequential": SequentialExecutor, "thread": ThreadExecutor}
-
-
-@pytest.fixture(params=sorted(EXECUTORS))
-def executor(request: pytest.FixtureRequest) -> Executor:
-    executor: Executor = EXECUTORS[request.param]()
-    return executor
+NAMES = registry.names("executor")
 
 
-def items(count: int) -> Iterator[Item]:
+@pytest.fixture(scope="module")
+def dask_address() -> Iterator[str]:
+    """One local Dask cluster (two worker processes) for the module's dask tests."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=4, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture(params=NAMES)
+def executor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Executor]:
+    kwargs: dict[str, Any] = {}
+    if request.param == "dask":
+        kwargs["address"] = request.getfixturevalue("dask_address")
+    executor: Executor = registry.load_plugin("executor", request.param)(**kwargs)
+    setup = getattr(executor, "setup", None)
+    if setup is not None:
+        setup(RunContext(output_dir=tmp_path, config={}, parallel=8))
+    yield executor
+    executor.shutdown(wait=True, timeout=10)
+
+
+def items(count: int, **data: Any) -> Iterator[Item]:
     for index in range(count):
-        yield Item(str(index), {"index": index})
+        yield Item(str(index), {"index": index, **data})
+
+
+def run(
+    executor: Executor, task: Callable[[Item], Any], source: Any, parallel: int, **options: Any
+) -> list[Outcome]:
+    return list(executor.map(make_safe_call(task, **options), source, parallel))
 
 
 def test_exception_in_one_item_isolated(executor: Executor) -> None:
     """Items that raise fail alone; every other item still runs and succeeds."""
-
-    def task(item: Item) -> int:
-        if item["index"] % 7 == 0:
-            raise RuntimeError(f"bad {item.id}")
-        return int(item["index"])
-
-    outcomes = list(executor.map(make_safe_call(task), items(200), 8))
+    outcomes = run(executor, tasks.fail_every_seventh, items(200), 8)
     assert len(outcomes) == 200
     failed = {o.id for o in outcomes if o.status == "failed"}
     assert failed == {str(i) for i in range(0, 200, 7)}
@@ -45,84 +79,57 @@ def test_exception_in_one_item_isolated(executor: Executor) -> None:
     )
 
 
-def test_exact_counts_with_64_threads_and_10k_items(executor: Executor) -> None:
-    """Every one of 10k items yields exactly one outcome under 64 workers."""
-    calls = Counter[str]()
-    lock = threading.Lock()
-
-    def task(item: Item) -> None:
-        with lock:
-            calls[item.id] += 1
-        if item["index"] % 10 == 3:
-            raise ValueError("planned")
-
-    outcomes = list(executor.map(make_safe_call(task), items(10_000), 64))
+def test_exact_counts_with_64_workers_and_10k_items(executor: Executor, tmp_path: Path) -> None:
+    """Every one of 10k items runs once and yields exactly one outcome under 64 workers."""
+    calls = tmp_path / "calls"
+    outcomes = run(executor, tasks.note_call, items(10_000, calls=str(calls)), 64)
     seen = Counter(o.id for o in outcomes)
     assert len(seen) == 10_000 and set(seen.values()) == {1}
-    assert set(calls.values()) == {1} and len(calls) == 10_000
-    statuses = Counter(o.status for o in outcomes)
-    assert statuses == {"ok": 9_000, "failed": 1_000}
+    ran = Counter(calls.read_text().split())
+    assert len(ran) == 10_000 and set(ran.values()) == {1}
+    assert Counter(o.status for o in outcomes) == {"ok": 9_000, "failed": 1_000}
 
 
-def test_bounded_in_flight_with_a_million_item_generator(executor: Executor) -> None:
-    """Items are pulled lazily: the gap between pulled and finished stays small."""
+def test_bounded_in_flight_with_a_long_generator(executor: Executor) -> None:
+    """Items are pulled lazily: the gap between pulled and finished stays bounded."""
+    count = 1_000_000 if isinstance(executor, SequentialExecutor | ThreadExecutor) else 100_000
     pulled = 0
     parallel = 6
 
     def source() -> Iterator[Item]:
         nonlocal pulled
-        for index in range(1_000_000):
+        for index in range(count):
             pulled += 1
             yield Item(str(index))
 
     consumed = 0
     widest = 0
-    for _ in executor.map(make_safe_call(lambda item: None), source(), parallel):
+    for _ in executor.map(make_safe_call(tasks.nothing), source(), parallel):
         consumed += 1
         widest = max(widest, pulled - consumed)
-    assert consumed == 1_000_000
+    assert consumed == count
     if isinstance(executor, ThreadExecutor):
         # A chunk per worker, a full queue of batches, and the batch being yielded.
         queued = parallel * (executor.queue_factor + 1) + 1
         assert 0 < widest <= queued * executor.max_chunk
-    else:
+    elif isinstance(executor, SequentialExecutor):
         assert widest <= 1
+    else:
+        # Whatever the executor's batching, a bound far below the source's length.
+        assert 0 < widest <= count // 10
 
 
 def test_order_independence(executor: Executor) -> None:
     """Outcomes may arrive in any order, yet each item's result is its own."""
-
-    def task(item: Item) -> int:
-        time.sleep(0.001 * (item["index"] % 5))
-        return int(item["index"]) ** 2
-
-    outcomes = list(executor.map(make_safe_call(task), items(60), 6))
+    outcomes = run(executor, tasks.square_after_a_while, items(60), 6)
     assert {o.id: o.result for o in outcomes} == {str(i): i * i for i in range(60)}
 
 
-def test_parallel_workers_overlap(executor: Executor) -> None:
-    """The thread executor runs items at once; the sequential one one at a time."""
-    parties = 4 if isinstance(executor, ThreadExecutor) else 1
-    # The first 4 items wait for each other: they only get through if 4 run at once
-    # (each worker's first chunk is one item).
-    barrier = threading.Barrier(parties)
-    active = 0
-    most = 0
-    lock = threading.Lock()
-
-    def task(item: Item) -> None:
-        nonlocal active, most
-        with lock:
-            active += 1
-            most = max(most, active)
-        if item["index"] < 4:
-            barrier.wait(timeout=30)
-        with lock:
-            active -= 1
-
-    outcomes = list(executor.map(make_safe_call(task), items(24), 4))
-    assert [o.status for o in outcomes] == ["ok"] * 24
-    assert most == parties
+def test_parallel_workers_overlap(executor: Executor, tmp_path: Path) -> None:
+    """Executors with workers run items at once (the first 4 wait for each other)."""
+    parties = 1 if isinstance(executor, SequentialExecutor) else 4
+    outcomes = run(executor, tasks.meet, items(24, folder=str(tmp_path), parties=parties), 4)
+    assert [o.status for o in outcomes] == ["ok"] * 24, [o.error for o in outcomes if o.error]
 
 
 def test_source_error_propagates_after_running_items(executor: Executor) -> None:
@@ -134,24 +141,168 @@ def test_source_error_propagates_after_running_items(executor: Executor) -> None
 
     seen = []
     with pytest.raises(ValueError, match="line 51"):
-        for outcome in executor.map(make_safe_call(lambda item: None), source(), 4):
+        for outcome in executor.map(make_safe_call(tasks.nothing), source(), 4):
             seen.append(outcome.id)
     assert sorted(seen, key=int) == [str(i) for i in range(50)]
 
 
 def test_keyboard_interrupt_in_a_task_stops_the_map(executor: Executor) -> None:
     """Ctrl-C raised inside a task reaches the caller instead of being swallowed."""
-
-    def task(item: Item) -> None:
-        if item["index"] == 5:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        list(executor.map(make_safe_call(task), items(1000), 4))
+        run(executor, tasks.interrupt_at_five, items(1000), 4)
 
 
 def test_empty_and_single_item_sources(executor: Executor) -> None:
     """No items yields nothing; one item runs once."""
-    assert list(executor.map(make_safe_call(lambda item: 1), items(0), 8)) == []
-    [only] = executor.map(make_safe_call(lambda item: 1), items(1), 8)
+    assert run(executor, tasks.one, items(0), 8) == []
+    [only] = run(executor, tasks.one, items(1), 8)
     assert only.result == 1 and only.id == "0"
+
+
+# The fault-injection cases of the reliability work, as every executor must take them.
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids of live processes (not zombies) whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Iterator[str]:
+    """A text the test's commands carry; whatever still carries it at the end is killed
+    (a grandchild that escaped its group with setsid is out of runner's reach)."""
+    text = f"contract-{tmp_path.name}"
+    yield text
+    for pid in _processes_mentioning(text):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_faults_each_fail_their_own_item(executor: Executor, marker: str) -> None:
+    """A raising, a hanging (its grandchild escaped the group and holds the pipes), a
+    self-killed (SIGKILL, SIGSEGV) and a loud command each end alone; the timeout holds."""
+    python = sys.executable
+    hang = (
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', sys.argv[1]],"
+        " start_new_session=True)\n"
+        "time.sleep(60)\n"
+    )
+    argvs = {
+        "ok": [python, "-c", "pass"],
+        "exit3": [python, "-c", "raise SystemExit(3)"],
+        "hang": [python, "-c", hang, marker],
+        "sigkill": [python, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+        "sigsegv": [python, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"],
+        "loud": [python, "-c", "import sys; sys.stdout.write('x' * 3_000_000)"],
+    }
+    source = [Item(name, {"index": i, "argv": a}) for i, (name, a) in enumerate(argvs.items())]
+    started = time.monotonic()
+    outcomes = run(executor, tasks.command, source, 3, timeout=2.0)
+    took = time.monotonic() - started
+    assert {o.id: o.status for o in outcomes} == {
+        "ok": "ok",
+        "exit3": "failed",
+        "hang": "failed",
+        "sigkill": "failed",
+        "sigsegv": "failed",
+        "loud": "ok",
+    }
+    errors = {o.id: (o.error or {}).get("message", "") for o in outcomes}
+    assert "exit code 3" in errors["exit3"] and "exit code -9" in errors["sigkill"]
+    assert "exit code -11" in errors["sigsegv"] and "timed out" in errors["hang"]
+    # The escaped grandchild holds the hanging command's pipes for 60 s.
+    assert took < 45
+
+
+def test_kill_stops_running_commands(executor: Executor, tmp_path: Path, marker: str) -> None:
+    """shutdown + kill (an interrupted run) ends the map soon, with no command left."""
+    pids = tmp_path / "pids"
+    script = (
+        f"import os, time\nopen({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n')\ntime.sleep(60)\n"
+    )
+    group = CommandGroup(grace=1.0)
+    source = items(8, argv=[sys.executable, "-c", script, marker])
+    outcomes = executor.map(make_safe_call(tasks.command, group=group), source, 4)
+    got: list[Outcome] = []
+    collector = threading.Thread(target=lambda: got.extend(outcomes), daemon=True)
+    collector.start()
+    deadline = time.monotonic() + 60
+    while len(pids.read_text().split() if pids.exists() else []) < 1:
+        assert time.monotonic() < deadline, "no command started"
+        time.sleep(0.05)
+    executor.shutdown(wait=False, timeout=5)
+    group.stop()
+    executor.kill()
+    collector.join(30)
+    assert not collector.is_alive(), "map went on after kill"
+    assert all(o.status in ("skipped", "failed") for o in got)
+    commands = [int(pid) for pid in pids.read_text().split()]
+    deadline = time.monotonic() + 10
+    while _processes_mentioning(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_mentioning(marker) == [], f"left running: {commands}"
+
+
+def test_the_contract_covers_every_registered_executor() -> None:
+    """The built-in executors are registered, so none escapes this suite."""
+    assert {"sequential", "thread", "process", "dask"} <= set(NAMES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_a_real_run_with_each_executor(
+    name: str, signum: int, tmp_path: Path, marker: str
+) -> None:
+    """``python -m runner executor=NAME`` stops on Ctrl-C / SIGTERM: exit 128 + signal,
+    summary.json says interrupted, every finished item is in the journal, no command left."""
+    run_dir = tmp_path / "run"
+    script = tmp_path / "item.py"
+    script.write_text("import sys, time\ntime.sleep(0.2 if int(sys.argv[1]) < 4 else 60)\n")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "runner", f"executor={name}", "source.count=40",
+            "task=shell", f"task.command=[{sys.executable},{script},'{{index}}',{marker}]",
+            "parallel=4", "postprocessor=none", "progress=off", f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        journal = run_dir / "results.jsonl"
+        deadline = time.monotonic() + 90
+        finished = 0
+        while finished < 4 or not _processes_mentioning(marker):
+            finished = len(journal.read_text().splitlines()) if journal.exists() else 0
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the commands never started"
+            time.sleep(0.1)
+        proc.send_signal(signum)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signum, output
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert {r["id"] for r in records} >= {"0", "1", "2", "3"}
+    assert len(records) == len({r["id"] for r in records}) < 40
+    deadline = time.monotonic() + 10
+    while _processes_mentioning(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_mentioning(marker) == []
