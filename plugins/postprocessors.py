@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import heapq
-from collections import Counter
 from collections.abc import Iterable
 
 from loguru import logger
 
-from runner.api import Outcome, PostProcessor, RunContext, atomic_write_text, printable
+from runner.api import SLOWEST, Outcome, PostProcessor, RunContext, atomic_write_text, printable
 
 
 class NoPostProcessor(PostProcessor):
@@ -19,30 +17,23 @@ class NoPostProcessor(PostProcessor):
 
 
 class SummaryReport(PostProcessor):
-    """Writes summary.md: the counts, the slowest items and the failures by error type."""
+    """Writes summary.md: the counts, the slowest items and the failures by error type.
+
+    Its figures are the run's (``summary.json``, gathered as items finished): it does
+    not read the journal again.
+    """
 
     def __init__(self, top: int = 5) -> None:
-        if top < 0:
-            raise ValueError(f"top={top!r} must be >= 0 (0 lists no slowest items)")
+        if not 0 <= top <= SLOWEST:
+            raise ValueError(
+                f"top={top!r} must be between 0 and {SLOWEST} (0 lists no slowest items)"
+            )
         self.top = top
 
     def __call__(self, outcomes: Iterable[Outcome], context: RunContext) -> None:
-        slowest: list[tuple[float, str]] = []
-        errors: Counter[str] = Counter()
-        examples: dict[str, str] = {}
-        for outcome in outcomes:
-            entry = (outcome.seconds, outcome.id)
-            if len(slowest) < self.top:
-                heapq.heappush(slowest, entry)
-            elif slowest and entry > slowest[0]:
-                heapq.heapreplace(slowest, entry)
-            if outcome.status != "ok" and outcome.error:
-                kind = outcome.error.get("type", "Error")
-                errors[kind] += 1
-                examples.setdefault(
-                    kind, printable(f"{outcome.id}: {outcome.error.get('message', '')}", 200)
-                )
         s = context.summary
+        slowest = s.get("slowest", [])[: self.top]
+        errors = s.get("failures_by_type", {})
         lines = [
             f"# Run summary: task {s.get('task')!s}",
             "",
@@ -54,12 +45,12 @@ class SummaryReport(PostProcessor):
         ]
         if slowest:
             lines += ["", f"## Slowest {len(slowest)} items", ""]
-            lines += [
-                f"- {printable(iid)}: {secs:.3f}s" for secs, iid in sorted(slowest, reverse=True)
-            ]
+            lines += [f"- {printable(e['id'])}: {e['seconds']:.3f}s" for e in slowest]
         if errors:
             lines += ["", "## Failures by error type", ""]
-            for kind, count in errors.most_common():
-                lines.append(f"- {kind}: {count} (e.g. {examples[kind]})")
-                logger.warning(f"{count} item(s) failed with {kind}, e.g. {examples[kind]}")
+            for kind, entry in errors.items():
+                lines.append(f"- {kind}: {entry['count']} (e.g. {entry['example']})")
+                logger.warning(
+                    f"{entry['count']} item(s) failed with {kind}, e.g. {entry['example']}"
+                )
         atomic_write_text(context.output_dir / "summary.md", "\n".join(lines) + "\n")

@@ -243,9 +243,11 @@ from runner.files import atomic_write_json, atomic_write_text, leftover_temp_fil
 from runner.labels import printable  # noqa: E402
 from runner.process import CommandResult, CommandsStopped, run_command  # noqa: E402
 from runner.ratelimits import detect_rate_limit  # noqa: E402
+from runner.tally import SLOWEST  # noqa: E402
 from runner.templates import fill_template, template_fields  # noqa: E402
 
 __all__ += [
+    "SLOWEST",
     "CommandResult",
     "CommandsStopped",
     "atomic_write_json",

@@ -24,6 +24,7 @@ from runner.policies import Gate
 from runner.process import CommandGroup
 from runner.progress import Progress
 from runner.settings import Settings
+from runner.tally import Tally
 from runner.wrapper import make_safe_call
 
 DRY_RUN_SHOWN = 10
@@ -156,6 +157,7 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
     if previous is not None and previous.resolve() != output_dir.resolve():
         journal.copy(done_before.values())
     progress = Progress(total, settings.progress)
+    tally = Tally()
     clock_offset = time.time() - time.perf_counter()
     first_start = float("inf")
     last_finish = 0.0
@@ -192,6 +194,10 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
             journal.flush()
             last_flush = last_finish
         progress.update(outcome)
+        if outcome.seconds > tally.floor:
+            tally.slow(outcome)
+        if outcome.status != "ok":
+            tally.failure(outcome)
         if halt.active and halted is None and outcome.status == "failed":
             if halt.reached(progress.failed, progress.done, total):
                 halted = f"{progress.failed} failure(s) reached halt.on_failures"
@@ -274,6 +280,7 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
         "items_per_second": round(done / wall, 3) if wall > 0 else 0.0,
         "started_at": _iso(first_start + clock_offset) if done else None,
         "finished_at": _iso(last_finish + clock_offset) if done else None,
+        **tally.figures(),
     }
     context.summary = summary
     try:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, RunCli, process_running
+from runner import registry
+from tests.conftest import REPO, CliResult, RunCli, process_running
 
 
 def test_sleep_run_leaves_log_journal_and_summary(run_cli: RunCli) -> None:
@@ -58,23 +59,42 @@ def test_summary_top_0_lists_no_slowest_items(run_cli: RunCli) -> None:
     assert "| 3 | 3 | 0 |" in report and "Slowest" not in report
 
 
-def test_a_negative_summary_top_is_a_usage_error(run_cli: RunCli) -> None:
-    result = run_cli("source.count=3", "postprocessor.top=-1")
+@pytest.mark.parametrize("top", ["-1", "11"])
+def test_a_summary_top_out_of_range_is_a_usage_error(run_cli: RunCli, top: str) -> None:
+    """summary.md lists at most the 10 slowest items summary.json keeps."""
+    result = run_cli("source.count=3", f"postprocessor.top={top}")
     assert result.returncode == 2, result.output
-    assert "top=-1 must be >= 0" in result.output and "Traceback" not in result.output
+    assert f"top={top} must be between 0 and 10" in result.output
+    assert "Traceback" not in result.output
     assert not (result.run_dir / "results.jsonl").exists()
 
 
-def test_same_items_fail_under_every_executor(run_cli: RunCli) -> None:
-    """The seeded failures are the same items with the thread and sequential executors."""
+@pytest.mark.parametrize("executor", [n for n in registry.names("executor") if n != "thread"])
+def test_same_items_fail_under_every_executor(run_cli: RunCli, executor: str) -> None:
+    """The seeded failures are the same items with every executor as with threads."""
     args = ("source.count=60", "task.seconds=0", "task.fail_rate=0.2", "task.seed=5")
     threaded = run_cli("parallel=6", *args)
-    sequential = run_cli("executor=sequential", *args)
+    other = run_cli("parallel=6", f"executor={executor}", *args)
 
-    def failed(result: object) -> set[str]:
-        return {r["id"] for r in result.results() if r["status"] == "failed"}  # type: ignore[attr-defined]
+    def ids(result: CliResult, status: str) -> set[str]:
+        return {r["id"] for r in result.results() if r["status"] == status}
 
-    assert failed(threaded) == failed(sequential) != set()
+    assert other.returncode == threaded.returncode == 1, other.output
+    assert ids(threaded, "failed") == ids(other, "failed") != set()
+    assert ids(threaded, "ok") == ids(other, "ok") and len(ids(other, "ok")) > 30
+
+
+def test_summary_json_has_the_slowest_items_and_the_failures_by_type(run_cli: RunCli) -> None:
+    """The figures summary.md shows are in summary.json, gathered as items finished."""
+    result = run_cli("parallel=3", "source.count=30", "task.seconds=0.01", "task.fail_rate=0.3")
+    records, summary = result.results(), result.summary()
+    failed = [r for r in records if r["status"] == "failed"]
+    assert summary["failures_by_type"]["TaskFailure"]["count"] == len(failed) > 0
+    assert summary["failures_by_type"]["TaskFailure"]["example"].split(":")[0] in {
+        r["id"] for r in failed
+    }
+    slowest = sorted(records, key=lambda r: r["seconds"], reverse=True)[:10]
+    assert [e["seconds"] for e in summary["slowest"]] == [r["seconds"] for r in slowest]
 
 
 def test_dry_run_lists_items_and_writes_no_results(run_cli: RunCli, tmp_path: Path) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from runner import journal as journal_module
 from runner.api import Outcome
 from runner.journal import Journal, JournalOutcomes
 
@@ -40,3 +45,27 @@ def test_unserialisable_result_is_kept_as_text(tmp_path: Path) -> None:
     journal.close()
     [outcome] = JournalOutcomes(tmp_path / "results.jsonl")
     assert outcome.result["tags"] == ["x"] and "object" in outcome.result["when"]
+
+
+@pytest.mark.parametrize(
+    "result",
+    [None, "", "x\n\"é\u2028\x00", 5, -3, 2**70, True, False, 1.5, float("nan"), float("inf"),
+     [1, {"a": None}], {"k": (1, 2)}, {3, 4}, Path("/p"), object()],
+)  # fmt: skip
+@pytest.mark.parametrize("seconds", [0.0, 1.2e-6, 1.23456789e-3, 12345.6789])
+def test_a_success_line_has_the_bytes_of_the_generic_encoder(result: Any, seconds: float) -> None:
+    """The fast success line is byte for byte what the record's JSON encoding gives."""
+    outcome = Outcome('id "\x01é', "ok", seconds, result)
+    record = {"id": outcome.id, "status": "ok", "seconds": round(seconds, 6), "result": result}
+    expected = json.JSONEncoder(ensure_ascii=False, default=journal_module._fallback).encode(record)
+    assert journal_module.success_line(outcome) == expected + "\n"
+    assert json.loads(journal_module.success_line(outcome))["id"] == outcome.id
+
+
+def test_a_result_json_cannot_hold_is_journaled_as_its_text(tmp_path: Path) -> None:
+    """A result with non-text keys takes the record's path and is kept as its repr."""
+    j = Journal(tmp_path / "results.jsonl")
+    j.write(Outcome("a", "ok", 0.1, {(1, 2): "tuple key"}))
+    j.close()
+    [record] = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert record["result"] == repr({(1, 2): "tuple key"}) and record["status"] == "ok"
