@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,24 @@ CONFIG_PACKAGE = "runner_conf"
 
 # Exit codes of the jobs this process ran (one for a run, one per job for a multirun).
 _job_codes: list[int] = []
+# HYDRA_FULL_ERROR as the user set it (None: unset), before main() sets it for Hydra.
+_users_full_error: str | None = None
+
+
+@contextlib.contextmanager
+def _users_environment() -> Iterator[None]:
+    """Within a job, HYDRA_FULL_ERROR is the user's again, so commands inherit the
+    user's environment; Hydra reads it only for errors outside jobs."""
+    ours = os.environ.pop("HYDRA_FULL_ERROR", None)
+    if _users_full_error is not None:
+        os.environ["HYDRA_FULL_ERROR"] = _users_full_error
+    try:
+        yield
+    finally:
+        if ours is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = ours
 
 
 def _register_hydra_plugins() -> None:
@@ -38,7 +58,7 @@ def _register_hydra_plugins() -> None:
 def one_line(exc: BaseException) -> str:
     """A user-facing, one-line account of a config or plugin error."""
     from hydra.errors import MissingConfigException
-    from omegaconf.errors import OmegaConfBaseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
     chain: list[BaseException] = []
     seen: BaseException | None = exc
@@ -67,7 +87,7 @@ def one_line(exc: BaseException) -> str:
             key = getattr(err, "full_key", "") or getattr(err, "key", "")
             parent = getattr(err, "parent_node", None)
             text = str(err).splitlines()[0]
-            if "not in struct" in str(err) or ("Key '" in text and "not" in text):
+            if isinstance(err, ConfigAttributeError | ConfigKeyError):
                 valid = ""
                 if parent is not None and hasattr(parent, "keys"):
                     valid = ", ".join(k for k in parent.keys() if k != "defaults")
@@ -80,6 +100,11 @@ def one_line(exc: BaseException) -> str:
 
 def _run_job(cfg: Any) -> int:
     """One Hydra job: never raises, so a multirun always reaches its end."""
+    with _users_environment():
+        return _job(cfg)
+
+
+def _job(cfg: Any) -> int:
     from hydra.core.hydra_config import HydraConfig
 
     from runner import logs
@@ -150,6 +175,8 @@ def main() -> None:
     logs.configure_console()
     # Let exceptions reach us rather than Hydra's printer, which exits with 1 and a
     # multi-line report; we print one line and exit with our documented codes.
+    global _users_full_error
+    _users_full_error = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
     _register_hydra_plugins()
 

@@ -327,3 +327,27 @@ def test_progress_bar_mode_keeps_item_lines_in_the_log(run_cli: RunCli) -> None:
     assert "100%" in result.stderr and "30/30" in result.stderr
     assert "-> OK" not in result.output
     assert "[30/30] " in (result.run_dir / "runner.log").read_text()
+
+
+@pytest.mark.parametrize("users", [None, "0"])
+def test_commands_get_the_users_environment(
+    run_cli: RunCli, tmp_path: Path, users: str | None
+) -> None:
+    """runner sets HYDRA_FULL_ERROR for itself; the commands it runs see the user's value."""
+    seen = tmp_path / "seen"
+    script = tmp_path / "env.py"
+    script.write_text(
+        f"import os\nopen({str(seen)!r}, 'w').write(repr(os.environ.get('HYDRA_FULL_ERROR')))\n"
+    )
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    if users is not None:
+        env["HYDRA_FULL_ERROR"] = users
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "task=shell", f"task.command=[{sys.executable},{script}]",
+         "source.count=1", f"hydra.run.dir={run_dir}"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert seen.read_text() == repr(users)
