@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from runner import signals
 from runner.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, sweep_exit_code
-from runner.logs import logger
 
 CONFIG_PACKAGE = "runner_conf"
 

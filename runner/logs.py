@@ -3,119 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import os
 import sys
-import types
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO
 
-if TYPE_CHECKING:
-    from loguru import Logger
-
-
-def _import_loguru() -> Logger:
-    # Imported, loguru builds a stderr sink (unless LOGURU_AUTOINIT is false) that runner
-    # replaces at once: skip building it, a few ms of every start-up. The variable is put
-    # back so that the commands runner starts see the user's environment.
-    saved = os.environ.get("LOGURU_AUTOINIT")
-    os.environ["LOGURU_AUTOINIT"] = "False"
-    deferred = _defer_asyncio()
-    try:
-        from loguru import logger
-    except (ImportError, AttributeError):
-        if not deferred:
-            raise
-        # A loguru this code does not know: import it exactly as it comes.
-        for name in [m for m in sys.modules if m == "loguru" or m.startswith("loguru.")]:
-            del sys.modules[name]
-        from loguru import logger
-    finally:
-        if saved is None:
-            del os.environ["LOGURU_AUTOINIT"]
-        else:
-            os.environ["LOGURU_AUTOINIT"] = saved
-    return logger
-
-
-def _defer_asyncio() -> bool:
-    """Let loguru import without asyncio; True if that was arranged.
-
-    loguru's ``_asyncio_loop`` imports asyncio (and with it ssl: some 20 ms of every
-    start-up) only to find the running event loop when a coroutine is used as a sink.
-    This stand-in has the same two functions and imports asyncio on first use; with no
-    asyncio imported yet there can be no running loop, so nothing is lost. Should a later
-    loguru want more of that module at import, it is imported as it comes.
-    tests/test_logs.py checks that coroutine sinks still work and that asyncio stays out.
-    """
-    name = "loguru._asyncio_loop"
-    if "asyncio" in sys.modules or "loguru" in sys.modules or name in sys.modules:
-        return False
-    module = types.ModuleType(name, "runner's lazy stand-in for loguru._asyncio_loop")
-
-    def get_running_loop() -> Any:
-        import asyncio
-
-        return asyncio.get_running_loop()
-
-    def get_task_loop(task: Any) -> Any:
-        return task.get_loop()
-
-    module.get_running_loop = get_running_loop  # type: ignore[attr-defined]
-    module.get_task_loop = get_task_loop  # type: ignore[attr-defined]
-    sys.modules[name] = module
-    return True
-
-
-logger = _import_loguru()
-
-
-class _LibraryFolders(Sequence[str]):
-    """loguru's list of library folders, computed when an exception is first formatted.
-
-    Every ``logger.add()`` builds an exception formatter, which asks sysconfig for the
-    folders of every install scheme (~4 ms, spent at every start-up although most runs
-    format no exception). They are only read to tell library frames from the user's in a
-    traceback, so they are computed then, once per process. Calling the list returns it:
-    it stands in for loguru's static method ``ExceptionFormatter._get_lib_dirs``.
-    """
-
-    def __init__(self, compute: Callable[[], list[str]]) -> None:
-        self._compute = compute
-
-    def __call__(self) -> _LibraryFolders:
-        return self
-
-    @functools.cached_property
-    def _folders(self) -> list[str]:
-        return list(self._compute())
-
-    def __getitem__(self, index: Any) -> Any:
-        return self._folders[index]
-
-    def __len__(self) -> int:
-        return len(self._folders)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._folders)
-
-
-def _defer_library_folders() -> None:
-    # Guarded: if loguru's internals change, sinks are merely as slow as before.
-    try:
-        from loguru._better_exceptions import ExceptionFormatter
-
-        compute = ExceptionFormatter.__dict__["_get_lib_dirs"].__func__
-        if not isinstance(compute, _LibraryFolders):
-            folders = staticmethod(_LibraryFolders(compute))
-            ExceptionFormatter._get_lib_dirs = folders  # type: ignore[method-assign,assignment]
-    except (ImportError, AttributeError, KeyError, TypeError):
-        pass
-
-
-_defer_library_folders()
+from loguru import logger
 
 CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"

@@ -1,19 +1,21 @@
-"""runner.logs: loguru set up without its costly start-up parts, and still complete.
-
-Each test runs in a fresh interpreter: what matters is what importing runner.logs does to
-a process that has not imported asyncio or loguru yet (pytest itself has).
-"""
+"""runner.logs: loguru as it comes, to the console and to each run's runner.log."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+from loguru import logger
 
-def run_python(code: str, cwd: Path) -> dict:
+from runner import logs
+
+
+def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         cwd=cwd,
@@ -22,134 +24,73 @@ def run_python(code: str, cwd: Path) -> dict:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done
 
 
-def test_importing_runner_logs_does_not_import_asyncio(tmp_path: Path) -> None:
-    found = run_python(
+def test_loguru_is_imported_as_it_comes(tmp_path: Path) -> None:
+    """No module of loguru's is replaced and its environment variable is left alone."""
+    done = run_python(
         """
-        import json, sys
-        from runner.logs import logger, add_run_log, remove_run_log
-        from pathlib import Path
-        sink = add_run_log(Path("."))
-        logger.info("hello from the run")
-        remove_run_log(sink)
-        print(json.dumps({"asyncio": "asyncio" in sys.modules, "ssl": "ssl" in sys.modules}))
-        """,
-        tmp_path,
-    )
-    assert found == {"asyncio": False, "ssl": False}
-    assert "hello from the run" in (tmp_path / "runner.log").read_text()
-
-
-def test_a_coroutine_sink_still_receives_messages(tmp_path: Path) -> None:
-    found = run_python(
-        """
-        import asyncio, json
-        from runner.logs import logger
-        received = []
-
-        async def sink(message):
-            await asyncio.sleep(0)
-            received.append(message.record["message"])
-
-        async def main():
-            sink_id = logger.add(sink, format="{message}")
-            logger.info("one")
-            logger.info("two")
-            await logger.complete()
-            logger.remove(sink_id)
-
-        asyncio.run(main())
-        print(json.dumps({"received": received}))
-        """,
-        tmp_path,
-    )
-    assert found == {"received": ["one", "two"]}
-
-
-def test_tracebacks_still_tell_library_frames_from_the_users(tmp_path: Path) -> None:
-    """The library folders, computed late, are the ones loguru would have computed."""
-    found = run_python(
-        """
-        import json, sys, sysconfig, os
-        from pathlib import Path
-        from runner.logs import logger, add_run_log, remove_run_log
-        from loguru._better_exceptions import ExceptionFormatter
-        formatter = ExceptionFormatter()
-        schemes = sysconfig.get_scheme_names()
-        names = ["stdlib", "platstdlib", "platlib", "purelib"]
-        paths = {sysconfig.get_path(n, s) for s in schemes for n in names}
-        expected = [os.path.abspath(p).lower() + os.sep for p in paths if p in sys.path]
-        sink = add_run_log(Path("."))
-        def users_function():
-            return json.loads("{not json")
-        try:
-            users_function()
-        except ValueError:
-            logger.exception("parsing failed")
-        remove_run_log(sink)
-        print(json.dumps({
-            "folders": sorted(formatter._lib_dirs),
-            "expected": sorted(expected),
-            "users_file_is_mine": formatter._is_file_mine(os.path.abspath("x.py")),
-            "json_is_mine": formatter._is_file_mine(json.__file__),
-        }))
-        """,
-        tmp_path,
-    )
-    assert found["folders"] == found["expected"]
-    assert found["folders"], "no library folder found on sys.path"
-    assert found["users_file_is_mine"] is True
-    assert found["json_is_mine"] is False
-    log = (tmp_path / "runner.log").read_text()
-    assert "parsing failed" in log
-    assert "users_function" in log
-    assert "JSONDecodeError" in log
-
-
-def test_with_asyncio_already_imported_loguru_is_imported_as_it_comes(tmp_path: Path) -> None:
-    found = run_python(
-        """
-        import asyncio, json, sys
+        import json, os, sys
         import runner.logs
-        module = sys.modules["loguru._asyncio_loop"]
-        print(json.dumps({"real": getattr(module, "__file__", None) is not None}))
+        import loguru._asyncio_loop as loop
+        print(json.dumps({"loop": loop.__file__, "env": os.environ.get("LOGURU_AUTOINIT")}))
         """,
         tmp_path,
     )
-    assert found == {"real": True}
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["loop"] and found["loop"].endswith(os.path.join("loguru", "_asyncio_loop.py"))
+    assert found["env"] is None
 
 
-def test_a_loguru_that_wants_more_of_asyncio_loop_is_imported_as_it_comes(
-    tmp_path: Path,
+def test_the_console_gets_runners_and_the_stdlibs_messages_once(tmp_path: Path) -> None:
+    """configure_console replaces loguru's default sink; stdlib records are routed to it."""
+    done = run_python(
+        """
+        import logging
+        from runner import logs
+        logs.configure_console("INFO")
+        logs.configure_console("INFO")
+        logs.logger.info("from runner")
+        logging.getLogger("a.library").warning("from a library")
+        logs.logger.bind(file_only=True).info("only in runner.log")
+        """,
+        tmp_path,
+    )
+    assert done.stderr.count("from runner") == 1
+    assert done.stderr.count("from a library") == 1
+    assert "only in runner.log" not in done.stderr
+
+
+def test_runner_log_holds_the_traceback_the_console_does_not(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """Should loguru's internals change, runner falls back to a plain import."""
-    fake = tmp_path / "site" / "loguru"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text(
-        "from ._asyncio_loop import get_running_loop, a_later_addition\n"
-        "logger = 'the fake loguru logger'\n"
-    )
-    (fake / "_asyncio_loop.py").write_text(
-        "def get_running_loop():\n    pass\n\ndef a_later_addition():\n    pass\n"
-    )
-    code = textwrap.dedent(
-        """
-        import json, sys
-        sys.path.insert(0, sys.argv[1])
-        import runner.logs
-        module = sys.modules["loguru._asyncio_loop"]
-        print(json.dumps({"logger": runner.logs.logger,
-                          "real": getattr(module, "__file__", None) is not None}))
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "site")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"logger": "the fake loguru logger", "real": True}
+    """error_with_traceback: one line on the console, the traceback in runner.log."""
+    sink = logs.add_run_log(tmp_path)
+
+    def users_function() -> None:
+        json.loads("{not json")
+
+    try:
+        users_function()
+    except ValueError as exc:
+        logs.error_with_traceback("parsing failed", exc)
+    logs.remove_run_log(sink)
+    logger.info("after the run")
+    log = (tmp_path / "runner.log").read_text()
+    assert "parsing failed" in log and "users_function" in log and "JSONDecodeError" in log
+    assert "after the run" not in log
+    console = capfd.readouterr().err
+    assert "parsing failed" in console and "users_function" not in console
+
+
+def test_a_run_log_that_cannot_be_written_turns_itself_off(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A failed write (disk full) costs one line on stderr, not a traceback per message."""
+    sink = logs.RunLog(tmp_path / "runner.log")
+    sink._fh = open("/dev/full", "w", encoding="utf-8")
+    sink.write("first\n")
+    sink.write("second\n")
+    err = capfd.readouterr().err
+    assert err.count("cannot write") == 1 and "Traceback" not in err
