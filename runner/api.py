@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
+    "CONTRACTS",
     "GROUPS",
     "BadInput",
     "Executor",
@@ -38,14 +39,6 @@ __all__ = [
     "Task",
     "TaskFailure",
 ]
-
-#: Config group name -> entry-point group name.
-GROUPS: dict[str, str] = {
-    "source": "runner.sources",
-    "task": "runner.tasks",
-    "executor": "runner.executors",
-    "postprocessor": "runner.postprocessors",
-}
 
 
 class Item:
@@ -235,6 +228,19 @@ class PostProcessor(ABC):
 
     @abstractmethod
     def __call__(self, outcomes: Iterable[Outcome], context: RunContext) -> None: ...
+
+
+#: Config group name -> the contract its plugins fulfil (they must implement its
+#: abstract methods), in the order a run sets them up. Each group's entry-point group
+#: is ``runner.<group>s``: see GROUPS.
+CONTRACTS: dict[str, type] = {
+    "source": Source,
+    "task": Task,
+    "executor": Executor,
+    "postprocessor": PostProcessor,
+}
+#: Config group name -> entry-point group name.
+GROUPS: dict[str, str] = {group: f"runner.{group}s" for group in CONTRACTS}
 
 
 # Helpers plugins may use; they live in their own modules and are re-exported here so

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import entrypoints
-from runner.api import GROUPS
+from runner.api import CONTRACTS, GROUPS
 from runner.errors import PluginError
 
 # Annotations OmegaConf can validate; anything else becomes Any (accepted as given).
@@ -105,19 +105,11 @@ def find(group: str, name: str) -> PluginSpec:
     return options[0]
 
 
-_CONTRACTS: dict[str, tuple[str, ...]] = {
-    "source": ("__iter__",),
-    "task": ("run",),
-    "executor": ("map",),
-    "postprocessor": ("__call__",),
-}
-
-
 def contract_problem(group: str, cls: Any) -> str | None:
     """Why ``cls`` cannot serve as a plugin of ``group``, or None when it can."""
     if not inspect.isclass(cls):
         return f"it is a {type(cls).__name__}, not a class"
-    for method in _CONTRACTS[group]:
+    for method in sorted(getattr(CONTRACTS[group], "__abstractmethods__", ())):
         if not callable(getattr(cls, method, None)):
             return f"class {cls.__name__} has no {method}() method, which a {group} must have"
     if inspect.isabstract(cls):
@@ -225,11 +217,3 @@ def schema_for(name: str, cls: type) -> type:
             else:
                 fields.append((param.name, annotation, _default_for(param.default)))
     return dataclasses.make_dataclass(f"{cls.__name__}Config", fields)
-
-
-def constructor_params(cls: type) -> set[str] | None:
-    """Keyword parameters ``cls`` accepts, or None when it takes ``**kwargs``."""
-    params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return None
-    return {n for n in params if n != "self"}

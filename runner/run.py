@@ -36,18 +36,9 @@ def build(group: str, settings: Settings) -> Any:
     """Construct the selected plugin of ``group`` from its config parameters."""
     name = settings.name(group)
     cls = registry.load_plugin(group, name)
-    params = settings.params(group)
-    accepted = registry.constructor_params(cls)
-    unknown = sorted(set(params) - accepted) if accepted is not None else []
-    if unknown and accepted is not None:
-        raise PluginError(
-            f"{group} {name!r} has no parameter {unknown[0]!r}. "
-            f"Valid parameters: {', '.join(sorted(accepted)) or '(none)'}.",
-            group=group,
-            name=name,
-        )
+    # Unknown keys never get here: the config node is typed from the constructor.
     try:
-        return cls(**params)
+        return cls(**settings.params(group))
     except (TypeError, ValueError, OSError) as exc:
         raise PluginError(
             f"{group} {name!r} rejected its config: {exc}", group=group, name=name
@@ -261,10 +252,7 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
     done = progress.done
     wall = max(last_finish - first_start, 0.0) if done else 0.0
     summary: dict[str, Any] = {
-        "task": settings.name("task"),
-        "source": settings.name("source"),
-        "executor": settings.name("executor"),
-        "postprocessor": settings.name("postprocessor"),
+        **{group: settings.name(group) for group in GROUPS},
         "parallel": settings.parallel,
         "total": done,
         "succeeded": done - progress.failed,

@@ -10,6 +10,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from runner.api import GROUPS
 from runner.errors import UsageError
 from runner.policies import HaltPolicy, RetryPolicy
 
@@ -146,7 +147,7 @@ def settings_from(cfg: DictConfig) -> Settings:
     if level not in LOG_LEVELS:
         raise UsageError(f"log_level={given!r} is invalid. Valid choices: {', '.join(LOG_LEVELS)}.")
     plugins: dict[str, dict[str, Any]] = {}
-    for group in ("source", "task", "executor", "postprocessor"):
+    for group in GROUPS:
         node = plain.get(group)
         if not isinstance(node, dict) or "name" not in node:
             raise UsageError(f"No {group} selected: add {group}=NAME to the command line.")

@@ -87,7 +87,10 @@ def test_text_list_elements_are_not_retyped(composer: None) -> None:
     [
         ("parallel=abc", "'abc'"),
         ("parallel=0", "parallel=0"),
-        ("executor=thrad", "Unknown executor 'thrad'. Valid executors: dask, process, sequential, thread"),
+        (
+            "executor=thrad",
+            "Unknown executor 'thrad'. Valid executors: dask, process, sequential, thread",
+        ),
         ("task=nope", "Unknown task 'nope'. Valid tasks:"),
         ("task.typo=1", "Unknown key 'task.typo'"),
         ("task.seconds=abc", "'abc' for 'task.seconds'"),

@@ -179,23 +179,6 @@ def test_schema_for_derives_types_defaults_and_mandatory_keys() -> None:
         OmegaConf.merge(node, {"colour": "red"})
 
 
-def test_constructor_params_are_none_for_kwargs() -> None:
-    """constructor_params() lists keyword parameters, or None when any is accepted."""
-
-    class Open:
-        def __init__(self, size: int = 1, **extra: object) -> None:
-            pass
-
-    assert registry.constructor_params(WideSignature) == {
-        "count",
-        "ratio",
-        "label",
-        "tags",
-        "anything",
-    }
-    assert registry.constructor_params(Open) is None
-
-
 # End to end: installed plugins under `python -m runner`.
 
 
