@@ -111,7 +111,7 @@ def _job(cfg: Any) -> int:
     from runner import logs
     from runner.run import execute
     from runner.settings import settings_from
-    from runner.sweep import write_job_status
+    from runner.sweep_report import write_job_status
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     sink = logs.add_run_log(output_dir)

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
 from omegaconf import ListConfig, OmegaConf
 
 from runner.errors import (
@@ -24,9 +25,19 @@ from runner.errors import (
     INTERRUPT_CODES,
     sweep_exit_code,
 )
-from runner.sweep import STATUS_FILE
+from runner.files import atomic_write_json, atomic_write_text
 
 REPORT_JSON, REPORT_MD, REPORT_PNG = "sweep.json", "sweep.md", "sweep.png"
+#: What every job leaves in its folder for the report: its exit code and one-line error.
+STATUS_FILE = "job.json"
+
+
+def write_job_status(output_dir: str | os.PathLike[str], code: int, error: str | None) -> None:
+    """Record a job's exit code and one-line error in ``<output_dir>/job.json``; never raises."""
+    try:
+        atomic_write_json(Path(output_dir) / STATUS_FILE, {"code": code, "error": error or None})
+    except OSError as exc:
+        logger.warning(f"Could not write {STATUS_FILE} in {output_dir}: {exc}")
 
 
 @dataclasses.dataclass
@@ -398,3 +409,43 @@ def draw_plot(report: Report, path: Path) -> None:
     fixed = " ".join(f"{k}={_show(v)}" for k, v in report.fixed.items())
     fig.suptitle(("Sweep" + (f": {fixed}" if fixed else ""))[:140])
     fig.savefig(path, dpi=110)
+
+
+def write_report(
+    sweep_dir: str | os.PathLike[str],
+    stopped: str | None = None,
+    stopped_code: int = EXIT_USAGE,
+    planned: list[list[str]] | None = None,
+) -> int:
+    """Write sweep.json, sweep.md and sweep.png into ``sweep_dir`` and log the table.
+
+    Returns the sweep's exit code: non-zero when any job's is, or when ``stopped`` says
+    what ended the sweep early (then at least ``stopped_code``). ``planned``: every job's
+    overrides, when known, so that jobs that never ran are named.
+    """
+    folder = Path(sweep_dir).resolve()
+    jobs = find_jobs(folder)
+    if not jobs:  # the sweep stopped before its first job: its error says it all
+        logger.warning(f"Sweep report: no job folders in {folder}; nothing to report.")
+        return stopped_code if stopped else EXIT_OK
+    report = build_report(jobs, stopped, stopped_code, planned)
+    png = folder / REPORT_PNG
+    if report.no_plot is None:
+        try:
+            draw_plot(report, png)
+        except Exception as exc:  # a plot must not cost the table
+            logger.opt(exception=exc).warning(f"Could not draw {png}: {exc}")
+            report.no_plot = f"drawing it failed: {type(exc).__name__}: {exc}"
+    if report.no_plot is not None:
+        png.unlink(missing_ok=True)
+    try:
+        atomic_write_json(folder / REPORT_JSON, to_json(report, folder))
+        atomic_write_text(folder / REPORT_MD, to_markdown(report, folder))
+    except OSError as exc:
+        logger.error(f"Could not write the sweep report in {folder}: {exc}")
+    else:
+        logger.info(f"Sweep report: {folder / REPORT_MD}")
+    for line in table_lines(report):
+        logger.info(line)
+    logger.info(verdict(report))
+    return report.exit_code

@@ -11,9 +11,16 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from runner import sweep
-from runner.sweep import write_report
-from runner.sweep_report import Job, build_report, find_jobs, table_lines, to_markdown, verdict
+from runner import sweep, sweep_report
+from runner.sweep_report import (
+    Job,
+    build_report,
+    find_jobs,
+    table_lines,
+    to_markdown,
+    verdict,
+    write_report,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -75,7 +82,7 @@ def _job(
 def _no_sweep_in_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with no sweep recorded by the callback."""
     monkeypatch.setattr(sweep, "_sweep_dir", None)
-    monkeypatch.setattr(sweep, "last_exit_code", None)
+    monkeypatch.setattr(sweep, "_planned", None)
 
 
 # --- real multiruns ---------------------------------------------------------------------
@@ -248,7 +255,8 @@ def test_write_report_reads_job_folders_and_logs_the_table(
                 "items_per_second": 10 / wall,
             }
             (folder / "summary.json").write_text(json.dumps(summary))
-    sweep.write_job_status(tmp_path / "0", 0, None)  # job 1 left no job.json: it still counts
+    # job 1 left no job.json: it still counts
+    sweep_report.write_job_status(tmp_path / "0", 0, None)
     assert write_report(tmp_path) == 1
     jobs = _jobs(tmp_path)
     assert [(j["status"], j["speedup"]) for j in jobs] == [
@@ -263,12 +271,12 @@ def test_write_report_reads_job_folders_and_logs_the_table(
     assert log_lines[-1] == "Fastest: parallel=2 (20.0 items/s, speedup 2.00)"
 
 
-def test_the_cli_writes_the_report_when_hydra_skips_on_multirun_end(tmp_path: Path) -> None:
-    """finish_sweep writes the report of a sweep whose on_multirun_end never ran."""
+def test_the_cli_writes_the_report_once_the_sweep_ends(tmp_path: Path) -> None:
+    """finish_sweep writes the report of the sweep the callback saw start, once."""
     assert sweep.finish_sweep() is None  # no sweep: nothing to report, no exit code
     folder = tmp_path / "0"
     folder.mkdir()
-    sweep.write_job_status(folder, 2, "task 'x' could not start")
+    sweep_report.write_job_status(folder, 2, "task 'x' could not start")
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
     sweep.SweepReport().on_multirun_start(config)
     assert sweep.finish_sweep() == 2
