@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 import time
 import zlib
 from pathlib import Path
 from typing import Any
 
 from runner.api import (
+    STREAMS_FILE,
     Item,
     RetryableError,
     RunContext,
+    StreamLog,
     Task,
     TaskFailure,
     detect_rate_limit,
@@ -53,18 +53,6 @@ class SleepTask(Task):
         return None
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def _stream_name(item_id: str) -> str:
-    """A file name for an item's streams: a readable prefix of the id made safe, then a
-    hash of the whole id, so ids that differ anywhere (``a.csv``, ``a.json``, or only in
-    characters a file name cannot hold) never share a file."""
-    prefix = _UNSAFE.sub("_", item_id)[:40].strip("_-") or "item"
-    digest = hashlib.blake2b(item_id.encode("utf-8", "surrogatepass"), digest_size=8)
-    return f"{prefix}-{digest.hexdigest()}"
-
-
 #: The exit code (sysexits.h) of a command that failed for a reason worth a retry.
 EX_TEMPFAIL = 75
 
@@ -77,8 +65,9 @@ class ShellTask(Task):
     A non-zero exit fails the item with the exit code and the end of stderr; exit code 75
     (EX_TEMPFAIL) or output saying the service is rate limited or overloaded makes the
     failure retryable (``retry.attempts``), with any Retry-After as its wait. With
-    ``keep_streams`` each item's stdout and stderr are kept in ``<run folder>/items/``,
-    in files named from the id and a hash of it. Settings no item could run with (a
+    ``keep_streams`` the stdout and stderr of every attempt that printed anything are
+    kept in ``<run folder>/streams.jsonl`` (``python -m runner.streams RUN_DIR ID`` prints
+    them back); one file per run, not two per item. Settings no item could run with (a
     timeout that is not a finite number > 0, a ``cwd`` that is not a folder, a positional
     placeholder, an element that is not text) are refused here, before the first item.
     """
@@ -111,12 +100,15 @@ class ShellTask(Task):
         self.timeout = timeout
         self.cwd = cwd
         self.keep_streams = keep_streams
-        self.streams_dir: Path | None = None
+        self.streams: StreamLog | None = None
 
     def setup(self, context: RunContext) -> None:
         if self.keep_streams and not context.dry_run:
-            self.streams_dir = context.output_dir / "items"
-            self.streams_dir.mkdir(parents=True, exist_ok=True)
+            self.streams = StreamLog(context.output_dir / STREAMS_FILE)
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams.close()
 
     def run(self, item: Item) -> Any:
         values = {"id": item.id, **item.data}
@@ -133,17 +125,17 @@ class ShellTask(Task):
             raise TaskFailure(
                 f"cannot fill the command for item {item.id!r}: {type(exc).__name__}: {exc}"
             ) from None
-        out = err = None
-        if self.streams_dir is not None:
-            # with_name, not with_suffix: an id's own dots are not a suffix to replace.
-            base = self.streams_dir / _stream_name(item.id)
-            out, err = base.with_name(base.name + ".stdout"), base.with_name(base.name + ".stderr")
         try:
-            result = run_command(
-                argv, cwd=self.cwd, timeout=self.timeout, stdout_path=out, stderr_path=err
-            )
+            result = run_command(argv, cwd=self.cwd, timeout=self.timeout)
         except OSError as exc:
             raise TaskFailure(f"cannot run {argv[0]!r}: {exc.strerror or exc}") from None
+        if self.streams is not None:
+            try:
+                self.streams.add(item.id, result.stdout, result.stderr)
+            except OSError as exc:
+                raise TaskFailure(
+                    f"cannot keep the streams in {str(self.streams.path)!r}: {exc.strerror or exc}"
+                ) from None
         if result.timed_out:
             # The task's own timeout or the run's, whichever came first.
             raise TaskFailure(f"timed out after {round(result.seconds, 2):g} s: {argv[0]}")

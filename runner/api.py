@@ -249,19 +249,23 @@ from runner.files import atomic_write_json, atomic_write_text, leftover_temp_fil
 from runner.labels import printable  # noqa: E402
 from runner.process import CommandResult, CommandsStopped, run_command  # noqa: E402
 from runner.ratelimits import detect_rate_limit  # noqa: E402
+from runner.streams import STREAMS_FILE, StreamLog, read_streams  # noqa: E402
 from runner.tally import SLOWEST  # noqa: E402
 from runner.templates import fill_template, template_fields  # noqa: E402
 
 __all__ += [
     "SLOWEST",
+    "STREAMS_FILE",
     "CommandResult",
     "CommandsStopped",
+    "StreamLog",
     "atomic_write_json",
     "atomic_write_text",
     "detect_rate_limit",
     "fill_template",
     "leftover_temp_files",
     "printable",
+    "read_streams",
     "run_command",
     "template_fields",
 ]

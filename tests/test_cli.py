@@ -114,7 +114,7 @@ def test_dry_run_lists_items_and_writes_no_results(run_cli: RunCli, tmp_path: Pa
     )
     assert result.returncode == 0, result.output
     assert "3 item(s) would run" in result.output and "f0.csv" in result.output
-    for name in ("results.jsonl", "summary.json", "summary.md", "items"):
+    for name in ("results.jsonl", "summary.json", "summary.md", "streams.jsonl"):
         assert not (result.run_dir / name).exists(), name
     assert not marker.exists()
 
@@ -136,7 +136,7 @@ def test_shell_over_lines_with_injection_attempts(run_cli: RunCli, tmp_path: Pat
     outputs = {r["result"]["stdout"].rstrip("\n") for r in result.results()}
     assert outputs == set(lines)
     assert not marker.exists()
-    assert len(list((result.run_dir / "items").glob("*.stdout"))) == 4
+    assert len((result.run_dir / "streams.jsonl").read_text().splitlines()) == 4
 
 
 def test_relative_paths_mean_the_working_directory(run_cli: RunCli, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from runner.api import read_streams
 from tests.conftest import RunCli, process_running
 
 ITEMS = 2000
@@ -189,7 +190,7 @@ def test_every_fault_is_accounted_for_exactly_once_at_64_workers(
     assert len(ids) == ITEMS and sorted(ids) == list(range(ITEMS))
 
     children = collections.Counter(p.name.split(".")[0] for p in marks.glob("pids/*.child.*"))
-    streams = result.run_dir / "items"
+    streams = {r["id"]: r for r in read_streams(result.run_dir)}
     seen: collections.Counter[str] = collections.Counter()
     for record in records:
         index = int(record["id"])
@@ -224,8 +225,8 @@ def test_every_fault_is_accounted_for_exactly_once_at_64_workers(
             # Ended at its timeout (plus the grace), not when the 60 s sleepers would end.
             assert TIMEOUT <= record["seconds"] < TIMEOUT + GRACE + 15, record
         elif kind == "megabytes":
-            [stdout] = streams.glob(f"{index}-*.stdout")
-            assert stdout.stat().st_size == MEGABYTES + len(f"end of item {index}\n")
+            stdout = streams[record["id"]]["stdout"]
+            assert len(stdout) == MEGABYTES + len(f"end of item {index}\n")
     assert seen["hang"] == seen["escape"] == ITEMS // 100  # the sample has every fault
     assert min(seen.values()) >= ITEMS // 100
 

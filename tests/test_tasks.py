@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from runner.api import Item, RunContext, TaskFailure
-from runner_plugins.tasks import ShellTask, SleepTask, _stream_name
-from tests.conftest import RunCli
+from runner.api import STREAMS_FILE, Item, RunContext, TaskFailure, read_streams
+from runner_plugins.tasks import ShellTask, SleepTask
 
 
 def test_sleep_failures_are_seeded_and_stable() -> None:
@@ -45,7 +44,7 @@ def shell(tmp_path: Path, command: list[str]) -> ShellTask:
 
 
 def test_shell_fills_placeholders_and_keeps_streams(tmp_path: Path) -> None:
-    """Placeholders come from the item; stdout and stderr land in <run>/items/."""
+    """Placeholders come from the item; stdout and stderr land in <run>/streams.jsonl."""
     task = shell(
         tmp_path,
         [
@@ -57,9 +56,11 @@ def test_shell_fills_placeholders_and_keeps_streams(tmp_path: Path) -> None:
     )
     result = task.run(Item("7", {"word": "hello"}))
     assert result["stdout"].strip() == "hello-7"
-    [stdout] = (tmp_path / "items").glob("*.stdout")
-    assert stdout.read_text().strip() == "hello-7"
-    assert next((tmp_path / "items").glob("*.stderr")).read_text().strip() == "e"
+    [record] = read_streams(tmp_path, "7")
+    assert record == {"id": "7", "stdout": "hello-7\n", "stderr": "e\n"}
+    quiet = shell(tmp_path, [sys.executable, "-c", "pass"])
+    quiet.run(Item("8"))
+    assert [r["id"] for r in read_streams(tmp_path)] == ["7"]  # a quiet item writes nothing
 
 
 def test_shell_never_uses_a_shell(tmp_path: Path) -> None:
@@ -113,117 +114,54 @@ def test_shell_timeout_kills_the_command(tmp_path: Path) -> None:
         task.run(Item("1"))
 
 
-def test_stream_files_of_ids_differing_after_a_dot(tmp_path: Path) -> None:
-    """Ids ``a.csv`` and ``a.json``, run at once, each get their own stdout and stderr files."""
+def test_streams_of_concurrent_items_never_mix(tmp_path: Path) -> None:
+    """Ids like ``a.csv`` and ``a.json`` run at once: each line holds one item's streams,
+    whole, however large."""
     echo_both = (
-        "import sys, time; time.sleep(0.2); print(sys.argv[1]); print(sys.argv[1], file=sys.stderr)"
+        "import sys, time; time.sleep(0.2); big = sys.argv[1] * 50_000;"
+        " print(big); print(sys.argv[1], file=sys.stderr)"
     )
     task = shell(tmp_path, [sys.executable, "-c", echo_both, "{id}"])
-    ids = ["a.csv", "a.json", "a.csv.gz", "a_csv"]
+    ids = ["a.csv", "a.json", "a.csv.gz", "a_csv", "a\nb", "-rf"]
     with ThreadPoolExecutor(len(ids)) as pool:
         list(pool.map(lambda i: task.run(Item(i)), ids))
-    for suffix in (".stdout", ".stderr"):
-        files = sorted((tmp_path / "items").glob(f"*{suffix}"))
-        assert len(files) == len(ids)
-        assert sorted(f.read_text().strip() for f in files) == sorted(ids)
+    task.close()
+    records = list(read_streams(tmp_path))
+    assert sorted(r["id"] for r in records) == sorted(ids)
+    for record in records:
+        assert record["stdout"] == record["id"] * 50_000 + "\n"
+        assert record["stderr"] == record["id"] + "\n"
+    assert len((tmp_path / STREAMS_FILE).read_text().splitlines()) == len(ids)
 
 
-@pytest.mark.parametrize(
-    "item_id",
-    ["../../etc/passwd", "-rf", ".hidden", "x" * 5000, "a\nb", "\u00e9t\u00e9/\u00fc", "", "..."],
-)
-def test_stream_names_are_safe_and_readable(item_id: str) -> None:
-    """A stream file name is short, starts with a letter, digit or _, and holds no path."""
-    name = _stream_name(item_id)
-    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,39}-[0-9a-f]{16}", name), name
-    assert _stream_name(item_id) == name and _stream_name(item_id + " ") != name
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "match"),
-    [
-        ({"timeout": -1}, ValueError, r"timeout=-1 is invalid"),
-        ({"timeout": 0}, ValueError, r"timeout=0 is invalid"),
-        ({"timeout": float("nan")}, ValueError, r"timeout=nan is invalid"),
-        ({"timeout": float("inf")}, ValueError, r"timeout=inf is invalid"),
-        ({"cwd": "/nonexistent-runner-dir"}, FileNotFoundError, "does not exist"),
-        ({"cwd": __file__}, NotADirectoryError, "is not a folder"),
-        ({"command": ["echo", "{}"]}, ValueError, r"element 2 '\{\}' has the positional"),
-        ({"command": ["echo", "x{0}"]}, ValueError, r"positional placeholder \{0\}"),
-        ({"command": ["echo", "{id:d}"]}, ValueError, r"format spec 'd'.*an id"),
-        ({"command": ["echo", "{n:>>>}"]}, ValueError, r"format spec '>>>'"),
-        ({"command": ["echo", "{n!z}"]}, ValueError, r"conversion !z"),
-        ({"command": ["echo", "{oops"]}, ValueError, r"element 2 '\{oops' is not a template"),
-        ({"command": [True]}, ValueError, r"element 1 is True \(a boolean\), not text"),
-        ({"command": ["echo", 1000.0]}, ValueError, r"element 2 is 1000.0 \(a number\)"),
-        ({"command": ["echo", None]}, ValueError, r"element 2 is None \(null\)"),
-    ],
-)
-def test_shell_refuses_settings_that_fail_every_item(
-    kwargs: dict[str, object], error: type[Exception], match: str
-) -> None:
-    """A timeout, cwd or command no item could run with is refused at construction."""
-    with pytest.raises(error, match=match):
-        ShellTask(**{"command": ["echo", "{id}"], **kwargs})  # type: ignore[arg-type]
-
-
-def test_shell_accepts_what_items_can_fill(tmp_path: Path) -> None:
-    """Literal braces, conversions, numeric specs, nested fields and a real cwd are fine."""
-    task = ShellTask(
-        command=["echo", "{{x}}", "{id!r}", "{n:04d}", "{id:>{w}}", "{data[k]}"],
-        cwd=str(tmp_path),
-        timeout=5,
-        keep_streams=False,
+def test_python_m_runner_streams_prints_an_items_streams_back(tmp_path: Path) -> None:
+    """The documented way to read one item's streams: stdout to stdout, stderr to stderr."""
+    task = shell(
+        tmp_path, [sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr)"]
     )
-    assert task.fields == ["data", "id", "n", "w"]
-    result = task.run(Item("a", {"n": 7, "w": 3, "data": {"k": "v"}}))
-    assert result["stdout"] == "{x} 'a' 0007   a v\n"
+    task.run(Item("a.csv"))
+    task.run(Item("a.csv"))  # a second attempt: both are kept, in order
+    task.close()
+
+    def streams(*args: str, run_dir: Path = tmp_path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "runner.streams", str(run_dir), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    shown = streams("a.csv")
+    assert (shown.returncode, shown.stdout, shown.stderr) == (0, "out\nout\n", "err\nerr\n")
+    assert streams().stdout == "a.csv\n"
+    missing = streams("nope")
+    assert missing.returncode == 1 and "'nope' printed nothing" in missing.stderr
+    assert streams(run_dir=tmp_path / "elsewhere").returncode == 2
 
 
-def test_shell_value_of_the_wrong_type_fails_its_item(tmp_path: Path) -> None:
-    """A spec a value cannot take fails that item naming the id, without a traceback."""
-    task = shell(tmp_path, ["echo", "{n:d}"])
-    with pytest.raises(TaskFailure, match=r"cannot fill the command for item 'a'"):
-        task.run(Item("a", {"n": "seven"}))
-
-
-@pytest.mark.parametrize(
-    ("override", "expected"),
-    [
-        ("task.timeout=-1", "timeout=-1.0 is invalid"),
-        ("task.timeout=0", "timeout=0.0 is invalid"),
-        ("task.timeout=nan", "timeout=nan is invalid"),
-        ("task.timeout=inf", "timeout=inf is invalid"),
-        ("task.cwd=/nonexistent-runner-dir", "cwd='/nonexistent-runner-dir' does not exist"),
-        ("task.command=[true]", "element 1 is True (a boolean), not text: quote it"),
-        ("task.command=[echo,1e3]", "element 2 is 1000.0 (a number)"),
-        ("task.command=[echo,1_000]", "element 2 is 1000 (a number)"),
-        ("task.command=[echo,null]", "element 2 is None (null)"),
-        ('task.command=[echo,"{}"]', "positional placeholder {}"),
-        ('task.command=[echo,"{0}"]', "positional placeholder {0}"),
-        ('task.command=[echo,"{id:d}"]', "format spec 'd'"),
-    ],
-)
-def test_shell_settings_that_fail_every_item_stop_the_run(
-    run_cli: RunCli, override: str, expected: str
-) -> None:
-    """Each is refused before the first item: exit 2, one line naming the value."""
-    result = run_cli("task=shell", "task.command=[echo,x]", override, "source.count=2")
-    assert result.returncode == 2, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if "error" in line]
-    assert len(errors) == 1 and expected in errors[0], result.output
-    assert not (result.run_dir / "results.jsonl").exists()
-
-
-def test_quoted_command_elements_reach_the_program_as_written(run_cli: RunCli) -> None:
-    """Quoted true, null and numbers arrive as the text the user typed, never re-typed."""
-    show = "import sys; print(sys.argv[1:])"
-    result = run_cli(
-        "task=shell",
-        f'task.command=[{sys.executable},-c,"{show}","true","null","1e3","1_000","007"]',
-        "source.count=1",
+def test_a_torn_streams_line_is_skipped(tmp_path: Path) -> None:
+    """A line cut short by a full disk or a kill does not hide the others."""
+    (tmp_path / STREAMS_FILE).write_text(
+        '{"id": "a", "stdout": "x", "stderr": ""}\n{"id": "b", "stdo'
     )
-    assert result.returncode == 0, result.output
-    [record] = result.results()
-    assert record["result"]["stdout"] == "['true', 'null', '1e3', '1_000', '007']\n"
+    assert [r["id"] for r in read_streams(tmp_path)] == ["a"]
