@@ -48,7 +48,7 @@ class SleepTask(Task):
     def run(self, item: Item) -> Any:
         if self.seconds:
             time.sleep(self.seconds)
-        if self.fails(item):
+        if self.fail_rate and self.fails(item):
             raise TaskFailure(f"item {item.id} fails by design (fail_rate={self.fail_rate})")
         return None
 

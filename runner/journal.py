@@ -26,25 +26,36 @@ def _fallback(value: Any) -> Any:
 _encode = json.JSONEncoder(ensure_ascii=False, default=_fallback).encode
 _string = json.encoder.encode_basestring  # what _encode does with a str, without the dispatch
 #: Results whose JSON text a type's own conversion gives (exact types: not bool, not a
-#: str subclass): the common results of a success line, built without the encoder.
-_SCALARS: dict[type, Any] = {type(None): lambda value: "null", str: _string, int: int.__repr__}
+#: str subclass): with None, the common results of a success line, built without the
+#: encoder.
+_SCALARS: dict[type, Any] = {str: _string, int: int.__repr__}
 
 
 def success_line(outcome: Outcome) -> str:
     """A success's journal line, the same text ``_encode`` gives for its record."""
-    convert = _SCALARS.get(type(outcome.result))
-    result = _encode(outcome.result) if convert is None else convert(outcome.result)
+    result = outcome.result
+    if result is None:
+        text = "null"
+    else:
+        convert = _SCALARS.get(type(result))
+        text = _encode(result) if convert is None else convert(result)
     return (
         f'{{"id": {_string(outcome.id)}, "status": "ok", '
-        f'"seconds": {round(outcome.seconds, 6)!r}, "result": {result}}}\n'
+        f'"seconds": {round(outcome.seconds, 6)!r}, "result": {text}}}\n'
     )
+
+
+#: Lines kept in memory at most between two flushes: memory stays flat however fast
+#: items finish, at one write per this many lines.
+MAX_BUFFERED = 2048
 
 
 class Journal:
     """Appends outcomes to ``results.jsonl``; only the run loop's thread writes to it.
 
     Lines are kept in memory and the run loop flushes them (each slow item at once, fast
-    ones a few times a second), so a crash loses at most the last moment's lines. A flush
+    ones a few times a second, and every ``MAX_BUFFERED`` lines), so a crash loses at
+    most the last moment's lines. A flush
     that fails (disk full, folder gone) cuts the file back to its last whole line and
     raises :class:`WriteError`: the journal stays valid line by line.
     """
@@ -66,6 +77,8 @@ class Journal:
                 pass  # the record's own path below keeps such a result as its text
             else:
                 self._pending[0] += 1
+                if len(self._lines) >= MAX_BUFFERED:
+                    self.flush()
                 return
         if outcome.status == "ok":
             record = {
@@ -90,6 +103,8 @@ class Journal:
             line = _encode(record)
         self._lines.append(line + "\n")
         self._pending[outcome.status != "ok"] += 1
+        if len(self._lines) >= MAX_BUFFERED:
+            self.flush()
 
     def copy(self, lines: Iterable[str]) -> None:
         """Append whole journal lines of another run (a resumed run's earlier results)."""

@@ -170,6 +170,10 @@ def thread_attempt() -> list[Any]:
     return attempt
 
 
+#: The context variable behind ``current_group``, for the wrapper's per-item check.
+group_var = _group
+
+
 def join_group(group: CommandGroup) -> None:
     """Make every later command of this thread join ``group``, until another is joined.
 

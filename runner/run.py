@@ -172,13 +172,18 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
             killed += stop_running() or 0
         return killed
 
+    halting = halt.active
+
     def record(outcome: Outcome) -> None:
         nonlocal first_start, last_finish, last_flush, halted
-        if outcome.status == "skipped":
+        status = outcome.status
+        if status == "skipped":
             return
         journal.write(outcome)
-        first_start = min(first_start, outcome.started)
-        last_finish = max(last_finish, outcome.finished)
+        if outcome.started < first_start:
+            first_start = outcome.started
+        if outcome.finished > last_finish:
+            last_finish = outcome.finished
         # A slow item's result is on disk at once (a resume after kill -9 must not pay
         # for it again); fast ones a few times a second, so that they cost no syscall each.
         if outcome.seconds > 0.005 or last_finish - last_flush > 0.25:
@@ -187,9 +192,10 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
         progress.update(outcome)
         if outcome.seconds > tally.floor:
             tally.slow(outcome)
-        if outcome.status != "ok":
-            tally.failure(outcome)
-        if halt.active and halted is None and outcome.status == "failed":
+        if status == "ok":
+            return
+        tally.failure(outcome)
+        if halting and halted is None and status == "failed":
             if halt.reached(progress.failed, progress.done, total):
                 halted = f"{progress.failed} failure(s) reached halt.on_failures"
                 killed = stop(kill=halt.mode == "now")

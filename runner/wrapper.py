@@ -14,7 +14,7 @@ from runner.process import (
     CommandGroup,
     CommandsStopped,
     current_group,
-    join_group,
+    group_var,
     thread_attempt,
 )
 
@@ -123,10 +123,14 @@ def make_safe_call(
             raise TimedOut(f"timed out after {timeout:g} s (the task ran {clock() - began:.1f} s)")
         return result
 
+    in_group = group_var.get
+    join = group_var.set
+
     def call(item: Item) -> Outcome:
         started = clock()
-        retries: list[dict[str, Any]] = []
-        join_group(group)
+        retries: Any = ()  # a list once an attempt failed and another followed
+        if in_group() is not group:
+            join(group)  # later commands of this thread (or task) join the run's group
         mine = None
         try:
             if item.error is not None:
@@ -148,6 +152,7 @@ def make_safe_call(
             except RetryableError as first:
                 if not retrying_on:
                     raise
+                retries = []
                 result = retrying(
                     lambda: attempt(item),
                     policy,
@@ -175,7 +180,7 @@ def make_safe_call(
                 item.label,
                 started,
                 finished,
-                tuple(retries),
+                tuple(retries) if retries else (),
             )
         except (Stopped, CommandsStopped):
             # The run is stopping: an item that did not end by itself did not finish.
