@@ -109,9 +109,9 @@ def _job(cfg: Any) -> int:
     from hydra.core.hydra_config import HydraConfig
 
     from runner import logs
+    from runner.jobs import write_job_status
     from runner.run import execute
     from runner.settings import settings_from
-    from runner.sweep_report import write_job_status
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     sink = logs.add_run_log(output_dir)

@@ -26,18 +26,9 @@ from runner.errors import (
     sweep_exit_code,
 )
 from runner.files import atomic_write_json, atomic_write_text
+from runner.jobs import STATUS_FILE
 
 REPORT_JSON, REPORT_MD, REPORT_PNG = "sweep.json", "sweep.md", "sweep.png"
-#: What every job leaves in its folder for the report: its exit code and one-line error.
-STATUS_FILE = "job.json"
-
-
-def write_job_status(output_dir: str | os.PathLike[str], code: int, error: str | None) -> None:
-    """Record a job's exit code and one-line error in ``<output_dir>/job.json``; never raises."""
-    try:
-        atomic_write_json(Path(output_dir) / STATUS_FILE, {"code": code, "error": error or None})
-    except OSError as exc:
-        logger.warning(f"Could not write {STATUS_FILE} in {output_dir}: {exc}")
 
 
 @dataclasses.dataclass

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from runner import sweep, sweep_report
+from runner import sweep
+from runner.jobs import write_job_status
 from runner.sweep_report import (
     Job,
     build_report,
@@ -256,7 +257,7 @@ def test_write_report_reads_job_folders_and_logs_the_table(
             }
             (folder / "summary.json").write_text(json.dumps(summary))
     # job 1 left no job.json: it still counts
-    sweep_report.write_job_status(tmp_path / "0", 0, None)
+    write_job_status(tmp_path / "0", 0, None)
     assert write_report(tmp_path) == 1
     jobs = _jobs(tmp_path)
     assert [(j["status"], j["speedup"]) for j in jobs] == [
@@ -276,7 +277,7 @@ def test_the_cli_writes_the_report_once_the_sweep_ends(tmp_path: Path) -> None:
     assert sweep.finish_sweep() is None  # no sweep: nothing to report, no exit code
     folder = tmp_path / "0"
     folder.mkdir()
-    sweep_report.write_job_status(folder, 2, "task 'x' could not start")
+    write_job_status(folder, 2, "task 'x' could not start")
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
     sweep.SweepReport().on_multirun_start(config)
     assert sweep.finish_sweep() == 2
