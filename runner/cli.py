@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from loguru import logger
 
 from runner import signals
-from runner.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, sweep_exit_code
+from runner.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED_ITEMS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    sweep_exit_code,
+)
 
 CONFIG_PACKAGE = "runner_conf"
 
@@ -95,14 +105,33 @@ def one_line(exc: BaseException) -> str:
                 return f"Unknown key {key!r}." + (f" Valid keys here: {valid}." if valid else "")
             value = getattr(err, "value", None)
             return f"Invalid value {value!r} for {key!r}: {text}"
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    # Hydra's own messages put their hints on the next lines ("add --multirun"): keep
+    # them, on the one line.
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return "; ".join(lines[:4]) if lines else type(exc).__name__
 
 
-def _run_job(cfg: Any) -> int:
-    """One Hydra job: never raises, so a multirun always reaches its end."""
+def quiet_broken_pipe() -> NoReturn:
+    """End quietly when stdout's reader has gone (``| head``), as ``cat`` does: 141."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the flush at exit must not fail again
+    sys.exit(EXIT_BROKEN_PIPE)
+
+
+def _run_job(cfg: Any) -> tuple[int, float]:
+    """One Hydra job: its exit code and throughput (items/s of a job that ran, exit 0 or
+    1; 0 for one that did not). Never raises, so a multirun always reaches its end."""
+    from hydra.core.hydra_config import HydraConfig
+
     with _users_environment():
-        return _job(cfg)
+        code = _job(cfg)
+    if code not in (EXIT_OK, EXIT_FAILED_ITEMS):
+        return code, 0.0
+    summary = Path(HydraConfig.get().runtime.output_dir) / "summary.json"
+    try:
+        return code, float(json.loads(summary.read_text(encoding="utf-8"))["items_per_second"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return code, 0.0
 
 
 def _job(cfg: Any) -> int:
@@ -174,6 +203,9 @@ def main() -> None:
     from runner import logs
 
     logs.configure_console()
+    # Hydra prints --info, --cfg and --help through stdlib logging to stdout: a reader
+    # that went away (`| head`) must not cost a traceback per line.
+    logging.raiseExceptions = False
     # Let exceptions reach us rather than Hydra's printer, which exits with 1 and a
     # multi-line report; we print one line and exit with our documented codes.
     global _users_full_error
@@ -182,12 +214,13 @@ def main() -> None:
     _register_hydra_plugins()
 
     @hydra.main(version_base="1.3", config_path=None, config_name="config")
-    def app(cfg: Any) -> int:
+    def app(cfg: Any) -> float:
         # An interruption raises out of the job, and so ends the whole sweep, not just
         # this job; the report is still written.
-        code = _run_job(cfg)
+        code, throughput = _run_job(cfg)
         _job_codes.append(code)
-        return code
+        # What a sweeper that optimises (e.g. Optuna over parallel) maximises.
+        return throughput
 
     from runner.sweep import finish_sweep
 
@@ -201,6 +234,8 @@ def main() -> None:
         sys.exit(code)
     except SystemExit:
         raise
+    except BrokenPipeError:  # `... --info all | head`: the reader has what it wanted
+        quiet_broken_pipe()
     except Exception as exc:
         finish_sweep(one_line(exc))
         sys.stderr.write(f"runner: error: {one_line(exc)}\n")
@@ -210,4 +245,8 @@ def main() -> None:
     sweep_code = finish_sweep()
     if sweep_code is not None:
         _job_codes.append(sweep_code)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_broken_pipe()
     sys.exit(sweep_exit_code(_job_codes))

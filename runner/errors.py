@@ -7,6 +7,7 @@ EXIT_OK = 0
 EXIT_FAILED_ITEMS = 1
 EXIT_USAGE = 2
 EXIT_IO = 74  # EX_IOERR: a file of the run could not be written (disk full, folder gone)
+EXIT_BROKEN_PIPE = 141  # SIGPIPE: stdout's reader went away (`| head`); nothing else wrong
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); SIGTERM gives 143 and SIGHUP 129: 128 + signal
 INTERRUPT_CODES = (130, 143, 129)
 

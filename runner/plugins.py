@@ -107,7 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     rows = plugin_rows()
-    print(as_json(rows) if args.json else format_table(rows))
+    try:
+        print(as_json(rows) if args.json else format_table(rows))
+    except BrokenPipeError:  # `... | head`
+        from runner.cli import quiet_broken_pipe
+
+        quiet_broken_pipe()
     return 0
 
 

@@ -76,6 +76,13 @@ class RunConfig:
     hydra: Any = None
 
 
+#: Top-level keys whose node is a config dataclass of its own.
+_NESTED: dict[str, type] = {
+    "retry": RetryConfig,
+    "rate_limit": RateLimitConfig,
+    "halt": HaltConfig,
+}
+
 #: The largest ``parallel`` accepted (README): each worker is a thread and most run a
 #: command, so far more would exhaust threads and processes before it gained speed.
 MAX_PARALLEL = 4096
@@ -116,6 +123,28 @@ class Settings:
         }
 
 
+def _refuse_unknown_keys(plain: dict[Any, Any]) -> None:
+    """Keys the config does not have, added with Hydra's ``+key=value``: a typo there
+    would otherwise be ignored. The valid keys come from the same dataclasses and plugin
+    constructors that type the config nodes."""
+    from runner import registry
+
+    nodes: list[tuple[str, dict[Any, Any], type]] = [("", plain, RunConfig)]
+    nodes += [(f"{k}.", plain.get(k) or {}, t) for k, t in _NESTED.items()]
+    for group in GROUPS:
+        node = plain.get(group)
+        if isinstance(node, dict) and "name" in node:
+            cls = registry.load_plugin(group, str(node["name"]))
+            nodes.append((f"{group}.", node, registry.schema_for(str(node["name"]), cls)))
+    for prefix, node, schema in nodes:
+        valid = [f.name for f in dataclasses.fields(schema) if f.name != "hydra"]
+        unknown = sorted(set(node) - set(valid))
+        if unknown:
+            raise UsageError(
+                f"Unknown key {prefix + unknown[0]!r}. Valid keys here: {', '.join(valid)}."
+            )
+
+
 def settings_from(cfg: DictConfig) -> Settings:
     """Validate the composed config and turn it into plain values, once, before any item."""
     try:
@@ -130,6 +159,7 @@ def settings_from(cfg: DictConfig) -> Settings:
             f"e.g. {missing[0]}=VALUE."
         )
     assert isinstance(plain, dict)
+    _refuse_unknown_keys(plain)
     parallel = plain.get("parallel")
     if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
         raise UsageError(f"parallel={parallel!r} is invalid: it must be an integer >= 1.")

@@ -351,3 +351,68 @@ def test_commands_get_the_users_environment(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert seen.read_text() == repr(users)
+
+
+def test_a_job_returns_its_throughput_to_hydra(run_cli: RunCli, tmp_path: Path) -> None:
+    """The value a sweeper optimises is the job's items/s (0 for a job that did not run)."""
+    probe = "+hydra.callbacks.probe._target_=tests.hydra_probe.ReturnProbe"
+    ran = run_cli("source.count=20", "task.seconds=0.01", "parallel=2", probe, cwd=REPO)
+    assert ran.returncode == 0, ran.output
+    returned = json.loads((ran.run_dir / "return_value.json").read_text())
+    assert returned == pytest.approx(ran.summary()["items_per_second"]) and returned > 0
+    broken = run_cli("source=lines", "source.path=/nonexistent", probe, cwd=REPO)
+    assert broken.returncode == 2
+    assert json.loads((broken.run_dir / "return_value.json").read_text()) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("+paralel=4", "Unknown key 'paralel'. Valid keys here: parallel, dry_run,"),
+        ("+task.bogus=1", "Unknown key 'task.bogus'. Valid keys here: name, seconds,"),
+        ("+retry.atempts=2", "Unknown key 'retry.atempts'. Valid keys here: attempts,"),
+        ("parallel=1,2", "To sweep over it, add --multirun to your command line"),
+    ],
+)
+def test_added_keys_must_exist_and_hydras_hints_are_kept(
+    run_cli: RunCli, override: str, expected: str
+) -> None:
+    """A typo added with + is refused naming the valid keys; Hydra's hint stays on the line."""
+    result = run_cli("source.count=1", override)
+    assert result.returncode == 2, result.output
+    [line] = [line for line in result.output.splitlines() if "error:" in line]
+    assert expected in line
+    assert not (result.run_dir / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-m", "runner.plugins", "--json"],
+        ["-m", "runner.plugins"],
+        ["-m", "runner", "--info", "all"],
+        ["-m", "runner", "--cfg", "job"],
+    ],
+)
+def test_a_reader_that_goes_away_ends_quietly(argv: list[str], tmp_path: Path) -> None:
+    """`... | true` (a reader gone before the first line): no traceback, no logging error."""
+    pipeline = subprocess.run(
+        f"{sys.executable} {' '.join(argv)} | true; echo ${{PIPESTATUS[0]}}",
+        shell=True, executable="/bin/bash", cwd=tmp_path, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert pipeline.stdout.strip() in ("0", "141"), pipeline.stderr
+    assert "Traceback" not in pipeline.stderr and "Logging error" not in pipeline.stderr
+    assert "Broken pipe" not in pipeline.stderr
+
+
+def test_shell_completion_offers_plugin_options(tmp_path: Path) -> None:
+    """README's completion: `runner task=sh<TAB>` completes to task=shell."""
+    runner = Path(sys.executable).with_name("runner")
+    line = "runner task=sh"
+    done = subprocess.run(
+        [str(runner), "-sc", "query=bash"],
+        env={**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line))},
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.stdout.split() == ["task=shell"], done.stderr
