@@ -10,11 +10,14 @@ import pytest
 
 from runner.api import detect_rate_limit
 from runner_plugins.judge.experiment import (
+    CONFIG_FILE,
     RunRef,
     grade_for,
     load_config,
     parse_reply,
     read_judgment,
+    replaced_dir,
+    replaced_slot,
     run_slots,
 )
 from tests.judge_support import FIXTURE
@@ -77,6 +80,70 @@ def test_a_tier_without_a_folder_has_no_subtests(experiment: Path) -> None:
     config = load_config(experiment)
     assert config.subtests("T9") == []
     assert [r.id for r in config.runs()] == ["T0/00/run_01"]
+
+
+def _layout(root: Path, folders: dict[str, list[str]], **config: object) -> Path:
+    """An experiment of bare folders: config/experiment.json and ``tier -> subtest`` folders."""
+    data = {"judge_models": ["m"], "runs_per_subtest": 1, "tiers_to_run": list(folders)}
+    (root / "config").mkdir(parents=True)
+    (root / CONFIG_FILE).write_text(json.dumps(data | config))
+    for tier, subtests in folders.items():
+        for subtest in subtests:
+            (root / tier / subtest).mkdir(parents=True)
+    return root
+
+
+def test_runs_walk_tiers_in_config_order_then_subtests_numerically_then_runs(
+    tmp_path: Path,
+) -> None:
+    """The walk keeps tiers_to_run's order, sorts subtests as numbers, and counts runs 1..N."""
+    root = _layout(tmp_path, {"T2": ["10", "9"], "T0": ["01"]}, runs_per_subtest=2)
+    assert [run.id for run in load_config(root).runs()] == [
+        "T2/9/run_01",
+        "T2/9/run_02",
+        "T2/10/run_01",
+        "T2/10/run_02",
+        "T0/01/run_01",
+        "T0/01/run_02",
+    ]
+
+
+def test_recorded_subtests_are_walked_and_other_folders_are_warned_about(tmp_path: Path) -> None:
+    """A tier named by the records walks the recorded subtests only, and its other numeric
+    folders are named in a warning; a tier no record names walks its folders, unwarned."""
+    root = _layout(tmp_path, {"T0": ["00", "01", "notes"], "T1": ["05"]})
+    checkpoint = {"completed_runs": {"T0": {"01": {"1": "passed"}, "notes": {}}}}
+    (root / "checkpoint.json").write_text(json.dumps(checkpoint))
+    config = load_config(root)
+    assert [run.id for run in config.runs()] == ["T0/01/run_01", "T1/05/run_01"]
+    assert config.stray_warnings() == [
+        "T0: folder(s) ['00'] are not subtests of this experiment (its records name "
+        "['01']); they are ignored"
+    ]
+
+
+def test_a_config_record_loads_back_as_the_same_config(tmp_path: Path) -> None:
+    """config.record() is what load_config reads: writing it and loading gives the config."""
+    root = _layout(tmp_path, {"T1": ["01"], "T0": ["00"]}, runs_per_subtest=3, max_subtests=1)
+    config = load_config(root)
+    (root / CONFIG_FILE).write_text(json.dumps(config.record()))
+    assert load_config(root) == config
+
+
+def test_run_fields_locate_their_run(experiment: Path) -> None:
+    """RunRef.of reads back the run that RunRef.fields describes."""
+    run = RunRef(experiment, "T3", "01", 2)
+    fields = run.fields()
+    assert (fields["run"], fields["run_id"]) == (2, "T3/01/run_02")
+    assert RunRef.of(experiment, fields) == run
+
+
+def test_replaced_slot_is_the_inverse_of_replaced_dir(experiment: Path) -> None:
+    """A slot's replaced folder leads back to the slot; any other folder leads nowhere."""
+    slot = RunRef(experiment, "T3", "01", 1).slot_dir(12)
+    assert replaced_slot(replaced_dir(slot)) == slot
+    assert replaced_slot(slot) is None
+    assert replaced_slot(slot.with_name(".judge_12.attempt-1-ab")) is None
 
 
 def test_missing_experiment_folder_is_named(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -175,3 +176,39 @@ def test_a_second_process_cannot_repair_the_same_experiment(experiment: Path) ->
         [sys.executable, "-c", script, str(experiment)], capture_output=True, text=True, timeout=60
     )
     assert after.stdout.splitlines() == ["False", "locked"]
+
+
+def test_model_md_names_the_model_and_a_rerun_its_command(tmp_path: Path) -> None:
+    """MODEL.md gives the model and time; a rerun's also gives its command and says rerun."""
+    slotfiles.write_model(tmp_path, "opus", at="T")
+    assert (tmp_path / "MODEL.md").read_text() == (
+        "# Judge Model Information\n\n**Model**: opus\n**Timestamp**: T\n"
+    )
+    slotfiles.write_model(tmp_path, "opus", at="T", command=["judge", "-p", "f"])
+    assert (tmp_path / "MODEL.md").read_text() == (
+        "# Judge Model Information\n\n**Model**: opus\n**Command**: `judge -p f`\n"
+        "**Timestamp**: T\n**Rerun**: true\n"
+    )
+
+
+def test_timing_says_whether_runner_wrote_it_and_why_an_attempt_failed(tmp_path: Path) -> None:
+    """timing.json marks a rerun (was_rerun reads it) and a failure with its reason."""
+    original, rerun = tmp_path / "original", tmp_path / "rerun"
+    original.mkdir()
+    rerun.mkdir()
+    slotfiles.write_timing(original, 1.5, at="T")
+    slotfiles.write_timing(rerun, 2.0, at="T", rerun=True, failure="boom", extra={"x": 1})
+    assert json.loads((original / "timing.json").read_text()) == {
+        "judge_duration_seconds": 1.5,
+        "measured_at": "T",
+    }
+    assert json.loads((rerun / "timing.json").read_text()) == {
+        "judge_duration_seconds": 2.0,
+        "measured_at": "T",
+        "rerun": True,
+        "failed": True,
+        "reason": "boom",
+        "x": 1,
+    }
+    assert not slotfiles.was_rerun(original) and slotfiles.was_rerun(rerun)
+    assert not slotfiles.was_rerun(tmp_path / "absent")

@@ -17,17 +17,19 @@ from typing import Any
 
 from runner.api import atomic_write_json, atomic_write_text
 from runner_plugins.judge.experiment import (
+    CONSENSUS_FILE,
+    RECORD_FILE,
     STATUSES,
     ExperimentConfig,
     RunRef,
-    clamp_score,
     grade_for,
-    is_number,
-    passed_value,
+    make_judgment,
     read_judgment,
     read_object,
     run_slots,
 )
+from runner_plugins.judge.reply import clamp_score, is_number, passed_value
+from runner_plugins.judge.slotfiles import was_rerun
 
 SUMMARY_DIR = "summary"
 SUMMARY_JSON = "judge_summary.json"
@@ -54,14 +56,13 @@ def consensus(judgments: Sequence[dict[str, Any] | None]) -> dict[str, Any] | No
     _, closest = min(
         valid, key=lambda nj: (round(abs(clamp_score(nj[1]["score"]) - mean), 9), nj[0])
     )
-    return {
-        "score": mean,
-        "passed": 2 * sum(_passed(j) for _, j in valid) > len(valid),
-        "grade": grade_for(mean),
-        "reasoning": closest.get("reasoning", ""),
-        "is_valid": len(valid) == len(judgments),
-        "criteria_scores": closest.get("criteria_scores"),
-    }
+    return make_judgment(
+        mean,
+        2 * sum(_passed(j) for _, j in valid) > len(valid),
+        closest.get("reasoning", ""),
+        len(valid) == len(judgments),
+        closest.get("criteria_scores"),
+    )
 
 
 def judges_list(
@@ -102,7 +103,7 @@ def apply_judge_fields(
 
 def run_judgments(config: ExperimentConfig, run: RunRef) -> list[dict[str, Any] | None]:
     """Each slot's valid judgment, or None, in slot order."""
-    return [read_judgment(run.slot_dir(n)) for n in range(1, len(config.judge_models) + 1)]
+    return [read_judgment(run.slot_dir(n)) for n in config.slot_numbers]
 
 
 def _same(stored: Any, want: Any) -> bool:
@@ -142,10 +143,10 @@ def stale_reason(
     valid = [j for j in judgments if j is not None]
     reasonings = [j.get("reasoning", "") for j in valid]
     criteria = [j.get("criteria_scores") or {} for j in valid] + [{}]
-    stored = read_object(run.dir / "judge" / "result.json")
+    stored = read_object(run.dir / CONSENSUS_FILE)
     if stored is None:
         return "judge/result.json is missing or unreadable"
-    record = read_object(run.dir / "run_result.json")
+    record = read_object(run.dir / RECORD_FILE)
     # The original grades the unrounded mean; runner rounds it to 9 places first (so
     # 0.7999999999999999 is an A). Either grade is consistent with the slots.
     if stored.get("grade") == grade_for(expected["score"], rounded=False):
@@ -201,8 +202,8 @@ def regenerate_run(config: ExperimentConfig, run: RunRef) -> tuple[dict[str, Any
     result = consensus(judgments)
     if result is None:
         return None, False
-    atomic_write_json(run.dir / "judge" / "result.json", result)
-    record_path = run.dir / "run_result.json"
+    atomic_write_json(run.dir / CONSENSUS_FILE, result)
+    record_path = run.dir / RECORD_FILE
     record = read_object(record_path)
     if record is None:
         return result, False
@@ -250,25 +251,27 @@ class _Tally:
 
 
 def _consensus_of(run: RunRef) -> dict[str, Any] | None:
-    data = read_object(run.dir / "judge" / "result.json")
+    data = read_object(run.dir / CONSENSUS_FILE)
     return data if data is not None and is_number(data.get("score")) else None
 
 
 def build_summary(config: ExperimentConfig) -> dict[str, Any]:
     """The summary as a JSON-serialisable dict: totals, then tiers -> subtests."""
+    # Every tier is listed, one without subtests too; runs() gives the rest in order.
+    tallies: dict[str, dict[str, _Tally]] = {tier: {} for tier in config.tiers}
+    for run in config.runs():
+        tally = tallies[run.tier].setdefault(run.subtest, _Tally())
+        tally.add((slot.status for slot in run_slots(config, run)), _consensus_of(run))
     total = _Tally()
     tiers: dict[str, Any] = {}
-    for tier in config.tiers:
+    for tier, subtests in tallies.items():
         tier_tally = _Tally()
-        subtests: dict[str, Any] = {}
-        for subtest in config.subtests(tier):
-            tally = _Tally()
-            for number in range(1, config.runs_per_subtest + 1):
-                run = RunRef(config.root, tier, subtest, number)
-                tally.add((slot.status for slot in run_slots(config, run)), _consensus_of(run))
-            subtests[subtest] = tally.as_dict()
+        for tally in subtests.values():
             tier_tally.merge(tally)
-        tiers[tier] = {**tier_tally.as_dict(), "subtests": subtests}
+        tiers[tier] = {
+            **tier_tally.as_dict(),
+            "subtests": {name: tally.as_dict() for name, tally in subtests.items()},
+        }
         total.merge(tier_tally)
     return {
         "experiment_id": config.experiment_id,
@@ -315,11 +318,7 @@ def summary_outdated(config: ExperimentConfig) -> bool:
     """
     stored = read_object(config.root / SUMMARY_DIR / SUMMARY_JSON)
     if stored is None:
-        return any(
-            (read_object(run.slot_dir(n) / "timing.json") or {}).get("rerun") is True
-            for run in config.runs()
-            for n in range(1, len(config.judge_models) + 1)
-        )
+        return any(was_rerun(run.slot_dir(n)) for run in config.runs() for n in config.slot_numbers)
     fresh = build_summary(config)
     return any(stored.get(k) != v for k, v in fresh.items() if k != "generated_at")
 

@@ -1,41 +1,35 @@
 """The judge experiment format: config, layout, slot statuses, and what a judge's reply means.
 
-The format is specified in ``judge-experiment.md``. This module only reads; the files a
-rerun writes are written by ``task.py`` (one slot) and ``consensus.py`` (a run's consensus
-and the summary), always atomically.
+The format is specified in ``judge-experiment.md``. This module only reads, and is the
+one place that knows the layout: its file names and the one walk of its tiers, subtests
+and runs (:meth:`ExperimentConfig.runs`). A rerun's files are written by ``task.py`` and
+``slotfiles.py`` (a slot) and ``consensus.py`` (a run's consensus and the summary).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from runner.api import RetryableError
+from runner_plugins.judge.reply import (
+    NO_REASONING,
+    ReplyError,
+    clamp_score,
+    find_verdict,
+    is_number,
+    passed_value,
+)
 
 #: Every slot status, in the order tables show them.
 STATUSES = ("missing", "failed", "complete", "agent_failed")
 #: The statuses a rerun selects by default. Complete slots are re-judged only when the
 #: status filter asks for them; agent_failed slots are never rerun (nothing to judge).
 RERUNNABLE = ("missing", "failed")
-CONFIG_FILE = Path("config") / "experiment.json"
-#: The reasoning of a reply that gives none, as the original writes it.
-NO_REASONING = "No reasoning provided"
-
-
-def is_number(value: Any) -> bool:
-    """True for a finite int or float (a JSON ``true`` is not a score)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def clamp_score(value: float) -> float:
-    """Clamp a score into [0, 1]."""
-    return min(1.0, max(0.0, float(value)))
 
 
 def grade_for(score: float, *, rounded: bool = True) -> str:
@@ -54,12 +48,39 @@ def grade_for(score: float, *, rounded: bool = True) -> str:
     return "F"
 
 
+def make_judgment(
+    score: float, passed: bool, reasoning: str, is_valid: bool, criteria_scores: Any
+) -> dict[str, Any]:
+    """A judgment.json, or a consensus in judge/result.json: same fields, grade from the score."""
+    return {
+        "score": score,
+        "passed": passed,
+        "grade": grade_for(score),
+        "reasoning": reasoning,
+        "is_valid": is_valid,
+        "criteria_scores": criteria_scores,
+    }
+
+
 # --- layout ---------------------------------------------------------------------------
+
+# Each name relative to its experiment, run or slot.
+CONFIG_FILE = Path("config") / "experiment.json"
+TASK_FILE = "prompt.md"
+RUN_PREFIX = "run_"
+AGENT_OUTPUT = Path("agent") / "output.txt"
+AGENT_RESULT = Path("agent") / "result.json"
+RECORD_FILE = "run_result.json"
+WORKSPACE = "workspace"
+JUDGE_DIR = "judge"
+CONSENSUS_FILE = Path(JUDGE_DIR) / "result.json"
+SLOT_PREFIX = "judge_"
+JUDGMENT_FILE = "judgment.json"
 
 
 def slot_name(number: int) -> str:
     """Folder name of slot ``number`` (1-based): ``judge_01``."""
-    return f"judge_{number:02d}"
+    return f"{SLOT_PREFIX}{number:02d}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +94,7 @@ class RunRef:
 
     @property
     def name(self) -> str:
-        return f"run_{self.number:02d}"
+        return f"{RUN_PREFIX}{self.number:02d}"
 
     @property
     def id(self) -> str:
@@ -83,9 +104,29 @@ class RunRef:
     def dir(self) -> Path:
         return self.root / self.tier / self.subtest / self.name
 
+    @property
+    def workspace(self) -> Path:
+        return self.dir / WORKSPACE
+
     def slot_dir(self, number: int) -> Path:
         """The folder of slot ``number`` of this run."""
-        return self.dir / "judge" / slot_name(number)
+        return self.dir / JUDGE_DIR / slot_name(number)
+
+    def fields(self) -> dict[str, Any]:
+        """The item fields that locate this run (:meth:`of` reads them back)."""
+        return {
+            "tier": self.tier,
+            "subtest": self.subtest,
+            "run": self.number,
+            "run_id": self.id,
+            "run_dir": str(self.dir),
+            "experiment": str(self.root),
+        }
+
+    @classmethod
+    def of(cls, root: Path, fields: Mapping[str, Any]) -> RunRef:
+        """The run of ``root`` that the item ``fields`` locate."""
+        return cls(root, fields["tier"], fields["subtest"], int(fields["run"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,11 +164,16 @@ class ExperimentConfig:
     max_subtests: int | None = None
     recorded: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
+    @property
+    def slot_numbers(self) -> range:
+        """The slot numbers of every run: 1..len(judge_models)."""
+        return range(1, len(self.judge_models) + 1)
+
     def _folders(self, tier: str) -> list[str]:
         folder = self.root / tier
         if not folder.is_dir():
             return []
-        names = [p.name for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)]
+        names = [p.name for p in folder.iterdir() if p.is_dir() and is_subtest_name(p.name)]
         return sorted(names, key=_subtest_order)
 
     def subtests(self, tier: str) -> list[str]:
@@ -144,12 +190,40 @@ class ExperimentConfig:
         chosen = set(self.subtests(tier))
         return [name for name in self._folders(tier) if name not in chosen]
 
+    def stray_warnings(self) -> list[str]:
+        """One line per tier with numeric folders that :meth:`runs` leaves out."""
+        return [
+            f"{tier}: folder(s) {stray} are not subtests of this experiment "
+            f"(its records name {self.subtests(tier)}); they are ignored"
+            for tier in self.tiers
+            if (stray := self.stray_subtests(tier))
+        ]
+
     def runs(self) -> Iterator[RunRef]:
-        """Every run the config declares, in tier, subtest, run order."""
+        """Every run the config declares, in tier, subtest, run order.
+
+        The one walk of the layout: whatever reads or writes the experiment run by run
+        (sources, consensus, summary, sample) goes through it.
+        """
         for tier in self.tiers:
             for subtest in self.subtests(tier):
                 for number in range(1, self.runs_per_subtest + 1):
                     yield RunRef(self.root, tier, subtest, number)
+
+    def record(self) -> dict[str, Any]:
+        """What ``config/experiment.json`` holds for this config (:func:`load_config` reads it)."""
+        return {
+            "experiment_id": self.experiment_id,
+            "judge_models": list(self.judge_models),
+            "runs_per_subtest": self.runs_per_subtest,
+            "tiers_to_run": list(self.tiers),
+            "max_subtests": self.max_subtests,
+        }
+
+
+def is_subtest_name(name: object) -> bool:
+    """Whether ``name`` can name a subtest: subtest folders are numeric."""
+    return isinstance(name, str) and re.fullmatch(r"\d+", name) is not None
 
 
 def _subtest_order(name: str) -> tuple[int, str]:
@@ -182,7 +256,7 @@ def recorded_subtests(root: Path, tiers: Iterable[str]) -> dict[str, tuple[str, 
         tier_result = read_object(root / tier / "result.json") or {}
         if isinstance(tier_result.get("subtest_results"), dict):
             names.update(tier_result["subtest_results"])
-        names = {n for n in names if isinstance(n, str) and n.isdigit()}
+        names = {n for n in names if is_subtest_name(n)}
         if names:
             found[tier] = names
     return {tier: tuple(sorted(names, key=_subtest_order)) for tier, names in found.items()}
@@ -253,18 +327,16 @@ def agent_finished(run_dir: Path) -> bool:
     As in the original, one byte (a lone newline too) makes output.txt non-empty.
     """
     try:
-        has_output = (run_dir / "agent" / "output.txt").stat().st_size > 0
+        has_output = (run_dir / AGENT_OUTPUT).stat().st_size > 0
     except OSError:
         return False
-    return has_output and (run_dir / "agent" / "result.json").is_file()
+    return has_output and (run_dir / AGENT_RESULT).is_file()
 
 
 def read_judgment(slot_dir: Path) -> dict[str, Any] | None:
     """The slot's judgment if it makes the slot ``complete``, else None."""
     try:
-        data = json.loads(
-            (current_slot_dir(slot_dir) / "judgment.json").read_text(encoding="utf-8")
-        )
+        data = json.loads((current_slot_dir(slot_dir) / JUDGMENT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or not is_number(data.get("score")):
@@ -275,6 +347,12 @@ def read_judgment(slot_dir: Path) -> dict[str, Any] | None:
 def replaced_dir(slot_dir: Path) -> Path:
     """Where a slot is set aside while an attempt replaces it (see ``slotfiles``)."""
     return slot_dir.with_name(f".{slot_dir.name}.replaced")
+
+
+def replaced_slot(path: Path) -> Path | None:
+    """The slot that ``path`` is the :func:`replaced_dir` of, or None when it is none."""
+    match = re.fullmatch(rf"\.({SLOT_PREFIX}\d+)\.replaced", path.name)
+    return path.with_name(match.group(1)) if match else None
 
 
 def current_slot_dir(slot_dir: Path) -> Path:
@@ -301,15 +379,11 @@ def run_slots(config: ExperimentConfig, run: RunRef) -> list[Slot]:
     agent_ok = agent_finished(run.dir)
     return [
         Slot(run, number, model, slot_status(run.slot_dir(number)) if agent_ok else "agent_failed")
-        for number, model in enumerate(config.judge_models, 1)
+        for number, model in zip(config.slot_numbers, config.judge_models, strict=True)
     ]
 
 
 # --- judge replies --------------------------------------------------------------------
-
-
-class ReplyError(ValueError):
-    """The judge's reply holds no usable judgment."""
 
 
 class JudgeRateLimited(RetryableError):
@@ -323,58 +397,6 @@ class JudgeRateLimited(RetryableError):
         self.retry_after = retry_after
 
 
-_FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\r?\n(.*?)```", re.DOTALL | re.IGNORECASE)
-
-
-def _top_level_objects(text: str) -> Iterator[str]:
-    """Balanced ``{...}`` spans outside any other object, quotes inside them respected."""
-    depth, start, in_string, escaped = 0, 0, False, False
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"' and depth:
-            in_string = True
-        elif ch == "{":
-            start = i if depth == 0 else start
-            depth += 1
-        elif ch == "}" and depth:
-            depth -= 1
-            if depth == 0:
-                yield text[start : i + 1]
-
-
-def find_verdict(text: str) -> dict[str, Any] | None:
-    """The first JSON object with a numeric ``score``: fenced blocks first, then bare objects.
-
-    Only whole top-level objects are considered, so a category's nested ``score`` is never
-    taken for the verdict (an unbalanced ``{`` in prose therefore hides a later bare
-    object, never a fenced one). The first block wins, as in the experiments this format
-    comes from (a judge that "reconsiders" in later blocks was recorded with its first).
-    """
-    fenced = (m.group(1) for m in _FENCE.finditer(text))
-    for candidate in itertools.chain(fenced, _top_level_objects(text)):
-        try:
-            obj = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and is_number(obj.get("score")):
-            return obj
-    return None
-
-
-def passed_value(value: object) -> bool:
-    """A reply's ``passed`` as the original reads it (truthy passes, absent fails), except
-    that the strings "false", "no" and "0" mean what they say."""
-    if isinstance(value, str):
-        return value.strip().lower() not in ("", "false", "no", "0", "none", "null")
-    return bool(value)
-
-
 def parse_reply(text: str) -> dict[str, Any]:
     """Turn a judge's reply into ``judgment.json`` content; raise ReplyError if it has none.
 
@@ -386,13 +408,11 @@ def parse_reply(text: str) -> dict[str, Any]:
     verdict = find_verdict(text)
     if verdict is None:
         raise ReplyError("reply has no JSON object with a numeric score")
-    score = clamp_score(verdict["score"])
     is_valid = verdict.get("is_valid")
-    return {
-        "score": score,
-        "passed": passed_value(verdict.get("passed")),
-        "grade": grade_for(score),
-        "reasoning": str(verdict.get("reasoning") or NO_REASONING),
-        "is_valid": is_valid if isinstance(is_valid, bool) else True,
-        "criteria_scores": verdict.get("categories") or verdict.get("criteria_scores") or None,
-    }
+    return make_judgment(
+        clamp_score(verdict["score"]),
+        passed_value(verdict.get("passed")),
+        str(verdict.get("reasoning") or NO_REASONING),
+        is_valid if isinstance(is_valid, bool) else True,
+        verdict.get("categories") or verdict.get("criteria_scores") or None,
+    )

@@ -189,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-file", required=True, type=Path, help="the judge prompt")
     parser.add_argument("--run-dir", required=True, type=Path, help="the run folder")
     parser.add_argument(
-        "--latency", default=None, help=f"seconds to sleep first (default ${LATENCY_ENV}, else 0.5)"
+        "--latency",
+        default=None,
+        help=f"seconds to sleep first (default ${LATENCY_ENV}, else {DEFAULT_LATENCY})",
     )
     args = parser.parse_args(argv)
     try:

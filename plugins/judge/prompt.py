@@ -15,7 +15,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from runner_plugins.judge.experiment import RunRef
+from runner_plugins.judge.experiment import AGENT_OUTPUT, TASK_FILE, RunRef
 
 PROMPT_FILE = "judge_prompt.md"
 _EXCLUDE = (":(exclude)CLAUDE.md", ":(exclude).claude")
@@ -103,8 +103,8 @@ def missing_inputs(run: RunRef) -> str | None:
     """Why ``run``'s prompt can be neither read nor rebuilt, or None when it can be."""
     if (run.dir / PROMPT_FILE).is_file():
         return None
-    if not (run.root / "prompt.md").is_file():
-        return f"{PROMPT_FILE} is missing and cannot be rebuilt: the experiment has no prompt.md"
+    if not (run.root / TASK_FILE).is_file():
+        return f"{PROMPT_FILE} is missing and cannot be rebuilt: the experiment has no {TASK_FILE}"
     return None
 
 
@@ -118,9 +118,9 @@ def build_prompt(run: RunRef) -> str:
             + rubric.read_text(encoding="utf-8", errors="replace")
             + "\n```"
         )
-    task = (run.root / "prompt.md").read_text(encoding="utf-8", errors="replace")
-    output = (run.dir / "agent" / "output.txt").read_text(encoding="utf-8", errors="replace")
-    workspace = run.dir / "workspace"
+    task = (run.root / TASK_FILE).read_text(encoding="utf-8", errors="replace")
+    output = (run.dir / AGENT_OUTPUT).read_text(encoding="utf-8", errors="replace")
+    workspace = run.workspace
     sections += [
         f"## Task Given to Agent\n\n{task}",
         f"## Agent's Output\n\n{output}",

@@ -14,13 +14,28 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from runner_plugins.judge.consensus import apply_judge_fields, consensus, judges_list
-from runner_plugins.judge.experiment import RunRef, clamp_score, parse_reply
+from runner_plugins.judge.experiment import (
+    AGENT_OUTPUT,
+    AGENT_RESULT,
+    CONFIG_FILE,
+    CONSENSUS_FILE,
+    JUDGMENT_FILE,
+    RECORD_FILE,
+    TASK_FILE,
+    WORKSPACE,
+    ExperimentConfig,
+    RunRef,
+    parse_reply,
+)
+from runner_plugins.judge.folders import build_whole
+from runner_plugins.judge.prompt import PROMPT_FILE
+from runner_plugins.judge.reply import clamp_score
+from runner_plugins.judge.slotfiles import RESPONSE_FILE, STDERR_FILE, write_model, write_timing
 
 MODELS = ("claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5")
 TIERS = ("T0", "T1", "T2", "T3", "T4")
@@ -64,8 +79,17 @@ FORCED_SLOTS = {
 BASE_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-def _subtests(tier: str) -> tuple[str, str]:
-    return ("00", "01") if tier == "T0" else ("01", "02")
+def _config(dest: Path, seed: int) -> ExperimentConfig:
+    """The sample's shape; its subtests are given, as records would, since no folder exists yet."""
+    return ExperimentConfig(
+        root=dest,
+        experiment_id=f"sample-{seed}",
+        judge_models=MODELS,
+        runs_per_subtest=RUNS,
+        tiers=TIERS,
+        max_subtests=2,
+        recorded={tier: ("00", "01") if tier == "T0" else ("01", "02") for tier in TIERS},
+    )
 
 
 def _write(path: Path, text: str) -> None:
@@ -102,24 +126,18 @@ def _write_slot(
     if fate == "missing":
         return None
     seconds = round(rng.uniform(20, 120), 3)
-    timing = {"judge_duration_seconds": seconds, "measured_at": when}
     if fate == "failed_timing":
-        _write_json(
-            slot_dir / "timing.json",
-            timing | {"failed": True, "reason": "judge exited with code 1: 429 Too Many Requests"},
-        )
+        failure = "judge exited with code 1: 429 Too Many Requests"
+        write_timing(slot_dir, seconds, at=when, failure=failure, write=_write_json)
         _write(
-            slot_dir / "stderr.log", "Error: 429 Too Many Requests (rate limit). Retry-After: 30\n"
+            slot_dir / STDERR_FILE, "Error: 429 Too Many Requests (rate limit). Retry-After: 30\n"
         )
         return None
     reply = _reply(rng, model, quality)
     judgment = parse_reply(reply)
-    _write(slot_dir / "response.txt", reply)
-    _write_json(slot_dir / "timing.json", timing)
-    _write(
-        slot_dir / "MODEL.md",
-        f"# Judge Model Information\n\n**Model**: {model}\n**Timestamp**: {when}\n",
-    )
+    _write(slot_dir / RESPONSE_FILE, reply)
+    write_timing(slot_dir, seconds, at=when, write=_write_json)
+    write_model(slot_dir, model, at=when, write=_write)
     text = json.dumps(judgment, indent=2) + "\n"
     if fate == "failed_truncated":
         text = text[: len(text) // 2]  # what a crash mid-write used to leave behind
@@ -127,14 +145,13 @@ def _write_slot(
         text = json.dumps({k: v for k, v in judgment.items() if k != "score"}, indent=2) + "\n"
     elif fate == "failed_invalid":
         text = json.dumps(judgment | {"is_valid": False}, indent=2) + "\n"
-    _write(slot_dir / "judgment.json", text)
+    _write(slot_dir / JUDGMENT_FILE, text)
     return judgment if fate == "complete" else None
 
 
-def _write_run(root: Path, tier: str, subtest: str, number: int, rng: random.Random) -> None:
-    run = RunRef(root, tier, subtest, number)
+def _write_run(config: ExperimentConfig, run: RunRef, rng: random.Random) -> None:
     run_dir = run.dir
-    agent_fate = FORCED_AGENT.get((tier, subtest, number), "ok")
+    agent_fate = FORCED_AGENT.get((run.tier, run.subtest, run.number), "ok")
     kind = rng.choice(sorted(ANSWERS))
     quality = rng.uniform(*QUALITY[kind])
     when = (BASE_TIME + timedelta(seconds=rng.randrange(86400))).isoformat()
@@ -142,21 +159,21 @@ def _write_run(root: Path, tier: str, subtest: str, number: int, rng: random.Ran
         return
     answer = "" if agent_fate == "empty_output" else ANSWERS[kind]
     _write(
-        run_dir / "judge_prompt.md",
+        run_dir / PROMPT_FILE,
         f"## Task Given to Agent\n\n{TASK}\n## Agent's Output\n\n"
         f"{answer}\n\n## Workspace State After Agent Execution\n\n"
         "- `wordcount.py`\n- `sample.txt`\n",
     )
     _write(
-        run_dir / "workspace" / "wordcount.py",
+        run.workspace / "wordcount.py",
         "import sys\n\nprint(len(open(sys.argv[1]).read().split()))\n",
     )
-    _write(run_dir / "workspace" / "sample.txt", "the quick brown fox jumps over the lazy dog\n")
+    _write(run.workspace / "sample.txt", "the quick brown fox jumps over the lazy dog\n")
     if agent_fate != "no_output":
-        _write(run_dir / "agent" / "output.txt", answer)
+        _write(run_dir / AGENT_OUTPUT, answer)
     if agent_fate != "no_result_json":
         _write_json(
-            run_dir / "agent" / "result.json",
+            run_dir / AGENT_RESULT,
             {
                 "exit_code": int(kind == "broken"),
                 "stdout": answer,
@@ -165,7 +182,7 @@ def _write_run(root: Path, tier: str, subtest: str, number: int, rng: random.Ran
             },
         )
     record: dict[str, Any] = {
-        "run_number": number,
+        "run_number": run.number,
         "exit_code": int(kind == "broken"),
         "cost_usd": round(rng.uniform(0.01, 0.2), 4),
         "duration_seconds": round(rng.uniform(30, 300), 3),
@@ -174,13 +191,13 @@ def _write_run(root: Path, tier: str, subtest: str, number: int, rng: random.Ran
         "judge_grade": None,
         "judge_reasoning": "",
         "judges": [],
-        "workspace_path": f"{run.id}/workspace",
+        "workspace_path": f"{run.id}/{WORKSPACE}",
         "criteria_scores": {},
     }
     if agent_fate == "ok":
         judgments = []
-        for slot, model in enumerate(MODELS, 1):
-            fate = FORCED_SLOTS.get((tier, subtest, number, slot))
+        for slot, model in zip(config.slot_numbers, config.judge_models, strict=True):
+            fate = FORCED_SLOTS.get((run.tier, run.subtest, run.number, slot))
             if fate is None:
                 draw = rng.random()
                 fate = (
@@ -193,55 +210,34 @@ def _write_run(root: Path, tier: str, subtest: str, number: int, rng: random.Ran
             judgments.append(_write_slot(run.slot_dir(slot), fate, rng, model, quality, when))
         if any(j is not None for j in judgments):
             result = consensus(judgments)
-            _write_json(run_dir / "judge" / "result.json", result)
-            apply_judge_fields(record, result, judges_list(MODELS, judgments))
-    _write_json(run_dir / "run_result.json", record)
+            _write_json(run_dir / CONSENSUS_FILE, result)
+            apply_judge_fields(record, result, judges_list(config.judge_models, judgments))
+    _write_json(run_dir / RECORD_FILE, record)
 
 
 def make_sample_experiment(dest: Path, seed: int) -> Path:
     """Create the sample experiment in ``dest`` (new or empty); one seed gives one set of bytes.
 
-    The sample is built in ``<dest>.partial`` and renamed to ``dest`` when complete, so an
-    interrupted call leaves no ``dest`` that could pass for a sample; a ``.partial`` folder
-    left by a killed call is removed first.
+    The sample appears whole (see ``folders.build_whole``): an interrupted call leaves no
+    ``dest`` that could pass for a sample.
     """
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise FileExistsError(f"cannot create a sample experiment in {str(dest)!r}: not empty")
-    partial = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        _write_sample(partial, seed)
-        if dest.exists():
-            dest.rmdir()  # empty, as checked above
-        partial.rename(dest)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return dest
+    return build_whole(dest, lambda partial: _write_sample(partial, seed))
 
 
 def _write_sample(dest: Path, seed: int) -> None:
     rng = random.Random(seed)
-    _write_json(
-        dest / "config" / "experiment.json",
-        {
-            "experiment_id": f"sample-{seed}",
-            "judge_models": list(MODELS),
-            "runs_per_subtest": RUNS,
-            "tiers_to_run": list(TIERS),
-            "max_subtests": 2,
-        },
-    )
-    _write(dest / "prompt.md", TASK)
+    config = _config(dest, seed)
+    _write_json(dest / CONFIG_FILE, config.record())
+    _write(dest / TASK_FILE, TASK)
     _write(
         dest / "README.md",
         f"Sample judge experiment made by make_sample_experiment(seed={seed}).\n",
     )
-    for tier in TIERS:
-        for subtest in _subtests(tier):
-            for number in range(1, RUNS + 1):
-                _write_run(dest, tier, subtest, number, rng)
+    for run in config.runs():
+        _write_run(config, run, rng)
     # Folders that enumeration must skip: a subtest beyond max_subtests, a non-numeric one.
-    _write_run(dest, "T1", "03", 1, random.Random(seed))
+    _write_run(config, RunRef(dest, "T1", "03", 1), random.Random(seed))
     _write(dest / "T1" / "notes" / "README.md", "Not a subtest: the name is not numeric.\n")

@@ -15,6 +15,9 @@ each slot to one of two states, as it was or as the attempt left it: an uncommit
 attempt folder is removed, a ``.replaced`` folder goes back if step 2 never happened
 and into ``attempts/`` if it did, and temporary files of interrupted atomic writes
 are deleted. A slot therefore never mixes the files of two attempts.
+
+This module also writes the two files every judged slot has whoever judged it,
+``MODEL.md`` and ``timing.json`` (:func:`write_model`, :func:`write_timing`).
 """
 
 from __future__ import annotations
@@ -27,16 +30,83 @@ import secrets
 import shutil
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from runner.api import leftover_temp_files
-from runner_plugins.judge.experiment import CONFIG_FILE, RunRef, replaced_dir
+from runner.api import atomic_write_json, atomic_write_text, leftover_temp_files
+from runner_plugins.judge.experiment import (
+    CONFIG_FILE,
+    JUDGE_DIR,
+    SLOT_PREFIX,
+    RunRef,
+    read_object,
+    replaced_dir,
+    replaced_slot,
+)
 
 ATTEMPTS = "attempts"
-_ATTEMPT = re.compile(r"^\.(judge_\d+)\.attempt-[\w-]+$")
-_REPLACED = re.compile(r"^\.(judge_\d+)\.replaced$")
+MODEL_FILE = "MODEL.md"
+TIMING_FILE = "timing.json"
+RESPONSE_FILE = "response.txt"
+STDOUT_FILE = "stdout.log"
+STDERR_FILE = "stderr.log"
+_ATTEMPT = re.compile(rf"^\.({SLOT_PREFIX}\d+)\.attempt-[\w-]+$")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def write_model(
+    slot_dir: Path,
+    model: str,
+    *,
+    at: str | None = None,
+    command: list[str] | None = None,
+    write: Callable[[Path, str], None] = atomic_write_text,
+) -> None:
+    """Write the slot's MODEL.md: the model that judged and when (default now).
+
+    ``command`` is the argv of a rerun by runner, which MODEL.md then names and marks as a
+    rerun; ``write`` lets the sample write plainly into its private, not yet visible folder.
+    """
+    lines = ["# Judge Model Information", "", f"**Model**: {model}"]
+    if command is not None:
+        lines.append(f"**Command**: `{' '.join(command)}`")
+    lines.append(f"**Timestamp**: {at or _now()}")
+    if command is not None:
+        lines.append("**Rerun**: true")
+    write(slot_dir / MODEL_FILE, "\n".join(lines) + "\n")
+
+
+def write_timing(
+    slot_dir: Path,
+    seconds: float,
+    *,
+    at: str | None = None,
+    rerun: bool = False,
+    failure: str | None = None,
+    extra: dict[str, Any] | None = None,
+    write: Callable[[Path, Any], None] = atomic_write_json,
+) -> None:
+    """Write the slot's timing.json: how long the judge took and when (default now).
+
+    ``rerun`` marks an attempt by runner (:func:`was_rerun` reads it); a failed attempt
+    gives its ``failure`` reason, and timing.json is then the file that says it failed.
+    """
+    timing: dict[str, Any] = {"judge_duration_seconds": seconds, "measured_at": at or _now()}
+    if rerun:
+        timing["rerun"] = True
+    if failure is not None:
+        timing |= {"failed": True, "reason": failure}
+    write(slot_dir / TIMING_FILE, timing | (extra or {}))
+
+
+def was_rerun(slot_dir: Path) -> bool:
+    """Whether the slot's timing.json says runner wrote it (see :func:`write_timing`)."""
+    return (read_object(slot_dir / TIMING_FILE) or {}).get("rerun") is True
 
 
 def new_attempt_dir(slot_dir: Path) -> Path:
@@ -120,16 +190,16 @@ def discard(attempt: Path) -> None:
 
 def leftovers(run: RunRef) -> list[Path]:
     """What an interrupted repair left in ``run``'s folders (see :func:`recover_run`)."""
-    judge = run.dir / "judge"
+    judge = run.dir / JUDGE_DIR
     found = leftover_temp_files(run.dir) + leftover_temp_files(judge)
     try:
         entries = sorted(judge.iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return found
     for entry in entries:
-        if _ATTEMPT.match(entry.name) or _REPLACED.match(entry.name):
+        if _ATTEMPT.match(entry.name) or replaced_slot(entry) is not None:
             found.append(entry)
-        elif entry.is_dir() and entry.name.startswith("judge_"):
+        elif entry.is_dir() and entry.name.startswith(SLOT_PREFIX):
             found += leftover_temp_files(entry)
     return found
 
@@ -138,12 +208,11 @@ def recover_run(run: RunRef) -> list[str]:
     """Finish or undo whatever an interrupted repair left in ``run``; say what was done."""
     done = []
     for path in leftovers(run):
-        attempt, replaced = _ATTEMPT.match(path.name), _REPLACED.match(path.name)
-        if attempt:
+        slot_dir = replaced_slot(path)
+        if _ATTEMPT.match(path.name):
             discard(path)
             done.append(f"removed the unfinished attempt {path.name}")
-        elif replaced:
-            slot_dir = path.with_name(replaced.group(1))
+        elif slot_dir is not None:
             if slot_dir.exists():
                 dest = archive(path, slot_dir)
                 done.append(f"moved the replaced {slot_dir.name} into {ATTEMPTS}/{dest.name}")

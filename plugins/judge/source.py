@@ -27,6 +27,8 @@ from runner_plugins.judge.consensus import SUMMARY_DIR, run_judgments, stale_rea
 from runner_plugins.judge.experiment import (
     CONFIG_FILE,
     RERUNNABLE,
+    RUN_PREFIX,
+    SLOT_PREFIX,
     STATUSES,
     ExperimentConfig,
     RunRef,
@@ -34,28 +36,25 @@ from runner_plugins.judge.experiment import (
     load_config,
     run_slots,
 )
+from runner_plugins.judge.folders import build_whole
 from runner_plugins.judge.sample import make_sample_experiment
 
 
 def copy_experiment(src: Path, dest: Path) -> None:
-    """Copy an experiment folder and make the copy writable (sources are often read-only).
+    """Copy an experiment folder whole (see ``folders``) and make the copy writable.
 
-    The copy is made in ``<dest>.partial`` and renamed when complete: a run killed while
-    copying leaves no ``dest`` that a resumed run would take for a finished copy.
+    Sources are often read-only; a run killed while copying leaves no ``dest``.
     """
-    partial = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        shutil.copytree(src, partial, symlinks=True)
-        for folder, dirs, files in os.walk(partial):
-            for name in [*dirs, *files, ""]:
-                path = Path(folder, name)
-                if not path.is_symlink():
-                    path.chmod(path.stat().st_mode | stat.S_IWUSR)
-        partial.rename(dest)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    build_whole(dest, lambda partial: _copy_writable(src, partial))
+
+
+def _copy_writable(src: Path, dest: Path) -> None:
+    shutil.copytree(src, dest, symlinks=True)
+    for folder, dirs, files in os.walk(dest):
+        for name in [*dirs, *files, ""]:
+            path = Path(folder, name)
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | stat.S_IWUSR)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -149,22 +148,17 @@ class _ExperimentSource(Source):
                 f"valid: {list(config.tiers)}"
             )
         self._subtest_set = _numbers(self.subtests, "subtest", "", None)
-        present = sorted({s for tier in config.tiers for s in config.subtests(tier)})
-        known = {int(s) for s in present if s.isdigit()}
+        present = sorted({run.subtest for run in config.runs()})
+        known = {int(s) for s in present}
         for value in self.subtests:
             if int(value.strip()) not in known:
                 raise ValueError(
                     f"subtest filter value {value!r} matches no subtest; valid: {present}"
                 )
-        self._run_set = _numbers(self.runs, "run", "run_", config.runs_per_subtest)
+        self._run_set = _numbers(self.runs, "run", RUN_PREFIX, config.runs_per_subtest)
         self._check_filters(config)
-        for tier in config.tiers:
-            stray = config.stray_subtests(tier)
-            if stray:
-                logger.warning(
-                    f"{tier}: folder(s) {stray} are not subtests of this experiment "
-                    f"(its records name {config.subtests(tier)}); they are ignored"
-                )
+        for line in config.stray_warnings():
+            logger.warning(line)
         self._repair = not context.dry_run
         if self._repair:
             self._lock.enter_context(slotfiles.repair_lock(config.root))
@@ -312,7 +306,7 @@ class JudgeSlots(_ExperimentSource):
         if "agent_failed" in self.status:
             # Listed by a dry run, but there is no agent output to judge.
             logger.warning("agent_failed slots are listed but never rerun: nothing to judge")
-        self._slot_set = _numbers(self.slots, "slot", "judge_", len(config.judge_models))
+        self._slot_set = _numbers(self.slots, "slot", SLOT_PREFIX, len(config.judge_models))
 
     def _prepare(self, config: ExperimentConfig) -> list[str]:
         lines = []
@@ -333,26 +327,22 @@ class JudgeSlots(_ExperimentSource):
     def _located(self) -> Iterator[tuple[RunState, Slot]]:
         """Every slot inside the tier/subtest/run/slot filters, whatever its status."""
         for state in self.states:
-            if self._in_scope(state.run):
-                for slot in state.slots:
-                    if not self._slot_set or slot.number in self._slot_set:
-                        yield state, slot
+            for slot in state.slots:
+                if self._slot_in_scope(slot):
+                    yield state, slot
+
+    def _slot_in_scope(self, slot: Slot) -> bool:
+        return self._in_scope(slot.run) and (not self._slot_set or slot.number in self._slot_set)
 
     def _item(self, state: RunState, slot: Slot) -> Item:
         run = slot.run
-        data = {
-            "tier": run.tier,
-            "subtest": run.subtest,
-            "run": run.number,
+        data = run.fields() | {
             "slot": slot.number,
             "model": slot.model,
             "status": slot.status,
-            "run_id": run.id,
-            "run_dir": str(run.dir),
             "slot_dir": str(slot.dir),
-            "workspace": str(run.dir / "workspace"),
+            "workspace": str(run.workspace),
             "prompt_file": str(run.dir / prompt.PROMPT_FILE),
-            "experiment": str(run.root),
             "unjudgeable": state.unjudgeable,
         }
         return Item(id=slot.id, data=data, label=f"{run.id} {slot.dir.name}")
@@ -361,8 +351,7 @@ class JudgeSlots(_ExperimentSource):
         return (
             slot.status in self.status
             and slot.status != "agent_failed"
-            and self._in_scope(slot.run)
-            and (not self._slot_set or slot.number in self._slot_set)
+            and self._slot_in_scope(slot)
         )
 
     def __iter__(self) -> Iterator[Item]:
@@ -438,17 +427,7 @@ class JudgeRuns(_ExperimentSource):
     def __iter__(self) -> Iterator[Item]:
         self._require_setup()
         for state in self._runs():
-            run = state.run
-            data = {
-                "tier": run.tier,
-                "subtest": run.subtest,
-                "run": run.number,
-                "run_id": run.id,
-                "run_dir": str(run.dir),
-                "experiment": str(run.root),
-                "stale": state.stale,
-            }
-            yield Item(id=run.id, data=data)
+            yield Item(id=state.run.id, data=state.run.fields() | {"stale": state.stale})
 
     def __len__(self) -> int:
         self._require_setup()

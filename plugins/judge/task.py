@@ -7,7 +7,6 @@ import os
 import shutil
 import sys
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +27,25 @@ from runner.api import (
 from runner_plugins.judge import local_judge
 from runner_plugins.judge.consensus import regenerate_run
 from runner_plugins.judge.experiment import (
+    JUDGMENT_FILE,
     ExperimentConfig,
     JudgeRateLimited,
-    ReplyError,
     RunRef,
     parse_reply,
 )
 from runner_plugins.judge.local_judge import LATENCY_ENV
-from runner_plugins.judge.slotfiles import ATTEMPTS, commit, discard, new_attempt_dir
+from runner_plugins.judge.reply import ReplyError
+from runner_plugins.judge.slotfiles import (
+    ATTEMPTS,
+    RESPONSE_FILE,
+    STDERR_FILE,
+    STDOUT_FILE,
+    commit,
+    discard,
+    new_attempt_dir,
+    write_model,
+    write_timing,
+)
 from runner_plugins.judge.source import JudgeRuns
 
 #: The local judge's file: run as a script with ``-S`` (it needs only the standard library)
@@ -199,23 +209,21 @@ class JudgeRerun(Task):
         except ReplyError as exc:
             judgment, failure = None, str(exc)
         if result is not None:
-            atomic_write_text(attempt / "stdout.log", result.stdout)
-            atomic_write_text(attempt / "stderr.log", result.stderr)
+            atomic_write_text(attempt / STDOUT_FILE, result.stdout)
+            atomic_write_text(attempt / STDERR_FILE, result.stderr)
         seconds = 0.0 if result is None else result.seconds
         if judgment is not None:
             assert result is not None
-            atomic_write_text(attempt / "response.txt", result.stdout)
-            atomic_write_text(attempt / "MODEL.md", _model_md(item["model"], argv))
-            atomic_write_json(attempt / "timing.json", _timing(seconds))
-            atomic_write_json(attempt / "judgment.json", judgment)
+            atomic_write_text(attempt / RESPONSE_FILE, result.stdout)
+            write_model(attempt, item["model"], command=argv)
+            write_timing(attempt, seconds, rerun=True)
+            atomic_write_json(attempt / JUDGMENT_FILE, judgment)
             return judgment, "", False, None, False
         limited, retry_after = False, None
         if result is not None and not result.timed_out:
             limited, retry_after = detect_rate_limit(result.stderr + "\n" + result.stdout)
-        timing = _timing(seconds) | {"failed": True, "reason": failure}
-        if limited:
-            timing |= {"rate_limited": True, "retry_after": retry_after}
-        atomic_write_json(attempt / "timing.json", timing)
+        extra = {"rate_limited": True, "retry_after": retry_after} if limited else None
+        write_timing(attempt, seconds, rerun=True, failure=failure, extra=extra)
         tempfail = result is not None and result.returncode == EX_TEMPFAIL
         return None, failure, limited, retry_after, tempfail
 
@@ -244,7 +252,7 @@ class JudgeRegenerate(Task):
         """Rewrite the run's consensus; return it and whether it was stale."""
         if self._config is None:
             raise RuntimeError("JudgeRegenerate.setup(context) must be called first")
-        run = RunRef(self._config.root, item["tier"], item["subtest"], int(item["run"]))
+        run = RunRef.of(self._config.root, item.data)
         result, recorded = regenerate_run(self._config, run)
         if result is None:
             raise TaskFailure(f"{run.id} has no valid judgment left; its consensus is as it was")
@@ -301,18 +309,3 @@ def _latency(value: Any) -> float | None:
     if isinstance(value, bool) or not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"latency must be a number of seconds >= 0 or null, got {value!r}")
     return seconds
-
-
-def _timing(seconds: float) -> dict[str, Any]:
-    return {
-        "judge_duration_seconds": seconds,
-        "measured_at": datetime.now(timezone.utc).isoformat(),
-        "rerun": True,
-    }
-
-
-def _model_md(model: str, argv: list[str]) -> str:
-    return (
-        f"# Judge Model Information\n\n**Model**: {model}\n**Command**: `{' '.join(argv)}`\n"
-        f"**Timestamp**: {datetime.now(timezone.utc).isoformat()}\n**Rerun**: true\n"
-    )
