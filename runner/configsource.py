@@ -2,17 +2,20 @@
 
 Hydra only asks a source for the options a run selects, so only the selected plugins
 are imported. For a plugin group (``task/<option>``) the node is the plugin's schema,
-derived from its constructor (see ``registry.schema_for``), merged with its YAML when
-there is one: from runner's ``conf/<group>/<option>.yaml`` first, else from the plugin's
-own package at ``<top-level package>/conf/<group>/<option>.yaml``. The YAML's ``name:``
-picks the plugin, so one plugin can have several ready-made option files. A plugin with
-no YAML anywhere is still an option, under its entry-point name.
+derived from its constructor (see ``registry.schema_for``), merged with the YAML the
+plugin's package ships at ``<top-level package>/conf/<group>/<option>.yaml`` when there
+is one (the built-in plugins ship theirs in ``runner_plugins``, like any other). The
+YAML's ``name:`` picks the plugin, so a package can ship ready-made variants of a plugin
+under other option names. A plugin with no YAML is still an option, under its
+entry-point name. Defaults live in constructors only: YAML adds what a constructor
+cannot say (a defaults list, a variant's values).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import importlib.util
 from importlib import resources
 from pathlib import Path
@@ -34,6 +37,7 @@ _built: dict[tuple[str, str], ConfigResult] = {}
 def clear_cache() -> None:
     """Forget the nodes built so far (after plugins were installed or removed)."""
     _built.clear()
+    plugin_options.cache_clear()
 
 
 def _strip_ext(path: str) -> str:
@@ -41,21 +45,34 @@ def _strip_ext(path: str) -> str:
     return path[: -len(".yaml")] if path.endswith(".yaml") else path
 
 
-def _plugin_yaml(group: str, name: str) -> Path | None:
-    """The YAML a plugin ships in its own package, found without importing the plugin."""
-    specs = registry.specs(group).get(name)
-    if not specs or len(specs) > 1:
-        return None
-    top = specs[0].module.split(".", 1)[0]
+def _package_folders(package: str) -> list[Path]:
+    """The folders of a top-level package, found without importing it."""
     try:
-        spec = importlib.util.find_spec(top)
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
-        return None
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(location) / "conf" / group / f"{name}.yaml"
-        if candidate.is_file():
-            return candidate
-    return None
+        return []
+    return [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+
+
+@functools.cache
+def plugin_options(group: str) -> dict[str, Path | None]:
+    """Every option of ``group``: entry-point names (with the YAML their package ships
+    for them, if any) and the YAML variants plugin packages ship under other names."""
+    specs = registry.specs(group)
+    options: dict[str, Path | None] = {}
+    packages: dict[str, list[Path]] = {}
+    for name, registered in specs.items():
+        top = registered[0].module.split(".", 1)[0]
+        folders = packages.setdefault(top, _package_folders(top))
+        own = [f / "conf" / group / f"{name}.yaml" for f in folders]
+        # A name registered twice is an error the registry reports when it is used.
+        unique = len(registered) == 1
+        options[name] = next((y for y in own if y.is_file()), None) if unique else None
+    for folders in packages.values():
+        for folder in folders:
+            for yaml_file in sorted((folder / "conf" / group).glob("*.yaml")):
+                options.setdefault(yaml_file.stem, yaml_file)
+    return options
 
 
 class RunnerConfigSource(ConfigSource):
@@ -81,7 +98,7 @@ class RunnerConfigSource(ConfigSource):
         if (self.root / f"{path}.yaml").is_file():
             return True
         group, _, option = path.rpartition("/")
-        return group in GROUPS and option in registry.names(group)
+        return group in GROUPS and option in plugin_options(group)
 
     def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
         path = config_path.strip("/")
@@ -96,7 +113,7 @@ class RunnerConfigSource(ConfigSource):
                     results_filter=results_filter,
                 )
         if path in GROUPS and results_filter in (None, ObjectType.CONFIG):
-            found.extend(registry.names(path))
+            found.extend(plugin_options(path))
         if path == "" and results_filter in (None, ObjectType.GROUP):
             found.extend(GROUPS)
         return sorted(set(found))
@@ -116,10 +133,9 @@ class RunnerConfigSource(ConfigSource):
     def _build(self, config_path: str) -> ConfigResult:
         path = _strip_ext(config_path)
         group, _, option = path.rpartition("/")
-        own = self.root / f"{path}.yaml"
-        yaml_file: Path | None = own
-        if not own.is_file():
-            yaml_file = _plugin_yaml(group, option) if group in GROUPS else None
+        yaml_file: Path | None = self.root / f"{path}.yaml"
+        if group in GROUPS:
+            yaml_file = plugin_options(group).get(option)
         text = yaml_file.read_text(encoding="utf-8") if yaml_file is not None else ""
         try:
             raw = OmegaConf.create(text) if text.strip() else OmegaConf.create({})

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import inspect
-import shutil
+import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from runner import registry
 from runner_plugins.judge.plugins import JudgeConsensus, JudgeRerun, JudgeSlots
 from tests.conftest import RunCli
 from tests.judge_support import REPO, T3, remove_slot, status_of, tree
@@ -31,57 +32,60 @@ def test_entry_points_load_the_plugin_classes(group: str, name: str, cls: type) 
     assert entry.load() is cls
 
 
-CONFIGS = [
-    ("source", "judge_slots", JudgeSlots),
-    ("task", "judge_rerun", JudgeRerun),
-    ("task", "judge_rerun_claude", JudgeRerun),
-    ("postprocessor", "judge_consensus", JudgeConsensus),
-]
+SHIPPED = sorted((REPO / "plugins" / "conf").glob("*/*.yaml"))
 
 
-@pytest.mark.parametrize(("group", "option", "cls"), CONFIGS)
-def test_yaml_keys_are_the_constructor_parameters(group: str, option: str, cls: type) -> None:
-    """Each YAML sets exactly the plugin's parameters, and the plugin accepts them."""
-    node = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / group / f"{option}.yaml"))
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_shipped_yaml_says_only_what_the_constructor_cannot(path: Path) -> None:
+    """A shipped option file sets parameters the plugin has, never to its default value:
+    defaults live in the constructor alone."""
+    node = OmegaConf.to_container(OmegaConf.load(path))
     assert isinstance(node, dict)
+    group = path.parent.name
+    cls = registry.load_plugin(group, str(node.get("name", path.stem)))
+    defaults = {
+        name: param.default
+        for name, param in inspect.signature(cls.__init__).parameters.items()  # type: ignore[misc]
+        if name != "self"
+    }
     params = {str(k): v for k, v in node.items() if k not in ("name", "defaults")}
-    init = cls.__init__  # type: ignore[misc]
-    accepted = (
-        set() if init is object.__init__ else set(inspect.signature(init).parameters) - {"self"}
-    )
-    assert set(params) == accepted
+    assert set(params) <= set(defaults)
+    for key, value in params.items():
+        default = defaults[key]
+        same = list(value) == list(default) if isinstance(default, tuple) else value == default
+        assert not same, f"{path.name} repeats the default of {key!r}"
     cls(**params)
 
 
 def test_claude_option_runs_the_claude_cli_on_the_prompt_file() -> None:
     """judge_rerun_claude runs `claude --model {model} --print` with the prompt file."""
-    node = OmegaConf.load(REPO / "conf" / "task" / "judge_rerun_claude.yaml")
+    node = OmegaConf.load(REPO / "plugins" / "conf" / "task" / "judge_rerun_claude.yaml")
     command = list(node.command)
     assert command[:4] == ["claude", "--model", "{model}", "--print"]
     assert "{prompt_file}" in command and node.name == "judge_rerun"
 
 
-@pytest.mark.parametrize("option", ["judge_rerun", "judge_rerun_claude"])
+@pytest.mark.parametrize("option", ["judge_rerun", "judge_rerun_claude", "judge_regenerate"])
 def test_task_options_pick_their_source_and_postprocessor(tmp_path: Path, option: str) -> None:
-    """Selecting a judge task selects judge_slots and judge_consensus; explicit choices win."""
-    for group, name, _ in CONFIGS:
-        (tmp_path / group).mkdir(exist_ok=True)
-        shutil.copy(REPO / "conf" / group / f"{name}.yaml", tmp_path / group)
-    for group, name in (("source", "range"), ("task", "sleep"), ("postprocessor", "summary")):
-        (tmp_path / group / f"{name}.yaml").write_text(f"name: {name}\n")
-    # Hydra applies a config's overrides only to groups listed before it: task goes last.
-    (tmp_path / "config.yaml").write_text(
-        "defaults:\n  - _self_\n  - source: range\n  - postprocessor: summary\n  - task: sleep\n"
-    )
-    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
-        cfg = compose("config", overrides=[f"task={option}"])
-        assert (cfg.source.name, cfg.task.name, cfg.postprocessor.name) == (
-            "judge_slots",
-            "judge_rerun",
-            "judge_consensus",
-        )
-        cfg = compose("config", overrides=[f"task={option}", "postprocessor=summary"])
-        assert cfg.postprocessor.name == "summary"
+    """Selecting a judge task selects its judge source and judge_consensus; explicit
+    choices on the command line win."""
+    source = "judge_runs" if option == "judge_regenerate" else "judge_slots"
+
+    def composed(*overrides: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "runner", "--cfg", "job", f"task={option}", *overrides],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        node = OmegaConf.to_container(OmegaConf.create(done.stdout))
+        assert isinstance(node, dict)
+        return node
+
+    cfg = composed()
+    assert (cfg["source"]["name"], cfg["postprocessor"]["name"]) == (source, "judge_consensus")
+    expected = "regenerate" if option == "judge_regenerate" else "rerun"
+    assert cfg["task"]["name"] == f"judge_{expected}"
+    assert composed("postprocessor=summary")["postprocessor"]["name"] == "summary"
 
 
 def test_dry_run_describes_and_leaves_the_experiment_identical(

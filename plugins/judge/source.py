@@ -117,9 +117,9 @@ class _ExperimentSource(Source):
         self,
         experiment: str | None = None,
         seed: int = 0,
-        tiers: list[str] | None = None,
-        subtests: list[str] | None = None,
-        runs: list[str] | None = None,
+        tiers: Sequence[str] | None = (),
+        subtests: Sequence[str] | None = (),
+        runs: Sequence[str] | None = (),
         copy: bool = False,
     ) -> None:
         self.experiment = experiment
@@ -271,24 +271,32 @@ class _ExperimentSource(Source):
 
 
 class JudgeSlots(_ExperimentSource):
-    """The judge slots of an experiment whose status passes the filter (default missing, failed).
+    """The judge slots of an experiment (see judge-experiment.md) that need a rerun.
 
-    With no ``experiment`` a deterministic sample is created in the run folder. With
-    ``copy`` the experiment is copied into ``<output_dir>/experiment`` first (except in a
-    dry run) so that each job of a sweep repairs its own copy. A selected slot whose run
-    has no judge prompt is rebuilt before the first item when the experiment holds what
-    it needs; otherwise the slot's item carries the reason (``unjudgeable``).
+    - ``experiment``: its folder; null creates a deterministic sample (``seed``) in the
+      run folder;
+    - ``status``: which slots to rerun, any of missing, failed, complete (re-judged; a
+      failed re-judge keeps the old judgment); agent_failed slots are listed by a dry
+      run but never rerun;
+    - ``tiers`` (T0), ``subtests`` (01), ``runs`` and ``slots`` (1, "01", run_01,
+      judge_01) narrow the slots; empty means all;
+    - ``copy``: copy the experiment into ``<output_dir>/experiment`` first (except in a
+      dry run) and repair the copy, so that each job of a sweep repairs its own.
+
+    A selected slot whose run has no judge prompt is rebuilt before the first item when
+    the experiment holds what it needs; otherwise the slot's item carries the reason
+    (``unjudgeable``).
     """
 
     def __init__(
         self,
         experiment: str | None = None,
         seed: int = 0,
-        status: list[str] | None = None,
-        tiers: list[str] | None = None,
-        subtests: list[str] | None = None,
-        runs: list[str] | None = None,
-        slots: list[str] | None = None,
+        status: Sequence[str] | None = RERUNNABLE,
+        tiers: Sequence[str] | None = (),
+        subtests: Sequence[str] | None = (),
+        runs: Sequence[str] | None = (),
+        slots: Sequence[str] | None = (),
         copy: bool = False,
     ) -> None:
         super().__init__(experiment, seed, tiers, subtests, runs, copy)
@@ -415,7 +423,7 @@ class JudgeRuns(_ExperimentSource):
     """The runs of an experiment that have a consensus to derive (for ``judge_regenerate``).
 
     A run is listed when its agent finished and at least one of its slots holds a valid
-    judgment; the location filters narrow the runs.
+    judgment. Parameters as for ``judge_slots``, without ``status`` and ``slots``.
     """
 
     def _runs(self) -> Iterator[RunState]:

@@ -6,7 +6,7 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +93,23 @@ class JudgeRerun(Task):
     Retry-After. A failed re-judge of a complete slot leaves the slot as it was and keeps
     the failed attempt in ``attempts/<n>/``. A slot whose run has no judge prompt to give
     fails at once with the reason, and nothing is written.
+
+    - ``command``: argv template, run without a shell from the run's workspace/.
+      Placeholders: {python} (this interpreter), {local_judge} (the stand-in judge's
+      file), {model} {prompt_file} {workspace} {slot_dir} {run_dir} {experiment} {tier}
+      {subtest} {run} {slot}. {slot_dir} is this attempt's folder, swapped in whole as
+      the slot when it ends. The reply on stdout must contain a JSON object with a
+      numeric "score". The default runs the local rule-based stand-in judge (standard
+      library only, so ``-S`` skips site-packages at start-up);
+    - ``timeout``: seconds before the judge's process group is killed and the attempt
+      marked failed (the original's 20 minutes);
+    - ``latency``: seconds the local judge sleeps to act like a remote call (null: its
+      default), passed as RUNNER_LOCAL_JUDGE_LATENCY, which other judges ignore.
     """
 
     def __init__(
         self,
-        command: list[str] | None = None,
+        command: Sequence[str] | None = DEFAULT_COMMAND,
         timeout: float = 1200.0,
         latency: float | None = None,
     ) -> None:
