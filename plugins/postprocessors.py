@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from loguru import logger
-
 from runner.api import SLOWEST, Outcome, PostProcessor, RunContext, atomic_write_text, printable
 
 
@@ -50,7 +48,4 @@ class SummaryReport(PostProcessor):
             lines += ["", "## Failures by error type", ""]
             for kind, entry in errors.items():
                 lines.append(f"- {kind}: {entry['count']} (e.g. {entry['example']})")
-                logger.warning(
-                    f"{entry['count']} item(s) failed with {kind}, e.g. {entry['example']}"
-                )
         atomic_write_text(context.output_dir / "summary.md", "\n".join(lines) + "\n")

@@ -142,12 +142,17 @@ def _job(cfg: Any) -> int:
     from runner.run import execute
     from runner.settings import settings_from
 
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_config = HydraConfig.get()
+    output_dir = Path(hydra_config.runtime.output_dir)
     sink = logs.add_run_log(output_dir)
+    # A sweep's jobs may run side by side (a parallel launcher): say whose line it is.
+    prefix = (
+        f"[job {hydra_config.job.num}] " if str(hydra_config.mode) == "RunMode.MULTIRUN" else ""
+    )
     code, error = EXIT_INTERRUPTED, ""  # what job.json records
     try:
         settings = settings_from(cfg)
-        logs.configure_console(settings.log_level)
+        logs.configure_console(settings.log_level, prefix)
         _freeze_startup_objects()
         code = execute(settings, output_dir)
         return code
@@ -166,6 +171,7 @@ def _job(cfg: Any) -> int:
     finally:
         write_job_status(output_dir, code, error)
         logs.remove_run_log(sink)
+        logs.clear_prefix()
 
 
 def signal_name(code: int) -> str:

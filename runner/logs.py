@@ -14,7 +14,7 @@ CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {mes
 FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"
 
 _console_id: int | None = None
-_console_level: str | None = None
+_console_level: tuple[str, str] | None = None
 
 
 class InterceptHandler(logging.Handler):
@@ -40,20 +40,27 @@ def error_with_traceback(message: str, exc: BaseException) -> None:
     logger.bind(file_only=True).opt(exception=exc).info(f"Traceback of: {message}")
 
 
-def configure_console(level: str = "INFO") -> None:
-    """Replace loguru's default sink with ours, and intercept stdlib logging. Idempotent."""
+def configure_console(level: str = "INFO", prefix: str = "") -> None:
+    """Replace loguru's default sink with ours, and intercept stdlib logging. Idempotent.
+
+    ``prefix`` starts every console line (``[job 3] `` for the jobs of a sweep, whose
+    lines may interleave when a launcher runs them side by side). Only loguru's own
+    default sink is removed: a run's runner.log sink added before stays.
+    """
     global _console_id, _console_level
-    if level == _console_level:
+    if (level, prefix) == _console_level:
         return  # adding a sink costs milliseconds of start-up
-    _console_level = level
+    _console_level = (level, prefix)
     if _console_id is not None:
         logger.remove(_console_id)
     else:
-        logger.remove()
+        with contextlib.suppress(ValueError):  # already gone (a library caller's choice)
+            logger.remove(0)
+    escaped = prefix.replace("{", "{{").replace("}", "}}").replace("<", "\\<")
     _console_id = logger.add(
         sys.stderr,
         level=level,
-        format=CONSOLE_FORMAT,
+        format=escaped + CONSOLE_FORMAT,
         filter=_console_filter,  # type: ignore[arg-type]
         colorize=None,
     )
@@ -61,6 +68,12 @@ def configure_console(level: str = "INFO") -> None:
     if not any(isinstance(h, InterceptHandler) for h in root.handlers):
         root.handlers = [InterceptHandler()]
         root.setLevel(logging.INFO)
+
+
+def clear_prefix() -> None:
+    """Console lines lose the job prefix (the job ended; Hydra's own lines follow)."""
+    if _console_level is not None and _console_level[1]:
+        configure_console(_console_level[0], "")
 
 
 class RunLog:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -18,6 +19,21 @@ FIRST_LINES = 10
 INTERVAL_SECONDS = 2.0
 # Failures get their own line until this many were shown (the journal has them all).
 FAILURE_LINES = 20
+# A terminal narrower than this gets lines instead of a bar (0: it reports no width).
+MIN_BAR_WIDTH = 20
+# What the console puts before a message: "HH:MM:SS LEVEL   ".
+CONSOLE_MARGIN = 17
+
+
+def _terminal_width() -> int:
+    """Columns of the terminal stderr is on (0: none, or one that reports no width).
+
+    Asked of the terminal itself: a ``COLUMNS`` exported long ago may be stale.
+    """
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns if sys.stderr.isatty() else 0
+    except (OSError, ValueError):
+        return 0
 
 
 class Progress:
@@ -30,8 +46,11 @@ class Progress:
         self.started = time.monotonic()
         self._last_line = 0.0
         self._failure_lines = 0
+        # A terminal's width, when stderr is one (0 when it reports none: a pty of
+        # `script -qc`), which a bar needs and lines are fitted to.
+        self.width = _terminal_width()
         if mode == "auto":
-            mode = "bar" if sys.stderr.isatty() else "lines"
+            mode = "bar" if self.width >= MIN_BAR_WIDTH else "lines"
         self.mode = mode
         self._bar: Any = None
         if mode == "bar":
@@ -67,10 +86,20 @@ class Progress:
         line = self.line(outcome, now)
         if self._bar is not None:
             logger.bind(file_only=True).info(line)
+            if not ok:  # above the bar, as it happens: the count alone says too little
+                self._bar.write(self.fit(line, 0), file=sys.stderr)
         elif ok:
-            logger.info(line)
+            logger.info(self.fit(line))
         else:
-            logger.warning(line)
+            logger.warning(self.fit(line))
+
+    def fit(self, line: str, margin: int = CONSOLE_MARGIN) -> str:
+        """``line`` shortened to the terminal's width, less ``margin`` (the time and
+        level the console adds); as is when stderr is no terminal."""
+        room = self.width - margin
+        if self.width <= 0 or len(line) <= room:
+            return line
+        return line[: max(room - 1, 10)] + "…"
 
     def line(self, outcome: Outcome, now: float) -> str:
         elapsed = now - self.started

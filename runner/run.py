@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import signal
 import threading
 import time
@@ -286,6 +287,7 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
         f"in {wall:.2f}s ({summary['items_per_second']:.1f} items/s)."
         + (f" {summary['skipped']} item(s) did not run." if summary["skipped"] else "")
     )
+    _log_ending(summary, output_dir)
     if write_error is not None:
         raise write_error
     if source_error is not None:
@@ -305,6 +307,26 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
         )
         code = EXIT_FAILED_ITEMS
     return code
+
+
+#: Error types the end-of-run lines name (summary.json has them all).
+ENDING_TYPES = 5
+
+
+def _log_ending(summary: dict[str, Any], output_dir: Path) -> None:
+    """What failed and why, grouped by error type, and where the run's files are."""
+    failures = list(summary["failures_by_type"].items())
+    for kind, entry in failures[:ENDING_TYPES]:
+        logger.warning(f"  {entry['count']} x {kind}, e.g. {entry['example']}")
+    if len(failures) > ENDING_TYPES:
+        logger.warning(f"  ... and {len(failures) - ENDING_TYPES} more error type(s)")
+    absolute = str(output_dir)
+    try:
+        relative = os.path.relpath(output_dir)
+    except ValueError:  # another drive
+        relative = absolute
+    where = relative if len(relative) < len(absolute) else absolute
+    logger.info(f"Results in {where}{os.sep} (results.jsonl, summary.json, runner.log)")
 
 
 class SourceError(Exception):
