@@ -246,7 +246,7 @@ GROUPS: dict[str, str] = {group: f"runner.{group}s" for group in CONTRACTS}
 # Helpers plugins may use; they live in their own modules and are re-exported here so
 # that plugins depend on this one module only.
 from runner.files import atomic_write_json, atomic_write_text, leftover_temp_files  # noqa: E402
-from runner.labels import printable  # noqa: E402
+from runner.labels import printable, shown_path  # noqa: E402
 from runner.process import CommandResult, CommandsStopped, run_command  # noqa: E402
 from runner.ratelimits import detect_rate_limit  # noqa: E402
 from runner.streams import STREAMS_FILE, StreamLog, read_streams  # noqa: E402
@@ -267,5 +267,6 @@ __all__ += [
     "printable",
     "read_streams",
     "run_command",
+    "shown_path",
     "template_fields",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 # Longest id or label a line shows, and longest failure message, in characters.
 LABEL_CHARS = 80
 MESSAGE_CHARS = 240
@@ -30,3 +32,14 @@ def printable(text: str, limit: int = LABEL_CHARS) -> str:
         pieces.append(piece)
         used += len(piece)
     return "".join(pieces)
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a console line shows it: relative to the working directory when that
+    is shorter, else absolute."""
+    absolute = os.path.abspath(path)
+    try:
+        relative = os.path.relpath(absolute)
+    except ValueError:  # another drive
+        return absolute
+    return relative if len(relative) < len(absolute) else absolute

@@ -19,7 +19,7 @@ from runner.api import Item, Outcome, RunContext
 from runner.errors import EXIT_FAILED_ITEMS, EXIT_OK, PluginError, UsageError, WriteError
 from runner.files import atomic_write_json
 from runner.journal import Journal, JournalOutcomes
-from runner.labels import printable
+from runner.labels import printable, shown_path
 from runner.logs import error_with_traceback
 from runner.policies import Gate
 from runner.process import CommandGroup
@@ -320,12 +320,7 @@ def _log_ending(summary: dict[str, Any], output_dir: Path) -> None:
         logger.warning(f"  {entry['count']} x {kind}, e.g. {entry['example']}")
     if len(failures) > ENDING_TYPES:
         logger.warning(f"  ... and {len(failures) - ENDING_TYPES} more error type(s)")
-    absolute = str(output_dir)
-    try:
-        relative = os.path.relpath(output_dir)
-    except ValueError:  # another drive
-        relative = absolute
-    where = relative if len(relative) < len(absolute) else absolute
+    where = shown_path(output_dir)
     logger.info(f"Results in {where}{os.sep} (results.jsonl, summary.json, runner.log)")
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from loguru import logger
 
-from runner.api import Outcome, PostProcessor, RunContext
+from runner.api import Outcome, PostProcessor, RunContext, shown_path
 from runner_plugins.judge.consensus import (
     SUMMARY_DIR,
     regenerate_run,
@@ -60,8 +61,11 @@ class JudgeConsensus(PostProcessor):
         what = f"{ok} item(s) succeeded, {failed} failed"
         prepared = getattr(context.source, "prepared", ())
         if not (ok or failed or stale or prepared or summary_outdated(config)):
-            logger.info(f"judge_consensus: nothing to do; {str(config.root)!r} unchanged")
+            logger.info(f"judge_consensus: nothing to do; {shown_path(config.root)} unchanged")
             return
         paths = write_summary(config, [config.root / SUMMARY_DIR, Path(context.output_dir)])
         logger.info(f"judge_consensus: {what}; consensus regenerated for {len(stale)} run(s)")
-        logger.info(f"judge_consensus: summary written to {paths[0]} and {paths[1]}")
+        logger.info(
+            f"judge_consensus: summary in {shown_path(paths[0].parent)}{os.sep} "
+            f"({paths[0].name}, {paths[1].name}), copied into the run folder"
+        )
