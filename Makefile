@@ -5,12 +5,16 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test
+.PHONY: run test system-packages
+# Debian packages the tests use: chromium renders the HTML reports, GNU parallel is a
+# peer the comparison benchmark's quick mode measures. Installed only when missing.
+DEBIAN_PACKAGES := chromium parallel
+SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
 
 run: $(VENV)/.installed
 	$(BIN)/python -m runner parallel=6 task=judge_rerun $(ARGS)
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev system-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy runner
@@ -33,3 +37,10 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/.created
 $(VENV)/.installed-dev: pyproject.toml | $(VENV)/.created
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.installed
+
+system-packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi

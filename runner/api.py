@@ -148,6 +148,8 @@ class RunContext:
     source: Any = None
     task: Any = None
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Sections a post-processor adds to the run's report.html: (title, Markdown text).
+    report_sections: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 class Source(ABC):

@@ -24,6 +24,7 @@ from runner.logs import error_with_traceback
 from runner.policies import Gate
 from runner.process import CommandGroup
 from runner.progress import Progress
+from runner.report import write_run_report
 from runner.settings import Settings
 from runner.tally import Tally
 from runner.wrapper import make_safe_call
@@ -288,24 +289,29 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
         + (f" {summary['skipped']} item(s) did not run." if summary["skipped"] else "")
     )
     _log_ending(summary, output_dir)
-    if write_error is not None:
-        raise write_error
-    if source_error is not None:
+    failure: BaseException | None = write_error or interrupted
+    if source_error is not None and write_error is None:
         # What ran is journaled and summarised; the rest of the source cannot be read.
-        raise UsageError(
+        failure = UsageError(
             f"source {settings.name('source')!r} failed after {done} item(s): {source_error}"
-        ) from source_error
-    if interrupted is not None:
-        raise interrupted
-    code = EXIT_FAILED_ITEMS if progress.failed else EXIT_OK
-    try:
-        post(JournalOutcomes(journal.path), context)
-    except Exception as exc:
-        error_with_traceback(
-            f"postprocessor {settings.name('postprocessor')!r} failed: {type(exc).__name__}: {exc}",
-            exc,
         )
-        code = EXIT_FAILED_ITEMS
+        failure.__cause__ = source_error
+    code = EXIT_FAILED_ITEMS if progress.failed else EXIT_OK
+    if failure is None:
+        try:
+            post(JournalOutcomes(journal.path), context)
+        except Exception as exc:
+            error_with_traceback(
+                f"postprocessor {settings.name('postprocessor')!r} failed: "
+                f"{type(exc).__name__}: {exc}",
+                exc,
+            )
+            code = EXIT_FAILED_ITEMS
+    # Every run folder gets its page, an interrupted run's too (the post-processor's
+    # sections only when it ran).
+    write_run_report(output_dir, context)
+    if failure is not None:
+        raise failure
     return code
 
 

@@ -64,6 +64,9 @@ class JudgeConsensus(PostProcessor):
             logger.info(f"judge_consensus: nothing to do; {shown_path(config.root)} unchanged")
             return
         paths = write_summary(config, [config.root / SUMMARY_DIR, Path(context.output_dir)])
+        markdown = next((p for p in paths if p.suffix == ".md"), None)
+        if markdown is not None:  # the run's report.html shows it below the run's figures
+            context.report_sections.append(("Judge summary", markdown.read_text("utf-8")))
         logger.info(f"judge_consensus: {what}; consensus regenerated for {len(stale)} run(s)")
         logger.info(
             f"judge_consensus: summary in {shown_path(paths[0].parent)}{os.sep} "

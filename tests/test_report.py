@@ -1,0 +1,92 @@
+"""runner/report.py: every run folder's report.html, checked in a real headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from runner.report import durations, histogram_svg, markdown
+from tests.browser import rendered_dom, screenshot
+from tests.conftest import RunCli
+
+
+def test_a_runs_page_shows_its_figures_durations_and_failures(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """report.html, opened from disk, shows the counts, a histogram, the slowest items and
+    the failures by type, and fetches nothing."""
+    result = run_cli("source.count=120", "task.seconds=0.003", "task.fail_rate=0.2", "parallel=4")
+    assert result.returncode == 1, result.output
+    page = result.run_dir / "report.html"
+    text = page.read_text()
+    assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in text and "<script" not in text
+    dom = rendered_dom(page, tmp_path)
+    summary = result.summary()
+    assert "runner: sleep on range" in dom and "some items failed" in dom
+    assert f'<td class="n">{summary["succeeded"]}</td>' in dom
+    assert f'<td class="n">{summary["failed"]}</td>' in dom
+    bins = re.findall(r"<rect class=\"bin\"[^>]*><title>(\d+) item\(s\)", dom)
+    assert sum(int(n) for n in bins) == 120
+    assert "Failures by error type" in dom and "TaskFailure" in dom
+    slowest = summary["slowest"][0]
+    assert f"<td>{slowest['id']}</td>" in dom
+    png = screenshot(page, tmp_path / "report.png")
+    assert png.stat().st_size > 10_000
+
+
+def test_a_judge_runs_page_carries_the_judge_summary(run_cli: RunCli, tmp_path: Path) -> None:
+    """The judge post-processor's summary appears below the run's own figures."""
+    result = run_cli("task=judge_rerun", "parallel=6", "task.latency=0")
+    assert result.returncode == 0, result.output
+    dom = rendered_dom(result.run_dir / "report.html", tmp_path)
+    assert dom.index("Figures") < dom.index("Judge summary")
+    assert "<strong>all</strong>" in dom or "<strong>T0</strong>" in dom
+    assert "judge models:" in dom
+
+
+def test_an_interrupted_run_still_gets_its_page(tmp_path: Path) -> None:
+    """Ctrl-C ends the run with 130; its page says it was interrupted and what ran."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runner", "source.count=200", "task.seconds=0.2", "parallel=2",
+         "progress=lines", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    journal = run_dir / "results.jsonl"
+    deadline = time.monotonic() + 60
+    while not (journal.exists() and journal.read_text().count("\n") >= 4):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    dom = rendered_dom(run_dir / "report.html", tmp_path)
+    assert "interrupted" in dom
+    finished = journal.read_text().count("\n")
+    assert f'<td class="n">{finished}</td>' in dom
+
+
+def test_durations_sample_a_long_journal_evenly(tmp_path: Path) -> None:
+    """The histogram reads every line of a short journal and an even sample of a long one."""
+    journal = tmp_path / "results.jsonl"
+    journal.write_text(
+        "".join(
+            f'{{"id": "{i}", "status": "ok", "seconds": {i}, "result": null}}\n' for i in range(10)
+        )
+    )
+    assert durations(journal) == [float(i) for i in range(10)]
+    assert durations(journal, sample=5) == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert durations(tmp_path / "missing.jsonl") == []
+
+
+def test_histogram_and_markdown_escape_what_they_show() -> None:
+    """Ids and messages are text on the page, never markup."""
+    assert "<script>" not in markdown("| a | <script>x</script> |\n|---|---|\n| 1 | 2 |")
+    assert "&lt;script&gt;" in markdown("- <script>")
+    svg = histogram_svg([0.001, 0.002, 0.0021, 1.0])
+    assert svg.count("class='bin'") >= 4 and "No item" not in svg
+    assert "No item finished" in histogram_svg([])
