@@ -1,0 +1,85 @@
+"""A real HTTP service on the loopback address for tests and benchmarks: each request is
+answered after ``latency`` seconds, or at once with 429 + Retry-After while more than
+``capacity`` requests are in progress (a rate-limited API)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Service(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, latency: float, capacity: int | None, retry_after: float) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.latency = latency
+        self.capacity = capacity
+        self.retry_after = retry_after
+        self.lock = threading.Lock()
+        self.in_progress = 0
+        self.most = 0
+        #: (time.monotonic(), status) of every answer, in order.
+        self.answers: list[tuple[float, int]] = []
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def count(self, status: int) -> int:
+        with self.lock:
+            return sum(1 for _, s in self.answers if s == status)
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Service
+
+    def do_GET(self) -> None:
+        service = self.server
+        with service.lock:
+            service.in_progress += 1
+            busy = service.capacity is not None and service.in_progress > service.capacity
+            service.most = max(service.most, service.in_progress)
+        try:
+            if busy:
+                status, body = 429, b"too many requests\n"
+                headers = {"Retry-After": f"{service.retry_after:g}"}
+            else:
+                time.sleep(service.latency)
+                status, body, headers = 200, f"ok {self.path}\n".encode(), {}
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        finally:
+            with service.lock:
+                service.in_progress -= 1
+                service.answers.append((time.monotonic(), status))
+
+    do_POST = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return None
+
+
+@contextmanager
+def serve(
+    latency: float = 0.1, capacity: int | None = None, retry_after: float = 1.0
+) -> Iterator[Service]:
+    """Run the service in a thread for the block."""
+    service = Service(latency, capacity, retry_after)
+    thread = threading.Thread(target=service.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield service
+    finally:
+        service.shutdown()
+        service.server_close()
+        thread.join(10)
