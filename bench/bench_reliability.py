@@ -176,7 +176,7 @@ def docs_section(
     res: dict[str, dict[str, Any]], n: int, par: int, repeat: int, command: str, load: str
 ) -> str:
     info = c.machine()
-    conf, paired = res[ALL], res["ratio"][ALL]
+    paired = res["ratio"][ALL]
     ratio_in, ratio_cli = paired["inproc"], paired["cli"]
     met = min(ratio_in, ratio_cli) >= TARGET_RATIO
     rounds = f"{repeat} interleaved round" + ("s" if repeat != 1 else "")

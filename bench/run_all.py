@@ -1,4 +1,4 @@
-"""Run every benchmark (issues 2, 3, 4 and 10) and print one markdown table of the results.
+"""Run every benchmark (issues 2, 3, 4, 10 and 12) and print one markdown table of the results.
 
 Each benchmark runs in its own process (one run's threads, imports and memory never
 affect another's), one after the other. Exits 0 even when a target is missed or a
@@ -20,20 +20,25 @@ from typing import Any
 
 import _common as c
 
-BENCHMARKS = ("throughput", "efficiency", "memory", "startup", "judge", "reliability")
+BENCHMARKS = ("throughput", "efficiency", "memory", "startup", "judge", "reliability", "compare")
+#: Script and arguments of each benchmark, where not ``bench_<name>.py``. compare.py
+#: writes docs/ by default; here, like the others, it only reports.
+SCRIPTS = {"compare": ["compare.py", "--no-docs"]}
 
 
 def run_one(name: str, tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    script = c.BENCH_DIR / f"bench_{name}.py"
+    script_name, *args = SCRIPTS.get(name, [f"bench_{name}.py"])
+    script = c.BENCH_DIR / script_name
     out = tmp / f"{name}.json"
     print(f"\n=== {script.name} ===", flush=True)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, str(script), "--json", str(out)], cwd=c.REPO_DIR)
+    argv = [sys.executable, str(script), *args, "--json", str(out)]
+    done = subprocess.run(argv, cwd=c.REPO_DIR)
     took = time.perf_counter() - started
     print(f"--- {script.name}: {took:.0f} s", flush=True)
     if done.returncode != 0 or not out.exists():
         failed = c.row(
-            "?", f"bench_{name}.py failed (exit code {done.returncode})", "-", "-", "-", False
+            "?", f"{script.name} failed (exit code {done.returncode})", "-", "-", "-", False
         )
         return [failed], None
     data = json.loads(out.read_text(encoding="utf-8"))
