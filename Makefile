@@ -29,13 +29,18 @@ $(VENV)/.created:
 	touch $@
 
 # The first install builds antlr4-python3-runtime (Hydra's dependency) from source.
+# An editable install leaves runner's own modules uncompiled (pip compiles what it copies
+# into site-packages, not a source tree): compile them once, as an install would, so that
+# no start-up pays for it (with PYTHONDONTWRITEBYTECODE set, every start-up would).
 $(VENV)/.installed: pyproject.toml | $(VENV)/.created
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m compileall -q runner plugins conf
 	touch $@
 
 # The dev extra includes everything the plain install has.
 $(VENV)/.installed-dev: pyproject.toml | $(VENV)/.created
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m compileall -q runner plugins conf
 	touch $@ $(VENV)/.installed
 
 system-packages:
