@@ -1,0 +1,507 @@
+"""The ``dask`` executor: items in adaptive batches, one Dask task per batch.
+
+Dask is imported only when this executor runs: listing plugins imports this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import logging
+import math
+import operator
+import os
+import pickle
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from loguru import logger
+
+from runner.api import Executor, Item, Outcome, RunContext
+from runner.process import CommandGroup, join_group
+
+INSTALL_HINT = (
+    'Dask is not installed: pip install "runner[dask]" '
+    '(or pip install ".[dask]" in a clone of runner)'
+)
+_DASK_LOG = logging.getLogger("distributed")
+#: Items and outcomes travel as tuples of their fields, which pickle several times faster
+#: than the objects (a million no-op items spend most of their time being pickled).
+_ITEM_ROW = operator.attrgetter("id", "data", "label", "error")  # Item's parameters
+_OUTCOME_ROW = operator.attrgetter(*(field.name for field in dataclasses.fields(Outcome)))
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def _distributed() -> Any:
+    """The ``distributed`` module, or one line saying how to install it."""
+    try:
+        import distributed
+    except ImportError:
+        raise RuntimeError(INSTALL_HINT) from None
+    return distributed
+
+
+def _dumps(thing: Any) -> bytes:
+    """``thing`` pickled for the workers, with cloudpickle as Dask sends functions."""
+    import cloudpickle
+
+    try:
+        return bytes(cloudpickle.dumps(thing))
+    except Exception as exc:
+        raise TypeError(f"the task cannot be sent to Dask workers: {exc}") from None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _error(exc: BaseException, what: str) -> dict[str, Any]:
+    return {"type": type(exc).__name__, "message": f"{what}: {exc}", "traceback": ""}
+
+
+# Worker side ----------------------------------------------------------------------------
+
+
+class _WorkerRun:
+    """One run as a worker process serves it: the run's safe wrapper (``fn.portable``),
+    unpickled once; the signal to start no more items; the command group of the items'
+    commands, which ``kill`` stops."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self.group = CommandGroup()
+        self._wrapper: Any = None
+        self._lock = threading.Lock()
+
+    def wrapper(self, blob: bytes) -> Any:
+        with self._lock:
+            if self._wrapper is None:
+                portable = pickle.loads(blob)
+                group, run = self.group, portable.run
+                group.grace = portable.grace
+
+                def joined(item: Item) -> Any:
+                    join_group(group)  # not the wrapper's own: the one kill stops
+                    return run(item)
+
+                portable.run = joined
+                self._wrapper = portable
+        return self._wrapper
+
+    def run(self, blob: bytes, payload: bytes) -> bytes:
+        """A batch, item by item: a stop holds between two items, and the outcomes of the
+        items before a KeyboardInterrupt are kept. Returned pickled, so that a result that
+        cannot be pickled fails its own item only."""
+        outcomes: list[tuple[Any, ...]] = []
+        if self.stopping.is_set():  # the run stopped before this batch started here
+            return pickle.dumps((outcomes, False), _PROTOCOL)
+        wrapper = self.wrapper(blob)
+        interrupted = False
+        try:
+            for row in pickle.loads(payload):
+                if self.stopping.is_set():
+                    break  # shut down: the batch's items not started never start
+                outcomes.extend(map(_OUTCOME_ROW, wrapper([Item(*row)])))
+        except KeyboardInterrupt:
+            interrupted = True  # Dask would lose it in the worker: the driver raises it
+        try:
+            return pickle.dumps((outcomes, interrupted), _PROTOCOL)
+        except Exception:
+            for n, row in enumerate(outcomes):
+                try:
+                    pickle.dumps(row, _PROTOCOL)
+                except Exception as exc:
+                    outcome = Outcome(*row)
+                    outcome.status, outcome.result = "failed", None
+                    outcome.error = _error(exc, "its result cannot be sent back to the run")
+                    outcomes[n] = _OUTCOME_ROW(outcome)
+            return pickle.dumps((outcomes, interrupted), _PROTOCOL)
+
+    def stop(self, kill: bool) -> int:
+        self.stopping.set()
+        return self.group.stop(wait=1.0) if kill else 0
+
+
+#: The runs this worker process serves, by token: added by a run's first batch (or stop)
+#: here, moved to ``_ENDED`` by ``_forget`` at the run's end, so that a batch starting
+#: after it (cancelled too late) runs nothing.
+_RUNS: dict[str, _WorkerRun] = {}
+_ENDED: set[str] = set()
+_RUNS_LOCK = threading.Lock()
+
+
+def _worker_run(token: str) -> _WorkerRun:
+    with _RUNS_LOCK:
+        run = _RUNS.get(token)
+        if run is None:
+            run = _WorkerRun()
+            if token in _ENDED:
+                run.stopping.set()
+            else:
+                _RUNS[token] = run
+        return run
+
+
+def _run_batch(token: str, blob: bytes, payload: bytes) -> bytes:
+    """One Dask task. The run's wrapper (``blob``, a few hundred bytes) comes with every
+    task: no task depends on data a lost worker takes with it, and a new or restarted
+    worker serves the run at once."""
+    return _worker_run(token).run(blob, payload)
+
+
+def _stop_on_worker(token: str, kill: bool) -> int:
+    """Sent to every worker with ``Client.run``."""
+    return _worker_run(token).stop(kill)
+
+
+def _forget(token: str) -> None:
+    """Sent to every worker with ``Client.run`` at the run's end."""
+    with _RUNS_LOCK:
+        _ENDED.add(token)
+        run = _RUNS.pop(token, None)
+    if run is not None:
+        run.stopping.set()
+
+
+# Driver side ----------------------------------------------------------------------------
+
+
+class DaskExecutor(Executor):
+    """Runs items on a Dask cluster: a ``LocalCluster`` for the run, or the one at ``address``.
+
+    Items go out in batches, one Dask task each, run one after another by the run's safe
+    wrapper on a worker: one item per batch while items take ``batch_seconds`` or more,
+    more for faster ones (at most ``max_batch``), and once the source is read to its end,
+    batches that spread the last items over every slot. At most ``parallel`` items run at
+    once: the LocalCluster has ``parallel`` threads by default (and a batch queued for
+    each, so that no thread waits for the driver); on a cluster at ``address``, at most
+    ``parallel`` batches are out. Items read but not yet handed on stay under ``3 * slots
+    * max_batch`` (slots: the batches out, ``parallel`` or twice that), whatever the source.
+
+    A task that fails as a whole (its worker lost and Dask's retries spent, an item or an
+    outcome that cannot be pickled) runs its items again, one per task, once; an item that
+    fails alone fails with the task's error. ``shutdown``: no new item starts anywhere;
+    ``kill``: the commands of running items are stopped on every worker and the batches
+    still out cancelled (a Python task runs on to its end; its outcome is dropped). A
+    cluster it started is closed at the end of ``map``, whatever the way out.
+
+    Parameters (``executor.*``):
+
+    * ``address``: the scheduler to use, e.g. ``tcp://scheduler:8786``; null starts a
+      LocalCluster for the run.
+    * ``workers``: LocalCluster worker processes (null: the cores, at most ``parallel``).
+    * ``threads_per_worker``: LocalCluster threads per worker (null: ``parallel`` over
+      the workers).
+    * ``processes``: LocalCluster workers in processes of their own (false: threads of
+      the run's process, which start at once but share its GIL).
+    * ``max_batch``: the most items in one Dask task.
+    * ``batch_seconds``: about how long a batch runs, once items' times are known.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        threads_per_worker: int | None = None,
+        processes: bool = True,
+        max_batch: int = 256,
+        batch_seconds: float = 0.3,
+    ) -> None:
+        for key, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
+            if value is not None and value < 1:
+                raise ValueError(f"{key}={value!r} must be >= 1, or null")
+        if max_batch < 1 or not batch_seconds > 0:
+            raise ValueError(
+                f"max_batch={max_batch!r} must be >= 1 and batch_seconds={batch_seconds!r} > 0"
+            )
+        self.address = address
+        self.workers = workers
+        self.threads_per_worker = threads_per_worker
+        self.processes = processes
+        self.max_batch = max_batch
+        self.batch_seconds = batch_seconds
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # guards the client, the cluster and _out
+        self._client: Any = None
+        self._cluster: Any = None
+        self._log_level = logging.NOTSET
+        self._token: str | None = None  # of the run map serves, while it does
+        self._out: dict[Any, list[Item]] = {}  # future -> its batch
+        self._given_up: set[Any] = set()  # futures cancelled here: their items never finish
+        self._timer: threading.Timer | None = None
+
+    def setup(self, context: RunContext) -> None:
+        # What would stop the run stops it before any item: no Dask, a task that cannot
+        # be sent, a scheduler that does not answer.
+        _distributed()
+        if context.task is not None:
+            _dumps(context.task)
+        if not context.dry_run:
+            self._open(context.parallel)
+
+    def _open(self, parallel: int) -> Any:
+        """The client, started (with its LocalCluster) if need be."""
+        if self._client is not None:
+            return self._client
+        distributed = _distributed()
+        # Dask's INFO lines (workers registered, connections) would drown the run's own.
+        self._log_level = _DASK_LOG.level
+        _DASK_LOG.setLevel(max(self._log_level, logging.WARNING))
+        cluster = None
+        try:
+            if self.address is None:
+                cluster = distributed.LocalCluster(
+                    **self._shape(parallel),
+                    processes=self.processes,
+                    dashboard_address=":0",  # any free port: runs side by side do not clash
+                    # Worker processes' logs: a heartbeat meeting the closing scheduler at
+                    # the end would print a traceback; outcomes carry the errors that count.
+                    silence_logs=logging.CRITICAL,
+                )
+            client = distributed.Client(cluster if cluster is not None else self.address)
+        except BaseException:
+            if cluster is not None:
+                cluster.close()
+            _DASK_LOG.setLevel(self._log_level)
+            raise
+        with self._lock:
+            self._client, self._cluster = client, cluster
+        threads = client.nthreads()
+        where = "a local Dask cluster" if cluster is not None else f"Dask at {self.address}"
+        logger.info(
+            f"Running on {where}: {len(threads)} worker(s), {sum(threads.values())} "
+            f"thread(s); dashboard: {client.dashboard_link}"
+        )
+        return client
+
+    def _shape(self, parallel: int) -> dict[str, int]:
+        """The LocalCluster's workers and threads: ``parallel`` threads by default."""
+        threads = self.threads_per_worker
+        if self.workers is not None:
+            workers = self.workers
+        elif not self.processes:
+            workers = 1  # threads of one process: more workers would only add overhead
+        elif threads is not None:
+            workers = math.ceil(parallel / threads)
+        else:
+            workers = min(_cores(), parallel)
+        return {
+            "n_workers": workers,
+            "threads_per_worker": threads or math.ceil(parallel / workers),
+        }
+
+    def _close(self) -> None:
+        with self._lock:
+            client, cluster = self._client, self._cluster
+            self._client = self._cluster = None
+        for closable in (client, cluster):
+            if closable is not None:
+                with contextlib.suppress(Exception):  # a scheduler already gone
+                    closable.close()
+        if client is not None:
+            _DASK_LOG.setLevel(self._log_level)
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
+        self._stop.set()
+        self._tell_workers(kill=False)
+        if not wait:
+            if timeout is not None and self._token is not None and self._timer is None:
+                # Outcomes of running items are still yielded, for at most ``timeout`` s.
+                self._timer = threading.Timer(timeout, self._give_up)
+                self._timer.daemon = True
+                self._timer.start()
+        elif self._token is None:
+            self._close()  # map never ran (a dry run, an error before it) or has ended
+        else:
+            with self._lock:
+                out = list(self._out)
+            with contextlib.suppress(Exception):  # a TimeoutError: the time is up
+                _distributed().wait(out, timeout=timeout)
+
+    def kill(self) -> int:
+        self._stop.set()
+        killed = self._tell_workers(kill=True)
+        self._give_up()
+        return killed
+
+    def _tell_workers(self, kill: bool) -> int:
+        """Stop the current run on every worker (with ``kill``, its commands too)."""
+        client, token = self._client, self._token
+        if client is None or token is None:
+            return 0
+        try:
+            done = client.run(_stop_on_worker, token, kill, on_error="ignore")
+        except Exception:  # the cluster is gone: nothing runs there any more
+            return 0
+        return sum(n for n in done.values() if isinstance(n, int))
+
+    def _give_up(self) -> None:
+        """Cancel every batch still out: map drops their items (they never finished)."""
+        with self._lock:
+            out = list(self._out)
+            self._given_up.update(out)
+            client = self._client
+        if out and client is not None:
+            with contextlib.suppress(Exception):
+                client.cancel(out, reason="the run stopped")
+
+    def map(
+        self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
+    ) -> Iterator[Outcome]:
+        self._stop.clear()
+        admit: Callable[[], bool] = getattr(fn, "admit", lambda: True)
+        receive: Callable[[Outcome], Outcome] = getattr(fn, "receive", lambda o: o)
+        blob = _dumps(fn.portable)  # type: ignore[attr-defined]
+        source = iter(items)
+        ahead: deque[Item] = deque()
+        errors: list[Exception] = []
+
+        def read(count: int) -> bool:
+            """Up to ``count`` more items into ``ahead``; whether the source may hold more."""
+            try:
+                before = len(ahead)
+                ahead.extend(itertools.islice(source, count))
+                return len(ahead) - before == count
+            except Exception as exc:  # the source failed part-way: what it gave still runs
+                errors.append(exc)
+                return False
+
+        more = read(1)
+        if not ahead:
+            self._close()  # nothing to run, not even a cluster to start
+            if errors:
+                raise errors[0]
+            return
+        client = self._open(parallel)
+        token = self._token = uuid.uuid4().hex
+        again: deque[list[Item]] = deque()  # items of a failed task, to run one per task
+        ready: deque[Outcome] = deque()
+        per_item: float | None = None  # seconds, once known
+        interrupted = False
+        count = itertools.count()
+        clock = time.perf_counter
+        try:
+            threads = sum(client.nthreads().values())
+            # A LocalCluster of at most ``parallel`` threads runs no more than that: a
+            # batch queued for each thread hides the round trip through the driver.
+            own = self._cluster is not None and threads <= parallel
+            slots = max(parallel, 1) + (threads if own else 0)
+            done = _distributed().as_completed(
+                loop=client.loop, with_results=True, raise_errors=False
+            )
+
+            def take() -> list[Item]:
+                """The next batch, each item admitted; empty when nothing more goes out."""
+                nonlocal more
+                if per_item is None:
+                    size = 1  # slow until shown otherwise
+                else:
+                    size = round(self.batch_seconds / per_item) if per_item else self.max_batch
+                    size = max(1, min(size, self.max_batch))
+                if more and len(ahead) < slots * size:
+                    more = read(slots * size - len(ahead))
+                if not more:  # the last items: spread over every slot
+                    size = min(size, math.ceil(len(ahead) / slots))
+                batch: list[Item] = []
+                while ahead and len(batch) < size and not self._stop.is_set():
+                    began = clock()
+                    if not admit():
+                        self._stop.set()  # the run is stopping: nothing more goes out
+                        return []
+                    batch.append(ahead.popleft())
+                    if clock() - began > 0.001:
+                        break  # admit waited (a rate limit): what it let through goes now
+                return batch
+
+            def fail(batch: list[Item], exc: BaseException, what: str) -> None:
+                if len(batch) > 1:
+                    logger.warning(
+                        f"A Dask task of {len(batch)} items failed ({type(exc).__name__}: "
+                        f"{exc}); its items run again, one per task"
+                    )
+                    again.extend([item] for item in batch)
+                else:
+                    [item], now = batch, clock()
+                    error = _error(exc, what)
+                    ready.append(Outcome(item.id, "failed", 0.0, None, error, item.label, now, now))
+
+            while True:
+                # Until items' times are known, one item per slot and none queued.
+                room = slots if per_item is not None else max(parallel, 1)
+                sent: list[list[Item]] = []
+                payloads: list[bytes] = []
+                while not self._stop.is_set() and len(self._out) + len(sent) < room:
+                    batch = again.popleft() if again else take()
+                    if not batch:
+                        break
+                    try:
+                        payloads.append(pickle.dumps(list(map(_ITEM_ROW, batch)), _PROTOCOL))
+                        sent.append(batch)
+                    except Exception as exc:
+                        fail(batch, exc, "it cannot be sent to a Dask worker")
+                if sent:  # one graph: the scheduler takes them in one step
+                    n = len(sent)
+                    keys = [f"runner-batch-{token[:8]}-{next(count)}" for _ in sent]
+                    futures = client.map(_run_batch, [token] * n, [blob] * n, payloads, key=keys)
+                    with self._lock:
+                        self._out.update(zip(futures, sent, strict=True))
+                    done.update(futures)
+                while ready:
+                    yield ready.popleft()
+                if not self._out:
+                    if again and not self._stop.is_set():
+                        continue
+                    break
+                # Outcomes are handed on once the next batches are out: workers first.
+                for future, result in done.next_batch(block=True):
+                    with self._lock:
+                        batch = self._out.pop(future)
+                        if future in self._given_up:
+                            self._given_up.discard(future)
+                            continue  # cancelled here: its items never finished
+                    if future.status != "finished":
+                        lost = result[1] if isinstance(result, tuple) else result
+                        fail(batch, lost, "the Dask task running it failed")
+                        continue
+                    try:
+                        rows, stopped = pickle.loads(result)
+                        outcomes = [Outcome(*row) for row in rows]
+                    except Exception as exc:
+                        fail(batch, exc, "its outcome cannot be read back from Dask")
+                        continue
+                    if stopped and not interrupted:
+                        interrupted = True  # raised once the batches still out are back
+                        self._stop.set()
+                        self._tell_workers(kill=False)
+                    if outcomes:
+                        seconds = sum(o.seconds for o in outcomes) / len(outcomes)
+                        per_item = seconds if per_item is None else (per_item + seconds) / 2
+                    ready.extend(map(receive, outcomes))
+        finally:
+            # Interrupted, failed or closed early: no batch still out may outlive the run
+            # (commands started on workers are in sessions of their own).
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._out:
+                self._tell_workers(kill=True)
+                self._give_up()
+            with contextlib.suppress(Exception):  # the cluster is gone: nothing to forget
+                client.run(_forget, token, on_error="ignore")
+            with self._lock:
+                self._out.clear()
+                self._given_up.clear()
+            self._token = None
+            self._close()
+        if interrupted:
+            raise KeyboardInterrupt
+        if errors:
+            raise errors[0]
