@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import html
 import math
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from runner.files import atomic_write_text
 REPORT_FILE = "report.html"
 RIGHT = frozenset({1})  # the second column holds numbers
 #: Journal lines read for the histogram at most (evenly spread over a longer journal).
-HISTOGRAM_SAMPLE = 200_000
+HISTOGRAM_SAMPLE = 50_000
 _SECONDS = b'"seconds": '
 
 STYLE = """
@@ -110,14 +112,28 @@ def markdown(text: str) -> str:
 
 
 def durations(journal: Path, sample: int = HISTOGRAM_SAMPLE) -> list[float]:
-    """Item durations from the journal (every line, or an even sample of a long one)."""
+    """Item durations from the journal (every line, or an even sample of a long one).
+
+    Only a regular file is read, and no further than its size when opened: a journal
+    that is a device (``/dev/full``) or keeps growing is not read for ever.
+    """
     try:
         with open(journal, "rb") as fh:
-            lines = sum(1 for _ in fh)
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return []
+            size, lines, left = info.st_size, 0, info.st_size
+            while left > 0 and (chunk := fh.read(min(1 << 20, left))):
+                lines += chunk.count(b"\n")
+                left -= len(chunk)
             fh.seek(0)
             step = max(1, math.ceil(lines / sample))
             found = []
+            read = 0
             for number, line in enumerate(fh):
+                read += len(line)
+                if number >= lines or read > size:
+                    break  # a torn last line, or lines written after the count
                 if number % step:
                     continue
                 at = line.find(_SECONDS)

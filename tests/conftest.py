@@ -1,4 +1,4 @@
-"""Shared fixtures: a subprocess runner for ``python -m runner`` and state resets."""
+"""Shared fixtures: ``python -m runner`` in a subprocess, and state resets."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from omegaconf import DictConfig
 
 from tests.plugin_support import write_test_plugins
 
@@ -59,26 +60,111 @@ def process_running(pid: int, grace: float = 5.0) -> bool:
     return True
 
 
+#: Variables to add to the environment of a run; None removes one.
+Env = Mapping[str, str | None]
+
+
+def _command(args: tuple[str, ...], run_dir: Path | None) -> list[str]:
+    folder = () if run_dir is None else (f"hydra.run.dir={run_dir}",)
+    return [sys.executable, "-m", "runner", *args, *folder]
+
+
+def _environment(env: Env | None) -> dict[str, str]:
+    merged = {**os.environ, **(env or {})}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
+def run_runner(
+    *args: str,
+    cwd: Path | None = None,
+    env: Env | None = None,
+    timeout: float = 120,
+    run_dir: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m runner <args>`` to its end and capture its output as text.
+
+    ``env`` is added to this process's environment (a None value removes the variable);
+    ``run_dir``, when given, becomes the run folder (``hydra.run.dir``, the last argument);
+    ``cwd`` defaults to this process's working directory.
+    """
+    return subprocess.run(
+        _command(args, run_dir),
+        cwd=cwd,
+        env=_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_runner(
+    *args: str,
+    cwd: Path | None = None,
+    env: Env | None = None,
+    run_dir: Path | None = None,
+    stdout: int = subprocess.PIPE,
+) -> subprocess.Popen[str]:
+    """Start ``python -m runner <args>`` (to signal it, say); stderr goes with stdout.
+
+    Arguments as for :func:`run_runner`; ``stdout=subprocess.DEVNULL`` discards the output.
+    """
+    return subprocess.Popen(
+        _command(args, run_dir),
+        cwd=cwd,
+        env=_environment(env),
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path) -> RunCli:
-    """Run ``python -m runner <args>`` in a subprocess with its run folder in tmp_path."""
+    """Run ``python -m runner <args>`` (in tmp_path unless ``cwd`` says otherwise), each
+    run in a new run folder in tmp_path: run0, run1, ..."""
     counter = iter(range(1_000_000))
 
     def run(
-        *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+        *args: str, cwd: Path | None = None, env: Env | None = None, timeout: float = 120
     ) -> CliResult:
         run_dir = tmp_path / f"run{next(counter)}"
-        proc = subprocess.run(
-            [sys.executable, "-m", "runner", *args, f"hydra.run.dir={run_dir}"],
-            cwd=cwd or tmp_path,
-            env={**os.environ, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        proc = run_runner(*args, cwd=cwd or tmp_path, env=env, timeout=timeout, run_dir=run_dir)
         return CliResult(proc.returncode, proc.stdout, proc.stderr, run_dir)
 
     return run
+
+
+Compose = Callable[..., DictConfig]
+
+
+@pytest.fixture
+def compose_config() -> Iterator[Compose]:
+    """Compose runner's config as a run does (its config source, Hydra's compose API):
+    ``compose_config("task=shell", ...)`` gives the DictConfig for those overrides."""
+    from hydra import compose, initialize
+
+    from runner.cli import _register_hydra_plugins
+
+    _register_hydra_plugins()
+    with initialize(version_base="1.3", config_path=None):
+        yield lambda *overrides: compose("config", overrides=list(overrides))
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty folder on sys.path; the registry rescans after the test writes into it."""
+    from runner import registry
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    registry.refresh()
+    yield folder
+    for module_name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(str(folder)):
+            del sys.modules[module_name]
+    monkeypatch.undo()
+    registry.refresh()
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runner import registry
-from tests.conftest import REPO, CliResult, RunCli, process_running
+from tests.conftest import REPO, CliResult, RunCli, process_running, run_runner, start_runner
 
 
 def test_sleep_run_leaves_log_journal_and_summary(run_cli: RunCli) -> None:
@@ -176,17 +176,15 @@ def test_malformed_jsonl_mid_run_fails_that_item_only(run_cli: RunCli, tmp_path:
 
 def test_two_runs_never_share_a_folder(tmp_path: Path) -> None:
     """Runs started in the same second get distinct default run folders."""
-    cmd = [sys.executable, "-m", "runner", "source.count=1", "task.seconds=0"]
-    procs = [
-        subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(3)
-    ]
+    args = ("source.count=1", "task.seconds=0")
+    procs = [start_runner(*args, cwd=tmp_path, stdout=subprocess.DEVNULL) for _ in range(3)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
     folders = list((tmp_path / "outputs").glob("*/*"))
     assert len(folders) == 3
     assert all((f / "summary.json").is_file() for f in folders)
 
 
+@pytest.mark.slow
 def test_non_editable_install_from_another_folder(tmp_path: Path) -> None:
     """`pip install .` (here into a --target folder) finds its configs and plugins."""
     src = tmp_path / "src"
@@ -215,22 +213,13 @@ def test_non_editable_install_from_another_folder(tmp_path: Path) -> None:
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "parallel=2",
-            "source.count=5",
-            "task.seconds=0",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
+    proc = run_runner(
+        "parallel=2",
+        "source.count=5",
+        "task.seconds=0",
         cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        env={"PYTHONPATH": str(site)},
+        run_dir=tmp_path / "run",
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["total"] == 5
@@ -242,7 +231,7 @@ def test_non_editable_install_from_another_folder(tmp_path: Path) -> None:
             "print(runner.__file__, runner_plugins.__file__, runner_conf.__file__)",
         ],
         cwd=elsewhere,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(site)},
         capture_output=True,
         text=True,
         check=True,
@@ -260,21 +249,13 @@ def test_ctrl_c_exits_130_and_kills_running_commands(tmp_path: Path) -> None:
         f"import os, time; open(r'{marker}', 'a').write(str(os.getpid()) + '\\n'); time.sleep(60)"
     )
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "parallel=2",
-            "source.count=4",
-            "task=shell",
-            f'task.command=[{sys.executable},-c,"{child}"]',
-            f"hydra.run.dir={run_dir}",
-        ],
+    proc = start_runner(
+        "parallel=2",
+        "source.count=4",
+        "task=shell",
+        f'task.command=[{sys.executable},-c,"{child}"]',
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        run_dir=run_dir,
     )
     deadline = time.monotonic() + 30
     while (
@@ -301,19 +282,8 @@ def test_unwritable_run_folder_is_a_usage_error(tmp_path: Path) -> None:
     """A run folder that cannot be created gives one line naming it and exit code 2."""
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "source.count=1",
-            "task.seconds=0",
-            f"hydra.run.dir={blocker / 'run'}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    proc = run_runner(
+        "source.count=1", "task.seconds=0", cwd=tmp_path, timeout=60, run_dir=blocker / "run"
     )
     assert proc.returncode == 2
     assert f"Cannot write '{blocker / 'run'}'" in proc.stderr
@@ -339,16 +309,13 @@ def test_commands_get_the_users_environment(
     script.write_text(
         f"import os\nopen({str(seen)!r}, 'w').write(repr(os.environ.get('HYDRA_FULL_ERROR')))\n"
     )
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)
-    if users is not None:
-        env["HYDRA_FULL_ERROR"] = users
-    run_dir = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner", "task=shell", f"task.command=[{sys.executable},{script}]",
-         "source.count=1", f"hydra.run.dir={run_dir}"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    proc = run_runner(
+        "task=shell",
+        f"task.command=[{sys.executable},{script}]",
+        "source.count=1",
+        env={"HYDRA_FULL_ERROR": users},  # None: unset
+        run_dir=tmp_path / "run",
+    )
     assert proc.returncode == 0, proc.stderr
     assert seen.read_text() == repr(users)
 

@@ -1,33 +1,20 @@
-"""Config composition (Hydra compose API) and the errors a user can cause."""
+"""Config composition (Hydra compose API) and the errors a user can cause, end to end.
+
+settings_from's own checks are in tests/test_settings.py, the config source's in
+tests/test_configsource.py.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from hydra import compose, initialize
-from omegaconf import DictConfig
 
-from runner.cli import _register_hydra_plugins
-from runner.errors import UsageError
 from runner.settings import MAX_PARALLEL, settings_from
-from tests.conftest import RunCli
+from tests.conftest import Compose, RunCli
 
 
-@pytest.fixture
-def composer() -> Iterator[None]:
-    _register_hydra_plugins()
-    with initialize(version_base="1.3", config_path=None):
-        yield
-
-
-def make(overrides: list[str]) -> DictConfig:
-    return compose("config", overrides=overrides)
-
-
-def test_defaults_select_one_plugin_per_group(composer: None) -> None:
+def test_defaults_select_one_plugin_per_group(compose_config: Compose) -> None:
     """The default config selects range, sleep, thread and summary with parallel=1."""
-    settings = settings_from(make([]))
+    settings = settings_from(compose_config())
     assert settings.parallel == 1 and settings.dry_run is False
     assert {g: settings.name(g) for g in settings.plugins} == {
         "source": "range",
@@ -38,46 +25,25 @@ def test_defaults_select_one_plugin_per_group(composer: None) -> None:
     assert settings.params("task") == {"seconds": 0.1, "fail_rate": 0.0, "seed": 0}
 
 
-def test_overrides_are_typed(composer: None) -> None:
+def test_overrides_are_typed(compose_config: Compose) -> None:
     """Overrides are converted to the parameter's annotated type."""
-    settings = settings_from(make(["task.seconds=2", "source.count=7", "parallel=3"]))
+    settings = settings_from(compose_config("task.seconds=2", "source.count=7", "parallel=3"))
     assert settings.params("task")["seconds"] == 2.0
     assert isinstance(settings.params("task")["seconds"], float)
     assert settings.params("source")["count"] == 7 and settings.parallel == 3
 
 
-def test_shell_command_list_override(composer: None) -> None:
+def test_shell_command_list_override(compose_config: Compose) -> None:
     """A list override reaches the task as a plain list of strings."""
-    settings = settings_from(make(["task=shell", "task.command=[echo,'{id}']"]))
+    settings = settings_from(compose_config("task=shell", "task.command=[echo,'{id}']"))
     assert settings.params("task")["command"] == ["echo", "{id}"]
 
 
-def test_missing_mandatory_value_is_a_usage_error(composer: None) -> None:
-    """A ??? parameter left unset stops the run with the key's name."""
-    with pytest.raises(UsageError, match=r"task\.command"):
-        settings_from(make(["task=shell"]))
-
-
-def test_parallel_zero_is_refused(composer: None) -> None:
-    """parallel must be >= 1."""
-    with pytest.raises(UsageError, match="parallel=0"):
-        settings_from(make(["parallel=0"]))
-
-
-def test_parallel_has_a_maximum(composer: None) -> None:
-    """parallel up to MAX_PARALLEL is accepted; one more is refused naming both numbers."""
-    assert settings_from(make([f"parallel={MAX_PARALLEL}"])).parallel == MAX_PARALLEL
-    with pytest.raises(
-        UsageError, match=f"parallel={MAX_PARALLEL + 1} .* maximum is {MAX_PARALLEL}"
-    ):
-        settings_from(make([f"parallel={MAX_PARALLEL + 1}"]))
-
-
-def test_text_list_elements_are_not_retyped(composer: None) -> None:
+def test_text_list_elements_are_not_retyped(compose_config: Compose) -> None:
     """Unquoted true, null and numbers in a list of text arrive as Hydra read them, not as
     text they never were ("True", "1000.0"), so the shell task can refuse them."""
     overrides = ["task=shell", 'task.command=[echo,true,null,1e3,1_000,"1e3"]']
-    command = settings_from(make(overrides)).params("task")["command"]
+    command = settings_from(compose_config(*overrides)).params("task")["command"]
     assert command == ["echo", True, None, 1000.0, 1000, "1e3"]
     assert [type(part) for part in command] == [str, bool, type(None), float, int, str]
 

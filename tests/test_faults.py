@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from runner.api import read_streams
-from tests.conftest import RunCli, process_running
+from tests.conftest import RunCli, process_running, start_runner
 
 ITEMS = 2000
 # Under a full load of 64 Python starts on two cores, an item's attempt takes up to ~2 s:
@@ -253,14 +253,7 @@ def test_every_fault_is_accounted_for_exactly_once_at_64_workers(
 
 def _start_sweep(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], Path]:
     sweep_dir = tmp_path / "sweep"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "-m", *args, f"hydra.sweep.dir={sweep_dir}"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    return proc, sweep_dir
+    return start_runner("-m", *args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path), sweep_dir
 
 
 def _wait_for_lines(journal: Path, proc: subprocess.Popen[str], seconds: float = 60) -> None:

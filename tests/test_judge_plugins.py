@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -14,7 +13,7 @@ from omegaconf import OmegaConf
 
 from runner import registry
 from runner_plugins.judge.plugins import JudgeConsensus, JudgeRerun, JudgeSlots
-from tests.conftest import RunCli
+from tests.conftest import RunCli, run_runner
 from tests.judge_support import REPO, T3, remove_slot, status_of, tree
 
 
@@ -72,10 +71,7 @@ def test_task_options_pick_their_source_and_postprocessor(tmp_path: Path, option
     source = "judge_runs" if option == "judge_regenerate" else "judge_slots"
 
     def composed(*overrides: str) -> dict[str, Any]:
-        done = subprocess.run(
-            [sys.executable, "-m", "runner", "--cfg", "job", f"task={option}", *overrides],
-            cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        done = run_runner("--cfg", "job", f"task={option}", *overrides, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         node = OmegaConf.to_container(OmegaConf.create(done.stdout))
         assert isinstance(node, dict)

@@ -7,10 +7,7 @@ folder beside the code) in a temporary folder put on the path; no pip involved.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,23 +16,8 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from runner import registry
 from runner.errors import PluginError
-from tests.conftest import RunCli
+from tests.conftest import RunCli, run_runner
 from tests.plugin_support import write_distribution, write_test_plugins
-
-
-@pytest.fixture
-def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """An empty folder on sys.path; the registry rescans after the test writes into it."""
-    folder = tmp_path / "site"
-    folder.mkdir()
-    monkeypatch.syspath_prepend(str(folder))
-    registry.refresh()
-    yield folder
-    for module_name, module in list(sys.modules.items()):
-        if str(getattr(module, "__file__", None) or "").startswith(str(folder)):
-            del sys.modules[module_name]
-    monkeypatch.undo()
-    registry.refresh()
 
 
 @pytest.fixture
@@ -261,22 +243,14 @@ def test_start_up_objects_are_frozen_and_each_jobs_garbage_is_collected(
         {"gc_probe_mod.py": GC_PROBE_TASK},
     )
     sweep = tmp_path / "sweep"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "-m",
-            "task=gc_probe",
-            "source.count=2",
-            "parallel=1,2,1",
-            f"hydra.sweep.dir={sweep}",
-        ],
+    proc = run_runner(
+        "-m",
+        "task=gc_probe",
+        "source.count=2",
+        "parallel=1,2,1",
+        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(site)},
-        capture_output=True,
-        text=True,
-        timeout=120,
+        env={"PYTHONPATH": str(site)},
     )
     assert proc.returncode == 0, proc.stderr
     for job in range(3):
@@ -440,14 +414,7 @@ def test_a_duplicate_name_names_both_distributions(run_cli: RunCli, plugin_path:
 
 def test_help_lists_installed_plugins(plugin_path: Path, tmp_path: Path) -> None:
     """--help shows each installed plugin as an option of its group, broken ones too."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner", "--help"],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(plugin_path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_runner("--help", cwd=tmp_path, env={"PYTHONPATH": str(plugin_path)}, timeout=60)
     assert proc.returncode == 0, proc.stderr
     groups = dict(
         line.split(": ", 1)
@@ -463,21 +430,14 @@ def test_help_lists_installed_plugins(plugin_path: Path, tmp_path: Path) -> None
 def test_a_glob_sweep_matches_installed_plugins(plugin_path: Path, tmp_path: Path) -> None:
     """-m 'task=glob(tmp*)' runs one job per matching plugin."""
     sweep = tmp_path / "sweep"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "-m",
-            "task=glob(tmp*)",
-            "source.count=1",
-            "progress=off",
-            f"hydra.sweep.dir={sweep}",
-        ],
+    proc = run_runner(
+        "-m",
+        "task=glob(tmp*)",
+        "source.count=1",
+        "progress=off",
+        f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(plugin_path)},
-        capture_output=True,
-        text=True,
+        env={"PYTHONPATH": str(plugin_path)},
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr

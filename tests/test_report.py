@@ -90,3 +90,12 @@ def test_histogram_and_markdown_escape_what_they_show() -> None:
     svg = histogram_svg([0.001, 0.002, 0.0021, 1.0])
     assert svg.count("class='bin'") >= 4 and "No item" not in svg
     assert "No item finished" in histogram_svg([])
+
+
+def test_a_journal_that_is_not_a_regular_file_is_not_read(tmp_path: Path) -> None:
+    """A journal linked to a device (/dev/full, /dev/zero: endless bytes, no newline) is
+    not read, so the page costs no memory however the journal ended."""
+    for device in ("/dev/full", "/dev/zero"):
+        link = tmp_path / f"{Path(device).name}.jsonl"
+        link.symlink_to(device)
+        assert durations(link) == []

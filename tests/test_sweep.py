@@ -1,10 +1,13 @@
-"""Sweep reports: real multiruns in a subprocess, and the report builder on made-up jobs."""
+"""runner.sweep: real multiruns in a subprocess, and the callback that notes a sweep.
+
+The report builder itself (runner/sweep_report.py) is tried on made-up jobs in
+tests/test_sweep_report.py.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +16,7 @@ from omegaconf import OmegaConf
 
 from runner import sweep
 from runner.jobs import write_job_status
-from runner.sweep_report import (
-    Job,
-    build_report,
-    find_jobs,
-    table_lines,
-    to_markdown,
-    verdict,
-    write_report,
-)
+from tests.conftest import run_runner, start_runner
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -29,21 +24,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def _multirun(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     """Run ``python -m runner -m <args>`` with its sweep folder in tmp_path."""
     sweep_dir = tmp_path / "sweep"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "-m",
-            *args,
-            "progress=off",
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_runner("-m", *args, "progress=off", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
     return proc, sweep_dir
 
 
@@ -52,41 +33,11 @@ def _jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     return jobs
 
 
-def _job(
-    num: int,
-    parallel: int | None,
-    wall: float | None,
-    *,
-    overrides: dict[str, Any] | None = None,
-    total: int = 24,
-    failed: int = 0,
-    code: int = 0,
-    error: str | None = None,
-) -> Job:
-    """A made-up job; ``wall=None`` means it never got to write summary.json."""
-    summary = None
-    if wall is not None:
-        summary = {
-            "parallel": parallel,
-            "total": total,
-            "succeeded": total - failed,
-            "failed": failed,
-            "interrupted": code == 130,
-            "wall_seconds": wall,
-            "items_per_second": round(total / wall, 3),
-        }
-    given = {"parallel": parallel} if overrides is None else overrides
-    return Job(Path(f"/sweep/{num}"), num, given, code, error, summary, parallel)
-
-
 @pytest.fixture(autouse=True)
 def _no_sweep_in_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with no sweep recorded by the callback."""
     monkeypatch.setattr(sweep, "_sweep_dir", None)
     monkeypatch.setattr(sweep, "_planned", None)
-
-
-# --- real multiruns ---------------------------------------------------------------------
 
 
 def test_parallel_sweep_writes_json_markdown_and_plot(tmp_path: Path) -> None:
@@ -164,114 +115,6 @@ def test_a_config_file_holds_the_sweep(tmp_path: Path) -> None:
     assert (sweep_dir / "sweep.png").is_file()
 
 
-# --- the report builder on made-up jobs ------------------------------------------------
-
-
-def test_speedup_and_efficiency_compare_wall_times() -> None:
-    """Speedup is the smallest-parallel wall time over the job's; efficiency divides by workers."""
-    report = build_report([_job(0, 1, 4.0), _job(1, 2, 2.0), _job(2, 4, 1.6)])
-    assert report.swept_keys == ["parallel"]
-    assert [r.speedup for r in report.rows] == [1.0, 2.0, 2.5]
-    assert [r.efficiency for r in report.rows] == [1.0, 1.0, 0.625]
-    assert report.fastest is report.rows[2] and report.exit_code == 0
-    assert verdict(report) == "Fastest: parallel=4 (15.0 items/s, speedup 2.50)"
-    assert table_lines(report)[4] == "| 2 | 4 | 1.60 | 15.0 | 2.50 | 62% | 0 |"
-
-
-def test_speedup_is_relative_within_each_combination_of_other_keys() -> None:
-    """With executor swept too, each executor's speedup is against its own fewest workers."""
-    jobs = [
-        _job(0, 2, 2.0, overrides={"parallel": 2, "executor": "thread"}),
-        _job(1, 2, 3.0, overrides={"parallel": 2, "executor": "sequential"}),
-        _job(2, 4, 1.0, overrides={"parallel": 4, "executor": "thread"}),
-        _job(3, 4, 3.0, overrides={"parallel": 4, "executor": "sequential"}),
-    ]
-    report = build_report(jobs)
-    assert report.swept_keys == ["parallel", "executor"]
-    assert [r.speedup for r in report.rows] == [1.0, 1.0, 2.0, 1.0]
-    # The baseline ran 2 workers: 4 workers doubling the speed is full efficiency.
-    assert [r.efficiency for r in report.rows] == [1.0, 1.0, 1.0, 0.5]
-    assert verdict(report) == "Fastest: parallel=4, executor=thread (24.0 items/s, speedup 2.00)"
-    assert report.no_plot is None
-
-
-def test_a_sweep_without_parallel_has_columns_but_no_speedup_or_plot() -> None:
-    """Sweeping another key makes it a column; with one worker count there is no plot."""
-    jobs = [
-        _job(0, 1, 2.0, overrides={"executor": "thread", "source.count": 24}),
-        _job(1, 1, 3.0, overrides={"executor": "sequential", "source.count": 24}),
-    ]
-    report = build_report(jobs)
-    assert report.swept_keys == ["executor"] and report.fixed == {"source.count": 24}
-    assert [r.speedup for r in report.rows] == [None, None]
-    assert report.no_plot is not None and "parallel" in report.no_plot
-    assert verdict(report) == "Fastest: parallel=1, executor=thread (12.0 items/s)"
-    assert table_lines(report)[2] == "| 0 | 1 | thread | 2.00 | 12.0 | - | - | 0 |"
-    assert f"No plot: {report.no_plot}" in to_markdown(report, Path("/sweep"))
-
-
-def test_all_jobs_failed_gives_no_winner_and_the_worst_code() -> None:
-    """When no job could run, every row shows its error and the sweep exits non-zero."""
-    jobs = [
-        _job(0, 1, None, code=2, error="source file 'a' does not exist"),
-        _job(1, 2, None, code=2, error="task 'x' could not start"),
-    ]
-    assert [job.status for job in jobs] == ["error", "error"]
-    report = build_report(jobs)
-    assert report.fastest is None and report.exit_code == 2
-    assert verdict(report) == "Fastest: none (no job ran to the end)."
-    assert report.no_plot == "fewer than two worker counts have timings (the other jobs failed)."
-    assert table_lines(report)[3].endswith("| - | - | - | - | error: task 'x' could not start |")
-
-
-def test_an_unfinished_baseline_gives_no_speedup() -> None:
-    """An interrupted smallest-parallel job is no baseline; an interruption exits 130."""
-    jobs = [
-        _job(0, 1, 2.0, code=130),
-        _job(1, 2, 1.0, code=1, failed=3),
-    ]
-    assert [job.status for job in jobs] == ["interrupted", "failed_items"]
-    report = build_report(jobs)
-    assert [r.speedup for r in report.rows] == [None, None]
-    assert report.exit_code == 130
-    assert verdict(report).endswith("; 3 failed item(s): no job ran without failures)")
-
-
-def test_write_report_reads_job_folders_and_logs_the_table(
-    tmp_path: Path, log_lines: list[str]
-) -> None:
-    """Job folders on disk, with or without job.json or summary.json, all become rows."""
-    for num, (parallel, wall) in enumerate([(1, 1.0), (2, 0.5), (4, None)]):
-        folder = tmp_path / str(num)
-        (folder / ".hydra").mkdir(parents=True)
-        OmegaConf.save(OmegaConf.create([f"parallel={parallel}"]), folder / ".hydra/overrides.yaml")
-        OmegaConf.save({"hydra": {"job": {"num": num}}}, folder / ".hydra/hydra.yaml")
-        if wall is not None:
-            summary = {
-                "parallel": parallel,
-                "total": 10,
-                "succeeded": 10,
-                "failed": 0,
-                "wall_seconds": wall,
-                "items_per_second": 10 / wall,
-            }
-            (folder / "summary.json").write_text(json.dumps(summary))
-    # job 1 left no job.json: it still counts
-    write_job_status(tmp_path / "0", 0, None)
-    assert write_report(tmp_path) == 1
-    jobs = _jobs(tmp_path)
-    assert [(j["status"], j["speedup"]) for j in jobs] == [
-        ("ok", 1.0),
-        ("ok", 2.0),
-        ("error", None),
-    ]
-    assert "did not finish" in jobs[2]["error"]
-    assert (tmp_path / "sweep.png").read_bytes().startswith(PNG_MAGIC)
-    table = table_lines(build_report(find_jobs(tmp_path)))
-    assert [line for line in log_lines if line.startswith("|")] == table
-    assert log_lines[-1] == "Fastest: parallel=2 (20.0 items/s, speedup 2.00)"
-
-
 def test_the_cli_writes_the_report_once_the_sweep_ends(tmp_path: Path) -> None:
     """finish_sweep writes the report of the sweep the callback saw start, once."""
     assert sweep.finish_sweep() is None  # no sweep: nothing to report, no exit code
@@ -316,22 +159,14 @@ def test_ctrl_c_ends_the_whole_sweep_and_still_reports(tmp_path: Path) -> None:
     import time
 
     sweep_dir = tmp_path / "sweep"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "-m",
-            "parallel=1,2,3",
-            "source.count=20",
-            "task.seconds=0.2",
-            "progress=off",
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
+    proc = start_runner(
+        "-m",
+        "parallel=1,2,3",
+        "source.count=20",
+        "task.seconds=0.2",
+        "progress=off",
+        f"hydra.sweep.dir={sweep_dir}",
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     journal = sweep_dir / "0" / "results.jsonl"
     deadline = time.monotonic() + 60
