@@ -24,6 +24,7 @@ from typing import Any
 from hydra.core.object_type import ObjectType
 from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
 
 from runner import registry
 from runner.api import GROUPS
@@ -144,7 +145,10 @@ class RunnerConfigSource(ConfigSource):
         if not isinstance(raw, DictConfig):
             raise ConfigLoadError(f"{yaml_file} must hold a mapping, not a list")
         if group in GROUPS:
-            config = self._plugin_node(group, option, raw)
+            try:
+                config = self._plugin_node(group, option, raw)
+            except (ConfigKeyError, ValidationError) as exc:
+                raise ConfigLoadError(_yaml_problem(exc, group, yaml_file)) from exc
         elif path == "config":
             config = _typed(RunConfig, raw)
         else:
@@ -161,6 +165,17 @@ class RunnerConfigSource(ConfigSource):
         cls = registry.load_plugin(group, name)
         schema = registry.schema_for(name, cls)
         return _typed(schema, raw)
+
+
+def _yaml_problem(exc: ConfigKeyError | ValidationError, group: str, path: Path | None) -> str:
+    """One line naming the option file, the key (with its group) and what is wrong."""
+    key = f"{group}.{exc.key}" if getattr(exc, "key", None) else group
+    where = f" in {path}" if path is not None else ""
+    if isinstance(exc, ConfigKeyError):
+        parent = exc.parent_node
+        valid = ", ".join(str(k) for k in parent.keys()) if parent is not None else ""
+        return f"Unknown key {key!r}{where}." + (f" Valid keys here: {valid}." if valid else "")
+    return f"Invalid value {exc.value!r} for {key!r}{where}: {str(exc).splitlines()[0]}"
 
 
 def _typed(schema: type, raw: DictConfig) -> DictConfig:

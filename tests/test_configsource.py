@@ -136,8 +136,8 @@ def test_a_yamls_name_picks_the_plugin(acme: Path) -> None:
 @pytest.mark.parametrize(
     ("option", "error", "text"),
     [
-        ("acme_typo", ConfigKeyError, "Key 'colour' not in 'EchoConfig'"),
-        ("acme_bad_type", ValidationError, "Value 'many' of type 'str' could not be converted"),
+        ("acme_typo", ConfigLoadError, "Unknown key 'task.colour' in "),
+        ("acme_bad_type", ConfigLoadError, "Invalid value 'many' for 'task.times' in "),
         ("acme_list", ConfigLoadError, "acme_list.yaml must hold a mapping, not a list"),
         ("acme_ghost", PluginError, "Unknown task 'ghost'. Valid tasks: acme_echo,"),
     ],
@@ -145,10 +145,13 @@ def test_a_yamls_name_picks_the_plugin(acme: Path) -> None:
 def test_a_shipped_yaml_the_plugin_cannot_take_is_refused(
     acme: Path, option: str, error: type[Exception], text: str
 ) -> None:
-    """A key the constructor lacks, a value of the wrong type, a list, an unknown plugin."""
+    """A key the constructor lacks, a value of the wrong type, a list, an unknown plugin:
+    one line, naming the key with its group and the option file."""
     with pytest.raises(error) as caught:
         node(f"task/{option}")
-    assert text in str(caught.value)
+    assert text in str(caught.value) and len(str(caught.value).splitlines()) == 1
+    if error is ConfigLoadError:
+        assert f"{option}.yaml" in str(caught.value)
 
 
 def test_the_primary_config_is_typed_by_run_config() -> None:
