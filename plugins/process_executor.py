@@ -1,0 +1,536 @@
+"""The ``process`` executor: items run in a pool of worker processes.
+
+The driver (the thread consuming ``map``) pulls items lazily, hands them to workers in
+chunks that adapt to how long items take and reads outcomes back in batches; a worker
+runs ``fn.portable``, the run's safe wrapper, so retries and command timeouts happen
+there. A small shared array per worker tells the driver which item it is running and
+since when: a worker that dies fails exactly that item, and one stuck past the run's
+timeout can be stopped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import itertools
+import math
+import multiprocessing
+import operator
+import os
+import pickle
+import queue
+import signal
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+from runner.api import Executor, Item, Outcome, RunContext, TaskFailure
+from runner.process import CommandGroup, current_group, join_group
+from runner.wrapper import TimedOut, error_info
+
+# Each worker's shared array: how many items it started (the last one is the running
+# one until its outcome arrives), when that one and its running attempt started
+# (time.monotonic(), which the processes of a machine share; 0: between attempts), and
+# a flag the driver sets to say "start nothing more".
+SEQ, STARTED, ATTEMPT, STOP = range(4)
+SEND_AT_ONCE = 0.002  # the outcome of an item that took longer goes back at once...
+BATCH_SECONDS = 0.005  # ...cheaper ones wait in the worker's batch at most this long
+TICK = 0.1  # seconds between looks at stop requests, overdue attempts, kills and exits
+PICKLE = pickle.HIGHEST_PROTOCOL
+# Items and outcomes travel as tuples, which pickle several times faster than objects.
+_ITEM = operator.attrgetter("id", "data", "label", "error")
+_OUTCOME = operator.attrgetter(*(field.name for field in dataclasses.fields(Outcome)))
+
+
+class WorkerDied(TaskFailure):
+    """The worker process running the item died (a crash, a signal, ``os._exit``)."""
+
+
+class NotPicklable(TaskFailure):
+    """An item, or its result, cannot travel between the driver and a worker process."""
+
+
+class ProcessExecutor(Executor):
+    """Runs items in up to ``parallel`` worker processes (never more than there are items).
+
+    ``start_method``: ``spawn`` (the default, the safe one) or ``fork`` (starts faster,
+    but copies locks other threads of the run may hold) or ``forkserver``. The task must
+    pickle (``setup`` checks); an item or a result that does not fails alone
+    (``NotPicklable``). Chunks grow to ``max_chunk`` cheap items, and a worker holds two
+    at most, so items read but not finished stay below ``parallel * 2 * max_chunk``.
+    The outcome of an item that took over 2 ms goes back at once, so a slow item never
+    runs twice; cheap items whose outcome was still batched when their worker died run
+    again. A worker that dies fails the item it was running (``WorkerDied``) and another
+    takes its place. With a run ``timeout``, a Python task still running ``timeout +
+    timeout_grace + 0.5`` s after its attempt started (when the thread executor records
+    it) gets its worker SIGTERM, which stops its commands, and SIGKILL after
+    ``timeout_grace``; it fails as ``TimedOut``. Workers ignore SIGINT and SIGHUP (the
+    run decides). ``fn.admit()`` and that watchdog run in the consuming thread: while
+    the run's gate holds starts back (``per_second``, a rate-limit pause), outcomes
+    that arrive wait to be read too.
+    """
+
+    def __init__(self, start_method: str = "spawn", max_chunk: int = 1024) -> None:
+        methods = multiprocessing.get_all_start_methods()
+        if start_method not in methods:
+            raise ValueError(
+                f"start_method={start_method!r} is invalid. Valid choices: {', '.join(methods)}."
+            )
+        if max_chunk < 1:
+            raise ValueError(f"max_chunk={max_chunk!r} must be >= 1")
+        self.start_method = start_method
+        self.max_chunk = max_chunk
+        self._pool: _Pool | None = None
+
+    def setup(self, context: RunContext) -> None:
+        _refuse_unpicklable(context.task, type(context.task).__name__)
+
+    def map(
+        self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
+    ) -> Iterator[Outcome]:
+        portable = getattr(fn, "portable", None)
+        if portable is None:
+            raise TypeError("the process executor needs fn.portable (see runner.api.Executor)")
+        run = getattr(portable, "run", portable)  # a task's bound run, or a function
+        task = getattr(run, "__self__", None)
+        name = getattr(run, "__qualname__", "?") if task is None else type(task).__name__
+        _refuse_unpicklable(portable, name)
+        self._pool = _Pool(self, fn, portable, iter(items), max(parallel, 1))
+        return self._pool.outcomes()
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        pool.stopping = True
+        if wait:  # the caller no longer reads: what workers still send is dropped
+            pool.close(timeout)
+        elif timeout is not None:
+            pool.drain_until = min(pool.drain_until, time.monotonic() + timeout)
+
+    def kill(self) -> int:
+        return 0 if self._pool is None else self._pool.kill()
+
+
+@dataclasses.dataclass(eq=False)
+class _Worker:
+    """The driver's side of one worker process."""
+
+    proc: BaseProcess
+    results: Connection
+    tasks: Connection
+    shm: Any
+    held: deque[Item] = dataclasses.field(default_factory=deque)  # sent, no outcome yet
+    done: int = 0  # outcomes received; its items are numbered from 1 as it starts them
+    chunk: int = 1
+    spoke: bool = False
+    killed_for: int = 0  # the item the watchdog stopped it for
+    kill_at: float = math.inf  # SIGKILL then (SIGTERM has had its grace)
+
+
+class _Pool:
+    """One ``map``: the workers, the items to run again, and the loop that drives them."""
+
+    def __init__(
+        self, executor: ProcessExecutor, fn: Any, portable: Any, source: Iterator[Item], n: int
+    ) -> None:
+        self.ctx: Any = multiprocessing.get_context(executor.start_method)
+        self.max_chunk = executor.max_chunk
+        self.portable = pickle.dumps(portable, PICKLE)
+        self.admit: Callable[[], bool] = getattr(fn, "admit", lambda: True)
+        self.limit: Any = getattr(fn, "limit", None)  # parallel=auto
+        self.receive: Callable[[Outcome], Outcome] = getattr(fn, "receive", lambda o: o)
+        self.timeout: float | None = getattr(portable, "timeout", None)
+        self.grace: float = getattr(portable, "grace", 5.0)
+        self.source, self.parallel = source, n
+        self.source_error: Exception | None = None
+        self.exhausted = self.stopping = self.killed = self.closed = False
+        self.backlog: deque[Item] = deque()  # items to run again, before new ones
+        self.workers: dict[Connection, _Worker] = {}
+        self.lock = threading.Lock()  # the workers, against kill() from another thread
+        self.out: list[Outcome] = []
+        self.drain_until = math.inf
+        self.failed_starts = 0
+        self.interrupted: str | None = None
+
+    def outcomes(self) -> Iterator[Outcome]:
+        atexit.register(self.close, 0.0)  # a map never closed must not outlive the program
+        watched = time.monotonic()
+        try:
+            while not self.closed:
+                if self.stopping:
+                    for worker in list(self.workers.values()):
+                        _tell_stop(worker)
+                    if not self.workers or time.monotonic() >= self.drain_until:
+                        break
+                else:
+                    self._dispatch()
+                    if self.exhausted and not self.backlog and not self.out:
+                        if not any(worker.held for worker in self.workers.values()):
+                            break  # every item has its outcome
+                for conn in wait(list(self.workers), TICK):
+                    self._read(self.workers[conn])  # type: ignore[index]
+                if time.monotonic() - watched >= TICK:
+                    watched = time.monotonic()
+                    self._watch(watched)
+                    # A process the task forked may hold a dead worker's pipe open: its
+                    # end of file may never come, so its exit is looked for too.
+                    for worker in [w for w in self.workers.values() if not w.proc.is_alive()]:
+                        while worker.results in self.workers and worker.results.poll():
+                            self._read(worker)
+                        if worker.results in self.workers:
+                            self._bury(worker)
+                if self.out:
+                    out, self.out = self.out, []
+                    yield from out
+                if self.interrupted is not None:
+                    raise KeyboardInterrupt(f"raised by item {self.interrupted!r} in a worker")
+            self.close(0.0 if self.stopping else TICK * 10)  # idle ones exit when told
+        finally:
+            self.close(0.0)
+        if self.source_error is not None:
+            raise self.source_error
+
+    def _take(self, count: int) -> list[Item]:
+        """Up to ``count`` admitted items: the ones to run again first, then the source's."""
+        todo = [self.backlog.popleft() for _ in range(min(count, len(self.backlog)))]
+        if len(todo) < count and not self.exhausted:
+            try:
+                todo.extend(itertools.islice(self.source, count - len(todo)))
+            except Exception as exc:  # the source failed part-way: what it gave still runs
+                self.source_error, self.exhausted = exc, True
+            self.exhausted = self.exhausted or len(todo) < count
+        for index in range(len(todo)):
+            if not self.admit():
+                self.stopping = True  # the run stops: nothing more starts
+                return todo[:index]
+        return todo
+
+    def _dispatch(self) -> None:
+        # parallel=auto: at most the limit's current number of workers have items.
+        cap = self.parallel if self.limit is None else min(self.parallel, self.limit.current)
+        busy = sum(1 for worker in self.workers.values() if worker.held)
+        for worker in list(self.workers.values()):
+            # The chunk it runs and the next, so that it never waits for the driver; no
+            # next while items are slow, so that one worker does not hold two.
+            if len(worker.held) <= (worker.chunk if worker.chunk > 1 else 0):
+                if not self.stopping and not worker.killed_for:
+                    if not worker.held:
+                        if busy >= cap:
+                            continue
+                        busy += 1
+                    self._send(worker, self._take(worker.chunk))
+        while len(self.workers) < cap and busy < cap and not self.stopping:
+            busy += 1
+            first = self._take(1)  # a worker starts for an item, never for none
+            if not first:
+                return
+            self._send(self._start(), first)
+
+    def _start(self) -> _Worker:
+        tasks_out, tasks_in = self.ctx.Pipe(duplex=False)
+        results_out, results_in = self.ctx.Pipe(duplex=False)
+        shm = self.ctx.RawArray("d", 4)
+        args = (self.portable, tasks_out, results_in, shm)
+        proc = self.ctx.Process(target=_work, args=args, name="runner-worker")
+        proc.start()
+        tasks_out.close()  # the worker's ends: copies here would hide its exit
+        results_in.close()
+        worker = _Worker(proc, results_out, tasks_in, shm)
+        with self.lock:
+            self.workers[results_out] = worker
+            if self.killed:  # kill() came while it started
+                proc.terminate()
+        return worker
+
+    def _send(self, worker: _Worker, items: list[Item]) -> None:
+        try:
+            data = pickle.dumps([_ITEM(item) for item in items], PICKLE)
+        except Exception:
+            sendable = []
+            for item in items:
+                problem = _unpicklable(_ITEM(item))
+                if problem is None:
+                    sendable.append(item)
+                else:
+                    error = NotPicklable(f"item {item.id!r} cannot be sent to a worker: {problem}")
+                    self.out.append(_failed(item, error))
+            items = sendable
+            data = pickle.dumps([_ITEM(item) for item in items], PICKLE)
+        if items:
+            worker.held.extend(items)
+            # A worker that is gone cannot take them: its end of file comes next, and
+            # then they run again.
+            with contextlib.suppress(OSError):
+                worker.tasks.send_bytes(data)
+
+    def _read(self, worker: _Worker) -> None:
+        try:
+            kind, payload = pickle.loads(worker.results.recv_bytes())
+        except (EOFError, OSError):
+            self._bury(worker)
+            return
+        worker.spoke, self.failed_starts = True, 0
+        if kind == "interrupt":
+            self.interrupted = payload
+        elif kind == "error":
+            raise RuntimeError(payload)
+        else:
+            took = 0.0
+            for fields in payload:
+                outcome = Outcome(*fields)
+                item = worker.held.popleft()
+                assert item.id == outcome.id, (item.id, outcome.id)
+                took += outcome.seconds
+                self.out.append(self.receive(outcome))
+            worker.done += len(payload)
+            # As in the thread executor: a chunk's items take 2 to 20 ms together.
+            work = took / max(len(payload), 1) * worker.chunk
+            if work < 0.002 and worker.chunk < self.max_chunk:
+                worker.chunk = min(worker.chunk * 2, self.max_chunk)
+            elif work > 0.02 and worker.chunk > 1:
+                worker.chunk //= 2
+
+    def _bury(self, worker: _Worker) -> None:
+        """A worker ended and all it sent was read: account for the items it held."""
+        why = _how(self._reap(worker))
+        held = list(worker.held)
+        running = int(worker.shm[SEQ]) - worker.done  # its place in held, from 1
+        if running > 0:  # it ended while running this item (or before sending it back)
+            item = held.pop(running - 1)
+            began = time.perf_counter() - (time.monotonic() - worker.shm[STARTED])
+            if self.killed:
+                pass  # stopped by kill(): it never finished
+            elif worker.killed_for == worker.shm[SEQ]:
+                stopped = "its worker process was stopped"
+                error: TaskFailure = TimedOut(f"timed out after {self.timeout:g} s ({stopped})")
+                self.out.append(_failed(item, error, began))
+            elif worker.killed_for:  # the watchdog was a moment late: not this one's fault
+                held.insert(running - 1, item)
+            else:
+                error = WorkerDied(f"the worker process running item {item.id!r} died ({why})")
+                self.out.append(_failed(item, error, began))
+        elif not worker.shm[SEQ] and not worker.spoke and not self.stopping:
+            self.failed_starts += 1
+            if self.failed_starts >= 3:
+                raise RuntimeError(f"worker processes end before any item ({why}); see stderr")
+        if not self.stopping:
+            self.backlog.extendleft(reversed(held))
+
+    def _reap(self, worker: _Worker) -> int | None:
+        """Forget an ending worker; its exit code."""
+        with self.lock:
+            del self.workers[worker.results]
+        # It ended, or its end of file came so it is ending; one that lingers (a task
+        # closed the pipe) is killed.
+        worker.proc.join(self.grace)
+        if worker.proc.exitcode is None:
+            worker.proc.kill()
+            worker.proc.join()
+        exitcode = worker.proc.exitcode
+        worker.proc.close()
+        worker.results.close()
+        worker.tasks.close()
+        return exitcode
+
+    def _watch(self, now: float) -> None:
+        """SIGKILL what had its grace; SIGTERM a worker whose attempt is past the timeout."""
+        patience = math.inf if self.timeout is None else self.timeout + self.grace + 0.5
+        for worker in list(self.workers.values()):
+            if now >= worker.kill_at:
+                worker.proc.kill()
+                worker.kill_at = math.inf
+            elif not worker.killed_for and worker.kill_at == math.inf:
+                seq, attempt = worker.shm[SEQ], worker.shm[ATTEMPT]
+                if attempt and now - attempt > patience and worker.shm[SEQ] == seq:
+                    worker.killed_for = int(seq)
+                    worker.proc.terminate()
+                    worker.kill_at = now + self.grace
+
+    def kill(self) -> int:
+        """SIGTERM every worker (it stops its commands); how many were running an item."""
+        self.stopping = self.killed = True
+        running = 0
+        with self.lock:
+            for worker in self.workers.values():
+                running += int(worker.shm[SEQ]) > worker.done
+                worker.proc.terminate()
+                worker.kill_at = min(worker.kill_at, time.monotonic() + self.grace)
+        return running
+
+    def close(self, patience: float | None) -> None:
+        """End every worker: ``patience`` s to finish its item and exit (what it sends
+        now is dropped), then SIGTERM, then SIGKILL after the grace."""
+        if self.closed:
+            return
+        self.stopping = True
+        deadline = math.inf if patience is None else time.monotonic() + patience
+        while self.workers:
+            now = time.monotonic()
+            for worker in list(self.workers.values()):
+                _tell_stop(worker)
+                if now >= deadline:
+                    worker.proc.terminate()
+                    worker.kill_at = min(worker.kill_at, now + self.grace)
+            deadline = math.inf if now >= deadline else deadline
+            self._watch(now)
+            for conn in wait(list(self.workers), TICK / 2):
+                worker = self.workers[conn]  # type: ignore[index]
+                try:
+                    worker.results.recv_bytes()  # dropped
+                except (EOFError, OSError):
+                    self._reap(worker)
+            for worker in [w for w in self.workers.values() if not w.proc.is_alive()]:
+                self._reap(worker)
+        self.closed = True
+        atexit.unregister(self.close)
+
+
+def _tell_stop(worker: _Worker) -> None:
+    if not worker.shm[STOP]:
+        worker.shm[STOP] = 1.0  # it starts no item any more...
+        with contextlib.suppress(OSError):
+            worker.tasks.send_bytes(b"")  # ...and ends when it is idle
+
+
+def _unpicklable(obj: Any) -> str | None:
+    """Why ``obj`` cannot be pickled, in one line; None when it can."""
+    try:
+        pickle.dumps(obj, PICKLE)
+    except Exception as exc:  # TypeError, PicklingError, AttributeError, RecursionError...
+        return " ".join(f"{type(exc).__name__}: {exc}".split())
+    return None
+
+
+def _refuse_unpicklable(obj: Any, task: str) -> None:
+    problem = _unpicklable(obj)
+    if problem is not None:
+        raise TypeError(
+            f"task {task} cannot be sent to worker processes: it does not pickle "
+            f"({problem}); use executor=thread"
+        )
+
+
+def _how(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit code {exitcode}"
+
+
+def _failed(item: Item, error: TaskFailure, started: float | None = None) -> Outcome:
+    now = time.perf_counter()
+    began = now if started is None else started
+    return Outcome(item.id, "failed", now - began, None, error_info(error), item.label, began, now)
+
+
+# The worker process ------------------------------------------------------------------
+
+
+class _Terminated(BaseException):
+    """SIGTERM in a worker: unwinds the running task (its commands are already stopped)."""
+
+
+def _work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> None:
+    """A worker's main: run the chunks it receives, send outcomes back in batches."""
+    sending = [False, False]  # in a send; SIGTERM came during one
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        current_group().stop(wait=0)  # the wrapper's group: this worker's commands
+        if sending[0]:
+            sending[1] = True  # half a message would be garbage: end right after it
+        else:
+            raise _Terminated
+
+    def send(kind: str, payload: Any) -> None:
+        try:
+            data = pickle.dumps((kind, payload), PICKLE)
+        except Exception:  # a result that does not pickle: only its item fails
+            data = pickle.dumps((kind, [_sendable(fields) for fields in payload]), PICKLE)
+        sending[0] = True
+        results.send_bytes(data)
+        sending[0] = False
+        if sending[1]:
+            raise _Terminated
+
+    # A thread takes chunks off the pipe as they come, so that the driver never waits
+    # on a worker that is itself waiting to hand over outcomes.
+    chunks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+
+    def receive() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while data := tasks.recv_bytes():
+                chunks.put(data)
+        chunks.put(b"")
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the driver to handle
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        join_group(CommandGroup())  # not a group of the driver's that fork copied
+        signal.signal(signal.SIGTERM, on_term)
+        try:
+            call = pickle.loads(portable)
+        except Exception as exc:
+            send("error", f"a worker process cannot load the task: {type(exc).__name__}: {exc}")
+            return
+        if getattr(call, "timeout", None) is not None and callable(getattr(call, "run", None)):
+            call.run = _stamped(call.run, shm)  # each attempt's start, for the watchdog
+        threading.Thread(target=receive, name="runner-worker-inbox", daemon=True).start()
+        batch: list[tuple[Any, ...]] = []
+        while (data := chunks.get()) and not shm[STOP]:
+            sent = time.time()
+            for fields in pickle.loads(data):
+                if shm[STOP]:
+                    break
+                item = Item(*fields)
+                shm[STARTED] = time.monotonic()
+                shm[SEQ] += 1
+                try:
+                    [outcome] = call([item])
+                except KeyboardInterrupt:  # raised by the task: the driver raises it
+                    if batch:
+                        send("out", batch)
+                    send("interrupt", item.id)
+                    return
+                batch.append(_OUTCOME(outcome))
+                if outcome.seconds > SEND_AT_ONCE or outcome.finished - sent > BATCH_SECONDS:
+                    send("out", batch)
+                    batch, sent = [], outcome.finished
+            if batch:  # the end of a chunk: the driver sends the one after next
+                send("out", batch)
+                batch = []
+    except _Terminated:  # end as killed by SIGTERM, which is what happened
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+    except Exception:
+        with contextlib.suppress(Exception, _Terminated):
+            send("error", f"a worker process failed: {traceback.format_exc()}")
+
+
+def _stamped(run: Callable[[Item], Any], shm: Any) -> Callable[[Item], Any]:
+    def stamped(item: Item) -> Any:
+        shm[ATTEMPT] = time.monotonic()
+        try:
+            return run(item)
+        finally:
+            shm[ATTEMPT] = 0.0
+
+    return stamped
+
+
+def _sendable(fields: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The outcome as it can travel: one whose result does not pickle fails."""
+    problem = _unpicklable(fields)
+    if problem is None:
+        return fields
+    message = f"the result of item {fields[0]!r} cannot be sent back from its worker: {problem}"
+    failed = Outcome(*fields)
+    failed.status, failed.result, failed.error = "failed", None, error_info(NotPicklable(message))
+    return _OUTCOME(failed)  # type: ignore[no-any-return]
