@@ -1,4 +1,4 @@
-"""Each run's consensus (judge/result.json, run_result.json) and the experiment summary."""
+"""Each run's consensus (judge/result.json, run_result.json); the summary has its own tests."""
 
 from __future__ import annotations
 
@@ -8,19 +8,8 @@ from typing import Any
 
 import pytest
 
-from runner_plugins.judge.consensus import (
-    SUMMARY_JSON,
-    SUMMARY_MD,
-    build_summary,
-    consensus,
-    regenerate_run,
-    run_judgments,
-    stale_reason,
-    summary_markdown,
-    write_summary,
-)
-from runner_plugins.judge.experiment import RunRef, load_config, run_slots
-from runner_plugins.judge.sample import make_sample_experiment
+from runner_plugins.judge.consensus import consensus, regenerate_run, run_judgments, stale_reason
+from runner_plugins.judge.experiment import RunRef, load_config
 
 
 def j(
@@ -133,51 +122,6 @@ def test_regenerate_run_keeps_a_missing_run_record_missing(experiment: Path) -> 
     _, recorded = regenerate_run(load_config(experiment), RunRef(experiment, "T4", "01", 1))
     assert not recorded and not (run_dir / "run_result.json").exists()
     assert (run_dir / "judge" / "result.json").is_file()
-
-
-def test_summary_counts_every_slot_and_scores_runs_with_a_consensus(tmp_path: Path) -> None:
-    """Per tier and subtest: slot counts add up, mean score and pass rate come from result.json."""
-    root = make_sample_experiment(tmp_path / "sample", seed=3)
-    config = load_config(root)
-    summary = build_summary(config)
-    statuses = [s.status for run in config.runs() for s in run_slots(config, run)]
-    assert sum(summary["totals"]["slots"].values()) == len(statuses) == 180
-    for status, count in summary["totals"]["slots"].items():
-        assert statuses.count(status) == count
-    sub = summary["tiers"]["T0"]["subtests"]["00"]
-    results = [
-        json.loads(p.read_text()) for p in sorted(root.glob("T0/00/run_*/judge/result.json"))
-    ]
-    assert sub["scored_runs"] == len(results) > 0
-    assert sub["mean_score"] == pytest.approx(sum(r["score"] for r in results) / len(results))
-    assert sub["pass_rate"] == pytest.approx(sum(r["passed"] for r in results) / len(results))
-    assert summary["tiers"]["T0"]["runs"] == 12 and summary["totals"]["runs"] == 60
-
-
-def test_summary_markdown_has_a_row_per_subtest_and_totals(tmp_path: Path) -> None:
-    """The Markdown table has one row per subtest, one per tier and one for the experiment."""
-    config = load_config(make_sample_experiment(tmp_path / "sample", seed=3))
-    text = summary_markdown(build_summary(config))
-    rows = [line for line in text.splitlines() if line.startswith("| T")]
-    assert len(rows) == 10
-    assert sum(line.startswith("| **") for line in text.splitlines()) == 6
-    assert "| tier | subtest | runs | missing | failed | complete | agent_failed |" in text
-
-
-def test_write_summary_writes_both_files_to_each_folder(tmp_path: Path) -> None:
-    """The same summary lands in every folder given."""
-    config = load_config(make_sample_experiment(tmp_path / "sample", seed=3))
-    paths = write_summary(config, [tmp_path / "a", tmp_path / "b" / "c"])
-    assert paths == [
-        tmp_path / "a" / SUMMARY_JSON,
-        tmp_path / "a" / SUMMARY_MD,
-        tmp_path / "b" / "c" / SUMMARY_JSON,
-        tmp_path / "b" / "c" / SUMMARY_MD,
-    ]
-    assert (tmp_path / "a" / SUMMARY_MD).read_text() == (
-        tmp_path / "b" / "c" / SUMMARY_MD
-    ).read_text()
-    assert json.loads((tmp_path / "a" / SUMMARY_JSON).read_text())["experiment_id"] == "sample-3"
 
 
 def test_stale_reason_finds_a_changed_slot_and_accepts_the_originals_grade(

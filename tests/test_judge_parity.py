@@ -19,9 +19,12 @@ import pytest
 import yaml
 
 from runner.api import TaskFailure, detect_rate_limit
-from runner_plugins.judge.consensus import SUMMARY_DIR, SUMMARY_JSON, SUMMARY_MD, regenerate_run
+from runner_plugins.judge.consensus import regenerate_run
 from runner_plugins.judge.experiment import (
     STATUSES,
+    SUMMARY_DIR,
+    SUMMARY_JSON,
+    SUMMARY_MD,
     JudgeRateLimited,
     RunRef,
     load_config,

@@ -199,3 +199,36 @@ def test_a_summary_left_out_of_date_by_a_kill_is_rewritten(
     summary.unlink()  # a first repair killed before it wrote any summary
     _consensus([], context)
     assert json.loads(summary.read_text())["totals"] == stored["totals"]
+
+
+def test_runs_whose_consensus_pass_fail_changed_are_named_with_before_and_after(
+    experiment: Path, out: Path, judge_cmd: Any, log_lines: list[str]
+) -> None:
+    """The consensus the source read before the first item is compared with the one the
+    repair leaves: T3 passed and now fails, T0 had none (its result.json was lost) and
+    now passes; a run whose pass/fail held (T5, re-judged to a pass) is not named."""
+    remove_slot(experiment, T3, 1)
+    remove_slot(experiment, T3, 3)
+    remove_slot(experiment, "T5/01/run_01", 1)
+    (experiment / "T0/00/run_01/judge/result.json").unlink()
+    context, outcomes = _rerun_all(experiment, out, judge_cmd("good", 0.1), tiers=["T3"])
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+    _consensus(outcomes, context)
+    repair = json.loads((experiment / "summary" / "judge_summary.json").read_text())["repair"]
+    assert repair["consensus_changes"] == {
+        "count": 2,
+        "runs": [
+            {"run": "T0/00/run_01", "passed_before": None, "passed_after": True},
+            {"run": T3, "passed_before": True, "passed_after": False},
+        ],
+    }
+    assert (repair["succeeded"], repair["failed"], repair["consensus_regenerated"]) == (2, 0, 3)
+    assert repair["run_folder"] == str(out.absolute())
+    assert (repair["budget_usd"], repair["cost"]["total"]["calls"]) == (None, 0)
+    assert any(
+        f"pass/fail changed: T0/00/run_01 none -> pass, {T3} pass -> fail" in line
+        for line in log_lines
+    )
+    assert not any(line.startswith("judge cost") for line in log_lines)  # a text judge
+    markdown = (out / "judge_summary.md").read_text()
+    assert f"| `{T3}` | pass | **fail** |" in markdown

@@ -1,39 +1,29 @@
-"""After every slot has finished: each run's consensus, then the experiment summary.
+"""After every slot has finished: each run's consensus, derived from its slots.
 
 A run's consensus lives in ``judge/result.json`` and in the judge fields of its
-``run_result.json``. The summary (slot statuses, mean consensus score and pass rate per
-tier and subtest) is written as ``<experiment>/summary/judge_summary.json`` and
-``judge_summary.md``; runs without a ``judge/result.json`` count towards the slot
-statuses but not towards the mean score or the pass rate.
+``run_result.json``; ``summary.py`` then sums up the experiment.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from runner.api import atomic_write_json, atomic_write_text
+from runner.api import atomic_write_json
 from runner_plugins.judge.experiment import (
     CONSENSUS_FILE,
     RECORD_FILE,
-    STATUSES,
     ExperimentConfig,
     RunRef,
     grade_for,
     make_judgment,
     read_judgment,
     read_object,
-    run_slots,
 )
-from runner_plugins.judge.reply import clamp_score, is_number, passed_value
-from runner_plugins.judge.slotfiles import was_rerun
 
-SUMMARY_DIR = "summary"
-SUMMARY_JSON = "judge_summary.json"
-SUMMARY_MD = "judge_summary.md"
+# The summary's names, importable from here as before it had its own module.
+from runner_plugins.judge.reply import clamp_score, is_number, passed_value
 
 
 def _passed(judgment: dict[str, Any]) -> bool:
@@ -104,6 +94,12 @@ def apply_judge_fields(
 def run_judgments(config: ExperimentConfig, run: RunRef) -> list[dict[str, Any] | None]:
     """Each slot's valid judgment, or None, in slot order."""
     return [read_judgment(run.slot_dir(n)) for n in config.slot_numbers]
+
+
+def stored_consensus(run: RunRef) -> dict[str, Any] | None:
+    """The run's judge/result.json when it holds a numeric score, else None."""
+    data = read_object(run.dir / CONSENSUS_FILE)
+    return data if data is not None and is_number(data.get("score")) else None
 
 
 def _same(stored: Any, want: Any) -> bool:
@@ -210,127 +206,3 @@ def regenerate_run(config: ExperimentConfig, run: RunRef) -> tuple[dict[str, Any
     judges = judges_list(config.judge_models, judgments)
     atomic_write_json(record_path, apply_judge_fields(record, result, judges))
     return result, True
-
-
-# --- summary -------------------------------------------------------------------------
-
-
-class _Tally:
-    """Counts for one group of runs (a subtest, a tier or the whole experiment)."""
-
-    def __init__(self) -> None:
-        self.runs = 0
-        self.slots = dict.fromkeys(STATUSES, 0)
-        self.scores: list[float] = []
-        self.passes = 0
-
-    def add(self, statuses: Iterable[str], result: dict[str, Any] | None) -> None:
-        self.runs += 1
-        for status in statuses:
-            self.slots[status] += 1
-        if result is not None:
-            self.scores.append(float(result["score"]))
-            self.passes += result.get("passed") is True
-
-    def merge(self, other: _Tally) -> None:
-        self.runs += other.runs
-        for status, count in other.slots.items():
-            self.slots[status] += count
-        self.scores += other.scores
-        self.passes += other.passes
-
-    def as_dict(self) -> dict[str, Any]:
-        scored = len(self.scores)
-        return {
-            "runs": self.runs,
-            "scored_runs": scored,
-            "slots": dict(self.slots),
-            "mean_score": math.fsum(self.scores) / scored if scored else None,
-            "pass_rate": self.passes / scored if scored else None,
-        }
-
-
-def _consensus_of(run: RunRef) -> dict[str, Any] | None:
-    data = read_object(run.dir / CONSENSUS_FILE)
-    return data if data is not None and is_number(data.get("score")) else None
-
-
-def build_summary(config: ExperimentConfig) -> dict[str, Any]:
-    """The summary as a JSON-serialisable dict: totals, then tiers -> subtests."""
-    # Every tier is listed, one without subtests too; runs() gives the rest in order.
-    tallies: dict[str, dict[str, _Tally]] = {tier: {} for tier in config.tiers}
-    for run in config.runs():
-        tally = tallies[run.tier].setdefault(run.subtest, _Tally())
-        tally.add((slot.status for slot in run_slots(config, run)), _consensus_of(run))
-    total = _Tally()
-    tiers: dict[str, Any] = {}
-    for tier, subtests in tallies.items():
-        tier_tally = _Tally()
-        for tally in subtests.values():
-            tier_tally.merge(tally)
-        tiers[tier] = {
-            **tier_tally.as_dict(),
-            "subtests": {name: tally.as_dict() for name, tally in subtests.items()},
-        }
-        total.merge(tier_tally)
-    return {
-        "experiment_id": config.experiment_id,
-        "experiment": str(config.root),
-        "generated_at": datetime.now(timezone.utc).isoformat(),
-        "judge_models": list(config.judge_models),
-        "totals": total.as_dict(),
-        "tiers": tiers,
-    }
-
-
-def _row(tier: str, subtest: str, stats: dict[str, Any]) -> str:
-    mean = "-" if stats["mean_score"] is None else f"{stats['mean_score']:.3f}"
-    rate = "-" if stats["pass_rate"] is None else f"{stats['pass_rate']:.0%}"
-    counts = " | ".join(str(stats["slots"][s]) for s in STATUSES)
-    return f"| {tier} | {subtest} | {stats['runs']} | {counts} | {mean} | {rate} |"
-
-
-def summary_markdown(summary: dict[str, Any]) -> str:
-    """The summary as a Markdown table, one row per subtest plus tier and experiment totals."""
-    lines = [
-        f"# Judge summary: {summary['experiment_id']}",
-        "",
-        f"- experiment: `{summary['experiment']}`",
-        f"- generated at: {summary['generated_at']}",
-        f"- judge models: {', '.join(summary['judge_models'])}",
-        "- mean score and pass rate are over runs with a consensus (judge/result.json)",
-        "",
-        f"| tier | subtest | runs | {' | '.join(STATUSES)} | mean score | pass rate |",
-        "|---|---|" + "---:|" * (len(STATUSES) + 3),
-    ]
-    for tier, stats in summary["tiers"].items():
-        lines += [_row(tier, subtest, sub) for subtest, sub in stats["subtests"].items()]
-        lines.append(_row(f"**{tier}**", "all", stats))
-    lines.append(_row("**all**", "all", summary["totals"]))
-    return "\n".join(lines) + "\n"
-
-
-def summary_outdated(config: ExperimentConfig) -> bool:
-    """Whether ``<experiment>/summary/`` no longer says what the runs give.
-
-    A missing summary is outdated only where runner has repaired the experiment before
-    (a slot's timing.json says ``rerun``): a repair killed before it wrote its summary.
-    """
-    stored = read_object(config.root / SUMMARY_DIR / SUMMARY_JSON)
-    if stored is None:
-        return any(was_rerun(run.slot_dir(n)) for run in config.runs() for n in config.slot_numbers)
-    fresh = build_summary(config)
-    return any(stored.get(k) != v for k, v in fresh.items() if k != "generated_at")
-
-
-def write_summary(config: ExperimentConfig, folders: Iterable[Path]) -> list[Path]:
-    """Write the summary (JSON and Markdown) into each folder; return the paths written."""
-    summary = build_summary(config)
-    markdown = summary_markdown(summary)
-    written = []
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(folder / SUMMARY_JSON, summary)
-        atomic_write_text(folder / SUMMARY_MD, markdown)
-        written += [folder / SUMMARY_JSON, folder / SUMMARY_MD]
-    return written

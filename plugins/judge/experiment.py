@@ -76,6 +76,10 @@ JUDGE_DIR = "judge"
 CONSENSUS_FILE = Path(JUDGE_DIR) / "result.json"
 SLOT_PREFIX = "judge_"
 JUDGMENT_FILE = "judgment.json"
+# The experiment's summary, rewritten by every repair (``summary.py``).
+SUMMARY_DIR = "summary"
+SUMMARY_JSON = "judge_summary.json"
+SUMMARY_MD = "judge_summary.md"
 
 
 def slot_name(number: int) -> str:

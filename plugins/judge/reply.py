@@ -2,10 +2,13 @@
 
 The reply is text holding one JSON object with a numeric score. What the judgment made
 from it holds (grade, validity) is the format's business, in ``experiment.parse_reply``.
+A judge run as ``claude --output-format json`` wraps that text in Claude Code's result
+envelope (:func:`read_envelope`), which also says whether the call failed and what it cost.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -18,7 +21,15 @@ NO_REASONING = "No reasoning provided"
 
 
 class ReplyError(ValueError):
-    """The judge's reply holds no usable judgment."""
+    """The judge's reply holds no usable judgment.
+
+    ``kind`` says why, as a failed attempt's timing.json records it
+    (``slotfiles.FAILURE_KINDS``); by default the reply has no usable verdict.
+    """
+
+    def __init__(self, message: str, kind: str = "unusable_reply") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def is_number(value: Any) -> bool:
@@ -81,3 +92,57 @@ def passed_value(value: object) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in ("", "false", "no", "0", "none", "null")
     return bool(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """Claude Code's result message (``claude -p --output-format json``).
+
+    ``text`` is the reply (its ``result``); ``error`` is None for a call that succeeded,
+    else what went wrong; ``fields`` is the whole message, usage and cost included.
+    """
+
+    text: str
+    error: str | None
+    fields: dict[str, Any]
+
+
+def _envelope(message: dict[str, Any]) -> Envelope:
+    result = message.get("result")
+    text = result if isinstance(result, str) else ""
+    subtype = str(message.get("subtype") or "")
+    # is_error marks a failed call (an API error, a usage limit); the error_* subtypes
+    # (error_max_turns, error_during_execution) end without a reply.
+    if message.get("is_error") is not True and not subtype.startswith("error"):
+        return Envelope(text, None, message)
+    errors = message.get("errors")
+    detail = text or (" ".join(map(str, errors)) if isinstance(errors, list) else "")
+    detail = " ".join(detail.split())[:300] or "no message"
+    which = f" ({subtype})" if subtype not in ("", "success") else ""
+    return Envelope(text, f"Claude Code reported an error{which}: {detail}", message)
+
+
+def read_envelope(stdout: str) -> Envelope | None:
+    """The result envelope on ``stdout``, or None when stdout holds none.
+
+    Claude Code prints one JSON object of ``"type": "result"``; with ``--verbose`` it
+    prints the list of every message, the result last. A stream of one message per line
+    (``stream-json``) is read from its last line that is JSON.
+    """
+    text = stdout.strip()
+    try:
+        messages = [json.loads(text)]
+    except ValueError:
+        messages = []
+        for line in reversed(text.splitlines()):
+            try:
+                messages = [json.loads(line)]
+            except ValueError:
+                continue
+            break
+    if messages and isinstance(messages[0], list):
+        messages = list(reversed(messages[0]))
+    for message in messages:
+        if isinstance(message, dict) and message.get("type") == "result":
+            return _envelope(message)
+    return None

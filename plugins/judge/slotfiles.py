@@ -17,7 +17,8 @@ and into ``attempts/`` if it did, and temporary files of interrupted atomic writ
 are deleted. A slot therefore never mixes the files of two attempts.
 
 This module also writes the two files every judged slot has whoever judged it,
-``MODEL.md`` and ``timing.json`` (:func:`write_model`, :func:`write_timing`).
+``MODEL.md`` and ``timing.json`` (:func:`write_model`, :func:`write_timing`), and reads
+back why an attempt failed (:func:`failure_kind`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from runner.api import atomic_write_json, atomic_write_text, leftover_temp_files
+from runner.api import atomic_write_json, atomic_write_text, detect_rate_limit, leftover_temp_files
 from runner_plugins.judge.experiment import (
     CONFIG_FILE,
     JUDGE_DIR,
@@ -53,6 +54,26 @@ RESPONSE_FILE = "response.txt"
 STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
 _ATTEMPT = re.compile(rf"^\.({SLOT_PREFIX}\d+)\.attempt-[\w-]+$")
+#: Why an attempt failed, as a failed timing.json's ``failure_kind`` says, with what the
+#: summary calls it (in the order it lists them).
+FAILURE_KINDS = {
+    "timeout": "timed out (task.timeout)",
+    "exit_code": "judge exited with a non-zero code",
+    "rate_limited": "rate limited or overloaded",
+    "judge_error": "the judge reported an error (is_error)",
+    "unusable_reply": "reply without a usable verdict",
+    "marked_invalid": "the judge marked its verdict invalid",
+    "cannot_start": "judge program could not start",
+    "other": "other",
+}
+# The reasons runner wrote before timing.json had failure_kind, by how they begin.
+_REASONS = (
+    ("timed out", "timeout"),
+    ("judge exited with code", "exit_code"),
+    ("cannot start", "cannot_start"),
+    ("judge marked its reply invalid", "marked_invalid"),
+    ("reply has no JSON object", "unusable_reply"),
+)
 
 
 def _now() -> str:
@@ -88,20 +109,43 @@ def write_timing(
     at: str | None = None,
     rerun: bool = False,
     failure: str | None = None,
+    kind: str | None = None,
     extra: dict[str, Any] | None = None,
     write: Callable[[Path, Any], None] = atomic_write_json,
 ) -> None:
     """Write the slot's timing.json: how long the judge took and when (default now).
 
     ``rerun`` marks an attempt by runner (:func:`was_rerun` reads it); a failed attempt
-    gives its ``failure`` reason, and timing.json is then the file that says it failed.
+    gives its ``failure`` reason and its ``kind`` (one of FAILURE_KINDS), and timing.json
+    is then the file that says it failed. ``extra`` adds keys (a judge's ``cost``).
     """
     timing: dict[str, Any] = {"judge_duration_seconds": seconds, "measured_at": at or _now()}
     if rerun:
         timing["rerun"] = True
     if failure is not None:
         timing |= {"failed": True, "reason": failure}
+    if kind is not None:
+        assert kind in FAILURE_KINDS, kind
+        timing["failure_kind"] = kind
     write(slot_dir / TIMING_FILE, timing | (extra or {}))
+
+
+def failure_kind(timing: dict[str, Any]) -> str | None:
+    """Why the attempt whose timing.json holds ``timing`` failed (None: it did not say so).
+
+    timing.json files written before ``failure_kind`` existed (and those of other
+    tools) are read by their reason: a rate limit as detect_rate_limit sees one, else
+    the way runner's reasons begin.
+    """
+    if timing.get("failed") is not True:
+        return None
+    kind = timing.get("failure_kind")
+    if kind in FAILURE_KINDS:
+        return str(kind)
+    reason = str(timing.get("reason") or "")
+    if timing.get("rate_limited") is True or detect_rate_limit(reason)[0]:
+        return "rate_limited"
+    return next((kind for start, kind in _REASONS if reason.startswith(start)), "other")
 
 
 def was_rerun(slot_dir: Path) -> bool:

@@ -23,13 +23,14 @@ from loguru import logger
 
 from runner.api import Item, RunContext, Source, atomic_write_text, leftover_temp_files
 from runner_plugins.judge import prompt, slotfiles
-from runner_plugins.judge.consensus import SUMMARY_DIR, run_judgments, stale_reason
+from runner_plugins.judge.consensus import run_judgments, stale_reason, stored_consensus
 from runner_plugins.judge.experiment import (
     CONFIG_FILE,
     RERUNNABLE,
     RUN_PREFIX,
     SLOT_PREFIX,
     STATUSES,
+    SUMMARY_DIR,
     ExperimentConfig,
     RunRef,
     Slot,
@@ -89,6 +90,9 @@ class RunState:
     unjudgeable: str | None = None
     #: What an interrupted repair left in the run's folders.
     leftovers: list[Path] = dataclasses.field(default_factory=list)
+    #: Whether the stored consensus (judge/result.json) passed when the run was read
+    #: (None: it had none), so that a repair can say whose pass/fail it changed.
+    passed: bool | None = None
 
     @property
     def judged(self) -> bool:
@@ -102,6 +106,8 @@ def scan_run(config: ExperimentConfig, run: RunRef) -> RunState:
     if state.judged:
         state.stale = stale_reason(config, run, run_judgments(config, run))
         state.unjudgeable = prompt.missing_inputs(run)
+        stored = stored_consensus(run)
+        state.passed = None if stored is None else stored.get("passed") is True
     return state
 
 

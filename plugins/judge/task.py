@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -26,6 +27,7 @@ from runner.api import (
 )
 from runner_plugins.judge import local_judge
 from runner_plugins.judge.consensus import regenerate_run
+from runner_plugins.judge.costs import LEDGER_FILE, BudgetExhausted, CostLedger, cost_record, usd
 from runner_plugins.judge.experiment import (
     JUDGMENT_FILE,
     ExperimentConfig,
@@ -34,7 +36,7 @@ from runner_plugins.judge.experiment import (
     parse_reply,
 )
 from runner_plugins.judge.local_judge import LATENCY_ENV
-from runner_plugins.judge.reply import ReplyError
+from runner_plugins.judge.reply import Envelope, ReplyError, read_envelope
 from runner_plugins.judge.slotfiles import (
     ATTEMPTS,
     RESPONSE_FILE,
@@ -64,6 +66,9 @@ DEFAULT_COMMAND = (
 )
 #: The exit code (sysexits.h) of a judge that failed for a reason worth a retry.
 EX_TEMPFAIL = 75
+#: How a judge's stdout holds its reply: as text, or inside Claude Code's JSON result
+#: envelope (``claude -p --output-format json``), which also says what the call cost.
+REPLY_FORMATS = ("text", "claude_json")
 #: The placeholders a judge command template may use.
 PLACEHOLDERS = (
     "python",
@@ -104,7 +109,14 @@ class JudgeRerun(Task):
     - ``timeout``: seconds before the judge's process group is killed and the attempt
       marked failed (the original's 20 minutes);
     - ``latency``: seconds the local judge sleeps to act like a remote call (null: its
-      default), passed as RUNNER_LOCAL_JUDGE_LATENCY, which other judges ignore.
+      default), passed as RUNNER_LOCAL_JUDGE_LATENCY, which other judges ignore;
+    - ``reply_format``: ``text`` (stdout is the reply) or ``claude_json`` (stdout is
+      Claude Code's JSON result: the reply is its ``result``, ``is_error`` fails the
+      attempt with its message, and the call's cost and tokens go into timing.json's
+      ``cost`` and the run's ``judge_costs.jsonl``);
+    - ``budget_usd``: with ``claude_json``, once this run's judge calls have cost this
+      many US dollars no further judge starts (running ones finish): each slot left
+      fails with BudgetExhausted and stays exactly as it was. null: no cap.
     """
 
     def __init__(
@@ -112,6 +124,8 @@ class JudgeRerun(Task):
         command: Sequence[str] | None = DEFAULT_COMMAND,
         timeout: float = 1200.0,
         latency: float | None = None,
+        reply_format: str = "text",
+        budget_usd: float | None = None,
     ) -> None:
         # Elements arrive as the user wrote them; one that Hydra re-typed (an unquoted
         # true or 1e3) is refused, as is a template no slot could fill.
@@ -119,6 +133,20 @@ class JudgeRerun(Task):
         self.command = list(command or DEFAULT_COMMAND)
         self.timeout = float(timeout)
         self.latency = _latency(latency)
+        if reply_format not in REPLY_FORMATS:
+            raise ValueError(
+                f"reply_format {reply_format!r} is not supported; supported: {list(REPLY_FORMATS)}"
+            )
+        self.reply_format = reply_format
+        self.budget_usd = _budget(budget_usd)
+        if self.budget_usd is not None and self.reply_format != "claude_json":
+            raise ValueError(
+                f"budget_usd needs a judge that reports its cost (reply_format "
+                f"'claude_json', as task=judge_rerun_claude sets); reply_format "
+                f"{self.reply_format!r} reports none, so the budget could never be reached"
+            )
+        #: What this run's judge calls cost (``claude_json`` only); made by setup.
+        self.ledger: CostLedger | None = None
         self._env: dict[str, str] | None = None
         if self.latency is not None:
             # Only the local judge reads this variable, so a real judge CLI ignores it.
@@ -148,6 +176,8 @@ class JudgeRerun(Task):
                 f"judge program {program!r} {where}; install it or give another "
                 "command, e.g. 'task.command=[my-judge,\"{prompt_file}\"]'"
             )
+        if self.reply_format == "claude_json" and not context.dry_run:
+            self.ledger = CostLedger(Path(context.output_dir) / LEDGER_FILE)
 
     @staticmethod
     def _values(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,53 +191,57 @@ class JudgeRerun(Task):
         """Judge one slot; return its score or raise TaskFailure (see the class doc)."""
         if item.get("unjudgeable"):
             raise TaskFailure(f"{item['unjudgeable']}; the slot is left as it was")
+        if self.budget_usd is not None and self.ledger is not None:
+            spent = self.ledger.spent()
+            if spent >= self.budget_usd:
+                raise BudgetExhausted(
+                    f"judge budget of {usd(self.budget_usd)} reached ({usd(spent)} spent by "
+                    "this run's judge calls): no judge started, the slot is as it was"
+                )
         slot_dir = Path(item["slot_dir"])
         # Re-judging a complete slot must not cost its judgment when the new attempt fails.
         keep = item.get("status") == "complete"
         attempt = new_attempt_dir(slot_dir)
         try:
-            judgment, failure, limited, retry_after, tempfail = self._attempt(item, attempt)
-            moved = commit(attempt, slot_dir, replace=judgment is not None or not keep)
+            done = self._attempt(item, attempt)
+            moved = commit(attempt, slot_dir, replace=done.judgment is not None or not keep)
         except BaseException:
             discard(attempt)  # an attempt that did not finish is never committed
             raise
         where = f"{ATTEMPTS}/{moved.name}" if moved is not None else ""
-        if judgment is not None:
+        if done.judgment is not None:
             kept = f"; the folder it replaced is kept in {where}" if moved else ""
+            cost = {} if done.cost is None else {"cost_usd": done.cost["total_cost_usd"]}
             return {k: item[k] for k in ("tier", "subtest", "run", "slot", "model")} | {
-                "score": judgment["score"],
-                "passed": judgment["passed"],
-                "grade": judgment["grade"],
+                "score": done.judgment["score"],
+                "passed": done.judgment["passed"],
+                "grade": done.judgment["grade"],
                 "change": f"judged (was {item['status']}){kept}",
+                **cost,
             }
+        failure = done.failure
         if keep:
             failure += f" (the slot keeps its judgment; this attempt is in {where})"
         else:
             kept = f"; the folder it had is kept in {where}" if moved else ""
             failure += f" (the slot is failed{kept})"
-        if limited:
-            hint = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
-            raise JudgeRateLimited(
-                f"judge rate limited or overloaded{hint}: {failure}", retry_after
-            )
-        if tempfail:
+        if done.rate_limited:
+            wait = done.retry_after
+            hint = f" (retry after {wait:g} s)" if wait is not None else ""
+            raise JudgeRateLimited(f"judge rate limited or overloaded{hint}: {failure}", wait)
+        if done.tempfail:
             raise RetryableError(f"judge exited with EX_TEMPFAIL (75), worth a retry: {failure}")
         raise TaskFailure(failure)
 
-    def _attempt(
-        self, item: Item, attempt: Path
-    ) -> tuple[dict[str, Any] | None, str, bool, float | None, bool]:
-        """Run the judge and write the attempt's files into ``attempt``.
-
-        Returns the judgment (None on failure), the failure's reason, whether the
-        service said it is rate limited, any Retry-After seconds, and whether the judge
-        exited with EX_TEMPFAIL (75): both are worth a retry.
-        """
+    def _attempt(self, item: Item, attempt: Path) -> _Attempt:
+        """Run the judge and write the attempt's files into ``attempt``; say how it went."""
         # {slot_dir} is where this attempt's files go: a judge that writes there writes
         # into the attempt, which is swapped in whole (never into the live slot).
         argv = fill_template(self.command, self._values(item.data) | {"slot_dir": str(attempt)})
         workspace = Path(item["workspace"])
+        done = _Attempt()
         result: CommandResult | None = None
+        reply, kind = "", "other"
         try:
             result = run_command(
                 argv,
@@ -215,29 +249,53 @@ class JudgeRerun(Task):
                 timeout=self.timeout,
                 env=self._env,
             )
-            judgment = _judgment(result, self.timeout)
         except OSError as exc:
-            judgment, failure = None, f"cannot start {argv[0]!r}: {exc.strerror or exc}"
-        except ReplyError as exc:
-            judgment, failure = None, str(exc)
+            done.failure = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+            kind = "cannot_start"
+        else:
+            envelope = read_envelope(result.stdout) if self.reply_format != "text" else None
+            if envelope is not None:
+                done.cost = cost_record(envelope.fields, item["model"])
+                if self.ledger is not None:  # counted at once: the budget must see it
+                    self.ledger.add(done.cost | {"slot": item.id, "ok": envelope.error is None})
+            try:
+                done.judgment, reply = _judgment(result, self.timeout, self.reply_format, envelope)
+            except ReplyError as exc:
+                done.failure, kind = str(exc), exc.kind
         if result is not None:
             atomic_write_text(attempt / STDOUT_FILE, result.stdout)
             atomic_write_text(attempt / STDERR_FILE, result.stderr)
         seconds = 0.0 if result is None else result.seconds
-        if judgment is not None:
-            assert result is not None
-            atomic_write_text(attempt / RESPONSE_FILE, result.stdout)
+        extra: dict[str, Any] = {} if done.cost is None else {"cost": done.cost}
+        if done.judgment is not None:
+            atomic_write_text(attempt / RESPONSE_FILE, reply)
             write_model(attempt, item["model"], command=argv)
-            write_timing(attempt, seconds, rerun=True)
-            atomic_write_json(attempt / JUDGMENT_FILE, judgment)
-            return judgment, "", False, None, False
-        limited, retry_after = False, None
+            write_timing(attempt, seconds, rerun=True, extra=extra)
+            atomic_write_json(attempt / JUDGMENT_FILE, done.judgment)
+            return done
         if result is not None and not result.timed_out:
-            limited, retry_after = detect_rate_limit(result.stderr + "\n" + result.stdout)
-        extra = {"rate_limited": True, "retry_after": retry_after} if limited else None
-        write_timing(attempt, seconds, rerun=True, failure=failure, extra=extra)
-        tempfail = result is not None and result.returncode == EX_TEMPFAIL
-        return None, failure, limited, retry_after, tempfail
+            limited, done.retry_after = detect_rate_limit(result.stderr + "\n" + result.stdout)
+            if limited:
+                done.rate_limited, kind = True, "rate_limited"
+                extra = {"rate_limited": True, "retry_after": done.retry_after} | extra
+        write_timing(attempt, seconds, rerun=True, failure=done.failure, kind=kind, extra=extra)
+        done.tempfail = result is not None and result.returncode == EX_TEMPFAIL
+        return done
+
+
+@dataclasses.dataclass
+class _Attempt:
+    """How one attempt went: its judgment, or why it failed and whether a retry is worth it."""
+
+    judgment: dict[str, Any] | None = None
+    failure: str = ""
+    #: The service said it is rate limited or overloaded, maybe with a Retry-After.
+    rate_limited: bool = False
+    retry_after: float | None = None
+    #: The judge exited with EX_TEMPFAIL (75).
+    tempfail: bool = False
+    #: What the call cost, when the judge reported it (``costs.cost_record``).
+    cost: dict[str, Any] | None = None
 
 
 class JudgeRegenerate(Task):
@@ -294,20 +352,51 @@ def _executable(program: str) -> str | None:
     return shutil.which(program)
 
 
-def _judgment(result: CommandResult, timeout: float) -> dict[str, Any]:
-    """The judgment of a finished command; ReplyError says why there is none."""
+def _judgment(
+    result: CommandResult, timeout: float, reply_format: str, envelope: Envelope | None
+) -> tuple[dict[str, Any], str]:
+    """The judgment of a finished command and the reply it came from.
+
+    ReplyError says why there is none, its ``kind`` one of ``slotfiles.FAILURE_KINDS``.
+    """
     if result.timed_out:
-        raise ReplyError(f"timed out after {round(min(timeout, result.seconds), 2):g} s")
+        raise ReplyError(
+            f"timed out after {round(min(timeout, result.seconds), 2):g} s", kind="timeout"
+        )
+    if envelope is not None and envelope.error is not None:
+        raise ReplyError(envelope.error, kind="judge_error")
     if result.returncode != 0:
         tail = " | ".join(line.strip() for line in result.stderr.strip().splitlines()[-3:])
         raise ReplyError(
             f"judge exited with code {result.returncode}"
-            + (f": {tail[-300:]}" if tail else " (stderr empty)")
+            + (f": {tail[-300:]}" if tail else " (stderr empty)"),
+            kind="exit_code",
         )
-    judgment: dict[str, Any] = parse_reply(result.stdout)
+    if envelope is None and reply_format == "claude_json":
+        raise ReplyError(
+            "reply has no JSON object of Claude Code's result (reply_format claude_json "
+            "needs the judge to print --output-format json)"
+        )
+    reply = result.stdout if envelope is None else envelope.text
+    judgment: dict[str, Any] = parse_reply(reply)
     if not judgment["is_valid"]:
-        raise ReplyError("judge marked its reply invalid (is_valid: false)")
-    return judgment
+        raise ReplyError("judge marked its reply invalid (is_valid: false)", kind="marked_invalid")
+    return judgment, reply
+
+
+def _budget(value: Any) -> float | None:
+    """The ``budget_usd`` parameter as dollars (None stays None); raise naming a bad value."""
+    if value is None:
+        return None
+    try:
+        dollars = float(value)
+    except (TypeError, ValueError):
+        dollars = math.nan
+    if isinstance(value, bool) or not math.isfinite(dollars) or dollars <= 0:
+        raise ValueError(
+            f"budget_usd must be a number of US dollars > 0, or null for no cap; got {value!r}"
+        )
+    return dollars
 
 
 def _latency(value: Any) -> float | None:
