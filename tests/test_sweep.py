@@ -40,8 +40,9 @@ def _no_sweep_in_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sweep, "_planned", None)
 
 
-def test_parallel_sweep_writes_json_markdown_and_plot(tmp_path: Path) -> None:
-    """A parallel sweep writes sweep.json, sweep.md and sweep.png and logs the table."""
+def test_parallel_sweep_writes_json_markdown_plot_and_page(tmp_path: Path) -> None:
+    """A parallel sweep writes sweep.json, sweep.md, sweep.png and sweep.html and logs the
+    table (the page itself is tried in a browser in tests/test_sweep_html.py)."""
     proc, sweep_dir = _multirun(tmp_path, "parallel=1,2,4", "source.count=24", "task.seconds=0.05")
     assert proc.returncode == 0, proc.stderr
     report = json.loads((sweep_dir / "sweep.json").read_text())
@@ -62,6 +63,9 @@ def test_parallel_sweep_writes_json_markdown_and_plot(tmp_path: Path) -> None:
     assert "![" in markdown and "No plot" not in markdown
     assert (sweep_dir / "sweep.png").read_bytes().startswith(PNG_MAGIC)
     assert "| 2 | 4 |" in proc.stderr and "Fastest: parallel=" in proc.stderr
+    assert report["margin"] == 0.05 and report["within_margin"]["parallel"] in (1, 2, 4)
+    assert report["repeat_keys"] == [] and report["page"] == "sweep.html"
+    assert report["fastest"]["verdict"] in (sweep_dir / "sweep.html").read_text()
     assert json.loads((sweep_dir / "0" / "job.json").read_text()) == {"code": 0, "error": None}
 
 
@@ -84,6 +88,28 @@ def test_a_job_that_cannot_run_gets_an_error_row_and_a_nonzero_exit(tmp_path: Pa
     assert f"error: {error['error']}" in markdown
     assert "No plot: `parallel` has the same value in every job" in markdown
     assert not (sweep_dir / "sweep.png").exists()
+    assert "<img" not in (sweep_dir / "sweep.html").read_text()
+
+
+def test_a_repeated_sweep_compares_the_median_of_its_repeats(tmp_path: Path) -> None:
+    """task.seed=1,2 repeats each worker count (the sleep task draws nothing without a
+    fail_rate): each setting is the median of its two jobs."""
+    proc, sweep_dir = _multirun(
+        tmp_path, "parallel=1,2", "task.seed=1,2", "source.count=8", "task.seconds=0.02"
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((sweep_dir / "sweep.json").read_text())
+    assert report["swept_keys"] == ["parallel", "task.seed"]
+    assert report["repeat_keys"] == ["task.seed"]
+    settings = report["settings"]
+    assert [(s["parallel"], s["jobs"], s["ran"]) for s in settings] == [
+        (1, [0, 1], 2),
+        (2, [2, 3], 2),
+    ]
+    assert settings[0]["speedup"] == 1.0 and settings[1]["speedup"] > 1.3
+    assert "median of 2 run(s)" in report["fastest"]["verdict"]
+    assert "| parallel | jobs | wall (s) | items/s | items/s range |" in proc.stderr
+    assert (sweep_dir / "sweep.png").read_bytes().startswith(PNG_MAGIC)
 
 
 def test_joblib_jobs_are_reported_and_set_the_exit_code(tmp_path: Path) -> None:
