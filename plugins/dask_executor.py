@@ -358,6 +358,7 @@ class DaskExecutor(Executor):
     ) -> Iterator[Outcome]:
         self._stop.clear()
         admit: Callable[[], bool] = getattr(fn, "admit", lambda: True)
+        auto: Any = getattr(fn, "limit", None)
         receive: Callable[[Outcome], Outcome] = getattr(fn, "receive", lambda o: o)
         blob = _dumps(fn.portable)  # type: ignore[attr-defined]
         source = iter(items)
@@ -436,6 +437,8 @@ class DaskExecutor(Executor):
             while True:
                 # Until items' times are known, one item per slot and none queued.
                 room = slots if per_item is not None else max(parallel, 1)
+                if auto is not None:  # parallel=auto: a batch runs its items one by one
+                    room = min(room, auto.current)
                 sent: list[list[Item]] = []
                 payloads: list[bytes] = []
                 while not self._stop.is_set() and len(self._out) + len(sent) < room:

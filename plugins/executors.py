@@ -146,6 +146,7 @@ class ThreadExecutor(Executor):
         tick: float | None = getattr(fn, "tick", None) if overdue is not None else None
         limit = [parallel]
         late_ids: set[str] = set()
+        auto = getattr(fn, "limit", None)
 
         def start_worker() -> None:
             # Called with feed.lock held, so the count and the list stay consistent.
@@ -159,15 +160,21 @@ class ThreadExecutor(Executor):
             chunk = 1
             try:
                 while not stop.up:
+                    # parallel=auto: run only while holding one of its places.
+                    if auto is not None and not auto.acquire():
+                        return
                     with feed.lock:
                         todo = feed.take(chunk)
+                        wanted = limit[0] if auto is None else min(limit[0], auto.current)
                         if feed.error is not None:
                             stop.up = True
-                        elif len(todo) == chunk and len(threads) < limit[0]:
+                        elif len(todo) == chunk and len(threads) < wanted:
                             # The source may hold more: another worker, which ends at
                             # once if it finds none (so at most one more than items).
                             start_worker()
                     if not todo:
+                        if auto is not None:
+                            auto.release()
                         return
                     began = clock()
                     done = []
@@ -175,6 +182,9 @@ class ThreadExecutor(Executor):
                         if stop.up and feed.error is None:
                             break  # shut down: items taken but not started never start
                         done.append(fn(item))
+                    # A place held by an attempt recorded as timed out was given back then.
+                    if auto is not None and not (late_ids and late_ids & {i.id for i in todo}):
+                        auto.release()
                     batches.put(done)
                     took = clock() - began
                     if took < 0.002 and chunk < max_chunk:
@@ -211,6 +221,8 @@ class ThreadExecutor(Executor):
                     late = overdue()  # type: ignore[misc]
                     if late:
                         late_ids.update(outcome.id for outcome in late)
+                        for _ in late if auto is not None else ():
+                            auto.release()  # the stuck attempt's place: another may run
                         with feed.lock:
                             limit[0] += len(late)
                             if not stop.up:

@@ -196,7 +196,12 @@ class Executor(ABC):
     * ``fn.admit()``: call before handing an item to another process; it waits for
       ``rate_limit`` pauses and ``per_second`` and returns False once the run stops;
     * ``fn.overdue()`` and ``fn.tick`` (only with a run ``timeout``): outcomes of attempts
-      running past their deadline in this process, to call every ``tick`` seconds.
+      running past their deadline in this process, to call every ``tick`` seconds;
+    * ``fn.limit`` (only with ``parallel=auto``; ``parallel`` is then its maximum): how
+      many items may run at once now (``limit.current``, which moves). A worker holds one
+      of its places while it runs items (``limit.acquire()`` -> False once the run
+      stops, ``limit.release()``); an executor that hands items to other processes keeps
+      at most ``limit.current`` of them out.
     """
 
     @abstractmethod

@@ -56,8 +56,12 @@ class Gate:
     starts across all workers. :meth:`stop` wakes every waiter with :class:`Stopped`.
     """
 
-    def __init__(self, per_second: float | None = None) -> None:
+    def __init__(
+        self, per_second: float | None = None, on_limit: Callable[[str], None] | None = None
+    ) -> None:
         self.interval = 0.0 if not per_second else 1.0 / per_second
+        #: Told of every rate-limit signal (``parallel=auto`` lowers its limit).
+        self.on_limit = on_limit
         #: time.perf_counter() until which no attempt starts (0: no pause); read unlocked.
         self.paused_until = 0.0
         self._tickets = itertools.count()
@@ -70,8 +74,14 @@ class Gate:
         self._stop = threading.Event()
         self.pauses = 0
 
+    def limited(self, reason: str) -> None:
+        """A rate-limit signal, whether or not it still holds the starts."""
+        if self.on_limit is not None:
+            self.on_limit(reason)
+
     def pause(self, seconds: float, reason: str) -> None:
         """Hold every start for ``seconds`` from now (a longer pause already set wins)."""
+        self.limited(reason)
         now = _clock()
         until = now + seconds
         with self._lock:

@@ -195,6 +195,37 @@ def histogram_svg(values: Sequence[float], width: int = 640, height: int = 220) 
     return "".join(parts)
 
 
+def concurrency_svg(changes: Sequence[dict[str, Any]], end: float, width: int = 640) -> str:
+    """The limit of ``parallel=auto`` over the run's time: a step line."""
+    height, left, bottom = 200, 48, 40
+    top = float(max(c["parallel"] for c in changes))
+    end = float(max(end, changes[-1]["seconds"], 1e-9))
+
+    def x(t: float) -> float:
+        return left + (width - left - 10) * t / end
+
+    def y(level: float) -> float:
+        return height - bottom - (height - bottom - 20) * level / top
+
+    points = []
+    for change, after in zip(changes, [*changes[1:], {"seconds": end}], strict=True):
+        points += [
+            (x(change["seconds"]), y(change["parallel"])),
+            (x(after["seconds"]), y(change["parallel"])),
+        ]
+    path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        "role='img' aria-label='items at once over time'>"
+        f"<line x1='{left}' y1='{height - bottom}' x2='{width - 10}' y2='{height - bottom}' "
+        "stroke='#5b6577'/>"
+        f"<polyline class='limit' points='{path}' fill='none' stroke='#3b6fd8' stroke-width='2'/>"
+        f"<text x='4' y='{y(top) + 4:.1f}'>{top:g}</text><text x='4' y='{height - bottom}'>0</text>"
+        f"<text x='{left}' y='{height - 6}'>seconds since the first item; items allowed at "
+        f"once (0 to {end:.1f} s)</text></svg>"
+    )
+
+
 def _seconds(value: float) -> str:
     if value >= 1:
         return f"{value:g} s"
@@ -251,6 +282,21 @@ def run_page(
                 ["error type", "items", "example"],
                 [(kind, e["count"], e["example"]) for kind, e in failures.items()],
                 RIGHT,
+            ),
+        ]
+    concurrency = s.get("concurrency") or {}
+    if concurrency.get("mode") == "auto" and concurrency.get("changes"):
+        changes = concurrency["changes"]
+        body += [
+            "<h2>Concurrency (parallel=auto)</h2>",
+            f"<p>Settled at <strong>{esc(concurrency['settled'])}</strong> items at once "
+            f"(between {esc(concurrency['min'])} and {esc(concurrency['max'])}); "
+            f"{esc(concurrency['rate_limit_signals'])} rate-limit signal(s).</p>",
+            concurrency_svg(changes, float(s.get("wall_seconds") or 0.0)),
+            table(
+                ["at (s)", "items at once", "why"],
+                [(c["seconds"], c["parallel"], c["reason"]) for c in changes[:40]],
+                frozenset({0, 1}),
             ),
         ]
     for title, text in sections:

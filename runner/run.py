@@ -16,6 +16,7 @@ from loguru import logger
 
 from runner import api, registry, resume, signals
 from runner.api import Item, Outcome, RunContext
+from runner.concurrency import AdaptiveLimit
 from runner.errors import EXIT_FAILED_ITEMS, EXIT_OK, PluginError, UsageError, WriteError
 from runner.files import atomic_write_json
 from runner.journal import Journal, JournalOutcomes
@@ -144,7 +145,8 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
         f"{settings.name('executor')!r}, parallel={settings.parallel}; output: {output_dir}"
     )
     commands = CommandGroup(grace=settings.timeout_grace)
-    gate = Gate(settings.rate_limit)
+    limit = AdaptiveLimit(*settings.auto) if settings.auto else None
+    gate = Gate(settings.rate_limit, limit.rate_limited if limit else None)
     halt = settings.halt
     journal = Journal(output_dir / "results.jsonl")
     if previous is not None and previous.resolve() != output_dir.resolve():
@@ -160,12 +162,16 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
     write_error: WriteError | None = None
     last_flush = 0.0
     safe_call = make_safe_call(task.run, settings.retry, gate, commands, settings.timeout)
+    if limit is not None:
+        safe_call.limit = limit  # type: ignore[attr-defined]
     outcomes = executor.map(safe_call, items, settings.parallel)
 
     def stop(kill: bool, drain: float | None = None) -> int:
         """Start nothing more; with ``kill`` also stop the running commands."""
         _shutdown(executor, wait=False, timeout=drain)
         gate.stop()
+        if limit is not None:
+            limit.stop()
         if not kill:
             return 0
         killed = commands.stop()
@@ -192,6 +198,8 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
             journal.flush()
             last_flush = last_finish
         progress.update(outcome)
+        if limit is not None:
+            limit.observe(outcome.seconds)
         if outcome.seconds > tally.floor:
             tally.slow(outcome)
         if status == "ok":
@@ -277,6 +285,9 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
         "started_at": _iso(first_start + clock_offset) if done else None,
         "finished_at": _iso(last_finish + clock_offset) if done else None,
         **tally.figures(),
+        "concurrency": limit.summary()
+        if limit is not None
+        else {"mode": "fixed", "parallel": settings.parallel},
     }
     context.summary = summary
     try:

@@ -38,6 +38,16 @@ class RateLimitConfig:
 
 
 @dataclasses.dataclass
+class AutoConfig:
+    """``auto.*``: the range ``parallel=auto`` moves in."""
+
+    # Items at once to start with, and the fewest it goes down to.
+    min: int = 1
+    # The most items at once it goes up to (worker threads or batches out).
+    max: int = 64
+
+
+@dataclasses.dataclass
 class HaltConfig:
     """``halt.*``: stop a run that fails too much."""
 
@@ -51,8 +61,9 @@ class HaltConfig:
 class RunConfig:
     """Keys of ``conf/config.yaml``; the four plugin nodes are filled by their groups."""
 
-    # Worker count: how many items run at once (1 .. MAX_PARALLEL).
-    parallel: int = 1
+    # Worker count: how many items run at once (1 .. MAX_PARALLEL), or auto: adjusted
+    # while the run goes, between auto.min and auto.max (README, "parallel=auto").
+    parallel: Any = 1
     # List the items that would run, run nothing, write no results.
     dry_run: bool = False
     # Progress display: auto (bar on a terminal, lines otherwise), bar, lines, off.
@@ -66,6 +77,10 @@ class RunConfig:
     retry: RetryConfig = dataclasses.field(default_factory=RetryConfig)
     rate_limit: RateLimitConfig = dataclasses.field(default_factory=RateLimitConfig)
     halt: HaltConfig = dataclasses.field(default_factory=HaltConfig)
+    auto: AutoConfig = dataclasses.field(default_factory=AutoConfig)
+    # A label that changes nothing in the run: sweep it to repeat each setting
+    # (-m parallel=1,2,4 repeat=1,2,3); the sweep report compares the medians.
+    repeat: Optional[int] = None  # noqa: UP045
     # A previous run folder (or "last"): its succeeded items are not run again.
     resume: Optional[str] = None  # noqa: UP045
     source: Any = None
@@ -81,6 +96,7 @@ _NESTED: dict[str, type] = {
     "retry": RetryConfig,
     "rate_limit": RateLimitConfig,
     "halt": HaltConfig,
+    "auto": AutoConfig,
 }
 
 #: The largest ``parallel`` accepted (README): each worker is a thread and most run a
@@ -105,6 +121,8 @@ class Settings:
     timeout: float | None = None
     timeout_grace: float = 5.0
     resume: str | None = None
+    #: ``parallel=auto``: (auto.min, auto.max); ``parallel`` is then auto.max.
+    auto: tuple[int, int] | None = None
 
     def params(self, group: str) -> dict[str, Any]:
         """The constructor arguments of the selected plugin of ``group``."""
@@ -161,11 +179,22 @@ def settings_from(cfg: DictConfig) -> Settings:
     assert isinstance(plain, dict)
     _refuse_unknown_keys(plain)
     parallel = plain.get("parallel")
-    if not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
-        raise UsageError(f"parallel={parallel!r} is invalid: it must be an integer >= 1.")
+    auto: tuple[int, int] | None = None
+    if parallel == "auto":
+        node = plain.get("auto") or {}
+        low, high = node.get("min", 1), node.get("max", 64)
+        for key, value in (("auto.min", low), ("auto.max", high)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"{key}={value!r} is invalid: it must be an integer >= 1.")
+        if low > high:
+            raise UsageError(f"auto.min={low!r} is above auto.max={high!r}.")
+        auto, parallel = (low, high), high
+    elif not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
+        raise UsageError(f"parallel={parallel!r} is invalid: it must be an integer >= 1, or auto.")
     if parallel > MAX_PARALLEL:
+        name = "auto.max" if auto else "parallel"
         raise UsageError(
-            f"parallel={parallel!r} is too large: the maximum is {MAX_PARALLEL} workers."
+            f"{name}={parallel!r} is too large: the maximum is {MAX_PARALLEL} workers."
         )
     progress = str(plain.get("progress", "auto"))
     if progress not in PROGRESS_MODES:
@@ -191,6 +220,7 @@ def settings_from(cfg: DictConfig) -> Settings:
     resume = plain.get("resume")
     return Settings(
         parallel=parallel,
+        auto=auto,
         dry_run=bool(plain.get("dry_run", False)),
         progress=progress,
         log_level=level,

@@ -303,11 +303,17 @@ def receive(outcome: Outcome, gate: Gate) -> Outcome:
     for retry in outcome.retries:
         at += retry["seconds"]
         pause = retry["error"].get("pause")
-        if pause is not None and at + pause > now:
-            gate.pause(at + pause - now, retry["error"]["message"][:120])
+        if pause is not None:
+            if at + pause > now:
+                gate.pause(at + pause - now, retry["error"]["message"][:120])
+            else:
+                gate.limited(retry["error"]["message"][:120])
         at += retry["wait"]
     error = outcome.error or {}
     pause = error.get("pause")
-    if pause is not None and outcome.finished + pause > now:
-        gate.pause(outcome.finished + pause - now, error["message"][:120])
+    if pause is not None:
+        if outcome.finished + pause > now:
+            gate.pause(outcome.finished + pause - now, error["message"][:120])
+        else:
+            gate.limited(error["message"][:120])
     return outcome

@@ -45,6 +45,7 @@ class Handler(BaseHTTPRequestHandler):
             service.in_progress += 1
             busy = service.capacity is not None and service.in_progress > service.capacity
             service.most = max(service.most, service.in_progress)
+        status = 500
         try:
             if busy:
                 status, body = 429, b"too many requests\n"
@@ -52,16 +53,18 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 time.sleep(service.latency)
                 status, body, headers = 200, f"ok {self.path}\n".encode(), {}
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
         finally:
+            # Done once its answer is ready: the client may send its next request as
+            # soon as it reads this one, before this thread would get to count it.
             with service.lock:
                 service.in_progress -= 1
                 service.answers.append((time.monotonic(), status))
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     do_POST = do_GET
 

@@ -1,0 +1,227 @@
+"""``parallel=auto``: how many items run at once, adjusted while the batch runs.
+
+The controller climbs like TCP's slow start and backs off like its congestion control
+(additive increase, multiplicative decrease), with the gradient idea of Netflix's
+concurrency-limits (compare throughput and latency at neighbouring limits) instead of a
+fixed target:
+
+* it starts at ``auto.min`` and doubles the limit after every measuring window in which
+  throughput grew (by ``GAIN`` or more) over the window before, up to ``auto.max``;
+* a window that did not gain returns to the best limit measured so far and remembers the
+  level it tried as a *ceiling*: raising the limit gave nothing (a CPU-bound task on two
+  cores, a service that slows down under load);
+* a rate-limit signal (a 429 or overloaded reply, Retry-After: any rate-limited
+  ``RetryableError``, as the wrapper's gate sees it) during slow start cuts the limit to
+  ``BACKOFF`` of the level that was rate limited, at once, and makes that level the
+  ceiling;
+* after slow start, a rate limit lowers the limit by one; below a ceiling the limit
+  creeps up by one per window while throughput holds; the ceiling itself is tried again
+  after ``PROBE_START`` quiet windows, twice as long each time it fails again (up to
+  ``PROBE_MAX``), so that a service's limit costs few rejected requests once found, a
+  level hit by a stray 429 is soon back, and a change of the service's capacity during
+  the day is still noticed.
+
+A window lasts at least ``WINDOW`` seconds and until ``2 x limit`` items finished (enough
+to average over). Retries happen inside the wrapper, so an item counts once. Every change
+is logged once with its reason; ``summary()`` gives what ``summary.json`` records.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+import time
+from typing import Any
+
+from loguru import logger
+
+#: Growth of throughput that counts as a gain (noise is smaller than this).
+GAIN = 1.05
+#: Share of a rate-limited level the limit falls to.
+BACKOFF = 0.75
+#: Seconds a measuring window lasts at least.
+WINDOW = 0.5
+#: Quiet windows before a ceiling is tried again; doubled each time it fails again, up to
+#: PROBE_MAX (a level that gave nothing is retried rarely, one that did is kept).
+PROBE_START = 4
+PROBE_MAX = 64
+#: Changes kept in summary.json (the first ones and the last ones when there are more).
+KEPT_CHANGES = 400
+
+
+class AdaptiveLimit:
+    """The number of items allowed to run at once.
+
+    ``observe`` is called by the run loop's thread for every finished item;
+    ``rate_limited`` by any thread (the gate's pause); an executor's worker holds a place
+    (``acquire`` ... ``release``) while it runs items, and a remote executor keeps at most
+    ``current`` items out.
+    """
+
+    def __init__(self, minimum: int = 1, maximum: int = 64) -> None:
+        if not 1 <= minimum <= maximum:
+            raise ValueError(f"auto.min={minimum!r} and auto.max={maximum!r}: need 1 <= min <= max")
+        self.minimum, self.maximum = minimum, maximum
+        #: How many items may run at once now.
+        self.current = minimum
+        #: Places taken (``acquire``) and not given back.
+        self.running = 0
+        self._cond = threading.Condition()
+        self._started = time.monotonic()
+        self._window_start = self._started
+        self._done = 0
+        self._busy = 0.0  # item-seconds finished in the window
+        self._rates: dict[int, float] = {}  # limit -> items/s measured there (latest)
+        self._ceiling = maximum + 1  # the lowest level known to give nothing more
+        self._previous: tuple[int, float] | None = None
+        self._slow_start = True
+        self._quiet = 0  # windows since the ceiling was last hit
+        self._wait = PROBE_START  # quiet windows before the ceiling is tried again
+        self._stopped = False
+        self._holdoff_until = 0.0
+        self.changes: list[tuple[float, int, str]] = [(0.0, minimum, "start")]
+        self.limited = 0  # rate-limit signals
+
+    # -- what workers call ---------------------------------------------------------
+
+    def acquire(self) -> bool:
+        """Wait for one of the ``current`` places to run in; False: the run is stopping."""
+        with self._cond:
+            while self.running >= self.current and not self._stopped:
+                self._cond.wait(0.5)
+            if self._stopped:
+                return False
+            self.running += 1
+            return True
+
+    def release(self) -> None:
+        with self._cond:
+            self.running -= 1
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    # -- what the run reports ------------------------------------------------------
+
+    def rate_limited(self, reason: str = "rate limited") -> None:
+        """A worker met a rate limit: lower the limit now; the level becomes a ceiling.
+
+        Signals within ``WINDOW`` of a cut are counted but cut nothing more: they come from
+        requests started before it.
+        """
+        with self._cond:
+            self.limited += 1
+            if time.monotonic() < self._holdoff_until:
+                return
+            level = self.current
+            cut = math.floor(level * BACKOFF) if self._slow_start else level - 1
+            self._slow_start = False
+            self._too_high(level)
+            self._set(max(self.minimum, cut), f"rate limited at {level}: {reason}")
+            self._holdoff_until = time.monotonic() + WINDOW
+            # Windows that saw the pause compare with nothing measured before it.
+            self._previous = None
+            self._restart_window()
+
+    def _too_high(self, level: int) -> None:
+        """``level`` gave no more (or was rate limited): wait longer before trying it
+        again if it was a retry of the same ceiling."""
+        self._wait = min(self._wait * 2, PROBE_MAX) if level == self._ceiling else PROBE_START
+        self._ceiling = level
+        self._quiet = 0
+
+    def observe(self, seconds: float) -> None:
+        """One item finished after ``seconds``; closes the measuring window when due."""
+        self._done += 1
+        self._busy += seconds
+        if self._done < 2 * self.current:
+            return
+        now = time.monotonic()
+        elapsed = now - self._window_start
+        if elapsed < WINDOW:
+            return
+        with self._cond:
+            self._decide(self._done / elapsed, self._busy / max(self._done, 1))
+            self._restart_window(now)
+
+    def _decide(self, rate: float, latency: float) -> None:
+        level = self.current
+        self._rates[level] = rate
+        previous = self._previous
+        self._previous = (level, rate)
+        self._quiet += 1
+        if previous is not None and previous[0] < level and rate < previous[1] * GAIN:
+            # More at once gave nothing: back to the best level below this one.
+            below = {k: v for k, v in self._rates.items() if k < level}
+            best = max(below, key=lambda k: below[k]) if below else self.minimum
+            self._slow_start = False
+            self._too_high(level)
+            self._set(
+                max(self.minimum, best),
+                f"{rate:.1f} items/s at {level}, no gain over {previous[1]:.1f} at "
+                f"{previous[0]} ({latency * 1e3:.0f} ms per item)",
+            )
+            return
+        if level >= self.maximum:
+            return
+        if level == self._ceiling:
+            # A retried ceiling (or a level above it) held up: nothing known above it now.
+            self._ceiling = self.maximum + 1
+        if self._slow_start:
+            target = min(self.maximum, level * 2)
+            reason = f"{rate:.1f} items/s at {level}: doubling while throughput grows"
+        elif level + 1 < self._ceiling:
+            target, reason = level + 1, f"{rate:.1f} items/s at {level}: one more"
+        elif self._quiet >= self._wait:
+            target = level + 1
+            reason = f"trying {target} again after {self._quiet} quiet windows"
+        else:
+            return
+        self._set(target, reason)
+
+    def _set(self, level: int, reason: str) -> None:
+        if level == self.current:
+            return
+        old, self.current = self.current, level
+        self.changes.append((round(time.monotonic() - self._started, 3), level, reason))
+        logger.info(f"parallel=auto: {old} -> {level} ({reason})")
+        self._cond.notify_all()
+
+    def _restart_window(self, now: float | None = None) -> None:
+        self._window_start = time.monotonic() if now is None else now
+        self._done = 0
+        self._busy = 0.0
+
+    # -- what summary.json records -------------------------------------------------
+
+    def settled(self) -> int:
+        """The level held longest over the second half of the run (time-weighted)."""
+        end = time.monotonic() - self._started
+        half = end / 2
+        held: dict[int, float] = {}
+        points = [*self.changes, (end, self.current, "end")]
+        for (start, level, _), (stop, _, _) in itertools.pairwise(points):
+            overlap = min(stop, end) - max(start, half)
+            if overlap > 0:
+                held[level] = held.get(level, 0.0) + overlap
+        return max(held, key=lambda k: held[k]) if held else self.current
+
+    def summary(self) -> dict[str, Any]:
+        changes = self.changes
+        if len(changes) > KEPT_CHANGES:
+            changes = changes[: KEPT_CHANGES // 2] + changes[-KEPT_CHANGES // 2 :]
+        return {
+            "mode": "auto",
+            "min": self.minimum,
+            "max": self.maximum,
+            "settled": self.settled(),
+            "final": self.current,
+            "rate_limit_signals": self.limited,
+            "changes": [
+                {"seconds": t, "parallel": level, "reason": why} for t, level, why in changes
+            ],
+        }

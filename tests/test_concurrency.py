@@ -1,0 +1,139 @@
+"""parallel=auto (runner/concurrency.py): real threads, real items, a real HTTP service."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runner.api import Item
+from runner.concurrency import AdaptiveLimit
+from runner.wrapper import make_safe_call
+from runner_plugins.executors import ThreadExecutor
+from tests.browser import rendered_dom
+from tests.conftest import RunCli
+from tests.http_service import serve
+
+
+def items(count: int) -> Iterator[Item]:
+    for index in range(count):
+        yield Item(str(index), {"index": index})
+
+
+def run_auto(task: object, count: int, maximum: int = 64) -> tuple[AdaptiveLimit, int]:
+    """Run ``count`` items through the thread executor with an adaptive limit, feeding it
+    as the run loop does; the limit and the most items that ran at once."""
+    limit = AdaptiveLimit(1, maximum)
+    call = make_safe_call(task)  # type: ignore[arg-type]
+    call.limit = limit  # type: ignore[attr-defined]
+    for outcome in ThreadExecutor().map(call, items(count), maximum):
+        assert outcome.status == "ok", outcome.error
+        limit.observe(outcome.seconds)
+    return limit, max(level for _, level, _ in limit.changes)
+
+
+def test_a_pure_latency_task_rises_to_auto_max() -> None:
+    """Items that only wait gain from every doubling: the limit reaches auto.max."""
+    limit, highest = run_auto(lambda item: time.sleep(0.05), 2500, maximum=32)
+    assert highest == 32 and limit.current == 32
+    assert [level for _, level, _ in limit.changes[:6]] == [1, 2, 4, 8, 16, 32]
+
+
+def cpu_bound(item: Item) -> int:
+    total = 0
+    for n in range(150_000):  # some 10 ms of pure Python, holding the GIL
+        total += n * n % 7
+    return total
+
+
+def test_a_cpu_bound_python_task_settles_low() -> None:
+    """More threads give a GIL-bound task nothing: it settles at 4 or fewer."""
+    limit, _ = run_auto(cpu_bound, 600)
+    assert limit.settled() <= 4
+    assert any("no gain" in why for _, _, why in limit.changes)
+
+
+def test_a_rate_limit_cuts_the_limit_at_once_and_only_once_per_window() -> None:
+    """A 429 during slow start cuts to 3/4 of the level; signals right after it count
+    but cut nothing more; a later one takes one off."""
+    limit = AdaptiveLimit(1, 64)
+    limit.current = 8
+    limit.rate_limited("HTTP 429")
+    limit.rate_limited("HTTP 429")  # from requests started before the cut
+    assert limit.current == 6 and limit.limited == 2
+    limit._holdoff_until = 0.0
+    limit.rate_limited("HTTP 429")
+    assert limit.current == 5
+    assert [why.startswith("rate limited at") for _, _, why in limit.changes[1:]] == [True, True]
+
+
+def test_acquire_holds_workers_to_the_current_limit_and_stop_releases_them() -> None:
+    """No more places than the limit; stop() lets every waiter go, refused."""
+    limit = AdaptiveLimit(2, 4)
+    assert limit.acquire() and limit.acquire()
+    assert limit.running == 2
+    limit.stop()
+    assert limit.acquire() is False
+    with pytest.raises(ValueError, match=r"auto\.min=3"):
+        AdaptiveLimit(3, 2)
+
+
+@pytest.mark.slow
+def test_auto_finds_a_services_capacity_and_stops_knocking(run_cli: RunCli) -> None:
+    """Against a service that answers 429 past 6 requests at once, parallel=auto settles
+    at its capacity, every item succeeds, and after the first 10 s at most 5% of the
+    requests are refused."""
+    with serve(latency=0.1, capacity=6, retry_after=0.5) as service:
+        started = time.monotonic()
+        result = run_cli(
+            "parallel=auto", "task=http", f"task.url='{service.url}/{{id}}'",
+            "source.count=1200", "retry.attempts=20", "retry.backoff=0.1",
+            "postprocessor=none", timeout=300,
+        )  # fmt: skip
+        late = [status for at, status in service.answers if at - started > 10]
+        most = service.most
+    assert result.returncode == 0, result.output
+    summary = result.summary()
+    assert summary["succeeded"] == 1200
+    concurrency = summary["concurrency"]
+    assert concurrency["mode"] == "auto" and concurrency["settled"] in (5, 6)
+    assert late and late.count(429) / len(late) <= 0.05
+    assert most <= 9  # it never ran far past the capacity
+    assert "parallel=auto: " in result.output  # every change is logged with its reason
+
+
+def test_summary_and_report_record_the_concurrency(run_cli: RunCli, tmp_path: Path) -> None:
+    """summary.json holds every change with its reason and the settled level; the run's
+    page draws the limit over time."""
+    result = run_cli("parallel=auto", "auto.max=8", "source.count=300", "task.seconds=0.02")
+    assert result.returncode == 0, result.output
+    concurrency = result.summary()["concurrency"]
+    assert (concurrency["mode"], concurrency["min"], concurrency["max"]) == ("auto", 1, 8)
+    levels = [change["parallel"] for change in concurrency["changes"]]
+    assert levels[0] == 1 and max(levels) <= 8 and concurrency["settled"] in levels
+    assert all(change["reason"] for change in concurrency["changes"])
+    dom = rendered_dom(result.run_dir / "report.html", tmp_path)
+    assert "Concurrency (parallel=auto)" in dom and 'class="limit"' in dom
+    fixed = run_cli("parallel=3", "source.count=5", "task.seconds=0")
+    assert fixed.summary()["concurrency"] == {"mode": "fixed", "parallel": 3}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["parallel=auto", "auto.min=0"], "auto.min=0 is invalid"),
+        (["parallel=auto", "auto.min=9", "auto.max=8"], "auto.min=9 is above auto.max=8"),
+        (["parallel=auto", "auto.max=5000"], "auto.max=5000 is too large"),
+        (
+            ["parallel=sometimes"],
+            "parallel='sometimes' is invalid: it must be an integer >= 1, or auto",
+        ),
+    ],
+)
+def test_bad_auto_settings_are_refused(
+    run_cli: RunCli, overrides: list[str], expected: str
+) -> None:
+    result = run_cli("source.count=1", *overrides)
+    assert result.returncode == 2 and expected in result.output, result.output
