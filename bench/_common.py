@@ -225,3 +225,24 @@ def bare_items(count: int) -> tuple[Any, Any]:
     from runner_plugins.tasks import SleepTask
 
     return RangeSource(count), SleepTask(seconds=0).run
+
+
+DOCS = REPO_DIR / "docs" / "BENCHMARKS.md"
+
+
+def write_section(heading: str, section: str, path: Path = DOCS) -> Path:
+    """Replace the section of ``path`` that starts with ``heading`` (up to the next ``## ``
+    heading) by ``section``, or append it; the rest of the file is left as it was."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith(heading)), None)
+    if start is None:
+        text = (text.rstrip("\n") + "\n\n" if text else "") + section
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        tail = "".join(lines[end:])
+        text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -127,24 +127,6 @@ loop). Target >= {TARGET:.2f}: **{"met" if met else "not met"}**.
 """
 
 
-def write_docs(section: str) -> Path:
-    """Replace the section (from its heading to the next ``## `` heading) or append it."""
-    path = c.REPO_DIR / "docs" / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith(SECTION)), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def main() -> None:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=1000)
@@ -193,7 +175,8 @@ def main() -> None:
     ]
     c.report(rows, args.json)
     if args.docs:
-        print(f"\nwrote {write_docs(docs_section(res, n, s, par, args.repeat, load))}")
+        section = docs_section(res, n, s, par, args.repeat, load)
+        print(f"\nwrote {c.write_section(SECTION, section)}")
 
 
 if __name__ == "__main__":

@@ -277,21 +277,6 @@ too, as a subprocess (Python and Hydra start-up included).
 """
 
 
-def write_docs(section: str) -> Path:
-    """Replace the section (from its heading to the next ``## `` heading) or append it."""
-    path = c.REPO_DIR / "docs" / "BENCHMARKS.md"
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith(SECTION)), None)
-    if start is None:
-        text = "".join(lines).rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), None)
-        tail = "" if end is None else "\n" + "".join(lines[end:])
-        text = "".join(lines[:start]) + section + tail
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def main() -> None:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=100_000, help="no-op items (default 100000)")
@@ -312,7 +297,7 @@ def main() -> None:
                 f" --count {args.count} --cpu-count {args.cpu_count} --item-seconds "
                 f"{args.item_seconds} --parallel {args.parallel} --repeat {args.repeat}"
             )
-        print(f"\nwrote {write_docs(docs_section(res, args, command))}")
+        print(f"\nwrote {c.write_section(SECTION, docs_section(res, args, command))}")
 
 
 if __name__ == "__main__":

@@ -218,24 +218,6 @@ Target >= {TARGET_RATIO:.2f}x: **{"met" if met else "not met"}**.
 """
 
 
-def write_docs(section: str) -> Path:
-    """Replace the section (from its heading to the next ``## `` heading) or append it."""
-    path = c.REPO_DIR / "docs" / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith(SECTION)), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def main() -> None:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=100_000)
@@ -328,7 +310,8 @@ def main() -> None:
         command = "python bench/bench_reliability.py --docs"
         if (n, par, args.repeat) != (100_000, 6, 9):
             command += f" --count {n} --parallel {par} --repeat {args.repeat}"
-        print(f"\nwrote {write_docs(docs_section(res, n, par, args.repeat, command, load))}")
+        section = docs_section(res, n, par, args.repeat, command, load)
+        print(f"\nwrote {c.write_section(SECTION, section)}")
 
 
 if __name__ == "__main__":

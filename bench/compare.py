@@ -831,23 +831,6 @@ def chart(res: dict[str, Any], works: list[Work], path: Path) -> None:
     plt.close(fig)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the section (its heading to the next ``## `` heading) in ``path``, or append
-    it; the rest of the file is left as it was."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith(SECTION)), None)
-    if start is None:
-        text = (text.rstrip("\n") + "\n\n" if text else "") + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.write_text(text, encoding="utf-8")
-
-
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -923,7 +906,7 @@ def main() -> int:
         out = c.REPO_DIR / "docs"
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        write_section(out / "BENCHMARKS.md", section)
+        c.write_section(SECTION, section, out / "BENCHMARKS.md")
         chart(res, works, out / "peers.png")
         data = {
             "machine": info,

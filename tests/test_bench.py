@@ -109,8 +109,8 @@ def test_write_section_replaces_only_its_own_section(compare: ModuleType, tmp_pa
     """The section is replaced in place; the sections around it stay as they were."""
     path = tmp_path / "BENCHMARKS.md"
     path.write_text(f"# B\n\n## Core\n\nc\n\n{compare.SECTION}\n\nold\n\n## Later\n\nl\n")
-    compare.write_section(path, f"{compare.SECTION}\n\nnew\n")
+    compare.c.write_section(compare.SECTION, f"{compare.SECTION}\n\nnew\n", path)
     assert path.read_text() == f"# B\n\n## Core\n\nc\n\n{compare.SECTION}\n\nnew\n\n## Later\n\nl\n"
     path.write_text(f"# B\n\n{compare.SECTION}\n\nold\n")
-    compare.write_section(path, f"{compare.SECTION}\n\nnew\n")
+    compare.c.write_section(compare.SECTION, f"{compare.SECTION}\n\nnew\n", path)
     assert path.read_text() == f"# B\n\n{compare.SECTION}\n\nnew\n"
