@@ -20,7 +20,10 @@ from typing import Any
 
 import _common as c
 
-BENCHMARKS = ("throughput", "efficiency", "memory", "startup", "judge", "reliability", "compare")
+BENCHMARKS = (
+    "throughput", "efficiency", "memory", "startup", "judge", "reliability", "process", "dask",
+    "auto", "compare",
+)  # fmt: skip
 #: Script and arguments of each benchmark, where not ``bench_<name>.py``. compare.py
 #: writes docs/ by default; here, like the others, it only reports.
 SCRIPTS = {"compare": ["compare.py", "--no-docs"]}
