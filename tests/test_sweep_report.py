@@ -519,3 +519,19 @@ def test_a_page_or_plot_that_fails_costs_nothing_else(
     page = (tmp_path / "sweep.html").read_text()
     assert "No plot: drawing it failed: RuntimeError: no plot today" in page
     assert "<img" not in page
+
+
+def test_a_parallel_auto_job_is_a_setting_of_its_own() -> None:
+    """A parallel=auto job shows the level it settled at, is named as auto, and is never
+    the baseline of the fixed counts' speedup nor merged with the fixed count it matched."""
+    auto = _job(0, 64, 1.5, overrides={"parallel": "auto"})
+    assert auto.summary is not None
+    auto.summary["concurrency"] = {"mode": "auto", "settled": 4, "changes": []}
+    jobs = [auto, _job(1, 1, 4.0), _job(2, 4, 1.0)]
+    report = build_report(jobs)
+    assert auto.parallel == 4 and auto.auto
+    assert [r.speedup for r in report.rows] == [None, 1.0, 4.0]
+    assert "| 0 | auto (4) |" in "\n".join(table_lines(report))
+    names = [p.settings for p in report.points]
+    assert "parallel=auto (settled at 4)" in names and "parallel=4" in names
+    assert report.fastest is not None and report.fastest.settings == "parallel=4"
