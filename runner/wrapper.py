@@ -125,6 +125,7 @@ def make_safe_call(
 
     in_group = group_var.get
     join = group_var.set
+    enter = gate.starter()
 
     def call(item: Item) -> Outcome:
         started = clock()
@@ -136,7 +137,7 @@ def make_safe_call(
             if item.error is not None:
                 raise BadInput(item.error)
             if not gate.idle:
-                started = gate.enter(started)
+                started = enter(started)
             # The first attempt, inlined: nothing here costs more than a check until
             # something fails.
             if timeout is not None:
