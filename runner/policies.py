@@ -65,7 +65,7 @@ class Gate:
         #: time.perf_counter() until which no attempt starts (0: no pause); read unlocked.
         self.paused_until = 0.0
         self._tickets = itertools.count()
-        self._origin = _clock()
+        self.origin = _clock()
         # Starts that may come at once after an idle spell: one, or 50 ms worth.
         self._burst = max(self.interval, 0.05)
         #: True while an attempt may start without asking (the per-item fast path).
@@ -114,20 +114,20 @@ class Gate:
                 return now
             # Tickets spaced ``interval`` apart from an origin: next() on a count is
             # atomic, so no lock per start.
-            return self._ticket(now, self._origin + next(self._tickets) * self.interval)
+            return self.ticket(now, self.origin + next(self._tickets) * self.interval)
         while self.paused_until > now:
             self.sleep(self.paused_until - now)
             now = _clock()
         return self.enter()
 
-    def _ticket(self, now: float, start: float) -> float:
+    def ticket(self, now: float, start: float) -> float:
         """Start at ``start`` (a ticket drawn at ``now``): at once, or after a sleep."""
         if start <= now:
             # When the cap does not bind, the origin is moved up (rarely), so that at
             # most ``_burst`` of unused starts pile up.
             if start < now - self._burst:
                 with self._lock:
-                    self._origin = now - (start - self._origin)
+                    self.origin = now - (start - self.origin)
             return now
         self.sleep(start - now)
         now = _clock()
@@ -135,24 +135,11 @@ class Gate:
             return now
         return self.enter(now)
 
-    def starter(self) -> Callable[[float], float]:
-        """``enter`` for the per-item path: the common case (no pause; a ticket that is
-        due, the cap not binding) answered from local variables, without a method call's
-        lookups. Same tickets and waits as ``enter``."""
-        if not self.interval:
-            return self.enter
-        tickets, interval, burst, ticket = self._tickets, self.interval, self._burst, self._ticket
-        gate = self
-
-        def start(now: float) -> float:
-            if gate.paused_until <= now:
-                at = gate._origin + next(tickets) * interval
-                if now - burst <= at <= now:
-                    return now
-                return ticket(now, at)
-            return gate.enter(now)
-
-        return start
+    def spacing(self) -> tuple[Any, float, float] | None:
+        """(tickets, interval, burst) for a caller that draws its own tickets on the
+        per-item path, as ``enter`` does, and hands any that is not due at once to
+        ``ticket``; None without ``per_second``. See ``runner.wrapper``."""
+        return (self._tickets, self.interval, self._burst) if self.interval else None
 
     def stop(self) -> None:
         self._stop.set()
