@@ -147,6 +147,15 @@ class ThreadExecutor(Executor):
         limit = [parallel]
         late_ids: set[str] = set()
         auto = getattr(fn, "limit", None)
+        holders: dict[str, list[bool]] = {}  # parallel=auto: item id -> its worker's place
+
+        def give_back(place: list[bool] | None) -> None:
+            if place is not None and auto is not None:
+                try:
+                    place.pop()
+                except IndexError:
+                    return  # given back already
+                auto.release()
 
         def start_worker() -> None:
             # Called with feed.lock held, so the count and the list stay consistent.
@@ -178,13 +187,22 @@ class ThreadExecutor(Executor):
                         return
                     began = clock()
                     done = []
-                    for item in todo:
-                        if stop.up and feed.error is None:
-                            break  # shut down: items taken but not started never start
-                        done.append(fn(item))
-                    # A place held by an attempt recorded as timed out was given back then.
-                    if auto is not None and not (late_ids and late_ids & {i.id for i in todo}):
-                        auto.release()
+                    if auto is None:
+                        for item in todo:
+                            if stop.up and feed.error is None:
+                                break  # shut down: items taken but not started never start
+                            done.append(fn(item))
+                    else:
+                        # The place is given back once: here, or by the collector when it
+                        # records one of these items as timed out (list.pop is atomic).
+                        place = [True]
+                        for item in todo:
+                            if stop.up and feed.error is None:
+                                break
+                            holders[item.id] = place
+                            done.append(fn(item))
+                            holders.pop(item.id, None)
+                        give_back(place)
                     batches.put(done)
                     took = clock() - began
                     if took < 0.002 and chunk < max_chunk:
@@ -221,8 +239,8 @@ class ThreadExecutor(Executor):
                     late = overdue()  # type: ignore[misc]
                     if late:
                         late_ids.update(outcome.id for outcome in late)
-                        for _ in late if auto is not None else ():
-                            auto.release()  # the stuck attempt's place: another may run
+                        for outcome in late if auto is not None else ():
+                            give_back(holders.get(outcome.id))  # another item may run
                         with feed.lock:
                             limit[0] += len(late)
                             if not stop.up:

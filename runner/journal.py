@@ -31,6 +31,28 @@ _string = json.encoder.encode_basestring  # what _encode does with a str, withou
 _SCALARS: dict[type, Any] = {str: _string, int: int.__repr__}
 
 
+def _utf8(lines: list[str]) -> bytes:
+    """The lines as UTF-8; a line holding text UTF-8 cannot (a lone surrogate, e.g. from a
+    file name that is not UTF-8) is written with JSON escapes, which read back the same."""
+    try:
+        return "".join(lines).encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(
+            line
+            if line.isascii() or _encodable(line)
+            else json.dumps(json.loads(line), ensure_ascii=True) + "\n"
+            for line in lines
+        ).encode("utf-8")
+
+
+def _encodable(line: str) -> bool:
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def success_line(outcome: Outcome) -> str:
     """A success's journal line, the same text ``_encode`` gives for its record."""
     result = outcome.result
@@ -113,7 +135,7 @@ class Journal:
     def flush(self) -> None:
         if not self._lines or self._fd < 0:
             return
-        data = memoryview("".join(self._lines).encode("utf-8"))
+        data = memoryview(_utf8(self._lines))
         pending, self._pending = self._pending, [0, 0]
         self._lines.clear()
         try:

@@ -157,7 +157,7 @@ _thread_deadline = threading.local()
 
 
 def thread_attempt() -> list[Any]:
-    """This thread's attempt under a run ``timeout``: ``[item, started, timeout]``.
+    """This thread's attempt under a run ``timeout``: ``[item, started, timeout, claim]``.
 
     For the run's wrapper, which fills it in around every attempt (two assignments cost
     less than ``command_deadline``): while ``item`` is not ``None``, this thread's
@@ -166,7 +166,7 @@ def thread_attempt() -> list[Any]:
     try:
         attempt: list[Any] = _thread_deadline.attempt
     except AttributeError:
-        attempt = _thread_deadline.attempt = [None, 0.0, math.inf]
+        attempt = _thread_deadline.attempt = [None, 0.0, math.inf, []]
     return attempt
 
 

@@ -54,7 +54,7 @@ class StreamLog:
             return
         record = {"id": item_id, "stdout": stdout, "stderr": stderr}
         data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass")
-        fd = self._fd if self._pid == os.getpid() else self._open()
+        fd = self._open()  # under the lock: a writer after close() opens the file again
         view = memoryview(data)
         while view:  # a regular file takes it in one write; a short one is finished off
             view = view[os.write(fd, view) :]
@@ -79,7 +79,15 @@ def read_streams(run_dir: Path, item_id: str | None = None) -> Iterator[dict[str
             try:
                 record = json.loads(line)
             except ValueError:
-                continue
+                # A line cut short (a full disk) that the next write carried on: the
+                # record after the cut is whole.
+                at = line.rfind('{"id": ', 1)
+                try:
+                    record = json.loads(line[at:]) if at > 0 else None
+                except ValueError:
+                    record = None
+                if not isinstance(record, dict):
+                    continue
             if item_id is None or record.get("id") == item_id:
                 yield record
 

@@ -78,9 +78,11 @@ def make_safe_call(
 
     # Each thread's attempt under a timeout: [item or None, start, timeout], the list that
     # also stops the thread's commands (``thread_attempt``); the watchdog reads them all.
+    # Its fourth element is the item's claim: a one-element list that the attempt (when
+    # it ends) and the watchdog (at the deadline) both pop; list.pop is atomic, so exactly
+    # one of them records the item.
     local = threading.local()
     slots: list[list[Any]] = []
-    abandoned: set[str] = set()
 
     def slot() -> list[Any]:
         mine: list[Any] = thread_attempt()
@@ -102,14 +104,21 @@ def make_safe_call(
         """
         now = clock() if now is None else now
         late = []
-        for item, began, _ in [list(s) for s in slots]:
-            if item is not None and now - began > patience and item.id not in abandoned:
-                abandoned.add(item.id)
-                error = TimedOut(f"timed out after {timeout:g} s (the task is still running)")
-                info = error_info(error)
-                late.append(
-                    Outcome(item.id, "failed", now - began, None, info, item.label, began, now)
+        for mine in list(slots):
+            # The claim first: while it is not popped, the slot's start is its attempt's.
+            claim, began = mine[3], mine[1]
+            if not claim or now - began <= patience:
+                continue
+            try:
+                item = claim.pop()  # the attempt has not ended: the watchdog records it
+            except IndexError:
+                continue  # it ended meanwhile
+            error = TimedOut(f"timed out after {timeout:g} s (the task is still running)")
+            late.append(
+                Outcome(
+                    item.id, "failed", now - began, None, error_info(error), item.label, began, now
                 )
+            )
         return late
 
     def attempt(item: Item) -> Any:
@@ -155,6 +164,7 @@ def make_safe_call(
                 mine[0] = item
                 mine[1] = started
                 mine[2] = timeout
+                mine[3] = claim = [item]
             try:
                 result = run(item)
             except RetryableError as first:
@@ -228,8 +238,9 @@ def make_safe_call(
             )
         if mine is not None:
             mine[0] = None  # no later command of this thread inherits the deadline
-            if abandoned and item.id in abandoned:
-                abandoned.discard(item.id)  # already recorded as timed out at its deadline
+            try:
+                claim.pop()
+            except IndexError:  # recorded as timed out at its deadline: this one is dropped
                 return Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
         return outcome
 

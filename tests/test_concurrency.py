@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ def items(count: int) -> Iterator[Item]:
 
 def run_auto(task: object, count: int, maximum: int = 64) -> tuple[AdaptiveLimit, int]:
     """Run ``count`` items through the thread executor with an adaptive limit, feeding it
-    as the run loop does; the limit and the most items that ran at once."""
+    as the run loop does; the limit and the highest level it reached."""
     limit = AdaptiveLimit(1, maximum)
     call = make_safe_call(task)  # type: ignore[arg-type]
     call.limit = limit  # type: ignore[attr-defined]
@@ -39,6 +40,24 @@ def test_a_pure_latency_task_rises_to_auto_max() -> None:
     limit, highest = run_auto(lambda item: time.sleep(0.05), 2500, maximum=32)
     assert highest == 32 and limit.current == 32
     assert [level for _, level, _ in limit.changes[:6]] == [1, 2, 4, 8, 16, 32]
+
+
+def test_no_more_items_run_at_once_than_the_limit_allows() -> None:
+    """Counted inside the task: never more running than the highest level the limit
+    reached, which never passes auto.max, and rate-limit cuts take hold."""
+    lock = threading.Lock()
+    running = [0, 0]
+
+    def task(item: Item) -> None:
+        with lock:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+
+    _, highest = run_auto(task, 1500, maximum=6)
+    assert highest == 6 and running[1] <= 6
 
 
 def cpu_bound(item: Item) -> int:

@@ -69,3 +69,15 @@ def test_a_result_json_cannot_hold_is_journaled_as_its_text(tmp_path: Path) -> N
     j.close()
     [record] = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert record["result"] == repr({(1, 2): "tuple key"}) and record["status"] == "ok"
+
+
+def test_an_id_utf8_cannot_hold_is_journaled_escaped_and_reads_back(tmp_path: Path) -> None:
+    """A lone surrogate (a file name that is not UTF-8, via glob) costs no line: the
+    journal stays UTF-8 and the id reads back exactly."""
+    j = Journal(tmp_path / "results.jsonl")
+    j.write(Outcome("bad-\udcff.csv", "ok", 0.1, None))
+    j.write(Outcome("good", "ok", 0.1, "é"))
+    j.close()
+    text = (tmp_path / "results.jsonl").read_bytes().decode("utf-8")
+    assert "\\udcff" in text and "é" in text
+    assert [o.id for o in JournalOutcomes(tmp_path / "results.jsonl")] == ["bad-\udcff.csv", "good"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.api import STREAMS_FILE, Item, RunContext, TaskFailure, read_streams
+from runner.api import STREAMS_FILE, Item, RunContext, StreamLog, TaskFailure, read_streams
 from runner_plugins.tasks import ShellTask, SleepTask
 
 
@@ -165,3 +165,17 @@ def test_a_torn_streams_line_is_skipped(tmp_path: Path) -> None:
         '{"id": "a", "stdout": "x", "stderr": ""}\n{"id": "b", "stdo'
     )
     assert [r["id"] for r in read_streams(tmp_path)] == ["a"]
+
+
+def test_a_record_written_after_a_torn_one_is_still_read(tmp_path: Path) -> None:
+    """A write cut short by a full disk, then a whole one on the same line: the whole
+    one is read back; a write after close() opens the file again."""
+    (tmp_path / STREAMS_FILE).write_text(
+        '{"id": "a", "stdout": "x", "std{"id": "b", "stdout": "y", "stderr": ""}\n'
+    )
+    assert [r["id"] for r in read_streams(tmp_path)] == ["b"]
+    log = StreamLog(tmp_path / STREAMS_FILE)
+    log.close()
+    log.add("c", "z", "")
+    log.close()
+    assert [r["id"] for r in read_streams(tmp_path)] == ["b", "c"]
