@@ -327,9 +327,12 @@ class DaskExecutor(Executor):
                 _distributed().wait(out, timeout=timeout)
 
     def kill(self) -> int:
+        """Stop the commands running on the workers; the batches they were in come back
+        with what finished (``shutdown``'s drain time still applies, then ``_give_up``)."""
         self._stop.set()
         killed = self._tell_workers(kill=True)
-        self._give_up()
+        if self._timer is None:
+            self._give_up()  # no drain time was given: nothing more is waited for
         return killed
 
     def _tell_workers(self, kill: bool) -> int:
@@ -467,9 +470,10 @@ class DaskExecutor(Executor):
                 for future, result in done.next_batch(block=True):
                     with self._lock:
                         batch = self._out.pop(future)
-                        if future in self._given_up:
-                            self._given_up.discard(future)
-                            continue  # cancelled here: its items never finished
+                        given_up = future in self._given_up
+                        self._given_up.discard(future)
+                    if given_up and future.status != "finished":
+                        continue  # cancelled here: its items never finished
                     if future.status != "finished":
                         lost = result[1] if isinstance(result, tuple) else result
                         fail(batch, lost, "the Dask task running it failed")

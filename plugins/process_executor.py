@@ -226,6 +226,9 @@ class _Pool:
                         if busy >= cap:
                             continue
                         busy += 1
+                    elif busy > cap:
+                        busy -= 1  # the limit went down: this one drains, gets no more
+                        continue
                     self._send(worker, self._take(worker.chunk))
         while len(self.workers) < cap and busy < cap and not self.stopping:
             busy += 1
@@ -470,6 +473,7 @@ def _work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> 
                 chunks.put(data)
         chunks.put(b"")
 
+    batch: list[tuple[Any, ...]] = []  # finished outcomes not sent yet
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the driver to handle
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -483,7 +487,6 @@ def _work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> 
         if getattr(call, "timeout", None) is not None and callable(getattr(call, "run", None)):
             call.run = _stamped(call.run, shm)  # each attempt's start, for the watchdog
         threading.Thread(target=receive, name="runner-worker-inbox", daemon=True).start()
-        batch: list[tuple[Any, ...]] = []
         while (data := chunks.get()) and not shm[STOP]:
             sent = time.time()
             for fields in pickle.loads(data):
@@ -507,6 +510,10 @@ def _work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> 
                 send("out", batch)
                 batch = []
     except _Terminated:  # end as killed by SIGTERM, which is what happened
+        if batch:  # items that finished before it are results all the same
+            with contextlib.suppress(Exception, _Terminated):
+                sending[1] = False
+                send("out", batch)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
     except Exception:

@@ -270,10 +270,11 @@ class Portable:
     Picklable when the task is (with ``spawn``, over a network): it carries the task's
     ``run``, the retry policy, the timeout and the commands' grace, and each process
     builds its own wrapper from them on first use (its own command group and rate-limit
-    gate; ``per_second`` and pauses for new items are kept by the driver, see
-    :meth:`Driver.admit`). Call it with a batch of items: it returns their outcomes with
-    ``started``/``finished`` as ``time.time()`` seconds, which :meth:`Driver.receive`
-    turns back into the driver's clock (machines' clocks differ; wall clocks agree).
+    gate; ``per_second`` and pauses for new items are kept by the driver: the run's
+    ``fn.admit``). Call it with a batch of items: it returns their outcomes with
+    ``started``/``finished`` as ``time.time()`` seconds, which ``fn.receive`` (see
+    :func:`receive`) turns back into the driver's clock (machines' clocks differ; wall
+    clocks agree).
     """
 
     def __init__(

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from runner.api import (
     CommandResult,
     Item,
@@ -257,7 +259,12 @@ class JudgeRerun(Task):
             if envelope is not None:
                 done.cost = cost_record(envelope.fields, item["model"])
                 if self.ledger is not None:  # counted at once: the budget must see it
-                    self.ledger.add(done.cost | {"slot": item.id, "ok": envelope.error is None})
+                    try:
+                        self.ledger.add(done.cost | {"slot": item.id, "ok": envelope.error is None})
+                    except OSError as exc:  # the paid judgment is kept; its cost is in timing.json
+                        logger.warning(
+                            f"cannot count the cost of {item.id} in the run's ledger: {exc}"
+                        )
             try:
                 done.judgment, reply = _judgment(result, self.timeout, self.reply_format, envelope)
             except ReplyError as exc:
