@@ -7,7 +7,8 @@ in progress. Every run is ``python -m runner task=http`` on it, with retries
 (``retry.attempts=20 retry.backoff=0.1``), ``progress=off postprocessor=none``:
 
 * fixed counts: ``parallel=1,2,4,5,6,7,8,12,16,32`` (``--fixed``), ``--fixed-count`` items
-  each (fewer for 1 and 2 workers, which are slow), items/s from summary.json;
+  each (a sixth of them for 1 and 2 workers and past capacity + 2, which are slow),
+  items/s from summary.json;
 * ``parallel=auto`` (auto.max 64) over ``--count`` items (default 3000): items/s from
   summary.json over the whole run, its climb included; the share of the service's
   answers that were 429 after the run's first 10 seconds; the level it settled at.
@@ -99,7 +100,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-auto-") as tmp:
         root = Path(tmp)
         for workers in [int(w) for w in args.fixed.split(",")]:
-            count = args.fixed_count if workers > 2 else args.fixed_count // 4
+            # Fewer items where runs are slow: 1-2 workers, and counts past the capacity
+            # (every request past it is refused, and each refusal pauses every start).
+            slow = workers <= 2 or workers > args.capacity + 2
+            count = args.fixed_count // 6 if slow else args.fixed_count
             with serve(args.latency, args.capacity, args.retry_after) as service:
                 summary, _ = run(service, str(workers), count, root / f"fixed-{workers}")
             fixed[workers] = float(summary["items_per_second"])
