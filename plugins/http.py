@@ -14,7 +14,7 @@ from runner.api import (
     Task,
     TaskFailure,
     detect_rate_limit,
-    fill_template,
+    fill_for_item,
     template_fields,
 )
 
@@ -57,14 +57,7 @@ class HttpTask(Task):
         self.fields = template_fields(self._parts)
 
     def run(self, item: Item) -> dict[str, Any]:
-        values = {"id": item.id, **item.data}
-        missing = [name for name in self.fields if name not in values]
-        if missing:
-            raise TaskFailure(
-                f"placeholder {{{missing[0]}}} has no value in item {item.id!r}; "
-                f"its fields: {', '.join(values)}"
-            )
-        url, body, *header_values = fill_template(self._parts, values)
+        url, body, *header_values = fill_for_item(self._parts, self.fields, item)
         headers = dict(zip(self.headers, header_values, strict=True))
         data = body.encode("utf-8") if self.body is not None else None
         request = urllib.request.Request(url, data=data, headers=headers, method=self.method)

@@ -17,7 +17,7 @@ from runner.api import (
     Task,
     TaskFailure,
     detect_rate_limit,
-    fill_template,
+    fill_for_item,
     run_command,
     template_fields,
 )
@@ -111,20 +111,7 @@ class ShellTask(Task):
             self.streams.close()
 
     def run(self, item: Item) -> Any:
-        values = {"id": item.id, **item.data}
-        missing = [name for name in self.fields if name not in values]
-        if missing:
-            raise TaskFailure(
-                f"command placeholder {{{missing[0]}}} has no value in item {item.id!r}; "
-                f"its fields: {', '.join(values)}"
-            )
-        try:
-            argv = fill_template(self.command, values)
-        except (LookupError, AttributeError, ValueError, TypeError) as exc:
-            # A value of another type than the template expects ({n:d} and a text n).
-            raise TaskFailure(
-                f"cannot fill the command for item {item.id!r}: {type(exc).__name__}: {exc}"
-            ) from None
+        argv = fill_for_item(self.command, self.fields, item, "command placeholder")
         try:
             result = run_command(argv, cwd=self.cwd, timeout=self.timeout)
         except OSError as exc:

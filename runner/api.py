@@ -258,7 +258,7 @@ from runner.process import CommandResult, CommandsStopped, run_command  # noqa: 
 from runner.ratelimits import detect_rate_limit  # noqa: E402
 from runner.streams import STREAMS_FILE, StreamLog, read_streams  # noqa: E402
 from runner.tally import SLOWEST  # noqa: E402
-from runner.templates import fill_template, template_fields  # noqa: E402
+from runner.templates import fill_for_item, fill_template, template_fields  # noqa: E402
 
 __all__ += [
     "SLOWEST",
@@ -269,6 +269,7 @@ __all__ += [
     "atomic_write_json",
     "atomic_write_text",
     "detect_rate_limit",
+    "fill_for_item",
     "fill_template",
     "leftover_temp_files",
     "printable",

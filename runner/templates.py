@@ -98,3 +98,27 @@ def _quoted_example(command: Sequence[Any]) -> str:
         text = str(part)
         shown.append("..." if '"' in text or "\\" in text else f'"{text}"')
     return ",".join(shown)
+
+
+def fill_for_item(
+    template: Sequence[str], fields: Sequence[str], item: Any, what: str = "placeholder"
+) -> list[str]:
+    """``template`` filled from ``item``'s data and its ``{id}``; a placeholder the item
+    lacks, or a value of another type than the template expects (``{n:d}`` and a text
+    ``n``), fails the item (``TaskFailure``) naming it. ``fields``: ``template_fields``'s.
+    """
+    from runner.api import TaskFailure
+
+    values = {"id": item.id, **item.data}
+    missing = [name for name in fields if name not in values]
+    if missing:
+        raise TaskFailure(
+            f"{what} {{{missing[0]}}} has no value in item {item.id!r}; "
+            f"its fields: {', '.join(values)}"
+        )
+    try:
+        return fill_template(template, values)
+    except (LookupError, AttributeError, ValueError, TypeError) as exc:
+        raise TaskFailure(
+            f"cannot fill the {what}s for item {item.id!r}: {type(exc).__name__}: {exc}"
+        ) from None
