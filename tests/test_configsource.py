@@ -161,7 +161,7 @@ def test_the_primary_config_is_typed_by_run_config() -> None:
     assert isinstance(schema, type) and issubclass(schema, RunConfig)
     assert "task: sleep" in OmegaConf.to_yaml(config.defaults)
     with pytest.raises(ValidationError):
-        OmegaConf.merge(config, {"parallel": "abc"})
+        OmegaConf.merge(config, {"timeout_grace": "abc"})  # parallel is int or "auto"
 
 
 def test_every_option_is_listed_and_is_a_config(acme: Path) -> None:
