@@ -11,7 +11,7 @@ from tests.conftest import Compose
 
 TOP_LEVEL_KEYS = (
     "parallel, dry_run, progress, log_level, timeout, timeout_grace, retry, rate_limit, halt, "
-    "resume, source, task, executor, postprocessor"
+    "auto, repeat, resume, source, task, executor, postprocessor"
 )
 
 
@@ -55,14 +55,14 @@ def test_parallel_from_1_to_the_maximum_is_accepted(compose_config: Compose, par
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("parallel=0", "parallel=0 is invalid: it must be an integer >= 1."),
-        ("parallel=-1", "parallel=-1 is invalid: it must be an integer >= 1."),
+        ("parallel=0", "parallel=0 is invalid: it must be an integer >= 1, or auto."),
+        ("parallel=-1", "parallel=-1 is invalid: it must be an integer >= 1, or auto."),
         (
             f"parallel={MAX_PARALLEL + 1}",
             f"parallel={MAX_PARALLEL + 1} is too large: the maximum is {MAX_PARALLEL} workers.",
         ),
         # An interpolation is resolved before the check: task.seed is 0.
-        ("parallel=${task.seed}", "parallel=0 is invalid: it must be an integer >= 1."),
+        ("parallel=${task.seed}", "parallel=0 is invalid: it must be an integer >= 1, or auto."),
     ],
 )
 def test_parallel_out_of_bounds_is_refused(
