@@ -2,7 +2,7 @@
 
 ``SweepReport`` (a Hydra callback) notes them when a multirun starts; ``finish_sweep``
 (called by the CLI when Hydra returns or raises) has ``runner/sweep_report.py`` write
-``sweep.json``, ``sweep.md`` and ``sweep.png`` into the sweep folder.
+``sweep.html``, ``sweep.json``, ``sweep.md`` and ``sweep.png`` into the sweep folder.
 """
 
 from __future__ import annotations
