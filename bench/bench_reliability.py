@@ -238,28 +238,29 @@ def main() -> None:
         # Warm-up: imports, plugin loading, tenacity, thread start-up paths.
         for name in names:
             in_process(settings_for(1000, par, overrides[name]), root / f"warmup-{name}")
-        for r in range(args.repeat):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                rate, window = in_process(settings_for(n, par, overrides[name]), root / "run")
-                runs[name]["inproc"].append(rate)
-                runs[name]["inproc_window"].append(window)
-            print(
-                f"in-process round {r + 1}/{args.repeat}: "
-                + ", ".join(f"{name} {runs[name]['inproc'][-1]:,.0f}" for name in names),
-                flush=True,
-            )
-        for r in range(args.repeat):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                rate, e2e = cli(n, par, overrides[name], root / "cli")
-                runs[name]["cli"].append(rate)
-                runs[name]["cli_e2e"].append(e2e)
-            print(
-                f"CLI round {r + 1}/{args.repeat} (summary.json items/s): "
-                + ", ".join(f"{name} {runs[name]['cli'][-1]:,.0f}" for name in names),
-                flush=True,
-            )
+
+        def rounds(label: str, keys: tuple[str, str], measure: Any) -> None:
+            """``args.repeat`` rounds of every variant, each starting at another one."""
+            for r in range(args.repeat):
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    for key, value in zip(keys, measure(name), strict=True):
+                        runs[name][key].append(value)
+                print(
+                    f"{label} round {r + 1}/{args.repeat}: "
+                    + ", ".join(f"{name} {runs[name][keys[0]][-1]:,.0f}" for name in names),
+                    flush=True,
+                )
+
+        rounds(
+            "in-process",
+            ("inproc", "inproc_window"),
+            lambda name: in_process(settings_for(n, par, overrides[name]), root / "run"),
+        )
+        rounds(
+            "CLI (summary.json items/s)",
+            ("cli", "cli_e2e"),
+            lambda name: cli(n, par, overrides[name], root / "cli"),
+        )
     wrapper = {name: wrapper_cost(n, overrides[name]) for name in names}
     load = f"{load_before:.2f} and {os.getloadavg()[0]:.2f}"
     print(f"load average (1 min): {load}")

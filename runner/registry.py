@@ -57,6 +57,7 @@ def refresh() -> None:
     _all_entry_points.cache_clear()
     _forget_config_nodes()
     load_plugin.cache_clear()
+    schema_for.cache_clear()
 
 
 def _forget_config_nodes() -> None:
@@ -192,6 +193,7 @@ def _default_for(value: Any) -> Any:
     return dataclasses.field(default=value)
 
 
+@functools.cache  # the config source and settings both ask, once per run each
 def schema_for(name: str, cls: type) -> type:
     """A dataclass describing the config node of a plugin, from ``cls.__init__``.
 

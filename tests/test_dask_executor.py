@@ -266,20 +266,6 @@ def test_keyboard_interrupt_in_a_task_reaches_the_caller(threads_cluster: str) -
     assert "5" not in seen and len(seen) < 1000
 
 
-def test_a_source_error_is_raised_after_the_items_before_it(threads_cluster: str) -> None:
-    """A source failing part-way raises its error from map once its items have run."""
-
-    def source() -> Iterator[Item]:
-        yield from items(50)
-        raise ValueError("line 51 is not valid JSON")
-
-    seen = []
-    with pytest.raises(ValueError, match="line 51"):
-        for outcome in DaskExecutor(threads_cluster).map(make_safe_call(task_noop), source(), 4):
-            seen.append(outcome.id)
-    assert sorted(seen, key=int) == [str(i) for i in range(50)]
-
-
 def test_empty_source_starts_no_cluster_and_one_item_runs_once(log_lines: list[str]) -> None:
     """No items: no LocalCluster at all; one item: a cluster, its dashboard logged, one outcome."""
     executor = DaskExecutor(processes=False)

@@ -353,20 +353,6 @@ def test_a_map_closed_early_leaves_no_worker(tmp_path: Path) -> None:
     outcomes.close()  # type: ignore[attr-defined]
 
 
-def test_source_error_propagates_after_every_earlier_item(tmp_path: Path) -> None:
-    """A source that fails part-way raises from map after every item it gave."""
-
-    def source() -> Iterator[Item]:
-        yield from items(50)
-        raise ValueError("line 51 is not valid JSON")
-
-    seen = []
-    with pytest.raises(ValueError, match="line 51"):
-        for outcome in ProcessExecutor().map(make_safe_call(Logged(tmp_path / "c")), source(), 2):
-            seen.append(outcome.id)
-    assert sorted(seen, key=int) == [str(i) for i in range(50)]
-
-
 def test_no_more_workers_than_items_and_none_for_no_items(tmp_path: Path) -> None:
     """parallel=8 over two items starts two workers; over no items, none."""
     executor = ProcessExecutor()

@@ -391,29 +391,30 @@ def _judgment(
     return judgment, reply
 
 
-def _budget(value: Any) -> float | None:
-    """The ``budget_usd`` parameter as dollars (None stays None); raise naming a bad value."""
+def _number(value: Any, name: str, unit: str, *, positive: bool) -> float | None:
+    """A number parameter (None stays None); raise naming the bad value and what fits."""
     if value is None:
         return None
     try:
-        dollars = float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        dollars = math.nan
-    if isinstance(value, bool) or not math.isfinite(dollars) or dollars <= 0:
-        raise ValueError(
-            f"budget_usd must be a number of US dollars > 0, or null for no cap; got {value!r}"
-        )
-    return dollars
+        number = math.nan
+    if (
+        isinstance(value, bool)
+        or not math.isfinite(number)
+        or number < 0
+        or (positive and not number)
+    ):
+        bound = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a number of {unit} {bound} or null, got {value!r}")
+    return number
+
+
+def _budget(value: Any) -> float | None:
+    """The ``budget_usd`` parameter as dollars (null: no cap)."""
+    return _number(value, "budget_usd", "US dollars", positive=True)
 
 
 def _latency(value: Any) -> float | None:
-    """The ``latency`` parameter as seconds (None stays None); raise naming a bad value."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if isinstance(value, bool) or not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"latency must be a number of seconds >= 0 or null, got {value!r}")
-    return seconds
+    """The ``latency`` parameter as seconds (null: the local judge's default)."""
+    return _number(value, "latency", "seconds", positive=False)
