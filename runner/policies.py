@@ -64,10 +64,11 @@ class Gate:
         self.on_limit = on_limit
         #: time.perf_counter() until which no attempt starts (0: no pause); read unlocked.
         self.paused_until = 0.0
-        self._tickets = itertools.count()
-        self.origin = _clock()
         # Starts that may come at once after an idle spell: one, or 50 ms worth.
-        self._burst = max(self.interval, 0.05)
+        self.burst = max(self.interval, 0.05)
+        #: With ``per_second``: the start times of the next attempts, ``interval`` apart
+        #: (next() on a count is atomic, so no lock per start). A pause moves it on.
+        self.times = itertools.count(_clock(), self.interval) if self.interval else None
         #: True while an attempt may start without asking (the per-item fast path).
         self.idle = not self.interval
         self._lock = threading.Lock()
@@ -90,6 +91,8 @@ class Gate:
             new = self.paused_until < now
             self.paused_until = until
             self.idle = False
+            if self.times is not None:  # starts drawn from now on come after the pause
+                self.times = itertools.count(until, self.interval)
             self.pauses += new
         if new:
             logger.warning(f"Rate limited: no item starts for {seconds:.1f} s ({reason})")
@@ -110,11 +113,9 @@ class Gate:
         if now is None:
             now = _clock()
         if self.paused_until <= now:
-            if not self.interval:
+            if self.times is None:
                 return now
-            # Tickets spaced ``interval`` apart from an origin: next() on a count is
-            # atomic, so no lock per start.
-            return self.ticket(now, self.origin + next(self._tickets) * self.interval)
+            return self.ticket(now, next(self.times))
         while self.paused_until > now:
             self.sleep(self.paused_until - now)
             now = _clock()
@@ -123,23 +124,18 @@ class Gate:
     def ticket(self, now: float, start: float) -> float:
         """Start at ``start`` (a ticket drawn at ``now``): at once, or after a sleep."""
         if start <= now:
-            # When the cap does not bind, the origin is moved up (rarely), so that at
-            # most ``_burst`` of unused starts pile up.
-            if start < now - self._burst:
+            # When the cap does not bind, the start times are moved up (rarely), so that
+            # at most ``burst`` of unused starts pile up.
+            if start < now - self.burst:
                 with self._lock:
-                    self.origin = now - (start - self.origin)
+                    if self.paused_until <= now:
+                        self.times = itertools.count(now + self.interval, self.interval)
             return now
         self.sleep(start - now)
         now = _clock()
         if self.paused_until <= now:
             return now
         return self.enter(now)
-
-    def spacing(self) -> tuple[Any, float, float] | None:
-        """(tickets, interval, burst) for a caller that draws its own tickets on the
-        per-item path, as ``enter`` does, and hands any that is not due at once to
-        ``ticket``; None without ``per_second``. See ``runner.wrapper``."""
-        return (self._tickets, self.interval, self._burst) if self.interval else None
 
     def stop(self) -> None:
         self._stop.set()

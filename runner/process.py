@@ -157,16 +157,17 @@ _thread_deadline = threading.local()
 
 
 def thread_attempt() -> list[Any]:
-    """This thread's attempt under a run ``timeout``: ``[item, started, timeout, claim]``.
+    """This thread's attempt under a run ``timeout``: ``[started, timeout, claim]``.
 
-    For the run's wrapper, which fills it in around every attempt (two assignments cost
-    less than ``command_deadline``): while ``item`` is not ``None``, this thread's
-    commands stop at ``started + timeout`` (``time.perf_counter()`` seconds).
+    For the run's wrapper, which fills it in around every attempt (an assignment and an
+    append cost less than ``command_deadline``): while the ``claim`` list holds the
+    running item, this thread's commands stop at ``started + timeout``
+    (``time.perf_counter()`` seconds).
     """
     try:
         attempt: list[Any] = _thread_deadline.attempt
     except AttributeError:
-        attempt = _thread_deadline.attempt = [None, 0.0, math.inf, []]
+        attempt = _thread_deadline.attempt = [0.0, math.inf, []]
     return attempt
 
 
@@ -239,8 +240,8 @@ def run_command(
     deadline = math.inf if timeout is None else now + timeout
     context_deadline = _deadline.get()
     attempt = getattr(_thread_deadline, "attempt", None)
-    if attempt is not None and attempt[0] is not None:
-        own = now + (attempt[1] + attempt[2] - started)
+    if attempt is not None and attempt[2]:
+        own = now + (attempt[0] + attempt[1] - started)
         if context_deadline is None or own < context_deadline:
             context_deadline = own
     if context_deadline is not None:

@@ -76,16 +76,17 @@ def make_safe_call(
     group = group or current_group()
     retrying_on = policy.attempts > 1
 
-    # Each thread's attempt under a timeout: [item or None, start, timeout], the list that
-    # also stops the thread's commands (``thread_attempt``); the watchdog reads them all.
-    # Its fourth element is the item's claim: a one-element list that the attempt (when
-    # it ends) and the watchdog (at the deadline) both pop; list.pop is atomic, so exactly
-    # one of them records the item.
+    # Each thread's attempt under a timeout: [start, timeout, claim], the list that also
+    # stops the thread's commands (``thread_attempt``); the watchdog reads them all. The
+    # claim holds the running item: the attempt pops it when it ends, the watchdog
+    # removes it at the deadline (both atomic, and remove() finds only that very item),
+    # so exactly one of them records the item.
     local = threading.local()
     slots: list[list[Any]] = []
 
     def slot() -> list[Any]:
         mine: list[Any] = thread_attempt()
+        mine[1] = timeout
         local.slot = mine
         slots.append(mine)
         return mine
@@ -105,13 +106,18 @@ def make_safe_call(
         now = clock() if now is None else now
         late = []
         for mine in list(slots):
-            # The claim first: while it is not popped, the slot's start is its attempt's.
-            claim, began = mine[3], mine[1]
-            if not claim or now - began <= patience:
+            # The item first: the start read after it is its attempt's, or a later one's.
+            claim = mine[2]
+            try:
+                item = claim[0]
+            except IndexError:
+                continue  # nothing runs there
+            began = mine[0]
+            if now - began <= patience:
                 continue
             try:
-                item = claim.pop()  # the attempt has not ended: the watchdog records it
-            except IndexError:
+                claim.remove(item)  # the attempt has not ended: the watchdog records it
+            except ValueError:
                 continue  # it ended meanwhile
             error = TimedOut(f"timed out after {timeout:g} s (the task is still running)")
             late.append(
@@ -125,8 +131,7 @@ def make_safe_call(
         """One attempt, the way every attempt after the first runs (see ``call``)."""
         began = clock()
         if timeout is not None:
-            mine = local.slot
-            mine[0], mine[1], mine[2] = item, began, timeout
+            local.slot[0] = began
         result = run(item)
         if timeout is not None and clock() - began > timeout:
             raise TimedOut(f"timed out after {timeout:g} s (the task ran {clock() - began:.1f} s)")
@@ -134,22 +139,21 @@ def make_safe_call(
 
     in_group = group_var.get
     join = group_var.set
-    # per_second without a method call per item: the gate's own tickets, drawn here.
-    spacing = gate.spacing()
-    tickets, interval, burst = spacing if spacing is not None else (None, 0.0, 0.0)
+    # per_second without a method call per item: the gate's start times, drawn here.
+    spaced, burst = gate.times is not None, gate.burst
 
     def call(item: Item) -> Outcome:
         started = clock()
         retries: Any = ()  # a list once an attempt failed and another followed
         if in_group() is not group:
             join(group)  # later commands of this thread (or task) join the run's group
-        mine = None
+        claim = None
         try:
             if item.error is not None:
                 raise BadInput(item.error)
             if not gate.idle:
-                if tickets is not None and gate.paused_until <= started:
-                    at = gate.origin + next(tickets) * interval
+                if spaced:  # a pause moves the start times on: no check of it here
+                    at = next(gate.times)
                     if not started - burst <= at <= started:
                         started = gate.ticket(started, at)  # a sleep, or a burst reset
                 else:
@@ -161,10 +165,9 @@ def make_safe_call(
                     mine = local.slot
                 except AttributeError:
                     mine = slot()
-                mine[0] = item
-                mine[1] = started
-                mine[2] = timeout
-                mine[3] = claim = [item]
+                mine[0] = started
+                claim = mine[2]
+                claim.append(item)
             try:
                 result = run(item)
             except RetryableError as first:
@@ -236,10 +239,9 @@ def make_safe_call(
                 finished,
                 tuple(retries),
             )
-        if mine is not None:
-            mine[0] = None  # no later command of this thread inherits the deadline
+        if claim is not None:
             try:
-                claim.pop()
+                claim.pop()  # no later command of this thread inherits the deadline
             except IndexError:  # recorded as timed out at its deadline: this one is dropped
                 return Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
         return outcome

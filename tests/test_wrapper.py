@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
+import time
 
 import pytest
 
@@ -71,3 +73,27 @@ def test_an_item_marked_bad_fails_without_running_the_task() -> None:
     assert outcome.error["type"] == "BadInput"
     assert outcome.error["message"] == "line 3 is not valid JSON: Expecting value"
     assert outcome.error["traceback"] == ""
+
+
+def test_with_per_second_a_pause_holds_the_next_starts_then_spaces_them() -> None:
+    """With rate_limit.per_second, the wrapper's fast path draws start times: a
+    rate-limit pause moves them on, so no item starts before the pause ends and the
+    starts after it are still spaced by the cap."""
+    from runner.api import RetryableError
+    from runner.policies import Gate
+
+    def task(item: Item) -> None:
+        if item.id == "limited":
+            raise RetryableError("429 Too Many Requests", 0.3, rate_limited=True)
+
+    call = make_safe_call(task, gate=Gate(per_second=20))
+    first = call(Item("limited"))
+    assert first.status == "failed" and first.error is not None
+    pause = first.error["pause"]
+    assert pause >= 0.3  # at least what the service asked for
+    time.sleep(0.2)  # within the pause, and long enough for the cap's next start to be due
+    later = [call(Item(str(n))) for n in range(4)]
+    assert all(outcome.status == "ok" for outcome in later)
+    assert later[0].started >= first.finished + pause - 0.01
+    gaps = [b.started - a.started for a, b in itertools.pairwise(later)]
+    assert min(gaps) >= 0.049
