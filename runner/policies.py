@@ -13,7 +13,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from loguru import logger
@@ -66,9 +66,11 @@ class Gate:
         self.paused_until = 0.0
         # Starts that may come at once after an idle spell: one, or 50 ms worth.
         self.burst = max(self.interval, 0.05)
-        #: With ``per_second``: the start times of the next attempts, ``interval`` apart
-        #: (next() on a count is atomic, so no lock per start). A pause moves it on.
-        self.times = itertools.count(_clock(), self.interval) if self.interval else None
+        #: With ``per_second`` (``spaced``): the start times of the next attempts,
+        #: ``interval`` apart (next() on a count is atomic, so no lock per start). A pause
+        #: moves them on.
+        self.spaced = bool(self.interval)
+        self.times: Iterator[float] = itertools.count(_clock(), self.interval)
         #: True while an attempt may start without asking (the per-item fast path).
         self.idle = not self.interval
         self._lock = threading.Lock()
@@ -91,7 +93,7 @@ class Gate:
             new = self.paused_until < now
             self.paused_until = until
             self.idle = False
-            if self.times is not None:  # starts drawn from now on come after the pause
+            if self.spaced:  # starts drawn from now on come after the pause
                 self.times = itertools.count(until, self.interval)
             self.pauses += new
         if new:
@@ -113,7 +115,7 @@ class Gate:
         if now is None:
             now = _clock()
         if self.paused_until <= now:
-            if self.times is None:
+            if not self.spaced:
                 return now
             return self.ticket(now, next(self.times))
         while self.paused_until > now:

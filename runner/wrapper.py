@@ -140,7 +140,7 @@ def make_safe_call(
     in_group = group_var.get
     join = group_var.set
     # per_second without a method call per item: the gate's start times, drawn here.
-    spaced, burst = gate.times is not None, gate.burst
+    spaced, burst = gate.spaced, gate.burst
 
     def call(item: Item) -> Outcome:
         started = clock()
