@@ -11,7 +11,7 @@ without them. Each variant below is the plain run plus some top-level overrides:
 * halt only: ``halt.on_failures=50%``;
 * all configured: all of the above (the issue's target: >= 0.90 x plain).
 
-Nine measurements per variant, interleaved (every round runs every variant, starting
+Fifteen measurements per variant, interleaved (every round runs every variant, starting
 at a different one each round); rates are medians, and a ratio is the median over the
 rounds of the variant's rate over plain's rate in the same round (paired, so that the
 machine's drift between rounds, which here is larger than the effect, cancels out):
@@ -29,7 +29,7 @@ machine's drift between rounds, which here is larger than the effect, cancels ou
   call, the per-item cost the machinery adds before any scheduling.
 
 Usage: ``python bench/bench_reliability.py [--count N] [--repeat R] [--docs] [--json PATH]``
-(about 4 minutes on 2 cores; ``--docs`` writes the "Reliability machinery overhead"
+(about 2 minutes on 2 cores; ``--docs`` writes the "Reliability machinery overhead"
 section of docs/BENCHMARKS.md).
 """
 
@@ -93,13 +93,16 @@ def settings_for(count: int, parallel: int, overrides: list[str]) -> Any:
     return settings
 
 
-def in_process(settings: Any, out_dir: Path) -> tuple[float, float]:
-    """(items / execute wall time, summary.json items_per_second) of one in-process run."""
+def in_process(settings: Any, out_dir: Path) -> tuple[float, float, float]:
+    """(items / execute wall time, summary.json items_per_second, CPU µs per item) of one
+    in-process run; the CPU time is this process's user+sys around ``execute``."""
     count = settings.plugins["source"]["count"]
     gc.collect()
+    cpu = time.process_time()
     res = c.run_runner_in_process(count, 0, settings.parallel, out_dir, settings)
+    cpu = time.process_time() - cpu
     shutil.rmtree(out_dir)
-    return count / res["wall"], float(res["summary"]["items_per_second"])
+    return count / res["wall"], float(res["summary"]["items_per_second"]), cpu / count * 1e6
 
 
 def cli_argv(count: int, parallel: int, overrides: list[str]) -> list[str]:
@@ -109,18 +112,21 @@ def cli_argv(count: int, parallel: int, overrides: list[str]) -> list[str]:
     ]  # fmt: skip
 
 
-def cli(count: int, parallel: int, overrides: list[str], out_dir: Path) -> tuple[float, float]:
-    """(summary.json items_per_second, items per second of process wall time) of one run."""
+def cli(
+    count: int, parallel: int, overrides: list[str], out_dir: Path
+) -> tuple[float, float, float]:
+    """(summary.json items_per_second, items per second of process wall time, the whole
+    process's CPU µs per item) of one run."""
     argv = [sys.executable, *cli_argv(count, parallel, overrides)[1:]]
     argv.append(f"hydra.run.dir={out_dir}")
-    code, wall, _, _ = c.run_measured(argv, cwd=out_dir.parent, log=out_dir.parent / "cli.log")
+    code, wall, cpu, _ = c.run_measured(argv, cwd=out_dir.parent, log=out_dir.parent / "cli.log")
     if code != 0:
         raise RuntimeError(f"{' '.join(argv)} exited with {code}")
     summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
     if summary["succeeded"] != count:
         raise RuntimeError(f"{' '.join(argv)}: {summary['succeeded']} of {count} succeeded")
     shutil.rmtree(out_dir)
-    return float(summary["items_per_second"]), count / wall
+    return float(summary["items_per_second"]), count / wall, cpu / count * 1e6
 
 
 def wrapper_cost(count: int, overrides: list[str]) -> float:
@@ -144,28 +150,33 @@ def wrapper_cost(count: int, overrides: list[str]) -> float:
     return best / count * 1e6
 
 
+def cpu_cell(cpu: float, plain: float, name: str) -> str:
+    """CPU µs per item, with what it adds to plain's."""
+    return f"{cpu:.2f}" if name == "plain" else f"{cpu:.2f} ({cpu - plain:+.2f})"
+
+
 def table(res: dict[str, dict[str, Any]], n: int, par: int) -> str:
     plain = res["plain"]
     ratio = res["ratio"]
     lines = [
-        "| Variant | Overrides added | in-process items/s | ratio | +µs/item | "
+        "| Variant | Overrides added | in-process items/s | ratio | CPU µs/item | "
         "CLI items/s (summary.json) | ratio | CLI items/s (whole process) | ratio | "
-        "wrapper µs/call (one thread) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "CLI CPU µs/item | wrapper µs/call (one thread) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, overrides in VARIANTS:
         r, q = res[name], ratio[name]
-        extra = (1 / r["inproc"] - 1 / plain["inproc"]) * 1e6
         cells = [
             f"**{name}**" if name == ALL else name,
             " ".join(f"`{o}`" for o in overrides) or "-",
             f"{r['inproc']:,.0f}",
             f"{q['inproc']:.2f}",
-            "-" if name == "plain" else f"{extra:+.1f}",
+            cpu_cell(r["inproc_cpu"], plain["inproc_cpu"], name),
             f"{r['cli']:,.0f}",
             f"{q['cli']:.2f}",
             f"{r['cli_e2e']:,.0f}",
             f"{q['cli_e2e']:.2f}",
+            cpu_cell(r["cli_cpu"], plain["cli_cpu"], name),
             f"{r['wrapper']:.2f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -204,10 +215,12 @@ Each variant's CLI run is
 ```
 
 with the overrides of the table; its in-process run is `runner.run.execute` with the
-same settings, timed around `execute` as in the core throughput benchmark. "+µs/item" is
-1/configured - 1/plain of the in-process rates. "wrapper µs/call" is one thread calling
-the safe wrapper that `make_safe_call` builds for the variant, without executor or
-journal: the per-item cost of the machinery before any scheduling.
+same settings, timed around `execute` as in the core throughput benchmark. "CPU
+µs/item" is the user+sys CPU time per item (in-process: around `execute`; CLI: the whole
+process, start-up included), medians, with the difference to plain: it moves less with
+the shared VM's scheduling than the wall-clock rates do. "wrapper µs/call" is one thread
+calling the safe wrapper that `make_safe_call` builds for the variant, without executor
+or journal: the per-item cost of the machinery before any scheduling.
 
 {table(res, n, par)}
 
@@ -222,14 +235,18 @@ def main() -> None:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=100_000)
     p.add_argument("--parallel", type=int, default=6)
-    p.add_argument("--repeat", type=int, default=9, help="interleaved rounds (default 9)")
+    p.add_argument("--repeat", type=int, default=15, help="interleaved rounds (default 15)")
     p.add_argument("--docs", action="store_true", help="write the section in docs/BENCHMARKS.md")
     args = p.parse_args()
     n, par = args.count, args.parallel
     names = [name for name, _ in VARIANTS]
     overrides = dict(VARIANTS)
     runs: dict[str, dict[str, list[float]]] = {
-        name: {"inproc": [], "inproc_window": [], "cli": [], "cli_e2e": []} for name in names
+        name: {
+            key: []
+            for key in ("inproc", "inproc_window", "inproc_cpu", "cli", "cli_e2e", "cli_cpu")
+        }
+        for name in names
     }
 
     load_before = os.getloadavg()[0]
@@ -239,7 +256,7 @@ def main() -> None:
         for name in names:
             in_process(settings_for(1000, par, overrides[name]), root / f"warmup-{name}")
 
-        def rounds(label: str, keys: tuple[str, str], measure: Any) -> None:
+        def rounds(label: str, keys: tuple[str, ...], measure: Any) -> None:
             """``args.repeat`` rounds of every variant, each starting at another one."""
             for r in range(args.repeat):
                 for name in names[r % len(names) :] + names[: r % len(names)]:
@@ -253,12 +270,12 @@ def main() -> None:
 
         rounds(
             "in-process",
-            ("inproc", "inproc_window"),
+            ("inproc", "inproc_window", "inproc_cpu"),
             lambda name: in_process(settings_for(n, par, overrides[name]), root / "run"),
         )
         rounds(
             "CLI (summary.json items/s)",
-            ("cli", "cli_e2e"),
+            ("cli", "cli_e2e", "cli_cpu"),
             lambda name: cli(n, par, overrides[name], root / "cli"),
         )
     wrapper = {name: wrapper_cost(n, overrides[name]) for name in names}
@@ -309,7 +326,7 @@ def main() -> None:
     c.report(rows, args.json)
     if args.docs:
         command = "python bench/bench_reliability.py --docs"
-        if (n, par, args.repeat) != (100_000, 6, 9):
+        if (n, par, args.repeat) != (100_000, 6, 15):
             command += f" --count {n} --parallel {par} --repeat {args.repeat}"
         section = docs_section(res, n, par, args.repeat, command, load)
         print(f"\nwrote {c.write_section(SECTION, section)}")
