@@ -23,6 +23,7 @@ from runner.errors import (
     EXIT_USAGE,
     UsageError,
     sweep_exit_code,
+    unknown_key,
 )
 
 CONFIG_PACKAGE = "runner_conf"
@@ -99,10 +100,8 @@ def one_line(exc: BaseException) -> str:
             parent = getattr(err, "parent_node", None)
             text = str(err).splitlines()[0]
             if isinstance(err, ConfigAttributeError | ConfigKeyError):
-                valid = ""
-                if parent is not None and hasattr(parent, "keys"):
-                    valid = ", ".join(k for k in parent.keys() if k != "defaults")
-                return f"Unknown key {key!r}." + (f" Valid keys here: {valid}." if valid else "")
+                keys = parent.keys() if parent is not None and hasattr(parent, "keys") else ()
+                return unknown_key(str(key), keys)
             value = getattr(err, "value", None)
             return f"Invalid value {value!r} for {key!r}: {text}"
     # Hydra's own messages put their hints on the next lines ("add --multirun"): keep

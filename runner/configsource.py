@@ -28,6 +28,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from runner import registry
 from runner.api import GROUPS
+from runner.errors import unknown_key
 from runner.settings import RunConfig
 
 SCHEME = "runner"
@@ -173,8 +174,7 @@ def _yaml_problem(exc: ConfigKeyError | ValidationError, group: str, path: Path 
     where = f" in {path}" if path is not None else ""
     if isinstance(exc, ConfigKeyError):
         parent = exc.parent_node
-        valid = ", ".join(str(k) for k in parent.keys()) if parent is not None else ""
-        return f"Unknown key {key!r}{where}." + (f" Valid keys here: {valid}." if valid else "")
+        return unknown_key(key, parent.keys() if parent is not None else (), where)
     return f"Invalid value {exc.value!r} for {key!r}{where}: {str(exc).splitlines()[0]}"
 
 

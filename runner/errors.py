@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 #: Exit codes, documented in README.
 EXIT_OK = 0
 EXIT_FAILED_ITEMS = 1
@@ -16,6 +18,16 @@ def sweep_exit_code(codes: list[int]) -> int:
     """Several jobs' exit code: an interruption's (128 + signal) if any, else the largest."""
     stopped = [code for code in codes if code in INTERRUPT_CODES]
     return stopped[0] if stopped else max(codes, default=EXIT_OK)
+
+
+def unknown_key(key: str, valid: Iterable[object], where: str = "") -> str:
+    """The one line for a config key that does not exist, however it was found: by Hydra
+    (``key=value``), by the settings (``+key=value``) or in a plugin's YAML file. ``valid``
+    are the keys of the node it was meant for, from the same schemas that type the config
+    (Hydra's own node and a defaults list are not the user's to set)."""
+    names = [str(k) for k in valid if str(k) not in ("hydra", "defaults")]
+    hint = f" Valid keys here: {', '.join(names)}." if names else ""
+    return f"Unknown key {key!r}{where}.{hint}"
 
 
 class UsageError(Exception):

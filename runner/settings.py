@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from runner.api import GROUPS
-from runner.errors import UsageError
+from runner.errors import UsageError, unknown_key
 from runner.policies import HaltPolicy, RetryPolicy
 
 
@@ -155,12 +155,10 @@ def _refuse_unknown_keys(plain: dict[Any, Any]) -> None:
             cls = registry.load_plugin(group, str(node["name"]))
             nodes.append((f"{group}.", node, registry.schema_for(str(node["name"]), cls)))
     for prefix, node, schema in nodes:
-        valid = [f.name for f in dataclasses.fields(schema) if f.name != "hydra"]
-        unknown = sorted(set(node) - set(valid))
+        valid = [f.name for f in dataclasses.fields(schema)]
+        unknown = sorted(set(node) - set(valid) - {"hydra"})
         if unknown:
-            raise UsageError(
-                f"Unknown key {prefix + unknown[0]!r}. Valid keys here: {', '.join(valid)}."
-            )
+            raise UsageError(unknown_key(prefix + unknown[0], valid))
 
 
 def settings_from(cfg: DictConfig) -> Settings:

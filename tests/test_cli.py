@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from runner import registry
-from tests.conftest import REPO, CliResult, RunCli, process_running, run_runner, start_runner
+from tests.conftest import (
+    REPO,
+    CliResult,
+    RunCli,
+    process_running,
+    run_runner,
+    runner_command,
+    start_runner,
+)
 
 
 def test_sleep_run_leaves_log_journal_and_summary(run_cli: RunCli) -> None:
@@ -355,16 +364,16 @@ def test_added_keys_must_exist_and_hydras_hints_are_kept(
 @pytest.mark.parametrize(
     "argv",
     [
-        ["-m", "runner.plugins", "--json"],
-        ["-m", "runner.plugins"],
-        ["-m", "runner", "--info", "all"],
-        ["-m", "runner", "--cfg", "job"],
+        [sys.executable, "-m", "runner.plugins", "--json"],
+        [sys.executable, "-m", "runner.plugins"],
+        runner_command("--info", "all"),
+        runner_command("--cfg", "job"),
     ],
 )
 def test_a_reader_that_goes_away_ends_quietly(argv: list[str], tmp_path: Path) -> None:
     """`... | true` (a reader gone before the first line): no traceback, no logging error."""
     pipeline = subprocess.run(
-        f"{sys.executable} {' '.join(argv)} | true; echo ${{PIPESTATUS[0]}}",
+        f"{shlex.join(argv)} | true; echo ${{PIPESTATUS[0]}}",
         shell=True, executable="/bin/bash", cwd=tmp_path, capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
@@ -383,3 +392,17 @@ def test_shell_completion_offers_plugin_options(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.stdout.split() == ["task=shell"], done.stderr
+
+
+@pytest.mark.parametrize("key", ["paralel", "task.bogus", "retry.atempts"])
+def test_an_unknown_key_gets_the_same_line_with_or_without_plus(run_cli: RunCli, key: str) -> None:
+    """Hydra refuses ``key=value`` and the settings refuse ``+key=value``: both lines come
+    from one formatter over the same schema, so they name the same valid keys."""
+    lines = []
+    for override in (f"{key}=1", f"+{key}=1"):
+        result = run_cli("source.count=1", override)
+        assert result.returncode == 2, result.output
+        [line] = [line for line in result.output.splitlines() if "error:" in line]
+        lines.append(line[line.index("Unknown key") :])
+    assert lines[0] == lines[1]
+    assert "hydra" not in lines[0]
