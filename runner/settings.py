@@ -58,8 +58,8 @@ class HaltConfig:
 
 
 @dataclasses.dataclass
-class RunConfig:
-    """Keys of ``conf/config.yaml``; the four plugin nodes are filled by their groups."""
+class CoreConfig:
+    """runner's own top-level keys, with their defaults (the only place they are set)."""
 
     # Worker count: how many items run at once (1 .. MAX_PARALLEL), or auto: adjusted
     # while the run goes, between auto.min and auto.max (README, "parallel=auto").
@@ -83,12 +83,14 @@ class RunConfig:
     repeat: Optional[int] = None  # noqa: UP045
     # A previous run folder (or "last"): its succeeded items are not run again.
     resume: Optional[str] = None  # noqa: UP045
-    source: Any = None
-    task: Any = None
-    executor: Any = None
-    postprocessor: Any = None
-    # Hydra's own settings (run folders, sweeps); Hydra fills and removes this node.
-    hydra: Any = None
+
+
+#: The schema of ``conf/config.yaml``: runner's own keys, a node per plugin group (filled
+#: by the group's option) and Hydra's own settings (run folders, sweeps; Hydra fills and
+#: removes that node).
+RunConfig: type = dataclasses.make_dataclass(
+    "RunConfig", [(key, Any, None) for key in (*GROUPS, "hydra")], bases=(CoreConfig,)
+)
 
 
 #: Top-level keys whose node is a config dataclass of its own.
@@ -176,11 +178,11 @@ def settings_from(cfg: DictConfig) -> Settings:
         )
     assert isinstance(plain, dict)
     _refuse_unknown_keys(plain)
-    parallel = plain.get("parallel")
+    plain = _with_defaults(plain)
+    parallel = plain["parallel"]
     auto: tuple[int, int] | None = None
     if parallel == "auto":
-        node = plain.get("auto") or {}
-        low, high = node.get("min", 1), node.get("max", 64)
+        low, high = plain["auto"]["min"], plain["auto"]["max"]
         for key, value in (("auto.min", low), ("auto.max", high)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"{key}={value!r} is invalid: it must be an integer >= 1.")
@@ -194,12 +196,12 @@ def settings_from(cfg: DictConfig) -> Settings:
         raise UsageError(
             f"{name}={parallel!r} is too large: the maximum is {MAX_PARALLEL} workers."
         )
-    progress = str(plain.get("progress", "auto"))
+    progress = str(plain["progress"])
     if progress not in PROGRESS_MODES:
         raise UsageError(
             f"progress={progress!r} is invalid. Valid choices: {', '.join(PROGRESS_MODES)}."
         )
-    given = plain.get("log_level", "INFO")
+    given = plain["log_level"]
     level = str(given).upper()
     if level not in LOG_LEVELS:
         raise UsageError(f"log_level={given!r} is invalid. Valid choices: {', '.join(LOG_LEVELS)}.")
@@ -209,33 +211,39 @@ def settings_from(cfg: DictConfig) -> Settings:
         if not isinstance(node, dict) or "name" not in node:
             raise UsageError(f"No {group} selected: add {group}=NAME to the command line.")
         plugins[group] = node
-    retry = plain.get("retry") or {}
-    halt = plain.get("halt") or {}
+    retry, halt = plain["retry"], plain["halt"]
     try:
-        halt_policy = HaltPolicy.parse(halt.get("on_failures"), str(halt.get("mode", "soon")))
+        halt_policy = HaltPolicy.parse(halt["on_failures"], str(halt["mode"]))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    resume = plain.get("resume")
+    resume = plain["resume"]
     return Settings(
         parallel=parallel,
         auto=auto,
-        dry_run=bool(plain.get("dry_run", False)),
+        dry_run=bool(plain["dry_run"]),
         progress=progress,
         log_level=level,
         plugins=plugins,
         retry=RetryPolicy(
-            attempts=_number(retry.get("attempts", 1), "retry.attempts", low=1, integer=True),
-            backoff=_number(retry.get("backoff", 1.0), "retry.backoff", low=0),
-            max_wait=_number(retry.get("max_wait", 60.0), "retry.max_wait", low=0),
+            attempts=_number(retry["attempts"], "retry.attempts", low=1, integer=True),
+            backoff=_number(retry["backoff"], "retry.backoff", low=0),
+            max_wait=_number(retry["max_wait"], "retry.max_wait", low=0),
         ),
-        rate_limit=_optional(
-            (plain.get("rate_limit") or {}).get("per_second"), "rate_limit.per_second"
-        ),
+        rate_limit=_optional(plain["rate_limit"]["per_second"], "rate_limit.per_second"),
         halt=halt_policy,
-        timeout=_optional(plain.get("timeout"), "timeout"),
-        timeout_grace=_number(plain.get("timeout_grace", 5.0), "timeout_grace", low=0),
+        timeout=_optional(plain["timeout"], "timeout"),
+        timeout_grace=_number(plain["timeout_grace"], "timeout_grace", low=0),
         resume=None if resume is None else str(resume),
     )
+
+
+def _with_defaults(plain: dict[Any, Any]) -> dict[Any, Any]:
+    """The config's values over RunConfig's defaults, the one place they are written (a
+    composed config has them all; a config built by hand may leave some out)."""
+    values = dataclasses.asdict(RunConfig())
+    for key, value in plain.items():
+        values[key] = {**values[key], **(value or {})} if key in _NESTED else value
+    return values
 
 
 def _number(value: Any, key: str, *, low: float, integer: bool = False) -> Any:
