@@ -245,13 +245,12 @@ def main() -> None:
         finish_sweep(one_line(exc))
         sys.stderr.write(f"runner: error: {one_line(exc)}\n")
         sys.exit(EXIT_USAGE)
-    # The sweep report is written here if Hydra skipped on_multirun_end; its code comes
-    # from every job's job.json, so jobs that ran in other processes (joblib) count too.
+    # A multirun's code is its report's, from every job's job.json (jobs that ran in other
+    # processes, with joblib, count too); a single run's (or a sweep whose report could not
+    # be written) is that of the jobs run here.
     sweep_code = finish_sweep()
-    if sweep_code is not None:
-        _job_codes.append(sweep_code)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         quiet_broken_pipe()
-    sys.exit(sweep_exit_code(_job_codes))
+    sys.exit(sweep_exit_code(_job_codes) if sweep_code is None else sweep_code)

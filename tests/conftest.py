@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 from omegaconf import DictConfig
@@ -64,7 +64,9 @@ def process_running(pid: int, grace: float = 5.0) -> bool:
 Env = Mapping[str, str | None]
 
 
-def _command(args: tuple[str, ...], run_dir: Path | None) -> list[str]:
+def runner_command(*args: str, run_dir: Path | None = None) -> list[str]:
+    """The argv of ``python -m runner <args>`` (this interpreter); ``run_dir``, when given,
+    becomes the run folder (``hydra.run.dir``, the last argument)."""
     folder = () if run_dir is None else (f"hydra.run.dir={run_dir}",)
     return [sys.executable, "-m", "runner", *args, *folder]
 
@@ -88,7 +90,7 @@ def run_runner(
     ``cwd`` defaults to this process's working directory.
     """
     return subprocess.run(
-        _command(args, run_dir),
+        runner_command(*args, run_dir=run_dir),
         cwd=cwd,
         env=_environment(env),
         capture_output=True,
@@ -102,14 +104,15 @@ def start_runner(
     cwd: Path | None = None,
     env: Env | None = None,
     run_dir: Path | None = None,
-    stdout: int = subprocess.PIPE,
+    stdout: int | IO[Any] = subprocess.PIPE,
 ) -> subprocess.Popen[str]:
     """Start ``python -m runner <args>`` (to signal it, say); stderr goes with stdout.
 
-    Arguments as for :func:`run_runner`; ``stdout=subprocess.DEVNULL`` discards the output.
+    Arguments as for :func:`run_runner`; ``stdout=subprocess.DEVNULL`` discards the output,
+    an open file (or a file descriptor) receives it.
     """
     return subprocess.Popen(
-        _command(args, run_dir),
+        runner_command(*args, run_dir=run_dir),
         cwd=cwd,
         env=_environment(env),
         stdout=stdout,

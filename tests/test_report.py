@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from runner.report import durations, histogram_svg, markdown
 from tests.browser import rendered_dom, screenshot
-from tests.conftest import RunCli
+from tests.conftest import RunCli, start_runner
 
 
 def test_a_runs_page_shows_its_figures_durations_and_failures(
@@ -52,10 +51,9 @@ def test_a_judge_runs_page_carries_the_judge_summary(run_cli: RunCli, tmp_path: 
 def test_an_interrupted_run_still_gets_its_page(tmp_path: Path) -> None:
     """Ctrl-C ends the run with 130; its page says it was interrupted and what ran."""
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", "source.count=200", "task.seconds=0.2", "parallel=2",
-         "progress=lines", f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = start_runner(
+        "source.count=200", "task.seconds=0.2", "parallel=2", "progress=lines",
+        cwd=tmp_path, run_dir=run_dir, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     journal = run_dir / "results.jsonl"
     deadline = time.monotonic() + 60

@@ -7,6 +7,7 @@ tests/test_sweep_report.py.
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,26 @@ def _jobs(sweep_dir: Path) -> list[dict[str, Any]]:
     return jobs
 
 
+def _wall(job_dir: Path) -> float:
+    """A job's wall time (its first item's start to its last item's end), from summary.json."""
+    wall: float = json.loads((job_dir / "summary.json").read_text())["wall_seconds"]
+    return wall
+
+
+def _side_by_side(job_dir: Path) -> bool:
+    """Whether some of a job's items ran at the same moment, from the files it wrote.
+
+    Each item's ``seconds`` (results.jsonl) is its start to its end, and ``wall_seconds``
+    (summary.json) the first start to the last end, so items run one after another add up
+    to at most the wall time; more than it means that some ran at once. Structural, not a
+    timing bound: a slow machine widens the gaps between items, never merges them.
+    """
+    lines = (job_dir / "results.jsonl").read_text().splitlines()
+    busy = sum(json.loads(line)["seconds"] for line in lines)
+    rounding = (len(lines) + 1) * 1e-6  # each figure is rounded to the microsecond
+    return busy > _wall(job_dir) + rounding
+
+
 @pytest.fixture(autouse=True)
 def _no_sweep_in_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with no sweep recorded by the callback."""
@@ -55,7 +76,10 @@ def test_parallel_sweep_writes_json_markdown_plot_and_page(tmp_path: Path) -> No
     assert all(j["succeeded"] == 24 and j["failed"] == 0 for j in jobs)
     assert all(Path(j["folder"]) == sweep_dir / str(j["job"]) for j in jobs)
     assert jobs[0]["speedup"] == 1.0 and jobs[0]["efficiency"] == 1.0
-    assert jobs[2]["speedup"] > 1.5
+    walls = [_wall(sweep_dir / str(j["job"])) for j in jobs]
+    assert [j["speedup"] for j in jobs] == pytest.approx([walls[0] / w for w in walls], abs=1e-4)
+    assert not _side_by_side(sweep_dir / "0")  # parallel=1: one item at a time
+    assert _side_by_side(sweep_dir / "2")  # parallel=4: items at once
     assert jobs[2]["efficiency"] == pytest.approx(jobs[2]["speedup"] / 4, abs=1e-3)
     markdown = (sweep_dir / "sweep.md").read_text()
     assert "| job | parallel | wall (s) | items/s | speedup | efficiency | failures |" in markdown
@@ -106,7 +130,12 @@ def test_a_repeated_sweep_compares_the_median_of_its_repeats(tmp_path: Path) -> 
         (1, [0, 1], 2),
         (2, [2, 3], 2),
     ]
-    assert settings[0]["speedup"] == 1.0 and settings[1]["speedup"] > 1.3
+    assert settings[0]["speedup"] == 1.0
+    walls = [_wall(sweep_dir / str(job)) for job in range(4)]
+    baseline, paired = statistics.median(walls[:2]), statistics.median(walls[2:])
+    assert settings[1]["speedup"] == pytest.approx(baseline / paired, abs=1e-4)
+    assert not any(_side_by_side(sweep_dir / str(job)) for job in (0, 1))  # parallel=1
+    assert all(_side_by_side(sweep_dir / str(job)) for job in (2, 3))  # parallel=2
     assert "median of 2 run(s)" in report["fastest"]["verdict"]
     assert "| parallel | jobs | wall (s) | items/s | items/s range |" in proc.stderr
     assert (sweep_dir / "sweep.png").read_bytes().startswith(PNG_MAGIC)

@@ -9,12 +9,13 @@ import re
 import select
 import struct
 import subprocess
-import sys
 import termios
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_runner, runner_command
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -24,9 +25,8 @@ def run_in_terminal(args: list[str], cwd: Path, columns: int) -> tuple[int, str]
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runner", *args],
-        cwd=cwd, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
-    )  # fmt: skip
+        runner_command(*args), cwd=cwd, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower
+    )
     os.close(follower)
     chunks = []
     deadline = time.monotonic() + 120
@@ -94,11 +94,10 @@ def test_parallel_jobs_have_a_prefix_and_a_complete_log(tmp_path: Path) -> None:
     """Jobs run side by side by the joblib launcher: each console line says its job, and
     each job's runner.log holds every one of its items."""
     sweep = tmp_path / "sweep"
-    done = subprocess.run(
-        [sys.executable, "-m", "runner", "-m", "parallel=1,2", "source.count=30",
-         "task.seconds=0.01", "progress=lines", "hydra/launcher=joblib",
-         f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    done = run_runner(
+        "-m", "parallel=1,2", "source.count=30", "task.seconds=0.01", "progress=lines",
+        "hydra/launcher=joblib", f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     for job in ("0", "1"):
