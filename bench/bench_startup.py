@@ -12,10 +12,8 @@ on the machine hits both alike; the figures are medians of wall time, and of use
 time (less sensitive to other processes). The ratio of median wall times is the target.
 
 If hyperfine is installed it is also run, as a cross-check (``--no-hyperfine`` to skip).
-When PYTHONDONTWRITEBYTECODE is set, runner's own modules (an editable install, without
-__pycache__) are compiled from source at every start; the script then also measures both
-commands with bytecode caching on (PYTHONPYCACHEPREFIX to a temporary folder), for
-information (``--no-bytecode-variant`` to skip).
+runner's own modules are compiled first, as ``make`` compiles them after installing
+(``_common.compile_runner``), so no measured start-up compiles them.
 
 Usage: ``python bench/bench_startup.py [--rounds R]``.
 """
@@ -103,7 +101,6 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=15, help="measured rounds (default 15)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-hyperfine", action="store_true")
-    p.add_argument("--no-bytecode-variant", action="store_true")
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
@@ -124,27 +121,11 @@ def main() -> None:
                 f"runner {hf['runner'] * 1000:.0f} ms, ratio {hf['runner'] / hf['baseline']:.2f}",
                 flush=True,
             )
-        cached = None
-        if os.environ.get("PYTHONDONTWRITEBYTECODE") and not args.no_bytecode_variant:
-            env_cached = dict(env)
-            env_cached.pop("PYTHONDONTWRITEBYTECODE")
-            env_cached["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
-            cached = interleaved(root, max(args.rounds * 2 // 3, 5), args.warmup, env_cached)
-            cw = cached["wall"]
-            print(
-                f"with bytecode cached: baseline {cw['baseline'] * 1000:.0f} ms, runner "
-                f"{cw['runner'] * 1000:.0f} ms, ratio {cw['runner'] / cw['baseline']:.2f}",
-                flush=True,
-            )
 
     ratio = w["runner"] / w["baseline"]
     notes = [f"CPU ratio {cpu['runner'] / cpu['baseline']:.2f}"]
     if hf is not None:
         notes.append(f"hyperfine ratio {hf['runner'] / hf['baseline']:.2f}")
-    if cached is not None:
-        notes.append(
-            f"with bytecode cached {cached['wall']['runner'] / cached['wall']['baseline']:.2f}"
-        )
     rows = [
         c.row(
             "4",
@@ -156,7 +137,6 @@ def main() -> None:
             wall_seconds=main_res["walls"],
             cpu_seconds=main_res["cpus"],
             hyperfine_median_seconds=hf,
-            bytecode_cached_wall_median_seconds=cached["wall"] if cached else None,
         )
     ]
     c.report(rows, args.json)

@@ -890,9 +890,9 @@ def main() -> int:
         "busy": " (the machine was shared: compare figures within a row, not across runs)"
         if others is not None and others > BUSY
         else "",
-        "env": "PYTHONDONTWRITEBYTECODE=1 (runner's modules compiled at every start)"
-        if os.environ.get("PYTHONDONTWRITEBYTECODE")
-        else "bytecode caching on",
+        "env": "runner's modules compiled before the first round, as `make` does after "
+        "installing"
+        + (", then PYTHONDONTWRITEBYTECODE=1" if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""),
         "rounds": f"{repeat} round{'s' if repeat != 1 else ''} ({3 * repeat} for start-up)",
         "moved": f" The checkout changed during the run: runner was at {commit_after} at the end."
         if commit_after != info["commit"]
