@@ -9,7 +9,12 @@ command, same number of workers):
 * **joblib threads**: ``Parallel(n_jobs=P, prefer="threads")(delayed(f)(i) for i in items)``;
 * **mpire threads**: ``WorkerPool(n_jobs=P, start_method="threading").map(f, items)``;
 * **xargs -P**: ``seq N | xargs -P P -n1 CMD`` (commands only);
-* **GNU parallel**: ``seq N | parallel --will-cite -j P CMD`` (commands only).
+* **GNU parallel**: ``seq N | parallel --will-cite -j P CMD`` (commands only);
+* **spawn floor** (the subprocess workload only): P Python threads that each start
+  ``/bin/true`` with ``os.posix_spawn`` and wait for it, capturing nothing: the least any
+  Python tool spends per command. With the minimal Hydra app's start-up it bounds from
+  below what any Hydra app can do here, which the targets table shows beside the
+  targets against xargs and GNU parallel.
 
 The Python peers run in a child process of this script each (``--child``), timed inside
 around the pool (its creation to its shutdown: the work phase) and from outside (the whole
@@ -35,6 +40,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -55,6 +61,8 @@ RUNNER, BARE, JOBLIB, MPIRE, XARGS, GNU = (
 )  # fmt: skip
 PEERS = (RUNNER, BARE, JOBLIB, MPIRE, XARGS, GNU)
 HYDRA = "minimal Hydra app"
+FLOOR = "spawn floor"
+SHELL_PEERS = (*PEERS, FLOOR)
 PYTHON_PEERS = (RUNNER, BARE, JOBLIB, MPIRE)  # the peers that run Python functions
 STARTUP_PEERS = (RUNNER, HYDRA, BARE, JOBLIB, MPIRE, XARGS, GNU)
 
@@ -139,7 +147,7 @@ def workloads(quick: bool, repeat: int, judge_latency: float | None) -> list[Wor
         Work("small", f"{n['small']:,} no-op items at parallel=6 (memory reference)", "noop",
              n["small"], 6, rounds=repeat),
         Work("shell", f"{n['shell']:,} x /bin/true at parallel=8 (subprocess)", "shell",
-             n["shell"], 8, peers=PEERS, rounds=repeat),
+             n["shell"], 8, peers=SHELL_PEERS, rounds=repeat),
         Work("io", f"{n['io']:,} x 5 ms sleep at parallel=32 (I/O-bound)", "sleep", n["io"],
              32, 0.005, rounds=repeat),
         Work("eff", f"{n['eff']:,} x 50 ms sleep at parallel=64 (efficiency)", "sleep",
@@ -179,10 +187,35 @@ def bare_pipes(count: int, parallel: int) -> float:
     return time.perf_counter() - started
 
 
+def spawn_floor(count: int, parallel: int) -> float:
+    """Seconds for ``parallel`` threads to start ``/bin/true`` ``count`` times with
+    ``os.posix_spawn`` and wait for each: no pipes, no session, nothing read."""
+    todo = iter(range(count))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                if next(todo, None) is None:
+                    return
+            pid = os.posix_spawn("/bin/true", ["/bin/true"], os.environ)
+            os.waitpid(pid, 0)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=work) for _ in range(parallel)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def child(spec: dict[str, Any]) -> None:
     """Run one peer over one workload in this process; write its work-phase seconds."""
     peer, kind, n, par, s = (spec[k] for k in ("peer", "kind", "count", "parallel", "seconds"))
-    if peer == BARE:
+    if peer == FLOOR:
+        seconds = spawn_floor(n, par)
+    elif peer == BARE:
         if kind == "noop":
             seconds = bench_throughput.bare_pool(n, par)
         elif kind == "sleep":
@@ -312,6 +345,7 @@ def peer_status(install_gnu: bool, commit: str) -> tuple[dict[str, str], dict[st
         RUNNER: f"{dist('runner')} at {commit}",
         HYDRA: f"hydra-core {dist('hydra-core')}",
         BARE: f"concurrent.futures of Python {platform.python_version()}",
+        FLOOR: f"os.posix_spawn of Python {platform.python_version()}",
     }
     missing: dict[str, str] = {}
     for peer, module in ((JOBLIB, "joblib"), (MPIRE, "mpire")):
@@ -529,16 +563,28 @@ def target_rows(res: dict[str, Any], works: dict[str, Work]) -> list[dict[str, A
     if "shell" in works:
         sh = works["shell"]
         wall = figure(res, sh, RUNNER, "whole_s")
+        # The least any Hydra app could take: the minimal one's start-up, then the
+        # commands started as cheaply as Python can (the spawn floor's work phase).
+        hydra = figure(res, works["startup"], HYDRA, "whole_s") if "startup" in works else None
+        floor = figure(res, sh, FLOOR, "phase_s")
+        bound = None if hydra is None or floor is None else hydra + floor
         for peer, limit in ((XARGS, MAX_VS_XARGS), (GNU, MAX_VS_GNU)):
             other = figure(res, sh, peer, "whole_s")
             r = ratio(wall, other)
             why = res["shell"].get(peer, {}).get("skipped")
+            least = (
+                f"; the least a Hydra app can take here: {seconds(hydra)} (minimal Hydra "
+                f"app's start-up) + {seconds(floor)} (spawn floor's work phase) = "
+                f"{seconds(bound)}{times(ratio(bound, other), peer)}"
+                if bound is not None
+                else ""
+            )
             add(
                 f"{sh.count:,} x /bin/true at parallel=8: whole run vs {peer}",
                 seconds(wall)
                 + times(r, peer)
                 + span(paired(res, "shell", RUNNER, peer, "whole_s"), ".2f", "x"),
-                f"{seconds(other)} (`{sh.command(peer)}`)" + (f"; {why}" if why else ""),
+                f"{seconds(other)} (`{sh.command(peer)}`)" + (f"; {why}" if why else "") + least,
                 f"<= {limit:g}x",
                 check(r, r is not None and r <= limit),
             )
@@ -630,8 +676,13 @@ TABLES: dict[str, list[tuple[str, str, Any]]] = {
 }
 
 
+def table_peers(work: Work) -> tuple[str, ...]:
+    """The columns of a workload's table and bars of its chart panel."""
+    return {"startup": STARTUP_PEERS, "shell": SHELL_PEERS}.get(work.kind, PEERS)
+
+
 def work_table(res: dict[str, Any], work: Work) -> str:
-    peers = STARTUP_PEERS if work.kind == "startup" else PEERS
+    peers = table_peers(work)
     lines = [
         "| " + " | ".join(["", *peers]) + " |",
         "|---|" + "---:|" * len(peers),
@@ -689,8 +740,10 @@ def markdown(
         MPIRE: '`WorkerPool(n_jobs=P, start_method="threading").map(f, items)`: threads',
         XARGS: "`seq N \\| xargs -PP -n1 /bin/true` (commands only)",
         GNU: "`seq N \\| parallel --will-cite -jP /bin/true` (commands only)",
+        FLOOR: "P threads, each `os.posix_spawn('/bin/true')` then `waitpid`, nothing "
+        "captured (subprocess workload only): the least a Python tool spends per command",
     }
-    for peer in STARTUP_PEERS:
+    for peer in (*STARTUP_PEERS, FLOOR):
         version = versions.get(peer) or f"not measured: {missing.get(peer, '?')}"
         out.append(f"| {peer} | {version} | {how[peer]} |")
     out += ["", "### Targets", ""]
@@ -797,7 +850,7 @@ def chart(res: dict[str, Any], works: list[Work], path: Path) -> None:
     flat = list(axes.flat)
     for ax, (key, metric, title, log) in zip(flat, panels, strict=False):
         work = by_key[key]
-        peers = STARTUP_PEERS if work.kind == "startup" else PEERS
+        peers = table_peers(work)
         unit = 1e-6 if metric == "rss" else 1e3 if work.kind == "startup" else 1.0
         names, values = [], []
         for peer in peers:

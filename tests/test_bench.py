@@ -83,6 +83,12 @@ def test_every_target_is_reported_with_numbers(
     for row in rows:
         assert any(ch.isdigit() for ch in row["measured"]), row
         assert isinstance(row["met"], bool)
+    # Beside the targets against xargs and GNU parallel: the least any Hydra app takes
+    # here (the minimal app's start-up plus the spawn floor), from the same run.
+    against = [row for row in rows if "whole run vs" in row["name"]]
+    assert len(against) == 2
+    for row in against:
+        assert "the least a Hydra app can take here" in row["baseline"], row
 
 
 @pytest.mark.slow
