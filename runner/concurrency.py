@@ -59,7 +59,9 @@ class AdaptiveLimit:
     ``current`` items out.
     """
 
-    def __init__(self, minimum: int = 1, maximum: int = 64) -> None:
+    def __init__(
+        self, minimum: int = 1, maximum: int = 64, clock: Any = time.monotonic
+    ) -> None:
         if not 1 <= minimum <= maximum:
             raise ValueError(f"auto.min={minimum!r} and auto.max={maximum!r}: need 1 <= min <= max")
         self.minimum, self.maximum = minimum, maximum
@@ -68,7 +70,8 @@ class AdaptiveLimit:
         #: Places taken (``acquire``) and not given back.
         self.running = 0
         self._cond = threading.Condition()
-        self._started = time.monotonic()
+        self._clock = clock  # seconds, for windows and the changes' times
+        self._started = clock()
         self._window_start = self._started
         self._done = 0
         self._busy = 0.0  # item-seconds finished in the window
@@ -115,14 +118,14 @@ class AdaptiveLimit:
         """
         with self._cond:
             self.limited += 1
-            if time.monotonic() < self._holdoff_until:
+            if self._clock() < self._holdoff_until:
                 return
             level = self.current
             cut = math.floor(level * BACKOFF) if self._slow_start else level - 1
             self._slow_start = False
             self._too_high(level)
             self._set(max(self.minimum, cut), f"rate limited at {level}: {reason}")
-            self._holdoff_until = time.monotonic() + WINDOW
+            self._holdoff_until = self._clock() + WINDOW
             # Windows that saw the pause compare with nothing measured before it.
             self._previous = None
             self._restart_window()
@@ -140,7 +143,7 @@ class AdaptiveLimit:
         self._busy += seconds
         if self._done < 2 * self.current:
             return
-        now = time.monotonic()
+        now = self._clock()
         elapsed = now - self._window_start
         if elapsed < WINDOW:
             return
@@ -187,12 +190,12 @@ class AdaptiveLimit:
         if level == self.current:
             return
         old, self.current = self.current, level
-        self.changes.append((round(time.monotonic() - self._started, 3), level, reason))
+        self.changes.append((round(self._clock() - self._started, 3), level, reason))
         logger.info(f"parallel=auto: {old} -> {level} ({reason})")
         self._cond.notify_all()
 
     def _restart_window(self, now: float | None = None) -> None:
-        self._window_start = time.monotonic() if now is None else now
+        self._window_start = self._clock() if now is None else now
         self._done = 0
         self._busy = 0.0
 
@@ -200,7 +203,7 @@ class AdaptiveLimit:
 
     def settled(self) -> int:
         """The level held longest over the second half of the run (time-weighted)."""
-        end = time.monotonic() - self._started
+        end = self._clock() - self._started
         half = end / 2
         held: dict[int, float] = {}
         points = [*self.changes, (end, self.current, "end")]
