@@ -59,9 +59,7 @@ class AdaptiveLimit:
     ``current`` items out.
     """
 
-    def __init__(
-        self, minimum: int = 1, maximum: int = 64, clock: Any = time.monotonic
-    ) -> None:
+    def __init__(self, minimum: int = 1, maximum: int = 64, clock: Any = time.monotonic) -> None:
         if not 1 <= minimum <= maximum:
             raise ValueError(f"auto.min={minimum!r} and auto.max={maximum!r}: need 1 <= min <= max")
         self.minimum, self.maximum = minimum, maximum
