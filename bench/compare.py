@@ -508,6 +508,17 @@ def ratio(a: float | None, b: float | None) -> float | None:
 # --- targets --------------------------------------------------------------------------------
 
 
+def least_hydra(
+    res: dict[str, Any], works: dict[str, Work]
+) -> tuple[float | None, float | None, float | None]:
+    """(the minimal Hydra app's start-up, the spawn floor's work phase, their sum): the
+    least any Hydra app can take for the subprocess workload here, its commands started
+    as cheaply as Python can start them."""
+    hydra = figure(res, works["startup"], HYDRA, "whole_s") if "startup" in works else None
+    floor = figure(res, works["shell"], FLOOR, "phase_s") if "shell" in works else None
+    return hydra, floor, None if hydra is None or floor is None else hydra + floor
+
+
 def target_rows(res: dict[str, Any], works: dict[str, Work]) -> list[dict[str, Any]]:
     """The issue's targets as ``_common.row`` rows, each met or not by this run's figures.
 
@@ -563,11 +574,7 @@ def target_rows(res: dict[str, Any], works: dict[str, Work]) -> list[dict[str, A
     if "shell" in works:
         sh = works["shell"]
         wall = figure(res, sh, RUNNER, "whole_s")
-        # The least any Hydra app could take: the minimal one's start-up, then the
-        # commands started as cheaply as Python can (the spawn floor's work phase).
-        hydra = figure(res, works["startup"], HYDRA, "whole_s") if "startup" in works else None
-        floor = figure(res, sh, FLOOR, "phase_s")
-        bound = None if hydra is None or floor is None else hydra + floor
+        hydra, floor, bound = least_hydra(res, works)
         for peer, limit in ((XARGS, MAX_VS_XARGS), (GNU, MAX_VS_GNU)):
             other = figure(res, sh, peer, "whole_s")
             r = ratio(wall, other)
@@ -755,6 +762,19 @@ def markdown(
         cells = [str(x).replace("|", "\\|") for x in (r["name"], r["measured"], r["baseline"])]
         met = "yes" if r["met"] else "**no**"
         out.append(f"| {' | '.join(cells)} | {r['target']} | {met} |")
+    _, _, bound = least_hydra(res, by_key)
+    beyond = []
+    for peer, limit in ((XARGS, MAX_VS_XARGS), (GNU, MAX_VS_GNU)):
+        least = ratio(bound, figure(res, by_key["shell"], peer, "whole_s")) if bound else None
+        if least is not None and least > limit:
+            beyond.append(f"{limit:g}x {peer} (it is {least:.2f}x here)")
+    if beyond:
+        out += [
+            "",
+            f"No Hydra app can run the {by_key['shell'].count:,} commands within "
+            f"{' or '.join(beyond)} on this machine: the minimal Hydra app's start-up plus "
+            f"the spawn floor's work phase already take {seconds(bound)}.",
+        ]
     out += ["", "### Every figure", ""]
     for work in works:
         if work.kind == "judge":
@@ -887,6 +907,24 @@ def chart(res: dict[str, Any], works: list[Work], path: Path) -> None:
 # --- main -----------------------------------------------------------------------------------
 
 
+def render(saved: Path, out: Path) -> None:
+    """The section, chart and compare.json of an earlier run, written again from its
+    compare.json (its figures, machine and notes as they were recorded)."""
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    works = [Work(**{**w, "peers": tuple(w["peers"])}) for w in data["workloads"].values()]
+    res = data["results"]
+    data["rows"] = target_rows(res, {w.key: w for w in works})
+    section = markdown(
+        data["machine"], res, works, data["rows"], data["versions"], data["not_measured"],
+        data["notes"],
+    )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    c.write_section(SECTION, section, out / "BENCHMARKS.md")
+    chart(res, works, out / "peers.png")
+    (out / "compare.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
+    print(f"wrote {out / 'BENCHMARKS.md'}, {out / 'peers.png'}, {out / 'compare.json'}")
+
+
 def main() -> int:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny counts, one round (< 1 minute)")
@@ -899,10 +937,19 @@ def main() -> int:
         "and compare.json here (default: docs/, or nothing with --quick)",
     )
     p.add_argument("--no-docs", action="store_true", help="write nothing unless --out is given")
+    p.add_argument(
+        "--render",
+        metavar="JSON",
+        help="write the section and chart again from a compare.json of an earlier run, "
+        "measuring nothing (to --out, default docs/)",
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child(json.loads(args.child))
+        return 0
+    if args.render:
+        render(Path(args.render), Path(args.out) if args.out else c.REPO_DIR / "docs")
         return 0
     chosen = args.only.split(",") if args.only else list(GROUPS)
     unknown = sorted(set(chosen) - set(GROUPS))

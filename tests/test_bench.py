@@ -120,3 +120,20 @@ def test_write_section_replaces_only_its_own_section(compare: ModuleType, tmp_pa
     path.write_text(f"# B\n\n{compare.SECTION}\n\nold\n")
     compare.c.write_section(compare.SECTION, f"{compare.SECTION}\n\nnew\n", path)
     assert path.read_text() == f"# B\n\n{compare.SECTION}\n\nnew\n"
+
+
+@pytest.mark.slow
+def test_render_writes_the_same_section_from_the_saved_run(
+    quick_run: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """--render rebuilds the section and chart from compare.json alone, measuring nothing:
+    from a run's own compare.json it writes that run's section again, byte for byte."""
+    out, _ = quick_run
+    again = tmp_path / "again"
+    subprocess.run(
+        [sys.executable, str(BENCH / "compare.py"), "--render", str(out / "compare.json"),
+         "--out", str(again)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert (again / "BENCHMARKS.md").read_text() == (out / "BENCHMARKS.md").read_text()
+    assert (again / "peers.png").read_bytes().startswith(b"\x89PNG")
