@@ -25,8 +25,9 @@ machine's drift between rounds, which here is larger than the effect, cancels ou
   ``items_per_second`` (first item started to last item finished) and items over the
   whole process wall time (start-up included);
 * wrapper: one thread calling the safe wrapper (``runner.wrapper.make_safe_call``, as
-  the run builds it) over the same items, no executor, no journal: microseconds per
-  call, the per-item cost the machinery adds before any scheduling.
+  the run builds it, bound to the thread as the thread executor's workers bind it) over
+  the same items, no executor, no journal: microseconds per call, the per-item cost the
+  machinery adds before any scheduling.
 
 Usage: ``python bench/bench_reliability.py [--count N] [--repeat R] [--docs] [--json PATH]``
 (about 2 minutes on 2 cores; ``--docs`` writes the "Reliability machinery overhead"
@@ -140,7 +141,7 @@ def wrapper_cost(count: int, overrides: list[str]) -> float:
     items = list(source)
     call = make_safe_call(
         run, settings.retry, Gate(settings.rate_limit), CommandGroup(), settings.timeout
-    )
+    ).bind()  # as the thread executor's workers call it
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
@@ -219,8 +220,9 @@ same settings, timed around `execute` as in the core throughput benchmark. "CPU
 µs/item" is the user+sys CPU time per item (in-process: around `execute`; CLI: the whole
 process, start-up included), medians, with the difference to plain: it moves less with
 the shared VM's scheduling than the wall-clock rates do. "wrapper µs/call" is one thread
-calling the safe wrapper that `make_safe_call` builds for the variant, without executor
-or journal: the per-item cost of the machinery before any scheduling.
+calling the safe wrapper that `make_safe_call` builds for the variant (bound to the
+thread, as the thread executor's workers call it), without executor or journal: the
+per-item cost of the machinery before any scheduling.
 
 {table(res, n, par)}
 

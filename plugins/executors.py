@@ -26,6 +26,13 @@ class _Flag:
         self.up = False
 
 
+def bound(fn: Callable[[Item], Outcome]) -> Callable[[Item], Outcome]:
+    """``fn`` for the calling thread only, when the run's wrapper offers that (``fn.bind``):
+    a worker calls it for every item it runs."""
+    bind = getattr(fn, "bind", None)
+    return bind() if callable(bind) else fn
+
+
 class SequentialExecutor(Executor):
     """Runs items one after another in the calling thread."""
 
@@ -36,10 +43,11 @@ class SequentialExecutor(Executor):
         self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
     ) -> Iterator[Outcome]:
         self._stop.up = False
+        run_item = bound(fn)
         for item in items:
             if self._stop.up:
                 return
-            yield fn(item)
+            yield run_item(item)
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         self._stop.up = True
@@ -167,6 +175,7 @@ class ThreadExecutor(Executor):
 
         def worker() -> None:
             chunk = 1
+            run_item = bound(fn)
             try:
                 while not stop.up:
                     # parallel=auto: run only while holding one of its places.
@@ -191,7 +200,7 @@ class ThreadExecutor(Executor):
                         for item in todo:
                             if stop.up and feed.error is None:
                                 break  # shut down: items taken but not started never start
-                            done.append(fn(item))
+                            done.append(run_item(item))
                     else:
                         # The place is given back once: here, or by the collector when it
                         # records one of these items as timed out (list.pop is atomic).
@@ -200,7 +209,7 @@ class ThreadExecutor(Executor):
                             if stop.up and feed.error is None:
                                 break
                             holders[item.id] = place
-                            done.append(fn(item))
+                            done.append(run_item(item))
                             holders.pop(item.id, None)
                         give_back(place)
                     batches.put(done)

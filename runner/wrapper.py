@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
@@ -94,6 +95,7 @@ def make_safe_call(
     # A command past the deadline gets SIGTERM, then SIGKILL after the group's grace:
     # the watchdog leaves it that long (and a moment) to end and be recorded as it does.
     patience = (timeout or 0.0) + group.grace + 0.5
+    limit = math.inf if timeout is None else timeout  # one comparison per item
 
     def overdue(now: float | None = None) -> list[Outcome]:
         """Timed-out outcomes of the attempts running past their deadline, once each.
@@ -142,109 +144,124 @@ def make_safe_call(
     # per_second without a method call per item: the gate's start times, drawn here.
     spaced, burst = gate.spaced, gate.burst
 
-    def call(item: Item) -> Outcome:
-        started = clock()
-        retries: Any = ()  # a list once an attempt failed and another followed
-        if in_group() is not group:
-            join(group)  # later commands of this thread (or task) join the run's group
-        claim = None
-        try:
-            if item.error is not None:
-                raise BadInput(item.error)
-            if not gate.idle:
-                if spaced:  # a pause moves the start times on: no check of it here
-                    at = next(gate.times)
-                    if not started - burst <= at <= started:
-                        started = gate.ticket(started, at)  # a sleep, or a burst reset
-                else:
-                    started = gate.enter(started)
-            # The first attempt, inlined: nothing here costs more than a check until
-            # something fails.
-            if timeout is not None:
-                try:
-                    mine = local.slot
-                except AttributeError:
-                    mine = slot()
-                mine[0] = started
-                claim = mine[2]
-                claim.append(item)
+    def build(bound: list[Any] | None) -> Callable[[Item], Outcome]:
+        """The wrapper; ``bound``: the calling thread's attempt slot, found once (see
+        ``bind``) rather than at every item."""
+
+        def call(item: Item) -> Outcome:
+            started = clock()
+            retries: Any = ()  # a list once an attempt failed and another followed
+            if in_group() is not group:
+                join(group)  # later commands of this thread (or task) join the run's group
+            claim = None
             try:
-                result = run(item)
-            except RetryableError as first:
-                if not retrying_on:
-                    raise
-                retries = []
-                result = retrying(
-                    lambda: attempt(item),
-                    policy,
-                    gate,
-                    lambda error, seconds, wait: retries.append(
-                        {
-                            "error": error_info(error, wait),
-                            "seconds": round(seconds, 6),
-                            "wait": round(wait, 3),
-                        }
-                    ),
-                    first,
-                    clock() - started,
+                if item.error is not None:
+                    raise BadInput(item.error)
+                if not gate.idle:
+                    if spaced:  # a pause moves the start times on: no check of it here
+                        at = next(gate.times)
+                        if not started - burst <= at <= started:
+                            started = gate.ticket(started, at)  # a sleep, or a burst reset
+                    else:
+                        started = gate.enter(started)
+                # The first attempt, inlined: nothing here costs more than a check until
+                # something fails.
+                if timeout is not None:
+                    mine = bound
+                    if mine is None:
+                        try:
+                            mine = local.slot
+                        except AttributeError:
+                            mine = slot()
+                    mine[0] = started
+                    claim = mine[2]
+                    claim.append(item)
+                try:
+                    result = run(item)
+                except RetryableError as first:
+                    if not retrying_on:
+                        raise
+                    retries = []
+                    result = retrying(
+                        lambda: attempt(item),
+                        policy,
+                        gate,
+                        lambda error, seconds, wait: retries.append(
+                            {
+                                "error": error_info(error, wait),
+                                "seconds": round(seconds, 6),
+                                "wait": round(wait, 3),
+                            }
+                        ),
+                        first,
+                        clock() - started,
+                    )
+                finished = clock()
+                if finished - started > limit and not retries:
+                    took = finished - started
+                    raise TimedOut(f"timed out after {timeout:g} s (the task ran {took:.1f} s)")
+                outcome = Outcome(
+                    item.id,
+                    "ok",
+                    finished - started,
+                    result,
+                    None,
+                    item.label,
+                    started,
+                    finished,
+                    tuple(retries) if retries else (),
                 )
-            finished = clock()
-            if timeout is not None and not retries and finished - started > timeout:
-                took = finished - started
-                raise TimedOut(f"timed out after {timeout:g} s (the task ran {took:.1f} s)")
-            outcome = Outcome(
-                item.id,
-                "ok",
-                finished - started,
-                result,
-                None,
-                item.label,
-                started,
-                finished,
-                tuple(retries) if retries else (),
-            )
-        except (Stopped, CommandsStopped):
-            # The run is stopping: an item that did not end by itself did not finish.
-            finished = clock()
-            if retries:
-                last = retries.pop()
+            except (Stopped, CommandsStopped):
+                # The run is stopping: an item that did not end by itself did not finish.
+                finished = clock()
+                if retries:
+                    last = retries.pop()
+                    outcome = Outcome(
+                        item.id,
+                        "failed",
+                        finished - started,
+                        None,
+                        last["error"],
+                        item.label,
+                        started,
+                        finished,
+                        tuple(retries),
+                    )
+                else:
+                    outcome = Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
+            except (Exception, SystemExit) as exc:
+                finished = clock()
+                pause = None
+                if isinstance(exc, RetryableError) and exc.rate_limited:
+                    # Whether or not this item is tried again, the others should wait too.
+                    pause = policy.wait_for(len(retries) + 1, exc)
+                    gate.pause(pause, str(exc)[:120])
                 outcome = Outcome(
                     item.id,
                     "failed",
                     finished - started,
                     None,
-                    last["error"],
+                    error_info(exc, pause),
                     item.label,
                     started,
                     finished,
                     tuple(retries),
                 )
-            else:
-                outcome = Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
-        except (Exception, SystemExit) as exc:
-            finished = clock()
-            pause = None
-            if isinstance(exc, RetryableError) and exc.rate_limited:
-                # Whether or not this item is tried again, the others should wait too.
-                pause = policy.wait_for(len(retries) + 1, exc)
-                gate.pause(pause, str(exc)[:120])
-            outcome = Outcome(
-                item.id,
-                "failed",
-                finished - started,
-                None,
-                error_info(exc, pause),
-                item.label,
-                started,
-                finished,
-                tuple(retries),
-            )
-        if claim is not None:
-            try:
-                claim.pop()  # no later command of this thread inherits the deadline
-            except IndexError:  # recorded as timed out at its deadline: this one is dropped
-                return Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
-        return outcome
+            if claim is not None:
+                try:
+                    claim.pop()  # no later command of this thread inherits the deadline
+                except IndexError:  # recorded as timed out at its deadline: this one is dropped
+                    return Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
+            return outcome
+
+        return call
+
+    call = build(None)
+
+    def bind() -> Callable[[Item], Outcome]:
+        """The wrapper for the calling thread only, for an executor's long-lived worker:
+        the same outcomes, without looking up the thread's state at every item."""
+        return call if timeout is None else build(getattr(local, "slot", None) or slot())
 
     def admit() -> bool:
         """Wait until an item may start (the gate); False: the run is stopping."""
@@ -262,6 +279,7 @@ def make_safe_call(
     # For executors that run items in other processes (see ``runner.api.Executor``).
     call.portable = Portable(run, policy, timeout, group.grace)  # type: ignore[attr-defined]
     call.admit = admit  # type: ignore[attr-defined]
+    call.bind = bind  # type: ignore[attr-defined]
     call.receive = lambda outcome: receive(outcome, gate)  # type: ignore[attr-defined]
     return call
 

@@ -97,3 +97,39 @@ def test_with_per_second_a_pause_holds_the_next_starts_then_spaces_them() -> Non
     assert later[0].started >= first.finished + pause - 0.01
     gaps = [b.started - a.started for a, b in itertools.pairwise(later)]
     assert min(gaps) >= 0.049
+
+
+@pytest.mark.parametrize("bind", [False, True])
+def test_an_attempt_past_its_deadline_is_recorded_once_by_the_watchdog(bind: bool) -> None:
+    """A Python task cannot be stopped: ``overdue()`` hands out its timed-out outcome
+    once the deadline (plus the commands' grace) has passed, and what the attempt
+    returns later is dropped as skipped. The same through ``bind()``, the per-thread
+    wrapper the thread executor uses."""
+    import threading
+
+    from runner.process import CommandGroup
+
+    def task(item: Item) -> str:
+        if item.id == "slow":
+            time.sleep(1.5)
+        return item.id
+
+    call = make_safe_call(task, group=CommandGroup(grace=0.1), timeout=0.2)
+    returned = []
+
+    def worker() -> None:
+        run = call.bind() if bind else call  # type: ignore[attr-defined]
+        returned.extend([run(Item("fast")), run(Item("slow"))])
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    late = []
+    deadline = time.monotonic() + 5
+    while not late and time.monotonic() < deadline:
+        late = call.overdue()  # type: ignore[attr-defined]
+        time.sleep(0.05)
+    thread.join()
+    assert [o.id for o in late] == ["slow"] and late[0].status == "failed"
+    assert late[0].error is not None and late[0].error["type"] == "TimedOut"
+    assert call.overdue() == []  # type: ignore[attr-defined]  # once only
+    assert [(o.id, o.status) for o in returned] == [("fast", "ok"), ("slow", "skipped")]
