@@ -157,17 +157,18 @@ _thread_deadline = threading.local()
 
 
 def thread_attempt() -> list[Any]:
-    """This thread's attempt under a run ``timeout``: ``[started, timeout, claim]``.
+    """This thread's attempt under a run ``timeout``: ``[started, timeout, claim, late]``.
 
     For the run's wrapper, which fills it in around every attempt (an assignment and an
     append cost less than ``command_deadline``): while the ``claim`` list holds the
-    running item, this thread's commands stop at ``started + timeout``
-    (``time.perf_counter()`` seconds).
+    running item, or ``late`` one the watchdog recorded as timed out that still runs,
+    this thread's commands stop at ``started + timeout`` (``time.perf_counter()``
+    seconds).
     """
     try:
         attempt: list[Any] = _thread_deadline.attempt
     except AttributeError:
-        attempt = _thread_deadline.attempt = [0.0, math.inf, []]
+        attempt = _thread_deadline.attempt = [0.0, math.inf, [], None]
     return attempt
 
 
@@ -240,7 +241,7 @@ def run_command(
     deadline = math.inf if timeout is None else now + timeout
     context_deadline = _deadline.get()
     attempt = getattr(_thread_deadline, "attempt", None)
-    if attempt is not None and attempt[2]:
+    if attempt is not None and (attempt[2] or attempt[3] is not None):
         own = now + (attempt[0] + attempt[1] - started)
         if context_deadline is None or own < context_deadline:
             context_deadline = own

@@ -77,11 +77,12 @@ def make_safe_call(
     group = group or current_group()
     retrying_on = policy.attempts > 1
 
-    # Each thread's attempt under a timeout: [start, timeout, claim], the list that also
-    # stops the thread's commands (``thread_attempt``); the watchdog reads them all. The
-    # claim holds the running item: the attempt pops it when it ends, the watchdog
+    # Each thread's attempt under a timeout: [start, timeout, claim, late], the list that
+    # also stops the thread's commands (``thread_attempt``); the watchdog reads them all.
+    # The claim holds the running item: the attempt pops it when it ends, the watchdog
     # removes it at the deadline (both atomic, and remove() finds only that very item),
-    # so exactly one of them records the item.
+    # so exactly one of them records the item. ``late``: the item the watchdog recorded
+    # while its attempt still runs (its commands still stop at its deadline).
     local = threading.local()
     slots: list[list[Any]] = []
 
@@ -117,9 +118,11 @@ def make_safe_call(
             began = mine[0]
             if now - began <= patience:
                 continue
+            mine[3] = item  # set first: its commands keep their deadline once it is removed
             try:
                 claim.remove(item)  # the attempt has not ended: the watchdog records it
             except ValueError:
+                mine[3] = None
                 continue  # it ended meanwhile
             error = TimedOut(f"timed out after {timeout:g} s (the task is still running)")
             late.append(
@@ -251,6 +254,8 @@ def make_safe_call(
                 try:
                     claim.pop()  # no later command of this thread inherits the deadline
                 except IndexError:  # recorded as timed out at its deadline: this one is dropped
+                    assert mine is not None  # the claim is its slot's
+                    mine[3] = None
                     return Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
             return outcome
 

@@ -133,3 +133,35 @@ def test_an_attempt_past_its_deadline_is_recorded_once_by_the_watchdog(bind: boo
     assert late[0].error is not None and late[0].error["type"] == "TimedOut"
     assert call.overdue() == []  # type: ignore[attr-defined]  # once only
     assert [(o.id, o.status) for o in returned] == [("fast", "ok"), ("slow", "skipped")]
+
+
+def test_a_command_an_overdue_task_starts_after_its_deadline_does_not_run() -> None:
+    """Once the watchdog has recorded an attempt as timed out, the task's thread still
+    runs; a command it starts then meets the attempt's deadline (already past) and is
+    not run, rather than running with no deadline at all."""
+    import threading
+
+    from runner.process import CommandGroup, run_command
+
+    seen: list[tuple[bool, float]] = []
+
+    def task(item: Item) -> None:
+        time.sleep(1.2)  # past the deadline (0.2 s) and the watchdog's patience (0.8 s)
+        began = time.monotonic()
+        result = run_command(["sleep", "5"])
+        seen.append((result.timed_out, time.monotonic() - began))
+
+    call = make_safe_call(task, group=CommandGroup(grace=0.1), timeout=0.2)
+    returned = []
+    thread = threading.Thread(target=lambda: returned.append(call(Item("stuck"))))
+    thread.start()
+    late = []
+    deadline = time.monotonic() + 5
+    while not late and time.monotonic() < deadline:
+        late = call.overdue()  # type: ignore[attr-defined]
+        time.sleep(0.05)
+    thread.join()
+    assert [o.id for o in late] == ["stuck"]
+    assert returned[0].status == "skipped"
+    [(timed_out, took)] = seen
+    assert timed_out and took < 1.0  # `sleep 5` never ran
