@@ -30,24 +30,34 @@ CONFIG_PACKAGE = "runner_conf"
 
 # Exit codes of the jobs this process ran (one for a run, one per job for a multirun).
 _job_codes: list[int] = []
-# HYDRA_FULL_ERROR as the user set it (None: unset), before main() sets it for Hydra.
-_users_full_error: str | None = None
+# HYDRA_FULL_ERROR as the user set it (JSON: null when unset), recorded by main() before
+# it sets its own: in the environment, so that jobs a launcher runs in other processes
+# (joblib) find it too.
+_USERS_FULL_ERROR = "_RUNNER_USERS_HYDRA_FULL_ERROR"
 
 
 @contextlib.contextmanager
 def _users_environment() -> Iterator[None]:
-    """Within a job, HYDRA_FULL_ERROR is the user's again, so commands inherit the
-    user's environment; Hydra reads it only for errors outside jobs."""
-    ours = os.environ.pop("HYDRA_FULL_ERROR", None)
-    if _users_full_error is not None:
-        os.environ["HYDRA_FULL_ERROR"] = _users_full_error
+    """Within a job, HYDRA_FULL_ERROR is the user's again and runner's record of it is
+    gone, so commands inherit the user's environment; Hydra reads it only for errors
+    outside jobs."""
+    recorded = os.environ.get(_USERS_FULL_ERROR)
+    if recorded is None:  # main() did not run (a library caller): nothing of ours to undo
+        yield
+        return
+    ours = {
+        key: os.environ.pop(key)
+        for key in ("HYDRA_FULL_ERROR", _USERS_FULL_ERROR)
+        if key in os.environ
+    }
+    users = json.loads(recorded)
+    if users is not None:
+        os.environ["HYDRA_FULL_ERROR"] = users
     try:
         yield
     finally:
-        if ours is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = ours
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+        os.environ.update(ours)
 
 
 def _register_hydra_plugins() -> None:
@@ -213,8 +223,7 @@ def main() -> None:
     logging.raiseExceptions = False
     # Let exceptions reach us rather than Hydra's printer, which exits with 1 and a
     # multi-line report; we print one line and exit with our documented codes.
-    global _users_full_error
-    _users_full_error = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ[_USERS_FULL_ERROR] = json.dumps(os.environ.get("HYDRA_FULL_ERROR"))
     os.environ["HYDRA_FULL_ERROR"] = "1"
     _register_hydra_plugins()
 

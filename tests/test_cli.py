@@ -308,25 +308,31 @@ def test_progress_bar_mode_keeps_item_lines_in_the_log(run_cli: RunCli) -> None:
     assert "[30/30] " in (result.run_dir / "runner.log").read_text()
 
 
-@pytest.mark.parametrize("users", [None, "0"])
+@pytest.mark.parametrize(
+    ("users", "launcher"), [(None, "basic"), ("0", "basic"), (None, "joblib"), ("0", "joblib")]
+)
 def test_commands_get_the_users_environment(
-    run_cli: RunCli, tmp_path: Path, users: str | None
+    run_cli: RunCli, tmp_path: Path, users: str | None, launcher: str
 ) -> None:
-    """runner sets HYDRA_FULL_ERROR for itself; the commands it runs see the user's value."""
+    """runner sets HYDRA_FULL_ERROR for itself; the commands it runs see the user's value
+    and nothing of runner's, also in jobs the joblib launcher runs in other processes."""
     seen = tmp_path / "seen"
     script = tmp_path / "env.py"
     script.write_text(
-        f"import os\nopen({str(seen)!r}, 'w').write(repr(os.environ.get('HYDRA_FULL_ERROR')))\n"
+        "import os\n"
+        f"open({str(seen)!r}, 'w').write(repr(sorted((k, v) for k, v in os.environ.items() "
+        "if 'HYDRA_FULL_ERROR' in k)))\n"
     )
+    args = ["task=shell", f"task.command=[{sys.executable},{script}]", "source.count=1"]
+    if launcher == "joblib":
+        args = ["-m", "hydra/launcher=joblib", f"hydra.sweep.dir={tmp_path / 'sweep'}", *args]
     proc = run_runner(
-        "task=shell",
-        f"task.command=[{sys.executable},{script}]",
-        "source.count=1",
+        *args,
         env={"HYDRA_FULL_ERROR": users},  # None: unset
-        run_dir=tmp_path / "run",
+        run_dir=None if launcher == "joblib" else tmp_path / "run",
     )
     assert proc.returncode == 0, proc.stderr
-    assert seen.read_text() == repr(users)
+    assert seen.read_text() == repr([] if users is None else [("HYDRA_FULL_ERROR", users)])
 
 
 def test_a_job_returns_its_throughput_to_hydra(run_cli: RunCli, tmp_path: Path) -> None:
