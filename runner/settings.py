@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -270,9 +269,15 @@ def _optional(value: Any, key: str) -> float | None:
 def _unresolvable(cfg: DictConfig, exc: OmegaConfBaseException) -> str:
     """One line naming the key whose interpolation failed, its text and why."""
     key = str(getattr(exc, "full_key", "") or "")
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    # A resolver's own error (oc.env's KeyError) comes wrapped in a sentence and quotes.
-    reason = re.sub(r"^\w+ raised while resolving interpolation: ", "", reason).strip('"')
+    # A resolver's own error (oc.env's KeyError) is what OmegaConf's errors wrap: the
+    # first exception down the chain that is not OmegaConf's says why.
+    cause: BaseException | None = exc
+    while isinstance(cause, OmegaConfBaseException):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, KeyError) and cause.args:
+        reason = str(cause.args[0])  # str() of a KeyError would quote its message
+    else:
+        reason = (str(cause or exc).strip().splitlines() or [type(exc).__name__])[0]
     if not key:
         return f"Invalid config: {reason}."
     try:
