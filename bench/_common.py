@@ -31,9 +31,11 @@ def parser(description: str) -> argparse.ArgumentParser:
     """An argument parser with the options every benchmark script shares.
 
     Every benchmark parses its arguments first: runner's own modules are compiled here
-    too (:func:`compile_runner`), so that no measured start-up compiles them.
+    too (:func:`compile_runner`), so that no measured start-up compiles them; not in a
+    measured child of compare.py (``--child``), whose own figures must not include it.
     """
-    compile_runner()
+    if "--child" not in sys.argv:
+        compile_runner()
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--json", metavar="PATH", help="also write the result rows as JSON here")
     return p

@@ -254,12 +254,12 @@ def main() -> None:
         finish_sweep(one_line(exc))
         sys.stderr.write(f"runner: error: {one_line(exc)}\n")
         sys.exit(EXIT_USAGE)
-    # A multirun's code is its report's, from every job's job.json (jobs that ran in other
-    # processes, with joblib, count too); a single run's (or a sweep whose report could not
-    # be written) is that of the jobs run here.
+    # A multirun's report gives the code of every job's job.json (jobs that ran in other
+    # processes, with joblib, count too); the jobs run here count in any case (a job whose
+    # folder the report cannot find still fails the sweep).
     sweep_code = finish_sweep()
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         quiet_broken_pipe()
-    sys.exit(sweep_exit_code(_job_codes) if sweep_code is None else sweep_code)
+    sys.exit(sweep_exit_code(_job_codes + ([] if sweep_code is None else [sweep_code])))

@@ -93,8 +93,11 @@ class Gate:
             new = self.paused_until < now
             self.paused_until = until
             self.idle = False
-            if self.spaced:  # starts drawn from now on come after the pause
-                self.times = itertools.count(until, self.interval)
+            if self.spaced:
+                # Starts drawn from now on come after the pause, and after the ones
+                # already drawn (threads sleeping until them still start then).
+                frontier = next(self.times)
+                self.times = itertools.count(max(until, frontier), self.interval)
             self.pauses += new
         if new:
             logger.warning(f"Rate limited: no item starts for {seconds:.1f} s ({reason})")
@@ -131,7 +134,12 @@ class Gate:
             if start < now - self.burst:
                 with self._lock:
                     if self.paused_until <= now:
-                        self.times = itertools.count(now + self.interval, self.interval)
+                        # Never behind a start already drawn (another thread may have
+                        # moved them up a moment ago).
+                        frontier = next(self.times)
+                        self.times = itertools.count(
+                            max(now + self.interval, frontier), self.interval
+                        )
             return now
         self.sleep(start - now)
         now = _clock()

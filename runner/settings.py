@@ -269,15 +269,19 @@ def _optional(value: Any, key: str) -> float | None:
 def _unresolvable(cfg: DictConfig, exc: OmegaConfBaseException) -> str:
     """One line naming the key whose interpolation failed, its text and why."""
     key = str(getattr(exc, "full_key", "") or "")
-    # A resolver's own error (oc.env's KeyError) is what OmegaConf's errors wrap: the
-    # first exception down the chain that is not OmegaConf's says why.
-    cause: BaseException | None = exc
+    # OmegaConf wraps what went wrong in errors of its own: the first exception down the
+    # chain that is not OmegaConf's (a resolver's own error, e.g. oc.env's KeyError) says
+    # why, or else the innermost of OmegaConf's.
+    cause: BaseException = exc
     while isinstance(cause, OmegaConfBaseException):
-        cause = cause.__cause__ or cause.__context__
+        inner = cause.__cause__ or cause.__context__
+        if inner is None:
+            break
+        cause = inner
     if isinstance(cause, KeyError) and cause.args:
         reason = str(cause.args[0])  # str() of a KeyError would quote its message
     else:
-        reason = (str(cause or exc).strip().splitlines() or [type(exc).__name__])[0]
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
     if not key:
         return f"Invalid config: {reason}."
     try:

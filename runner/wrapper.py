@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import threading
 import time
@@ -132,11 +134,14 @@ def make_safe_call(
             )
         return late
 
-    def attempt(item: Item) -> Any:
-        """One attempt, the way every attempt after the first runs (see ``call``)."""
+    def attempt(item: Item, mine: list[Any] | None) -> Any:
+        """One attempt, the way every attempt after the first runs (see ``call``);
+        ``mine``: the thread's slot, with a timeout."""
         began = clock()
-        if timeout is not None:
-            local.slot[0] = began
+        if mine is not None:
+            if mine[3] is not None:  # the watchdog has recorded the item: no more attempts
+                raise TimedOut(f"timed out after {timeout:g} s (recorded at its deadline)")
+            mine[0], mine[1] = began, timeout
         result = run(item)
         if timeout is not None and clock() - began > timeout:
             raise TimedOut(f"timed out after {timeout:g} s (the task ran {clock() - began:.1f} s)")
@@ -146,6 +151,20 @@ def make_safe_call(
     join = group_var.set
     # per_second without a method call per item: the gate's start times, drawn here.
     spaced, burst = gate.spaced, gate.burst
+
+    def record_retry(
+        retries: list[dict[str, Any]],
+        mine: list[Any] | None,
+        error: RetryableError,
+        seconds: float,
+        wait: float,
+    ) -> None:
+        """A failed attempt that another follows, after ``wait`` s."""
+        retries.append(
+            {"error": error_info(error, wait), "seconds": round(seconds, 6), "wait": round(wait, 3)}
+        )
+        if mine is not None:
+            mine[0] = math.inf  # waiting, not running: nothing for the watchdog to time
 
     def build(bound: list[Any] | None) -> Callable[[Item], Outcome]:
         """The wrapper; ``bound``: the calling thread's attempt slot, found once (see
@@ -177,6 +196,7 @@ def make_safe_call(
                         except AttributeError:
                             mine = slot()
                     mine[0] = started
+                    mine[1] = timeout  # the thread's slot may have served another run
                     claim = mine[2]
                     claim.append(item)
                 try:
@@ -185,17 +205,12 @@ def make_safe_call(
                     if not retrying_on:
                         raise
                     retries = []
+                    held = mine if claim is not None else None
                     result = retrying(
-                        lambda: attempt(item),
+                        functools.partial(attempt, item, held),
                         policy,
                         gate,
-                        lambda error, seconds, wait: retries.append(
-                            {
-                                "error": error_info(error, wait),
-                                "seconds": round(seconds, 6),
-                                "wait": round(wait, 3),
-                            }
-                        ),
+                        functools.partial(record_retry, retries, held),
                         first,
                         clock() - started,
                     )
@@ -250,6 +265,13 @@ def make_safe_call(
                     finished,
                     tuple(retries),
                 )
+            except BaseException:  # Ctrl-C in a library caller: the thread's slot is freed
+                if claim is not None:
+                    with contextlib.suppress(IndexError):
+                        claim.pop()
+                    assert mine is not None  # the claim is its slot's
+                    mine[3] = None
+                raise
             if claim is not None:
                 try:
                     claim.pop()  # no later command of this thread inherits the deadline

@@ -160,3 +160,31 @@ def test_stop_wakes_every_waiter() -> None:
     for thread in threads:
         thread.join(5)
     assert len(errors) == 3
+
+
+def test_a_pause_keeps_the_per_second_spacing_of_starts_already_drawn() -> None:
+    """Threads waiting for their start when a short pause comes still start at their
+    times; the starts drawn after the pause come after those, so the cap holds across
+    the pause (every start at least 1/per_second after the one before it in order)."""
+    gate = Gate(per_second=10)
+    starts: list[float] = []
+    lock = threading.Lock()
+
+    def start() -> None:
+        began = gate.enter()
+        with lock:
+            starts.append(began)
+
+    first = [threading.Thread(target=start) for _ in range(3)]
+    for thread in first:
+        thread.start()
+    time.sleep(0.02)  # all three have their start times: now, +0.1 s, +0.2 s
+    gate.pause(0.05, "429")  # shorter than the starts already drawn
+    later = [threading.Thread(target=start) for _ in range(2)]
+    for thread in later:
+        thread.start()
+    for thread in first + later:
+        thread.join()
+    starts.sort()
+    for k, at in enumerate(starts):
+        assert at >= starts[0] + k * 0.1 - 0.005, (k, [round(s - starts[0], 3) for s in starts])

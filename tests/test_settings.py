@@ -123,6 +123,11 @@ def test_missing_mandatory_value_is_a_usage_error(compose_config: Compose) -> No
             "task.seconds='${oc.env:RUNNER_TEST_UNSET}' cannot be resolved: "
             "Environment variable 'RUNNER_TEST_UNSET' not found.",
         ),
+        (
+            "task.seconds=${oc.decode:'[1,'}",
+            "task.seconds=\"${oc.decode:'[1,'}\" cannot be resolved: missing BRACKET_CLOSE "
+            "at '<EOF>'.",
+        ),
     ],
 )
 def test_an_unresolvable_interpolation_names_its_key_and_text(
