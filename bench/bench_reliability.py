@@ -293,19 +293,22 @@ def main() -> None:
     }
     for name in names:
         res[name]["wrapper"] = wrapper[name]
-    res["ratio"] = {
+    ratios = {
         name: {
-            key: c.median([a / b for a, b in zip(values, runs["plain"][key], strict=True)])
+            key: [a / b for a, b in zip(values, runs["plain"][key], strict=True)]
             for key, values in runs[name].items()
         }
         for name in names
     }
+    res["ratio"] = {
+        name: {key: c.median(values) for key, values in ratios[name].items()} for name in names
+    }
     # The middle half of all configured's per-round ratios: how far one round's ratio
     # moves on this machine.
-    res["spread"] = {}
-    for key in ("inproc", "cli"):
-        ratios = [a / b for a, b in zip(runs[ALL][key], runs["plain"][key], strict=True)]
-        res["spread"][key] = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    res["spread"] = {
+        key: statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+        for key, values in ratios[ALL].items()
+    }
     print()
     print(table(res, n, par))
 

@@ -72,6 +72,8 @@ MIN_1M_VS_BARE = 6.0
 MAX_RSS = 40e6
 MAX_VS_XARGS = 0.7
 MAX_VS_GNU = 0.15
+#: The command-line peers with a target for the whole subprocess run, and its limit.
+AGAINST_COMMANDS = ((XARGS, MAX_VS_XARGS), (GNU, MAX_VS_GNU))
 MAX_PHASE_VS_PIPES = 1.15
 MIN_EFFICIENCY = 0.95
 MAX_STARTUP = bench_startup.TARGET_RATIO
@@ -578,7 +580,7 @@ def target_rows(res: dict[str, Any], works: dict[str, Work]) -> list[dict[str, A
         sh = works["shell"]
         wall = figure(res, sh, RUNNER, "whole_s")
         hydra, floor, bound = least_hydra(res, works)
-        for peer, limit in ((XARGS, MAX_VS_XARGS), (GNU, MAX_VS_GNU)):
+        for peer, limit in AGAINST_COMMANDS:
             other = figure(res, sh, peer, "whole_s")
             r = ratio(wall, other)
             why = res["shell"].get(peer, {}).get("skipped")
@@ -767,7 +769,7 @@ def markdown(
         out.append(f"| {' | '.join(cells)} | {r['target']} | {met} |")
     _, _, bound = least_hydra(res, by_key)
     beyond = []
-    for peer, limit in ((XARGS, MAX_VS_XARGS), (GNU, MAX_VS_GNU)):
+    for peer, limit in AGAINST_COMMANDS:
         least = ratio(bound, figure(res, by_key["shell"], peer, "whole_s")) if bound else None
         if least is not None and least > limit:
             beyond.append(f"{limit:g}x {peer} (it is {least:.2f}x here)")

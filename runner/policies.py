@@ -93,11 +93,8 @@ class Gate:
             new = self.paused_until < now
             self.paused_until = until
             self.idle = False
-            if self.spaced:
-                # Starts drawn from now on come after the pause, and after the ones
-                # already drawn (threads sleeping until them still start then).
-                frontier = next(self.times)
-                self.times = itertools.count(max(until, frontier), self.interval)
+            if self.spaced:  # starts drawn from now on come after the pause
+                self._times_from(until)
             self.pauses += new
         if new:
             logger.warning(f"Rate limited: no item starts for {seconds:.1f} s ({reason})")
@@ -134,18 +131,18 @@ class Gate:
             if start < now - self.burst:
                 with self._lock:
                     if self.paused_until <= now:
-                        # Never behind a start already drawn (another thread may have
-                        # moved them up a moment ago).
-                        frontier = next(self.times)
-                        self.times = itertools.count(
-                            max(now + self.interval, frontier), self.interval
-                        )
+                        self._times_from(now + self.interval)
             return now
         self.sleep(start - now)
         now = _clock()
         if self.paused_until <= now:
             return now
         return self.enter(now)
+
+    def _times_from(self, earliest: float) -> None:
+        """Start times from ``earliest`` on, never before one already drawn (threads
+        sleeping until theirs still start then). Call with the lock held."""
+        self.times = itertools.count(max(earliest, next(self.times)), self.interval)
 
     def stop(self) -> None:
         self._stop.set()

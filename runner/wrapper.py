@@ -90,7 +90,6 @@ def make_safe_call(
 
     def slot() -> list[Any]:
         mine: list[Any] = thread_attempt()
-        mine[1] = timeout
         local.slot = mine
         slots.append(mine)
         return mine
