@@ -55,8 +55,24 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Write ``data`` as indented JSON, atomically.
+
+    Text UTF-8 cannot hold (a lone surrogate: a file name that is not UTF-8, as
+    ``os.fsdecode`` gives it) is written as JSON's ``\\u`` escape, which reads back as the
+    same string.
+    """
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if not text.isascii() and not _utf8_encodable(text):
+        text = json.dumps(data, indent=2, ensure_ascii=True)
+    atomic_write_text(path, text + "\n")
+
+
+def _utf8_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def leftover_temp_files(folder: str | os.PathLike[str]) -> list[Path]:

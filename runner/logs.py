@@ -82,7 +82,9 @@ class RunLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh: IO[str] | None = open(path, "a", encoding="utf-8")
+        # A message may quote a name that is not UTF-8 (a lone surrogate): it is written
+        # as its backslash escape, as the console shows it, instead of failing the write.
+        self._fh: IO[str] | None = open(path, "a", encoding="utf-8", errors="backslashreplace")
         self.sink_id = -1
 
     def write(self, message: str) -> None:

@@ -43,7 +43,12 @@ svg text { font: 11px system-ui, sans-serif; fill: #1d2430; }
 
 
 def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    """``value`` as HTML text; a lone surrogate (a name that is not UTF-8) is shown as its
+    backslash escape (``\\udcff``), as the console and ``runner.log`` show it."""
+    text = str(value)
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return html.escape(text, quote=True)
 
 
 def page(title: str, subtitle: str, body: Iterable[str]) -> str:

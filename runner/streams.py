@@ -53,7 +53,12 @@ class StreamLog:
         if not stdout and not stderr:
             return
         record = {"id": item_id, "stdout": stdout, "stderr": stderr}
-        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass")
+        try:
+            data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        except UnicodeEncodeError:
+            # An id UTF-8 cannot hold (a file name that is not UTF-8): JSON's escapes keep
+            # the file UTF-8 and read back as the same id, so the id finds its streams.
+            data = (json.dumps(record) + "\n").encode("ascii")
         fd = self._open()  # under the lock: a writer after close() opens the file again
         view = memoryview(data)
         while view:  # a regular file takes it in one write; a short one is finished off

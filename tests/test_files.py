@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -53,6 +54,18 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
     with pytest.raises(UnicodeEncodeError):
         atomic_write_text(path, "\ud800")  # a lone surrogate cannot be encoded
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["a.txt"]
+
+
+def test_json_holding_a_name_that_is_not_utf8_is_written_escaped(tmp_path: Path) -> None:
+    """A lone surrogate (os.fsdecode of a name with a \\xff byte) is written as JSON's
+    escape: the file is UTF-8, other text stays as it is, and the value reads back."""
+    path = tmp_path / "summary.json"
+    data = {"slowest": [{"id": "bad\udcffname"}, {"id": "é"}]}
+    atomic_write_json(path, data)
+    text = path.read_bytes().decode("utf-8")
+    assert "\\udcff" in text and json.loads(text) == data
+    atomic_write_json(path, {"id": "é"})
+    assert "é" in path.read_text(encoding="utf-8")  # no escapes when none are needed
 
 
 def test_leftover_temp_files_finds_only_what_atomic_writes_leave(tmp_path: Path) -> None:

@@ -94,3 +94,13 @@ def test_a_run_log_that_cannot_be_written_turns_itself_off(
     sink.write("second\n")
     err = capfd.readouterr().err
     assert err.count("cannot write") == 1 and "Traceback" not in err
+
+
+def test_a_message_quoting_a_name_that_is_not_utf8_is_logged_escaped(tmp_path: Path) -> None:
+    """runner.log stays UTF-8 and keeps the line: a lone surrogate is its backslash escape."""
+    sink = logs.RunLog(tmp_path / "runner.log")
+    sink.write("failed: g/bad\udcffname\n")
+    sink.write("next\n")
+    sink.close()
+    text = (tmp_path / "runner.log").read_bytes().decode("utf-8")
+    assert text == "failed: g/bad\\udcffname\nnext\n"

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from runner.report import durations, histogram_svg, markdown
+from runner.report import durations, esc, histogram_svg, markdown
 from tests.browser import rendered_dom, screenshot
 from tests.conftest import RunCli, start_runner
 
@@ -88,6 +88,12 @@ def test_histogram_and_markdown_escape_what_they_show() -> None:
     svg = histogram_svg([0.001, 0.002, 0.0021, 1.0])
     assert svg.count("class='bin'") >= 4 and "No item" not in svg
     assert "No item finished" in histogram_svg([])
+
+
+def test_a_name_that_is_not_utf8_is_shown_escaped() -> None:
+    """A lone surrogate is shown as its backslash escape, so the page can be UTF-8."""
+    assert esc("bad\udcffname <é>") == "bad\\udcffname &lt;é&gt;"
+    markdown("- bad\udcffname").encode("utf-8")
 
 
 def test_a_journal_that_is_not_a_regular_file_is_not_read(tmp_path: Path) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from runner.streams import read_streams
 from runner_plugins.sources import GlobSource, JsonlSource, LinesSource, RangeSource
 from tests.conftest import RunCli
 
@@ -234,3 +236,44 @@ def test_glob_bad_patterns_stop_before_any_item(
     errors = [line for line in result.output.splitlines() if "error" in line]
     assert len(errors) == 1 and expected in errors[0], result.output
     assert not (result.run_dir / "results.jsonl").exists()
+
+
+def test_a_file_name_that_is_not_utf8_is_run_recorded_shown_and_resumed(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """Names with bytes UTF-8 cannot hold reach the command as the same bytes, and every
+    file the run leaves is UTF-8: the id is journaled and summarised as JSON escapes that
+    read back as the same id, and shown backslash-escaped on the console, in runner.log,
+    summary.md and report.html; a resume skips the one that succeeded."""
+    data = tmp_path / "g"
+    data.mkdir()
+    good, bad = b"bad\xffname", b"worse\xfe\x80"
+    good_id, bad_id = os.fsdecode(good), os.fsdecode(bad)  # lone surrogates: \udcff ...
+    (data / good_id).write_bytes(b"ok\n")
+    (data / bad_id).write_bytes(b"no\n")
+    assert sorted(os.listdir(os.fsencode(data))) == [good, bad]  # the bytes themselves
+    # grep exits 0 when the file says "ok", 1 when it does not, 2 when it cannot open it.
+    args = ("task=shell", "source=glob", "source.root=g", 'task.command=[grep,-c,ok,"{path}"]')
+    first = run_cli(*args)
+    assert first.returncode == 1, first.output
+    assert "unexpected error" not in first.output and "Traceback" not in first.output
+    outcomes = {r["id"]: r for r in first.results()}
+    assert outcomes[good_id]["status"] == "ok" and outcomes[good_id]["result"]["stdout"] == "1\n"
+    assert outcomes[bad_id]["error"]["message"].startswith("exit code 1")
+    summary = first.summary()
+    assert {e["id"] for e in summary["slowest"]} == {good_id, bad_id}
+    assert "worse\\udcfe\\udc80" in summary["failures_by_type"]["TaskFailure"]["example"]
+    for name in ("results.jsonl", "summary.json", "summary.md", "runner.log", "report.html"):
+        (first.run_dir / name).read_bytes().decode("utf-8")  # every file is UTF-8
+    assert "bad\\udcffname -> OK" in first.stderr
+    assert "bad\\udcffname -> OK" in (first.run_dir / "runner.log").read_text()
+    assert "- bad\\udcffname: " in (first.run_dir / "summary.md").read_text()
+    assert "<td>bad\\udcffname</td>" in (first.run_dir / "report.html").read_text()
+    assert [r["stdout"] for r in read_streams(first.run_dir, good_id)] == ["1\n"]
+
+    (data / bad_id).write_bytes(b"ok now\n")
+    second = run_cli(*args, f"resume={first.run_dir}")
+    assert second.returncode == 0, second.output
+    assert second.summary()["already_succeeded"] == 1 and second.summary()["total"] == 1
+    assert [r["id"] for r in read_streams(second.run_dir)] == [bad_id]  # the other not rerun
+    assert {r["id"]: r["status"] for r in second.results()} == {good_id: "ok", bad_id: "ok"}

@@ -179,3 +179,14 @@ def test_a_record_written_after_a_torn_one_is_still_read(tmp_path: Path) -> None
     log.add("c", "z", "")
     log.close()
     assert [r["id"] for r in read_streams(tmp_path)] == ["b", "c"]
+
+
+def test_streams_of_an_id_that_is_not_utf8_are_found_by_that_id(tmp_path: Path) -> None:
+    """A lone surrogate in an id is written as JSON's escape: the file is UTF-8, and the
+    id os.fsdecode gives (as ``python -m runner.streams`` gets it from argv) finds it."""
+    log = StreamLog(tmp_path / STREAMS_FILE)
+    log.add("bad\udcffname", "out é\n", "")
+    log.add("good", "x", "")
+    log.close()
+    (tmp_path / STREAMS_FILE).read_bytes().decode("utf-8")
+    assert [r["stdout"] for r in read_streams(tmp_path, "bad\udcffname")] == ["out é\n"]
