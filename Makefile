@@ -32,13 +32,17 @@ $(VENV)/.created:
 # An editable install leaves runner's own modules uncompiled (pip compiles what it copies
 # into site-packages, not a source tree): compile them once, as an install would, so that
 # no start-up pays for it (with PYTHONDONTWRITEBYTECODE set, every start-up would).
+# Until 0.1 the distribution was called "runner", a name another project holds on the
+# package index: a venv made then drops it first, or both would declare our entry points.
 $(VENV)/.installed: pyproject.toml | $(VENV)/.created
+	$(BIN)/python -m pip uninstall --quiet --yes runner 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet -e .
 	$(BIN)/python -m compileall -q runner plugins conf
 	touch $@
 
 # The dev extra includes everything the plain install has.
 $(VENV)/.installed-dev: pyproject.toml | $(VENV)/.created
+	$(BIN)/python -m pip uninstall --quiet --yes runner 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m compileall -q runner plugins conf
 	touch $@ $(VENV)/.installed
