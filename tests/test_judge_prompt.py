@@ -1,0 +1,294 @@
+"""The rebuilt judge prompt (plugins/judge/prompt.py) on workspaces an agent could leave.
+
+Each repository is built with the real git CLI under a config the test controls; the
+agent's hostile config is planted afterwards, each program it names creating a marker
+file, so a marker proves the program ran.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from runner_plugins.judge import prompt
+from runner_plugins.judge.experiment import RunRef
+from tests.conftest import RunCli
+from tests.judge_support import T3, copy_fixture, judge_command, remove_slot
+
+TASK = "Create hello.py that prints Hello, World!\n"
+# git with nothing of this machine's or the workspace's config that could run a program.
+SAFE_GIT_ENV = {
+    **os.environ,
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
+# Attributes committed with the base: harmless until a config names the driver and filter.
+ATTRIBUTES = "* diff=evil filter=evil\n"
+HOOKS = ("post-index-change", "post-checkout", "pre-commit", "reference-transaction")
+
+
+def git(workspace: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "core.hooksPath=/dev/null", *args],
+        cwd=workspace,
+        env=SAFE_GIT_ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout
+
+
+def make_run(root: Path) -> RunRef:
+    """An experiment with prompt.md and one run whose agent wrote output.txt."""
+    run = RunRef(root, "T0", "00", 1)
+    (run.dir / "agent").mkdir(parents=True)
+    (run.dir / "agent" / "output.txt").write_text("Created hello.py\n")
+    (root / "prompt.md").write_text(TASK)
+    return run
+
+
+def agent_workspace(workspace: Path) -> None:
+    """A repository with README, app.py and .gitattributes committed; then the agent
+    modified app.py, deleted README and created hello.py."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    (workspace / "README").write_text("readme\n")
+    (workspace / "app.py").write_text("print('old')\n")
+    (workspace / ".gitattributes").write_text(ATTRIBUTES)
+    git(workspace, "init", "-q")
+    git(workspace, "add", "README", "app.py", ".gitattributes")
+    git(workspace, "commit", "-q", "-m", "base")
+    (workspace / "app.py").write_text("print('new')\n")
+    (workspace / "README").unlink()
+    (workspace / "hello.py").write_text('print("Hello, World!")\n')
+
+
+def marker_program(folder: Path, name: str) -> tuple[Path, Path]:
+    """An executable that creates ``folder/<name>.ran`` (and prints nothing)."""
+    marker = folder / f"{name}.ran"
+    program = folder / f"{name}.sh"
+    program.write_text(f"#!/bin/sh\ntouch '{marker}'\ncat\n")
+    program.chmod(0o755)
+    return program, marker
+
+
+def hostile_config(kind: str, git_dir: Path, outside: Path) -> list[Path]:
+    """Plant in ``git_dir`` the config ``kind``; the markers its programs would create."""
+    outside.mkdir(exist_ok=True)
+    program, marker = marker_program(outside, kind)
+    config = {
+        "fsmonitor": f"[core]\n\tfsmonitor = {program}\n",
+        "diff.external": f"[diff]\n\texternal = {program}\n",
+        "textconv": f'[diff "evil"]\n\ttextconv = {program}\n',
+        "filter": f'[filter "evil"]\n\tclean = {program}\n\tsmudge = {program}\n'
+        f"\tprocess = {program}\n\trequired = true\n",
+        "pager": f"[core]\n\tpager = {program}\n[pager]\n\tdiff = {program}\n"
+        f"\tstatus = {program}\n",
+        "hooksPath": f"[core]\n\thooksPath = {outside / 'hooks'}\n",
+        "include.path": f"[include]\n\tpath = {outside / 'evil.cfg'}\n",
+    }[kind]
+    if kind == "hooksPath":
+        (outside / "hooks").mkdir()
+        for hook in HOOKS:
+            (outside / "hooks" / hook).symlink_to(program)
+    if kind == "include.path":
+        (outside / "evil.cfg").write_text(
+            f"[core]\n\tfsmonitor = {program}\n[diff]\n\texternal = {program}\n"
+            f'[filter "evil"]\n\tclean = {program}\n'
+        )
+    with (git_dir / "config").open("a") as f:
+        f.write(config)
+    return [marker]
+
+
+EXPECTED_STATE = (
+    "## Workspace State After Agent Execution\n\nFiles modified/created by agent:\n"
+    "- `README` (deleted)\n- `app.py` (modified)\n- `hello.py` (created)\n\n"
+)
+EXPECTED_DIFF = (
+    "## Unstaged Changes\n"
+    "diff --git a/README b/README\ndeleted file mode 100644\n"
+    "index 8178c76..0000000\n--- a/README\n+++ /dev/null\n@@ -1 +0,0 @@\n-readme\n"
+    "diff --git a/app.py b/app.py\n"
+)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["fsmonitor", "diff.external", "textconv", "filter", "pager", "hooksPath", "include.path"],
+)
+def test_no_program_the_workspace_configures_runs(tmp_path: Path, kind: str) -> None:
+    """A workspace whose git config names a program (directly or through include.path)
+    gets its prompt rebuilt without that program running, and the prompt still lists
+    the agent's changes and diff as git shows them."""
+    run = make_run(tmp_path / "exp")
+    agent_workspace(run.workspace)
+    markers = hostile_config(kind, run.workspace / ".git", tmp_path / "outside")
+    text = prompt.build_prompt(run)
+    assert [m for m in markers if m.exists()] == []
+    assert EXPECTED_STATE in text
+    assert EXPECTED_DIFF in text and "-print('old')\n+print('new')\n```" in text
+    assert "## Deleted Files\n\n- README\n\n---" in text
+
+
+def test_the_rebuilt_prompt_matches_git_on_a_safe_repository(tmp_path: Path) -> None:
+    """With git's every config source cut off, the status and diffs runner computes are
+    the ones git prints (staged, unstaged, a mode change, a binary file, a symlink, a
+    quoted name, an untracked folder expanded), framework files left out."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    for name, text in {"keep.txt": "a\nb\nc\n", "mode.sh": "x\n", "CLAUDE.md": "c\n"}.items():
+        (workspace / name).write_text(text)
+    git(workspace, "init", "-q")
+    git(workspace, "add", "-A")
+    git(workspace, "commit", "-q", "-m", "base")
+    (workspace / "keep.txt").write_text("a\nB\nc\n")
+    (workspace / "mode.sh").chmod(0o755)
+    (workspace / "CLAUDE.md").write_text("changed\n")
+    (workspace / "bin.dat").write_bytes(b"\0\1")
+    (workspace / "\u00e9.txt").write_text("e")
+    (workspace / "lnk").symlink_to("keep.txt")
+    git(workspace, "add", "bin.dat", "\u00e9.txt", "lnk")
+    (workspace / "new" / "deep").mkdir(parents=True)
+    (workspace / "new" / "one.py").write_text("1\n")
+    (workspace / "new" / "deep" / "two.py").write_text("2\n")
+    state = prompt.Workspace(workspace)
+    unstaged = git(workspace, "diff", "--", ".", ":(exclude)CLAUDE.md", ":(exclude).claude")
+    staged = git(workspace, "diff", "--cached", "--", ".", ":(exclude)CLAUDE.md")
+    assert state.patchfile() == (
+        f"## Unstaged Changes\n{unstaged.strip()}\n\n## Staged Changes\n{staged.strip()}"
+    )
+    assert state.state() == (
+        "Files modified/created by agent:\n- `bin.dat` (added)\n- `keep.txt` (modified)\n"
+        '- `lnk` (added, symlink)\n- `mode.sh` (modified)\n- `"\\303\\251.txt"` (added)\n'
+        "- `new/deep/two.py` (created)\n- `new/one.py` (created)"
+    )
+    porcelain = git(workspace, "status", "--porcelain").splitlines()
+    assert porcelain == [
+        "A  bin.dat",
+        " M keep.txt",
+        "A  lnk",
+        " M mode.sh",
+        'A  "\\303\\251.txt"',
+        " M CLAUDE.md",
+        "?? new/",
+    ] or sorted(porcelain) == sorted(
+        [
+            "A  bin.dat",
+            " M keep.txt",
+            "A  lnk",
+            " M mode.sh",
+            'A  "\\303\\251.txt"',
+            " M CLAUDE.md",
+            "?? new/",
+        ]
+    )
+
+
+def test_a_symlink_is_listed_never_followed(tmp_path: Path) -> None:
+    """A symlink to a folder outside (a secret in it) and one to /root are listed as
+    links; nothing they point to is read or listed, and a tracked file turned into a
+    link shows the link's target path only."""
+    run = make_run(tmp_path / "exp")
+    agent_workspace(run.workspace)
+    secret = tmp_path / "outside"
+    secret.mkdir()
+    (secret / "secret-name.txt").write_text("SECRET-CONTENT\n")
+    (run.workspace / "leak").symlink_to(secret)
+    (run.workspace / "root").symlink_to("/root")
+    (run.workspace / "app.py").unlink()
+    (run.workspace / "app.py").symlink_to(secret / "secret-name.txt")
+    text = prompt.build_prompt(run)
+    assert "- `leak` (created, symlink)\n- `root` (created, symlink)" in text
+    assert "- `app.py` (T, symlink)" in text  # git's typechange code, as the original shows it
+    assert "SECRET-CONTENT" not in text and "secret-name.txt`" not in text
+    assert len(text.splitlines()) < 60
+
+
+@pytest.mark.parametrize("kind", ["gitdir-pointer", "symlinked-config", "alternates"])
+def test_a_repository_reaching_outside_is_not_read(tmp_path: Path, kind: str) -> None:
+    """A .git that is a gitdir: pointer, holds a symlink, or borrows objects through
+    alternates is not read: the state says so and nothing outside runs or is read."""
+    run = make_run(tmp_path / "exp")
+    elsewhere = tmp_path / "elsewhere"
+    agent_workspace(elsewhere)
+    markers = hostile_config("fsmonitor", elsewhere / ".git", tmp_path / "outside")
+    if kind == "gitdir-pointer":
+        run.workspace.mkdir()
+        (run.workspace / "hello.py").write_text("x\n")
+        (run.workspace / ".git").write_text(f"gitdir: {elsewhere / '.git'}\n")
+    else:
+        agent_workspace(run.workspace)
+        if kind == "symlinked-config":
+            (run.workspace / ".git" / "config").unlink()
+            (run.workspace / ".git" / "config").symlink_to(elsewhere / ".git" / "config")
+        else:
+            info = run.workspace / ".git" / "objects" / "info"
+            (info / "alternates").write_text(f"{elsewhere / '.git' / 'objects'}\n")
+    text = prompt.build_prompt(run)
+    assert [m for m in markers if m.exists()] == []
+    assert f"## Workspace State After Agent Execution\n\n{prompt.UNREADABLE}\n\n---" in text
+
+
+def test_the_prompt_is_bounded_and_says_what_was_cut(tmp_path: Path) -> None:
+    """A huge agent output, a tracked file grown past the per-file limit and thousands
+    of new files give a prompt within MAX_PROMPT_BYTES that says what it left out and
+    still ends with the closing instruction."""
+    run = make_run(tmp_path / "exp")
+    agent_workspace(run.workspace)
+    (run.dir / "agent" / "output.txt").write_text("line of agent output\n" * 100_000)
+    (run.workspace / "app.py").write_text("x = 1\n" * (prompt.MAX_FILE_BYTES // 3))
+    many = run.workspace / "many"
+    many.mkdir()
+    for i in range(prompt.MAX_LISTED + 500):
+        (many / f"f{i:05d}.txt").write_text("")
+    text = prompt.build_prompt(run)
+    assert len(text.encode()) <= prompt.MAX_PROMPT_BYTES
+    assert f"the rebuilt prompt is limited to {prompt.MAX_PROMPT_BYTES} bytes)" in text
+    assert "- `many/f00000.txt` (created)" in text
+    assert f"... (503 more not listed: at most {prompt.MAX_LISTED})" in text
+    assert f"(content not shown: larger than {prompt.MAX_FILE_BYTES} bytes)" in text
+    assert text.endswith(
+        "Evaluate the agent's work using the rubric and criteria in your system prompt."
+    )
+
+
+def test_judge_rerun_rebuilds_the_prompt_of_a_hostile_workspace(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    """python -m runner task=judge_rerun on a copy of the real experiment whose run lost
+    judge_prompt.md and whose workspace carries every hostile config: the judge is given
+    the rebuilt prompt, and none of the workspace's programs ran."""
+    experiment = copy_fixture(tmp_path / "experiment")
+    remove_slot(experiment)
+    (experiment / T3 / "judge_prompt.md").unlink()
+    workspace = experiment / T3 / "workspace"
+    (workspace / ".gitattributes").write_text(ATTRIBUTES)
+    git(workspace, "init", "-q")
+    git(workspace, "add", "README", "CLAUDE.md", ".claude", ".gitattributes")
+    git(workspace, "commit", "-q", "-m", "base")
+    (workspace / "README").write_text("changed by the agent\n")
+    markers = []
+    for kind in ("fsmonitor", "diff.external", "textconv", "filter", "hooksPath"):
+        markers += hostile_config(kind, workspace / ".git", tmp_path / f"outside-{kind}")
+    result = run_cli(
+        "task=judge_rerun",
+        f"source.experiment={experiment}",
+        "task.command=[" + ",".join(f"'{a}'" for a in judge_command(tmp_path)) + "]",
+    )
+    assert result.returncode == 0, result.output
+    assert [m for m in markers if m.exists()] == []
+    rebuilt = (experiment / T3 / "judge_prompt.md").read_text()
+    assert (
+        "Files modified/created by agent:\n- `README` (modified)\n- `hello.py` (created)\n"
+        in rebuilt
+    )
+    assert "-Hello World!\n+changed by the agent\n```" in rebuilt
+    assert [r["status"] for r in result.results()] == ["ok"]
