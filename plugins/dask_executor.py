@@ -26,7 +26,7 @@ from runner.api import Executor, Item, Outcome, RunContext
 from runner.process import CommandGroup, join_group
 
 INSTALL_HINT = (
-    'Dask is not installed: pip install "runner[dask]" '
+    'Dask is not installed: pip install "itemrunner[dask]" '
     '(or pip install ".[dask]" in a clone of runner)'
 )
 _DASK_LOG = logging.getLogger("distributed")
@@ -65,6 +65,11 @@ def _cores() -> int:
 
 def _error(exc: BaseException, what: str) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": f"{what}: {exc}", "traceback": ""}
+
+
+def _allowed_failures(dask_scheduler: Any) -> int:
+    """Run on the scheduler: how often it runs a task again after its worker died."""
+    return int(dask_scheduler.allowed_failures)
 
 
 # Worker side ----------------------------------------------------------------------------
@@ -186,9 +191,15 @@ class DaskExecutor(Executor):
     ``parallel`` batches are out. Items read but not yet handed on stay under ``3 * slots
     * max_batch`` (slots: the batches out, ``parallel`` or twice that), whatever the source.
 
-    A task that fails as a whole (its worker lost and Dask's retries spent, an item or an
-    outcome that cannot be pickled) runs its items again, one per task, once; an item that
-    fails alone fails with the task's error. ``shutdown``: no new item starts anywhere;
+    A task lost as a whole (its worker died, its outcome cannot be read back) may have
+    started each of its items: each counts as started, and an item runs again, alone in
+    a task, only while that count stays below ``retry.attempts``; otherwise it fails
+    (``WorkerDied`` for a worker's death) saying how often it may have started. The
+    LocalCluster's scheduler never runs a task again by itself (``allowed_failures=0``);
+    a scheduler at ``address`` may (its ``distributed.scheduler.allowed-failures``, read
+    at the start): each of its lost tasks counts as that many starts plus one, and a
+    line says when that bound is above ``retry.attempts``. Items of a batch that could
+    not be sent run again one per task. ``shutdown``: no new item starts anywhere;
     ``kill``: the commands of running items are stopped on every worker and the batches
     still out cancelled (a Python task runs on to its end; its outcome is dropped). A
     cluster it started is closed at the end of ``map``, whatever the way out.
@@ -232,6 +243,9 @@ class DaskExecutor(Executor):
         self._lock = threading.Lock()  # guards the client, the cluster and _out
         self._client: Any = None
         self._cluster: Any = None
+        #: Times the scheduler runs a task again after its worker died (Dask's
+        #: ``allowed-failures``): 0 on the LocalCluster started here.
+        self._allowed_failures = 0
         self._log_level = logging.NOTSET
         self._token: str | None = None  # of the run map serves, while it does
         self._out: dict[Any, list[Item]] = {}  # future -> its batch
@@ -265,8 +279,17 @@ class DaskExecutor(Executor):
                     # Worker processes' logs: a heartbeat meeting the closing scheduler at
                     # the end would print a traceback; outcomes carry the errors that count.
                     silence_logs=logging.CRITICAL,
+                    # A task whose worker died fails at once (Dask would run it on 3 more
+                    # workers): whether its items run again is counted against
+                    # retry.attempts here, item by item.
+                    scheduler_kwargs={"allowed_failures": 0},
                 )
             client = distributed.Client(cluster if cluster is not None else self.address)
+            if cluster is None:
+                try:
+                    self._allowed_failures = int(client.run_on_scheduler(_allowed_failures))
+                except Exception:  # a scheduler that does not say: Dask's default
+                    self._allowed_failures = 3
         except BaseException:
             if cluster is not None:
                 cluster.close()
@@ -364,6 +387,8 @@ class DaskExecutor(Executor):
         auto: Any = getattr(fn, "limit", None)
         receive: Callable[[Outcome], Outcome] = getattr(fn, "receive", lambda o: o)
         blob = _dumps(fn.portable)  # type: ignore[attr-defined]
+        retry = getattr(fn.portable, "retry", None)  # type: ignore[attr-defined]
+        attempts = int(getattr(retry, "attempts", 1))
         source = iter(items)
         ahead: deque[Item] = deque()
         errors: list[Exception] = []
@@ -386,7 +411,19 @@ class DaskExecutor(Executor):
             return
         client = self._open(parallel)
         token = self._token = uuid.uuid4().hex
+        # Starts a lost task may have cost (the scheduler's own reruns included).
+        per_loss = self._allowed_failures + 1
+        if per_loss > attempts:
+            logger.warning(
+                f"Dask at {self.address} runs a task again on another worker up to "
+                f"{per_loss - 1} time(s) when its worker dies (its scheduler's "
+                "distributed.scheduler.allowed-failures): an item that kills its worker may "
+                f"start {per_loss} times, more than retry.attempts={attempts}; set "
+                "allowed-failures to 0 on the scheduler to bound it by retry.attempts"
+            )
         again: deque[list[Item]] = deque()  # items of a failed task, to run one per task
+        # Item id -> the errors of its lost tasks, each counted as started (see lost()).
+        losses: dict[str, list[dict[str, Any]]] = {}
         ready: deque[Outcome] = deque()
         per_item: float | None = None  # seconds, once known
         interrupted = False
@@ -437,6 +474,42 @@ class DaskExecutor(Executor):
                     error = _error(exc, what)
                     ready.append(Outcome(item.id, "failed", 0.0, None, error, item.label, now, now))
 
+            def lost(batch: list[Item], exc: BaseException, what: str) -> None:
+                """A task that went out and came back without its outcomes: any of its
+                items may have started (``per_loss`` times if its worker died), so each
+                runs again, alone, only while its starts stay below ``attempts``."""
+                died = isinstance(exc, _distributed().KilledWorker)
+                starts = per_loss if died else 1
+                error = _error(exc, what)
+                if died:
+                    error["type"] = "WorkerDied"
+                    error["message"] = f"the Dask worker running it died ({exc})"
+                rerun = 0
+                for item in batch:
+                    seen = losses.setdefault(item.id, [])
+                    seen.extend([error] * starts)
+                    if len(seen) < attempts:
+                        again.append([item])
+                        rerun += 1
+                        continue
+                    now = clock()
+                    final = {
+                        **error,
+                        "message": f"{error['message']}; it may have started {len(seen)} "
+                        f"time(s), retry.attempts={attempts}: not run again",
+                    }
+                    earlier = tuple({"error": e, "seconds": 0.0, "wait": 0.0} for e in seen[:-1])
+                    ready.append(
+                        Outcome(item.id, "failed", 0.0, None, final, item.label, now, now, earlier)
+                    )
+                    del losses[item.id]
+                if rerun:
+                    logger.warning(
+                        f"A Dask task of {len(batch)} item(s) was lost ({type(exc).__name__}: "
+                        f"{exc}); {rerun} of them run again, one per task (retry.attempts="
+                        f"{attempts})"
+                    )
+
             while True:
                 # Until items' times are known, one item per slot and none queued.
                 room = slots if per_item is not None else max(parallel, 1)
@@ -475,15 +548,23 @@ class DaskExecutor(Executor):
                     if given_up and future.status != "finished":
                         continue  # cancelled here: its items never finished
                     if future.status != "finished":
-                        lost = result[1] if isinstance(result, tuple) else result
-                        fail(batch, lost, "the Dask task running it failed")
+                        error = result[1] if isinstance(result, tuple) else result
+                        lost(batch, error, "the Dask task running it failed")
                         continue
                     try:
                         rows, stopped = pickle.loads(result)
                         outcomes = [Outcome(*row) for row in rows]
                     except Exception as exc:
-                        fail(batch, exc, "its outcome cannot be read back from Dask")
+                        lost(batch, exc, "its outcome cannot be read back from Dask")
                         continue
+                    if losses:  # the attempts lost with a worker come first in its record
+                        for outcome in outcomes:
+                            seen = losses.pop(outcome.id, None)
+                            if seen is not None:
+                                earlier = tuple(
+                                    {"error": e, "seconds": 0.0, "wait": 0.0} for e in seen
+                                )
+                                outcome.retries = earlier + tuple(outcome.retries)
                     if stopped and not interrupted:
                         interrupted = True  # raised once the batches still out are back
                         self._stop.set()

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from runner.api import Item, Outcome, RetryableError
-from runner.policies import Gate
+from runner.policies import Gate, RetryPolicy
 from runner.settings import settings_from
 from runner.wrapper import make_safe_call
 from runner_plugins.dask_executor import DaskExecutor
@@ -179,7 +179,7 @@ def test_missing_dask_ends_the_run_with_how_to_install_it(tmp_path: Path) -> Non
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2, output
-    assert 'pip install "runner[dask]"' in output and 'pip install ".[dask]"' in output
+    assert 'pip install "itemrunner[dask]"' in output and 'pip install ".[dask]"' in output
     assert "Traceback" not in output
     assert not (tmp_path / "run" / "results.jsonl").exists()
 
@@ -368,8 +368,65 @@ def test_a_result_that_cannot_be_sent_back_fails_its_item(threads_cluster: str) 
 
 
 @pytest.mark.slow
+def task_count_then_exit_at_0(item: Item) -> None:
+    with open(Path(item["starts"]) / item.id, "a") as fh:
+        fh.write("started\n")
+    if item["index"] == 0:
+        os._exit(1)  # the worker process dies with the item
+    time.sleep(0.02)
+
+
+@pytest.mark.parametrize("attempts", [1, 2])
+def test_an_item_that_kills_its_worker_starts_at_most_retry_attempts_times(
+    tmp_path: Path, attempts: int
+) -> None:
+    """On the LocalCluster the executor starts, an item whose worker process dies starts
+    exactly retry.attempts times (Dask alone would start it on 4 workers), then fails
+    as WorkerDied saying so; no item starts more often than that."""
+    batch = [Item(str(i), {"index": i, "starts": str(tmp_path)}) for i in range(6)]
+    executor = DaskExecutor(workers=1, threads_per_worker=1)
+    call = make_safe_call(task_count_then_exit_at_0, RetryPolicy(attempts=attempts))
+    outcomes = list(executor.map(call, batch, 1))
+    starts = {p.name: len(p.read_text().splitlines()) for p in tmp_path.iterdir()}
+    assert starts["0"] == attempts and max(starts.values()) <= attempts, starts
+    by_id = {o.id: o for o in outcomes}
+    assert sorted(by_id) == [str(i) for i in range(6)] and len(outcomes) == 6
+    killed = by_id["0"]
+    assert killed.status == "failed" and killed.error is not None
+    assert killed.error["type"] == "WorkerDied"
+    assert killed.error["message"].startswith("the Dask worker running it died")
+    assert (
+        f"it may have started {attempts} time(s), retry.attempts={attempts}"
+        in (killed.error["message"])
+    )
+    assert len(killed.retries) == attempts - 1
+    if attempts == 2:  # the others, lost with the worker at most once, ran again
+        assert all(by_id[str(i)].ok for i in range(1, 6))
+
+
+def test_a_scheduler_that_reruns_lost_tasks_is_counted_and_named(
+    tmp_path: Path, log_lines: list[str]
+) -> None:
+    """A scheduler runner did not start keeps its allowed-failures (Dask's default 3):
+    runner says so, counts each lost task as 4 starts and never sends it again, so the
+    item starts at most retry.attempts + allowed-failures times."""
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0")
+    try:
+        executor = DaskExecutor(cluster.scheduler_address)
+        batch = [Item("0", {"index": 0, "starts": str(tmp_path)})]
+        call = make_safe_call(task_count_then_exit_at_0, RetryPolicy(attempts=2))
+        [outcome] = list(executor.map(call, batch, 1))
+    finally:
+        cluster.close()
+    assert len((tmp_path / "0").read_text().splitlines()) == 4  # the scheduler's, not ours
+    assert outcome.error is not None and outcome.error["type"] == "WorkerDied"
+    assert "it may have started 4 time(s), retry.attempts=2" in outcome.error["message"]
+    assert any("allowed-failures" in line and "retry.attempts=2" in line for line in log_lines)
+
+
 def test_a_lost_worker_fails_only_the_item_that_killed_it() -> None:
-    """A worker process dying mid-batch: the batch's other items run again, once each."""
+    """A worker process dying mid-batch: with retry.attempts=2 the batch's other items
+    run again, once each, and the item that killed it fails after its second start."""
     dask = pytest.importorskip("dask")
     # Dask gives up on a task at the first worker it kills (it would retry 3 times), and
     # one batch at a time: nothing else dies with the item.
@@ -379,13 +436,14 @@ def test_a_lost_worker_fails_only_the_item_that_killed_it() -> None:
         )
     try:
         executor = DaskExecutor(cluster.scheduler_address, max_batch=32)
-        outcomes = list(executor.map(make_safe_call(task_exit_at_40), items(120), 1))
+        call = make_safe_call(task_exit_at_40, RetryPolicy(attempts=2))
+        outcomes = list(executor.map(call, items(120), 1))
     finally:
         cluster.close()
     assert statuses(outcomes) == {str(i): "failed" if i == 40 else "ok" for i in range(120)}
     [lost] = [o for o in outcomes if not o.ok]
-    assert lost.error is not None and lost.error["type"] == "KilledWorker"
-    assert "the Dask task running it failed" in lost.error["message"]
+    assert lost.error is not None and lost.error["type"] == "WorkerDied"
+    assert "it may have started 2 time(s)" in lost.error["message"]
 
 
 @pytest.mark.slow
