@@ -292,3 +292,23 @@ def test_judge_rerun_rebuilds_the_prompt_of_a_hostile_workspace(
     )
     assert "-Hello World!\n+changed by the agent\n```" in rebuilt
     assert [r["status"] for r in result.results()] == ["ok"]
+
+
+def test_experiment_files_that_are_symlinks_are_not_read(tmp_path: Path) -> None:
+    """An agent/output.txt or a workspace that is a symlink to somewhere outside the
+    experiment is named as such in the prompt; what it points to is not read."""
+    run = make_run(tmp_path / "exp")
+    elsewhere = tmp_path / "elsewhere"
+    agent_workspace(elsewhere)
+    (elsewhere / "hello.py").write_text("SECRET-CONTENT\n")
+    (tmp_path / "secret.txt").write_text("SECRET-CONTENT\n")
+    (run.dir / "agent" / "output.txt").unlink()
+    (run.dir / "agent" / "output.txt").symlink_to(tmp_path / "secret.txt")
+    run.workspace.symlink_to(elsewhere)
+    text = prompt.build_prompt(run)
+    assert "SECRET-CONTENT" not in text and "hello.py" not in text.split("## Agent's")[1]
+    assert (
+        "(T0/00/run_01/agent/output.txt is a symlink or leads outside the experiment: not read)"
+        in text
+    )
+    assert f"Execution\n\n{prompt.UNREADABLE}\n\n---" in text

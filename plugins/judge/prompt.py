@@ -190,9 +190,9 @@ class _Side:
 class Workspace:
     """A run's workspace read as ``git status`` and ``git diff`` would show it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, readable: bool = True) -> None:
         self.path = path
-        git = _safe_git_dir(path) if path.is_dir() and not path.is_symlink() else None
+        git = _safe_git_dir(path) if readable and path.is_dir() and not path.is_symlink() else None
         self.readable = git is not None
         self._git = git or path / ".git"
         self._store = DiskObjectStore(
@@ -549,9 +549,8 @@ def build_prompt(run: RunRef) -> str:
         parts.append(("## Rubric (Evaluation Criteria)\n\n```yaml\n", text, "\n```"))
     parts.append(("## Task Given to Agent\n\n", _input_text(run.root / TASK_FILE, run.root), ""))
     parts.append(("## Agent's Output\n\n", _input_text(run.dir / AGENT_OUTPUT, run.root), ""))
-    workspace = Workspace(run.workspace)
-    if not _inside(run.workspace, run.root):
-        workspace.readable = False
+    # A run folder that is a symlink would lead the walk outside the experiment.
+    workspace = Workspace(run.workspace, readable=_inside(run.workspace, run.root))
     parts.append(("## Workspace State After Agent Execution\n\n", workspace.state(), ""))
     diff = workspace.patchfile()
     if diff:
