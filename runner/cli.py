@@ -148,6 +148,7 @@ def _job(cfg: Any) -> int:
 
     from runner import logs
     from runner.jobs import write_job_status
+    from runner.resume import FolderInUse
     from runner.run import execute
     from runner.settings import settings_from
 
@@ -159,6 +160,7 @@ def _job(cfg: Any) -> int:
         f"[job {hydra_config.job.num}] " if str(hydra_config.mode) == "RunMode.MULTIRUN" else ""
     )
     code, error = EXIT_INTERRUPTED, ""  # what job.json records
+    record = True  # a folder that holds another run keeps that run's job.json
     try:
         settings = settings_from(cfg)
         logs.configure_console(settings.log_level, prefix)
@@ -167,6 +169,7 @@ def _job(cfg: Any) -> int:
         return code
     except UsageError as exc:
         code, error = exc.exit_code, one_line(exc)
+        record = not isinstance(exc, FolderInUse)
         logger.error(f"runner: error: {error}")
         return code
     except KeyboardInterrupt as exc:
@@ -178,7 +181,8 @@ def _job(cfg: Any) -> int:
         logs.error_with_traceback(f"runner: {error}", exc)
         return code
     finally:
-        write_job_status(output_dir, code, error)
+        if record:
+            write_job_status(output_dir, code, error)
         logs.remove_run_log(sink)
         logs.clear_prefix()
 

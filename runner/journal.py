@@ -11,6 +11,7 @@ from typing import Any
 
 from runner.api import Outcome
 from runner.errors import WriteError
+from runner.files import atomic_write_text
 
 
 def _fallback(value: Any) -> Any:
@@ -67,6 +68,30 @@ def success_line(outcome: Outcome) -> str:
     )
 
 
+#: Bytes read at a time from a journal's end, looking for its last whole line.
+_TAIL_CHUNK = 65536
+
+
+def _cut_torn_tail(fd: int) -> int:
+    """Cut a journal open on ``fd`` back to its last whole line (a run killed mid-write
+    left the rest), so that what is appended starts a line of its own; its new size."""
+    size = os.fstat(fd).st_size
+    end = size
+    while end > 0:
+        start = max(end - _TAIL_CHUNK, 0)
+        chunk = os.pread(fd, end - start, start)
+        if end == size and chunk.endswith(b"\n"):
+            return size
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            end = start + newline + 1
+            break
+        end = start
+    if end != size:
+        os.ftruncate(fd, end)
+    return end
+
+
 #: Lines kept in memory at most between two flushes: memory stays flat however fast
 #: items finish, at one write per this many lines.
 MAX_BUFFERED = 2048
@@ -82,10 +107,26 @@ class Journal:
     raises :class:`WriteError`: the journal stays valid line by line.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, earlier: Iterable[str] | None = None) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        self._size = os.fstat(self._fd).st_size
+        if earlier is not None:
+            # A resumed run's journal starts as the earlier run's successes, whole, in
+            # one rename: in its own folder, the lines of items that run again (failed,
+            # torn) go, so the journal holds one line per item, as the summary counts.
+            try:
+                atomic_write_text(path, "".join(earlier))  # lines read as text: UTF-8
+            except OSError as exc:
+                raise WriteError(path, exc) from exc
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise WriteError(path, exc) from exc
+        try:
+            self._size = _cut_torn_tail(fd)
+        except OSError as exc:
+            os.close(fd)
+            raise WriteError(path, exc) from exc
+        self._fd = fd
         self._lines: list[str] = []
         self._pending = [0, 0]  # outcomes in _lines: ok, not ok
         #: Outcomes of this run on disk, whole: ok, and not ok.
@@ -127,10 +168,6 @@ class Journal:
         self._pending[outcome.status != "ok"] += 1
         if len(self._lines) >= MAX_BUFFERED:
             self.flush()
-
-    def copy(self, lines: Iterable[str]) -> None:
-        """Append whole journal lines of another run (a resumed run's earlier results)."""
-        self._lines.extend(lines)
 
     def flush(self) -> None:
         if not self._lines or self._fd < 0:

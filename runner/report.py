@@ -265,6 +265,12 @@ def run_page(
         ("started", s.get("started_at")),
         ("finished", s.get("finished_at")),
         ("resumed from", s.get("resumed_from")),
+        # With ``items finished``, every line of the journal: the resumed run's successes
+        # head it.
+        (
+            "succeeded in the run resumed",
+            s.get("already_succeeded") if s.get("resumed_from") else None,
+        ),
     ]
     body = [
         f"<p>{verdict}</p>",

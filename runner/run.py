@@ -107,6 +107,8 @@ def execute(settings: Settings, output_dir: Path) -> int:
         parallel=settings.parallel,
         dry_run=settings.dry_run,
     )
+    # Before any plugin can touch the folder: refused here, it is left as it was.
+    previous = resume.claim(settings, output_dir)
     plugins = {group: build(group, settings) for group in GROUPS}
     context.source, context.task = plugins["source"], plugins["task"]
     with contextlib.ExitStack() as stack:
@@ -119,18 +121,22 @@ def execute(settings: Settings, output_dir: Path) -> int:
                 stack.callback(_close, plugin)
         if settings.dry_run:
             return _dry_run(plugins["source"])
-        return _run(settings, output_dir, context, plugins)
+        return _run(settings, output_dir, context, plugins, previous)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dict[str, Any]) -> int:
+def _run(
+    settings: Settings,
+    output_dir: Path,
+    context: RunContext,
+    plugins: dict[str, Any],
+    previous: Path | None,
+) -> int:
     source, task, executor, post = (plugins[g] for g in GROUPS)
     total = _length(source)
     items: Iterator[Item] = _read(source)
     done_before: dict[str, str] = {}
-    previous = None
-    if settings.resume is not None:
-        previous = resume.previous_run(settings.resume, output_dir)
+    if previous is not None:
         done_before = resume.succeeded_records(previous)
         items = resume.remaining(items, done_before)
         if total is not None:
@@ -148,9 +154,9 @@ def _run(settings: Settings, output_dir: Path, context: RunContext, plugins: dic
     limit = AdaptiveLimit(*settings.auto) if settings.auto else None
     gate = Gate(settings.rate_limit, limit.rate_limited if limit else None)
     halt = settings.halt
-    journal = Journal(output_dir / "results.jsonl")
-    if previous is not None and previous.resolve() != output_dir.resolve():
-        journal.copy(done_before.values())
+    journal = Journal(
+        output_dir / resume.JOURNAL, None if previous is None else done_before.values()
+    )
     progress = Progress(total, settings.progress)
     tally = Tally()
     clock_offset = time.time() - time.perf_counter()

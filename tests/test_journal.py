@@ -81,3 +81,35 @@ def test_an_id_utf8_cannot_hold_is_journaled_escaped_and_reads_back(tmp_path: Pa
     text = (tmp_path / "results.jsonl").read_bytes().decode("utf-8")
     assert "\\udcff" in text and "é" in text
     assert [o.id for o in JournalOutcomes(tmp_path / "results.jsonl")] == ["bad-\udcff.csv", "good"]
+
+
+@pytest.mark.parametrize("chunk", [65536, 7])
+def test_a_journal_opened_on_a_torn_line_appends_after_the_last_whole_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A run killed mid-line left a fragment: it is cut before the next line is written,
+    which would otherwise be glued to it and lost."""
+    monkeypatch.setattr(journal_module, "_TAIL_CHUNK", chunk)  # the fragment spans chunks
+    path = tmp_path / "results.jsonl"
+    whole = '{"id": "a", "status": "ok", "seconds": 1, "result": null}\n'
+    path.write_text(whole + '{"id": "b", "status": "ok", "seconds": 1, "res')
+    j = Journal(path)
+    j.write(Outcome("c", "ok", 0.1, None))
+    j.close()
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == ["a", "c"]
+    path.write_text('{"id": "only a fragment')
+    Journal(path).close()
+    assert path.read_text() == ""
+
+
+def test_a_journal_that_starts_from_earlier_lines_holds_them_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """A resumed run's journal: the earlier successes replace what the file held."""
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"id": "x", "status": "failed", "seconds": 1, "error": {}}\n{"id": "y')
+    earlier = ['{"id": "a", "status": "ok", "seconds": 1, "result": null}\n']
+    j = Journal(path, earlier)
+    j.write(Outcome("x", "ok", 0.1, None))
+    j.close()
+    assert [o.id for o in JournalOutcomes(path)] == ["a", "x"]

@@ -181,7 +181,8 @@ def test_resume_tolerates_a_torn_last_line_and_finds_the_last_run(
     """A journal cut mid-line is read up to the cut; resume=last finds the newest run."""
     outputs = tmp_path / "outputs" / "2026-01-01"
     old = outputs / "10-00-00"
-    old.mkdir(parents=True)
+    first = run_runner("source.count=4", "task.seconds=0", cwd=tmp_path, run_dir=old)
+    assert first.returncode == 0, first.stderr
     (old / "results.jsonl").write_text(
         '{"id": "0", "status": "ok", "seconds": 0.1, "result": null}\n'
         '{"id": "1", "status": "failed", "seconds": 0.1, "error": {}}\n'
