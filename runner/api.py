@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from runner.errors import EXIT_IO
+
 __all__ = [
     "CONTRACTS",
     "GROUPS",
@@ -36,6 +38,7 @@ __all__ = [
     "RetryableError",
     "RunContext",
     "Source",
+    "StopRun",
     "Task",
     "TaskFailure",
 ]
@@ -131,6 +134,19 @@ class RetryableError(TaskFailure):
         super().__init__(message)
         self.wait = wait
         self.rate_limited = rate_limited
+
+
+class StopRun(TaskFailure):
+    """Raise from ``Task.run`` (or a post-processor) when no further item can succeed,
+    such as when the disk the task writes to is full.
+
+    The item fails with it; then no item starts any more (running ones finish and are
+    recorded), the post-processor does not run, and the run ends with ``exit_code``
+    (74, EX_IOERR) and the message as its one error line: say what cannot be written,
+    why, and what to do.
+    """
+
+    exit_code = EXIT_IO
 
 
 class BadInput(TaskFailure):

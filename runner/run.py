@@ -164,6 +164,7 @@ def _run(
     last_finish = 0.0
     interrupted: KeyboardInterrupt | None = None
     halted: str | None = None
+    stopped_by: UsageError | None = None  # a task's StopRun: the run ends with its line
     source_error: Exception | None = None
     write_error: WriteError | None = None
     last_flush = 0.0
@@ -189,7 +190,7 @@ def _run(
     halting = halt.active
 
     def record(outcome: Outcome) -> None:
-        nonlocal first_start, last_finish, last_flush, halted
+        nonlocal first_start, last_finish, last_flush, halted, stopped_by
         status = outcome.status
         if status == "skipped":
             return
@@ -211,6 +212,11 @@ def _run(
         if status == "ok":
             return
         tally.failure(outcome)
+        code = (outcome.error or {}).get("exit_code")
+        if code is not None and stopped_by is None:
+            stopped_by = _stopped(outcome.error or {}, code)
+            halted = f"stopped by the task: {stopped_by}"
+            stop(kill=False)  # running items finish and are recorded
         if halting and halted is None and status == "failed":
             if halt.reached(progress.failed, progress.done, total):
                 halted = f"{progress.failed} failure(s) reached halt.on_failures"
@@ -306,7 +312,7 @@ def _run(
         + (f" {summary['skipped']} item(s) did not run." if summary["skipped"] else "")
     )
     _log_ending(summary, output_dir)
-    failure: BaseException | None = write_error or interrupted
+    failure: BaseException | None = write_error or interrupted or stopped_by
     if source_error is not None and write_error is None:
         # What ran is journaled and summarised; the rest of the source cannot be read.
         failure = UsageError(
@@ -317,6 +323,8 @@ def _run(
     if failure is None:
         try:
             post(JournalOutcomes(journal.path), context)
+        except api.StopRun as exc:
+            failure = _stopped({"message": str(exc)}, exc.exit_code)
         except Exception as exc:
             error_with_traceback(
                 f"postprocessor {settings.name('postprocessor')!r} failed: "
@@ -345,6 +353,13 @@ def _log_ending(summary: dict[str, Any], output_dir: Path) -> None:
         logger.warning(f"  ... and {len(failures) - ENDING_TYPES} more error type(s)")
     where = shown_path(output_dir)
     logger.info(f"Results in {where}{os.sep} (results.jsonl, summary.json, runner.log)")
+
+
+def _stopped(error: dict[str, Any], code: int) -> UsageError:
+    """The one-line error a task's (or post-processor's) ``StopRun`` ends the run with."""
+    stopped = UsageError(error.get("message") or "the task stopped the run")
+    stopped.exit_code = code
+    return stopped
 
 
 class SourceError(Exception):

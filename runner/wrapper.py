@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from runner.api import BadInput, Item, Outcome, RetryableError, TaskFailure
+from runner.api import BadInput, Item, Outcome, RetryableError, StopRun, TaskFailure
 from runner.policies import Gate, RetryPolicy, Stopped, retrying
 from runner.process import (
     CommandGroup,
@@ -42,6 +42,8 @@ def error_info(exc: BaseException, pause: float | None = None) -> dict[str, Any]
     }
     if pause is not None and isinstance(exc, RetryableError) and exc.rate_limited:
         info["pause"] = round(pause, 3)
+    if isinstance(exc, StopRun):  # the run stops with it, wherever the item ran
+        info["exit_code"] = exc.exit_code
     return info
 
 
