@@ -41,6 +41,10 @@ log = os.environ.get("FAKE_CLAUDE_LOG")
 if log:
     with open(log, "a") as fh:
         fh.write(model + "\\n")
+    # Killed by a signal, no envelope printed, once this many calls have been made.
+    kill_after = os.environ.get("FAKE_CLAUDE_KILL_AFTER")
+    if kill_after and len(open(log).read().splitlines()) > int(kill_after):
+        os.kill(os.getpid(), 9)
 time.sleep(float(os.environ.get("FAKE_CLAUDE_SLEEP", "0")))
 cost = float(os.environ.get("FAKE_CLAUDE_COST", "0.25"))
 score = float(os.environ.get("FAKE_CLAUDE_SCORE", "0.3"))
@@ -233,7 +237,8 @@ def test_a_claude_json_judge_that_prints_text_fails_the_attempt(
     experiment: Path, out: Path, claude: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """reply_format claude_json without an envelope on stdout: the attempt fails and
-    says why; nothing is recorded as cost."""
+    says why; the call reported no cost, so the run's ledger counts it at the bound
+    (task.unreported_cost_usd, $1 by default), marked estimated; timing.json has none."""
     slot = remove_slot(experiment)
     for key, value in claude.items():
         monkeypatch.setenv(key, value)
@@ -248,7 +253,10 @@ def test_a_claude_json_judge_that_prints_text_fails_the_attempt(
         task.run(one_item(experiment, out))
     timing = _read(slot / "timing.json")
     assert (timing["failure_kind"], "cost" in timing) == ("unusable_reply", False)
-    assert not (out / LEDGER_FILE).exists()
+    [line] = (out / LEDGER_FILE).read_text().splitlines()
+    record = json.loads(line)
+    assert (record["total_cost_usd"], record["estimated"], record["ok"]) == (1.0, True, False)
+    assert task.ledger is not None and task.ledger.spent() == 1.0
     # The task travels to other processes (the process executor) with its ledger.
     copy = pickle.loads(pickle.dumps(task))
     assert copy.ledger is not None and copy.ledger.path == out / LEDGER_FILE
@@ -384,3 +392,81 @@ def test_no_judge_starts_once_the_budget_is_reached_whatever_the_workers(
         (experiment / r / "judge" / f"judge_0{n}").exists() for r in runs for n in (1, 2, 3)
     )
     assert judged == calls
+
+
+def _ledger(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / LEDGER_FILE).read_text().splitlines()]
+
+
+def test_a_judge_killed_at_its_timeout_is_counted_at_the_bound(
+    run_cli: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
+) -> None:
+    """Judges that sleep past task.timeout report no cost: each is counted at
+    task.unreported_cost_usd ($1 by default), so a $2.50 budget stops judging after three calls,
+    not after all six, and the ledger marks the three estimated."""
+    runs = ("T0/00/run_01", "T1/01/run_01")
+    for run in runs:
+        for slot in (1, 2, 3):
+            remove_slot(experiment, run, slot)
+    log = tmp_path / "calls.log"
+    result = run_cli(
+        "task=judge_rerun_claude",
+        f"source.experiment={experiment}",
+        "task.budget_usd=2.5",
+        "task.timeout=0.5",
+        env=claude | {"FAKE_CLAUDE_SLEEP": "60", "FAKE_CLAUDE_LOG": str(log)},
+    )
+    assert result.returncode == 1, result.output
+    assert len(log.read_text().splitlines()) == 3
+    records = result.results()
+    assert [r["error"]["message"].split(" ")[0] for r in records] == ["timed"] * 3 + ["judge"] * 3
+    assert [r["error"]["type"] for r in records[3:]] == [BudgetExhausted.__name__] * 3
+    ledger = _ledger(result.run_dir)
+    assert [(r["total_cost_usd"], r["estimated"], r["ok"]) for r in ledger] == [
+        (1.0, True, False)
+    ] * 3
+    assert "judge budget of $2.50 reached: $3.00 spent; 3 slot(s) not judged" in result.output
+    assert "3 call(s) reported none and are counted at their bound ($3.00" in result.output
+    cost = _read(result.run_dir / "judge_summary.json")["repair"]["cost"]["total"]
+    assert (cost["calls"], cost["estimated_calls"], cost["estimated_cost_usd"]) == (3, 3, 3.0)
+
+
+def test_a_judge_killed_by_a_signal_counts_what_its_model_cost_before(
+    run_cli: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
+) -> None:
+    """Calls at $0.25, then judges killed by SIGKILL without an envelope: each killed
+    call counts as the most a call of its model cost earlier in the run ($0.25, above
+    the $0.10 of task.unreported_cost_usd), so a $1.20 budget stops after five calls of
+    nine (3 x $0.25 reported + 2 x $0.25 estimated)."""
+    runs = ("T0/00/run_01", "T1/01/run_01", "T2/01/run_01")
+    for run in runs:
+        for slot in (1, 2, 3):
+            remove_slot(experiment, run, slot)
+    log = tmp_path / "calls.log"
+    env = claude | {"FAKE_CLAUDE_COST": "0.25", "FAKE_CLAUDE_KILL_AFTER": "3"}
+    result = run_cli(
+        "task=judge_rerun_claude",
+        f"source.experiment={experiment}",
+        "task.budget_usd=1.2",
+        "task.unreported_cost_usd=0.1",
+        env=env | {"FAKE_CLAUDE_LOG": str(log)},
+    )
+    assert result.returncode == 1, result.output
+    calls = log.read_text().splitlines()
+    assert len(calls) == 5
+    ledger = _ledger(result.run_dir)
+    assert [(r["model"], r["total_cost_usd"], r.get("estimated", False)) for r in ledger] == [
+        (model, 0.25, i >= 3) for i, model in enumerate(calls)
+    ]
+    records = result.results()
+    assert [r["status"] for r in records] == ["ok"] * 3 + ["failed"] * 6
+    assert "judge exited with code -9" in records[3]["error"]["message"]
+    assert [r["error"]["type"] for r in records[5:]] == [BudgetExhausted.__name__] * 4
+    assert "judge budget of $1.20 reached: $1.25 spent; 4 slot(s) not judged" in result.output
+
+
+def test_the_unreported_cost_must_be_dollars() -> None:
+    with pytest.raises(
+        ValueError, match=r"unreported_cost_usd must be a number of US dollars >= 0"
+    ):
+        JudgeRerun(reply_format="claude_json", unreported_cost_usd=-1)

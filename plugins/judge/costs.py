@@ -6,6 +6,10 @@ record is kept twice, for two readers: in the attempt's ``timing.json`` under ``
 (the experiment's own account, which the summary totals), and as one line of the run's
 ledger, ``judge_costs.jsonl`` in the run folder (:class:`CostLedger`), which every
 worker of the run reads to know what the run has spent and whether its budget is reached.
+
+A call that reported no cost (killed at its timeout or by a signal, or ended without an
+envelope) still cost something: the ledger counts it at a bound
+(:func:`estimated_record`, ``"estimated": true``), so that the budget is not undercounted.
 """
 
 from __future__ import annotations
@@ -69,6 +73,15 @@ def cost_record(fields: Mapping[str, Any], model: str) -> dict[str, Any]:
     }
 
 
+def estimated_record(
+    model: str, cost: float, reported: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The ledger's record of a call that reported no cost, counted at ``cost``: what it
+    did report (``reported``, a :func:`cost_record`), if anything, and ``estimated``."""
+    record = dict(reported) if reported is not None else cost_record({}, model)
+    return record | {"total_cost_usd": cost, "estimated": True}
+
+
 def new_total() -> dict[str, Any]:
     """The totals of no call (see :func:`add_cost`)."""
     return {"calls": 0, "calls_without_cost": 0, "total_cost_usd": 0.0} | dict.fromkeys(
@@ -80,13 +93,18 @@ def add_cost(totals: dict[str, dict[str, Any]], record: Mapping[str, Any]) -> No
     """Add one cost record to ``totals``, a dict of model -> :func:`new_total`.
 
     Unknown values count as 0; a call that reported no cost at all is counted in
-    ``calls_without_cost`` too, so that a total never looks complete when it is not.
+    ``calls_without_cost`` too, so that a total never looks complete when it is not. An
+    estimated record (:func:`estimated_record`) counts at its bound, and in
+    ``estimated_calls`` and ``estimated_cost_usd`` (present only once there is one).
     """
     total = totals.setdefault(str(record.get("model")), new_total())
     total["calls"] += 1
     cost = record.get("total_cost_usd")
     if is_number(cost):  # rounded, so that 0.1 + 0.2 reads 0.3
         total["total_cost_usd"] = round(total["total_cost_usd"] + cost, 9)
+        if record.get("estimated") is True:
+            total["estimated_calls"] = total.get("estimated_calls", 0) + 1
+            total["estimated_cost_usd"] = round(total.get("estimated_cost_usd", 0.0) + cost, 9)
     else:
         total["calls_without_cost"] += 1
     for key in (*TOKENS, "duration_ms"):
@@ -98,9 +116,11 @@ def grand_total(totals: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The totals of every model together."""
     whole = new_total()
     for total in totals.values():
-        for key in whole:
-            whole[key] += total[key]
-    whole["total_cost_usd"] = round(whole["total_cost_usd"], 9)
+        for key, value in total.items():
+            whole[key] = whole.get(key, 0) + value
+    for key in ("total_cost_usd", "estimated_cost_usd"):
+        if key in whole:
+            whole[key] = round(whole[key], 9)
     return whole
 
 
@@ -147,6 +167,7 @@ class CostLedger:
         self._lock = threading.Lock()
         self._offset = start
         self._totals: dict[str, dict[str, Any]] = {}
+        self._largest: dict[str, float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # A copy in another process reads the file from this run's start, not from here.
@@ -183,7 +204,20 @@ class CostLedger:
                     continue
                 if isinstance(record, dict):
                     add_cost(self._totals, record)
+                    self._note_largest(record)
             return {model: dict(total) for model, total in self._totals.items()}
+
+    def _note_largest(self, record: Mapping[str, Any]) -> None:
+        cost = record.get("total_cost_usd")
+        if is_number(cost) and record.get("estimated") is not True:
+            model = str(record.get("model"))
+            self._largest[model] = max(self._largest.get(model, 0.0), float(cost))
+
+    def largest(self, model: str) -> float:
+        """The most one call of ``model`` reported it cost in this run so far (0: none)."""
+        self.totals()
+        with self._lock:
+            return self._largest.get(model, 0.0)
 
     def spent(self) -> float:
         """US dollars this run's judge calls have cost so far."""

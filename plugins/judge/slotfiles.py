@@ -222,8 +222,16 @@ def commit(attempt: Path, slot_dir: Path, *, replace: bool) -> Path | None:
     had_slot = slot_dir.exists()
     if had_slot:
         inherit_modes(attempt, slot_dir)
+        # Made before the swap: on a full disk it fails while the slot is still as it was.
+        (attempt / ATTEMPTS).mkdir(exist_ok=True)
         slot_dir.rename(replaced)
-    attempt.rename(slot_dir)
+        try:
+            attempt.rename(slot_dir)
+        except OSError:
+            replaced.rename(slot_dir)  # the name it just freed: the slot is as it was
+            raise
+    else:
+        attempt.rename(slot_dir)
     return archive(replaced, slot_dir) if had_slot else None
 
 

@@ -15,6 +15,7 @@ from loguru import logger
 
 from runner.api import (
     CommandResult,
+    CommandsStopped,
     Item,
     RetryableError,
     RunContext,
@@ -29,7 +30,14 @@ from runner.api import (
 )
 from runner_plugins.judge import local_judge
 from runner_plugins.judge.consensus import regenerate_run
-from runner_plugins.judge.costs import LEDGER_FILE, BudgetExhausted, CostLedger, cost_record, usd
+from runner_plugins.judge.costs import (
+    LEDGER_FILE,
+    BudgetExhausted,
+    CostLedger,
+    cost_record,
+    estimated_record,
+    usd,
+)
 from runner_plugins.judge.experiment import (
     JUDGMENT_FILE,
     ExperimentConfig,
@@ -38,7 +46,7 @@ from runner_plugins.judge.experiment import (
     parse_reply,
 )
 from runner_plugins.judge.local_judge import LATENCY_ENV
-from runner_plugins.judge.reply import Envelope, ReplyError, read_envelope
+from runner_plugins.judge.reply import Envelope, ReplyError, is_number, read_envelope
 from runner_plugins.judge.slotfiles import (
     ATTEMPTS,
     RESPONSE_FILE,
@@ -51,6 +59,7 @@ from runner_plugins.judge.slotfiles import (
     write_timing,
 )
 from runner_plugins.judge.source import JudgeRuns
+from runner_plugins.judge.writes import refused, stop_repair
 
 #: The local judge's file: run as a script with ``-S`` (it needs only the standard library)
 #: its start-up costs half the CPU of ``-m``, so that, like a remote judge, it is mostly wait.
@@ -86,6 +95,12 @@ PLACEHOLDERS = (
     "run",
     "slot",
 )
+#: What a repair stopped by a full disk leaves, and what to do (see ``writes``).
+STOPPED_REPAIR = (
+    "no judge starts any more (those running finish), every slot is as it was or whole, "
+    "and the consensus and summary are not regenerated: make room and run the same "
+    "command again"
+)
 
 
 class JudgeRerun(Task):
@@ -118,7 +133,15 @@ class JudgeRerun(Task):
       ``cost`` and the run's ``judge_costs.jsonl``);
     - ``budget_usd``: with ``claude_json``, once this run's judge calls have cost this
       many US dollars no further judge starts (running ones finish): each slot left
-      fails with BudgetExhausted and stays exactly as it was. null: no cap.
+      fails with BudgetExhausted and stays exactly as it was. null: no cap;
+    - ``unreported_cost_usd``: with ``claude_json``, what a call that reported no cost
+      (killed by ``timeout`` or a signal, or ended without an envelope) is counted at,
+      unless a call of the same model cost more earlier in this run: then that. Such a
+      call's line in ``judge_costs.jsonl`` says ``"estimated": true``.
+
+    A write into the experiment that its file system refuses (full, over quota,
+    read-only: see ``writes``) leaves the slot as it was and stops the run (StopRun,
+    exit 74): no judge starts after it.
     """
 
     def __init__(
@@ -128,6 +151,7 @@ class JudgeRerun(Task):
         latency: float | None = None,
         reply_format: str = "text",
         budget_usd: float | None = None,
+        unreported_cost_usd: float = 1.0,
     ) -> None:
         # Elements arrive as the user wrote them; one that Hydra re-typed (an unquoted
         # true or 1e3) is refused, as is a template no slot could fill.
@@ -147,8 +171,17 @@ class JudgeRerun(Task):
                 f"'claude_json', as task=judge_rerun_claude sets); reply_format "
                 f"{self.reply_format!r} reports none, so the budget could never be reached"
             )
+        unreported = _number(
+            unreported_cost_usd, "unreported_cost_usd", "US dollars", positive=False
+        )
+        if unreported is None:
+            raise ValueError("unreported_cost_usd must be a number of US dollars >= 0, got None")
+        self.unreported_cost_usd = unreported
         #: What this run's judge calls cost (``claude_json`` only); made by setup.
         self.ledger: CostLedger | None = None
+        #: Why writes into the experiment are refused, once one was (``writes``): no
+        #: judge starts after it. Per process; the core stops the other processes' items.
+        self.refusal: str | None = None
         self._env: dict[str, str] | None = None
         if self.latency is not None:
             # Only the local judge reads this variable, so a real judge CLI ignores it.
@@ -193,6 +226,8 @@ class JudgeRerun(Task):
         """Judge one slot; return its score or raise TaskFailure (see the class doc)."""
         if item.get("unjudgeable"):
             raise TaskFailure(f"{item['unjudgeable']}; the slot is left as it was")
+        if self.refusal is not None:  # the run is stopping for it: this slot never started
+            raise CommandsStopped(f"no judge started: {self.refusal}")
         if self.budget_usd is not None and self.ledger is not None:
             spent = self.ledger.spent()
             if spent >= self.budget_usd:
@@ -203,12 +238,18 @@ class JudgeRerun(Task):
         slot_dir = Path(item["slot_dir"])
         # Re-judging a complete slot must not cost its judgment when the new attempt fails.
         keep = item.get("status") == "complete"
-        attempt = new_attempt_dir(slot_dir)
+        attempt: Path | None = None
         try:
+            attempt = new_attempt_dir(slot_dir)
             done = self._attempt(item, attempt)
             moved = commit(attempt, slot_dir, replace=done.judgment is not None or not keep)
-        except BaseException:
-            discard(attempt)  # an attempt that did not finish is never committed
+        except BaseException as exc:
+            if attempt is not None:
+                discard(attempt)  # an attempt that did not finish is never committed
+            if isinstance(exc, OSError) and refused(exc):
+                stop = stop_repair(slot_dir, exc, STOPPED_REPAIR)
+                self.refusal = self.refusal or str(stop)
+                raise stop from exc
             raise
         where = f"{ATTEMPTS}/{moved.name}" if moved is not None else ""
         if done.judgment is not None:
@@ -258,13 +299,8 @@ class JudgeRerun(Task):
             envelope = read_envelope(result.stdout) if self.reply_format != "text" else None
             if envelope is not None:
                 done.cost = cost_record(envelope.fields, item["model"])
-                if self.ledger is not None:  # counted at once: the budget must see it
-                    try:
-                        self.ledger.add(done.cost | {"slot": item.id, "ok": envelope.error is None})
-                    except OSError as exc:  # the paid judgment is kept; its cost is in timing.json
-                        logger.warning(
-                            f"cannot count the cost of {item.id} in the run's ledger: {exc}"
-                        )
+            if self.ledger is not None:  # counted at once: the budget must see it
+                self._count(item, self.ledger, done.cost, envelope)
             try:
                 done.judgment, reply = _judgment(result, self.timeout, self.reply_format, envelope)
             except ReplyError as exc:
@@ -288,6 +324,25 @@ class JudgeRerun(Task):
         write_timing(attempt, seconds, rerun=True, failure=done.failure, kind=kind, extra=extra)
         done.tempfail = result is not None and result.returncode == EX_TEMPFAIL
         return done
+
+    def _count(
+        self,
+        item: Item,
+        ledger: CostLedger,
+        cost: dict[str, Any] | None,
+        envelope: Envelope | None,
+    ) -> None:
+        """Add a finished call's cost to the run's ledger; one that reported none (killed,
+        crashed, no envelope) is counted at its bound, marked estimated."""
+        record = cost
+        if record is None or not is_number(record["total_cost_usd"]):
+            bound = max(self.unreported_cost_usd, ledger.largest(item["model"]))
+            record = estimated_record(item["model"], bound, record)
+        ok = envelope is not None and envelope.error is None
+        try:
+            ledger.add(record | {"slot": item.id, "ok": ok})
+        except OSError as exc:  # the paid judgment is kept; its cost is in timing.json
+            logger.warning(f"cannot count the cost of {item.id} in the run's ledger: {exc}")
 
 
 @dataclasses.dataclass
@@ -330,7 +385,18 @@ class JudgeRegenerate(Task):
         if self._config is None:
             raise RuntimeError("JudgeRegenerate.setup(context) must be called first")
         run = RunRef.of(self._config.root, item.data)
-        result, recorded = regenerate_run(self._config, run)
+        try:
+            result, recorded = regenerate_run(self._config, run)
+        except OSError as exc:
+            if not refused(exc):
+                raise
+            raise stop_repair(
+                run.dir,
+                exc,
+                "no run's consensus is rewritten any more; each run's judge/result.json and "
+                "run_result.json are whole (a run left stale is rewritten by the next "
+                "judge_regenerate): make room and run the same command again",
+            ) from exc
         if result is None:
             raise TaskFailure(f"{run.id} has no valid judgment left; its consensus is as it was")
         return {k: item[k] for k in ("tier", "subtest", "run")} | {
