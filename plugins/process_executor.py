@@ -468,9 +468,14 @@ def _work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> 
     chunks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
 
     def receive() -> None:
-        with contextlib.suppress(EOFError, OSError):
+        try:
             while data := tasks.recv_bytes():
                 chunks.put(data)
+        except (EOFError, OSError):
+            # The driver closes this pipe only once the worker has ended: it is gone
+            # (kill -9 included), and the run with it. Ending at once has this process's
+            # reaper end the commands it runs (runner.reaper).
+            os._exit(1)
         chunks.put(b"")
 
     batch: list[tuple[Any, ...]] = []  # finished outcomes not sent yet

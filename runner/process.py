@@ -3,7 +3,9 @@
 Each command belongs to a :class:`CommandGroup` (one per run; ``use_group`` picks it for
 the calling context, a process-wide default otherwise) that can stop all of them at
 once, and obeys the earliest of its own ``timeout`` and the deadline of the calling
-context (``command_deadline``, e.g. an item's run-wide timeout).
+context (``command_deadline``, e.g. an item's run-wide timeout). Every running command
+is listed with this process's reaper (``runner.reaper``), which ends it should this
+process die, even by SIGKILL.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from runner import reaper
 
 DEFAULT_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a command times out
 _DRAIN = 0.2  # seconds to keep reading once the command has exited
@@ -101,7 +105,7 @@ class CommandGroup:
             raise CommandsStopped(f"not started, the run is being interrupted: {program}")
 
     def _start(
-        self, program: str, popen: Callable[[], subprocess.Popen[bytes]]
+        self, program: str, popen: Callable[[], subprocess.Popen[bytes]], grace: float
     ) -> subprocess.Popen[bytes]:
         with self._state:
             self._refuse_if_stopped(program)
@@ -109,6 +113,12 @@ class CommandGroup:
         proc = None
         try:
             proc = popen()
+            reaper.register(proc.pid, grace)
+        except BaseException:
+            if proc is not None:  # no command runs that this process's death would not end
+                _discard(proc)
+                proc = None
+            raise
         finally:
             with self._state:
                 self._starting -= 1
@@ -122,6 +132,7 @@ class CommandGroup:
 
     def _finish(self, proc: subprocess.Popen[bytes]) -> bool:
         """Forget ``proc``; whether stop() killed it."""
+        reaper.unregister(proc.pid)
         with self._state:
             self._live.discard(proc)
             killed = proc in self._killed
@@ -209,6 +220,15 @@ def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
         os.killpg(proc.pid, signum)
 
 
+def _discard(proc: subprocess.Popen[bytes]) -> None:
+    """Kill a command that must not run after all, and close its pipes."""
+    _signal_group(proc, signal.SIGKILL)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            _close_quietly(stream)
+    proc.wait()
+
+
 def run_command(
     argv: Sequence[str],
     *,
@@ -232,7 +252,10 @@ def run_command(
     the group is killed. Streams are captured and, when paths are given, also written to
     those files. A program that cannot be started raises ``FileNotFoundError`` or
     ``PermissionError``. A command of a stopped group (``CommandGroup.stop``) raises
-    ``CommandsStopped``: what it printed before the kill is no result.
+    ``CommandsStopped``: what it printed before the kill is no result. Should this
+    process die while the command runs, the reaper sends its group SIGTERM, and SIGKILL
+    after ``grace`` seconds; a command the reaper cannot be told about (it cannot be
+    started) is killed at once and the ``OSError`` raised.
     """
     args = [str(a) for a in argv]
     group = _group.get()
@@ -251,6 +274,7 @@ def run_command(
     if deadline <= now:
         group._refuse_if_stopped(args[0])
         return _result(args, None, b"", b"", 0.0, True, stdout_path, stderr_path)
+    grace = group.grace if grace is None else grace
     proc = group._start(
         args[0],
         lambda: subprocess.Popen(
@@ -262,11 +286,10 @@ def run_command(
             env=None if env is None else dict(env),
             start_new_session=True,
         ),
+        grace,
     )
     try:
-        out, err, timed_out = _communicate(
-            proc, data, deadline, group.grace if grace is None else grace
-        )
+        out, err, timed_out = _communicate(proc, data, deadline, grace)
     finally:
         stopped = group._finish(proc)
     if stopped:

@@ -1,0 +1,246 @@
+"""The reaper: a small process that ends this process's commands once this process is gone.
+
+Commands run in sessions of their own (a timeout kills the whole group), so nothing
+else ends them when the process that started them dies: after ``kill -9`` a judge
+would go on, and go on costing. The first command a process starts also starts a
+reaper (``python -I -S`` running this file, in a session of its own, so that neither
+the terminal's Ctrl-C nor a kill of runner's process group reaches it). This process
+writes each command's process group to the reaper's stdin when the command starts and
+again when it has ended; a process's every open descriptor closes when it dies, by
+whatever signal, so the reaper reads end-of-file then and sends SIGTERM to each group
+still listed, SIGKILL to what is left of one after its ``grace`` (the command's
+``timeout_grace``), and exits. A normal exit closes the pipe too: with no group listed,
+the reaper exits at once.
+
+One reaper per process, not per run: what it guards against is this process's death,
+which ends every run in it. A child made by ``fork`` without ``exec`` (the process
+executor's ``fork`` start method) closes its copy of the pipe and starts its own
+reaper if it runs commands.
+
+Only a group listed and not yet taken off is killed. A command leads its group, so the
+group's id is the command's pid, which Linux does not give to a new process while any
+process of that group is left. The window is between the moment this process reaps the
+command and the moment it takes the group off (a few microseconds): should it die just
+then and the pid be taken by a new process that makes itself a group leader, that one
+would be killed; so the start time of the command is listed with it, and a group whose
+leader is there with another start time is left alone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+_TICK = 0.05  # seconds between two looks at whether the signalled groups are empty
+
+
+def _start_time(pid: int) -> str:
+    """``pid``'s start time (clock ticks since boot), or ``-`` when /proc cannot say."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return "-"
+
+
+# This process's side ------------------------------------------------------------------
+
+
+class _Client:
+    """The write end of the reaper's pipe and the groups listed there."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.fd: int | None = None
+        self.pid: int | None = None  # the reaper's, for tests and diagnostics
+        self.listed: dict[int, bytes] = {}  # group -> the line that listed it
+
+    def _spawn(self) -> None:
+        read, write = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", os.path.abspath(__file__)],
+                stdin=read,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd="/",  # holds no folder of the run (a mount to unmount, a folder to delete)
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(write)
+            raise
+        finally:
+            os.close(read)
+        _REAPERS.append(proc)
+        self.fd, self.pid = write, proc.pid
+
+    def _send(self, line: bytes) -> None:
+        """Write ``line``; a reaper that is gone (killed) is replaced, told every group."""
+        if self.fd is not None:
+            try:
+                _write_all(self.fd, line)
+                return
+            except OSError:
+                os.close(self.fd)
+                self.fd = None
+        self._spawn()
+        assert self.fd is not None
+        _write_all(self.fd, b"".join(self.listed.values()))
+
+    def register(self, pgid: int, grace: float) -> None:
+        line = b"+%d %s %r\n" % (pgid, _start_time(pgid).encode(), float(grace))
+        with self.lock:
+            self.listed[pgid] = line
+            try:
+                self._send(line)
+            except BaseException:
+                del self.listed[pgid]
+                raise
+
+    def unregister(self, pgid: int) -> None:
+        with self.lock:
+            if self.listed.pop(pgid, None) is not None and self.fd is not None:
+                # A reaper gone by now has nothing of this group to kill.
+                with contextlib.suppress(OSError):
+                    os.write(self.fd, b"-%d\n" % pgid)
+
+    def forget(self) -> None:
+        """In a child made by fork: the pipe and the groups are the parent's."""
+        self.lock = threading.Lock()  # another thread may have held the parent's
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+        self.fd = self.pid = None
+        self.listed = {}
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+_CLIENT = _Client()
+# Every reaper this process (or the parent it was forked from) started: forgetting one
+# would have Popen warn that it still runs.
+_REAPERS: list[subprocess.Popen[bytes]] = []
+
+
+def register(pgid: int, grace: float) -> None:
+    """List the process group ``pgid`` (a command that just started; ``grace``: seconds
+    between SIGTERM and SIGKILL should this process die while it runs)."""
+    _CLIENT.register(pgid, grace)
+
+
+def unregister(pgid: int) -> None:
+    """Take ``pgid`` off the list: its command has ended."""
+    _CLIENT.unregister(pgid)
+
+
+def reaper_pid() -> int | None:
+    """The pid of this process's reaper, if one was started."""
+    return _CLIENT.pid
+
+
+def _close_at_exit() -> None:
+    # Exit would close the pipe anyway; closing first lets the reaper be waited for, so
+    # that a long-lived parent (a test session) keeps no zombie.
+    with _CLIENT.lock:
+        if _CLIENT.fd is not None and not _CLIENT.listed:
+            os.close(_CLIENT.fd)
+            _CLIENT.fd = None
+            for proc in _REAPERS:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(1.0)
+
+
+os.register_at_fork(after_in_child=_CLIENT.forget)
+atexit.register(_close_at_exit)
+
+
+# The reaper's side ---------------------------------------------------------------------
+
+
+def _ours(pgid: int, started: str) -> bool:
+    """Whether ``pgid`` is still the group listed: its leader gone, or the same process."""
+    now = _start_time(pgid)
+    return started == "-" or now == "-" or now == started
+
+
+def _running(pgids: set[int]) -> set[int]:
+    """The groups among ``pgids`` with a process still running (not a zombie: the init
+    of a container may reap orphans late)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc: a zombie counts as running
+        return {pgid for pgid in pgids if _exists(pgid)}
+    running: set[int] = set()
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    state, _, pgrp = stat.read().rsplit(b")", 1)[1].split()[:3]
+            except (OSError, ValueError):
+                continue  # gone meanwhile
+            if int(pgrp) in pgids and state not in (b"Z", b"X"):
+                running.add(int(pgrp))
+    return running
+
+
+def _exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _kill(groups: dict[int, tuple[str, float]]) -> None:
+    """SIGTERM each group; SIGKILL what is left of one after its grace."""
+    deadlines: dict[int, float] = {}
+    for pgid, (started, grace) in groups.items():
+        if _ours(pgid, started):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
+                deadlines[pgid] = time.monotonic() + grace
+    while deadlines:
+        time.sleep(_TICK)
+        now = time.monotonic()
+        running = _running(set(deadlines))
+        for pgid, deadline in list(deadlines.items()):
+            if pgid not in running:
+                del deadlines[pgid]
+            elif now >= deadline:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
+                del deadlines[pgid]
+
+
+def main() -> None:
+    """The reaper: read the list from stdin until end-of-file, then kill what is on it."""
+    # Signals meant for runner are not for the reaper, which acts on end-of-file alone.
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_IGN)
+    groups: dict[int, tuple[str, float]] = {}
+    pending = b""
+    while data := os.read(0, 65536):
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            fields = line[1:].split()
+            if line[:1] == b"+" and len(fields) == 3:
+                groups[int(fields[0])] = (fields[1].decode(), float(fields[2]))
+            elif line[:1] == b"-" and fields:
+                groups.pop(int(fields[0]), None)
+    _kill(groups)
+
+
+if __name__ == "__main__":
+    main()
