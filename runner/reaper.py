@@ -23,7 +23,8 @@ process of that group is left. The window is between the moment this process rea
 command and the moment it takes the group off (a few microseconds): should it die just
 then and the pid be taken by a new process that makes itself a group leader, that one
 would be killed; so the start time of the command is listed with it, and a group whose
-leader is there with another start time is left alone.
+leader is there with another start time is left alone. A command is listed right after
+it is started: should this process die in between (microseconds), that one is missed.
 """
 
 from __future__ import annotations
