@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runner_plugins.judge import prompt
+from runner_plugins.judge import gitstate, prompt
 from runner_plugins.judge.experiment import RunRef
 from tests.conftest import RunCli
 from tests.judge_support import T3, copy_fixture, judge_command, remove_slot
@@ -159,7 +159,7 @@ def test_the_rebuilt_prompt_matches_git_on_a_safe_repository(tmp_path: Path) -> 
     (workspace / "new" / "deep").mkdir(parents=True)
     (workspace / "new" / "one.py").write_text("1\n")
     (workspace / "new" / "deep" / "two.py").write_text("2\n")
-    state = prompt.Workspace(workspace)
+    state = gitstate.Workspace(workspace)
     unstaged = git(workspace, "diff", "--", ".", ":(exclude)CLAUDE.md", ":(exclude).claude")
     staged = git(workspace, "diff", "--cached", "--", ".", ":(exclude)CLAUDE.md")
     assert state.patchfile() == (
@@ -234,7 +234,7 @@ def test_a_repository_reaching_outside_is_not_read(tmp_path: Path, kind: str) ->
             (info / "alternates").write_text(f"{elsewhere / '.git' / 'objects'}\n")
     text = prompt.build_prompt(run)
     assert [m for m in markers if m.exists()] == []
-    assert f"## Workspace State After Agent Execution\n\n{prompt.UNREADABLE}\n\n---" in text
+    assert f"## Workspace State After Agent Execution\n\n{gitstate.UNREADABLE}\n\n---" in text
 
 
 def test_the_prompt_is_bounded_and_says_what_was_cut(tmp_path: Path) -> None:
@@ -244,17 +244,17 @@ def test_the_prompt_is_bounded_and_says_what_was_cut(tmp_path: Path) -> None:
     run = make_run(tmp_path / "exp")
     agent_workspace(run.workspace)
     (run.dir / "agent" / "output.txt").write_text("line of agent output\n" * 100_000)
-    (run.workspace / "app.py").write_text("x = 1\n" * (prompt.MAX_FILE_BYTES // 3))
+    (run.workspace / "app.py").write_text("x = 1\n" * (gitstate.MAX_FILE_BYTES // 3))
     many = run.workspace / "many"
     many.mkdir()
-    for i in range(prompt.MAX_LISTED + 500):
+    for i in range(gitstate.MAX_LISTED + 500):
         (many / f"f{i:05d}.txt").write_text("")
     text = prompt.build_prompt(run)
     assert len(text.encode()) <= prompt.MAX_PROMPT_BYTES
     assert f"the rebuilt prompt is limited to {prompt.MAX_PROMPT_BYTES} bytes)" in text
     assert "- `many/f00000.txt` (created)" in text
-    assert f"... (503 more not listed: at most {prompt.MAX_LISTED})" in text
-    assert f"(content not shown: larger than {prompt.MAX_FILE_BYTES} bytes)" in text
+    assert f"... (503 more not listed: at most {gitstate.MAX_LISTED})" in text
+    assert f"(content not shown: larger than {gitstate.MAX_FILE_BYTES} bytes)" in text
     assert text.endswith(
         "Evaluate the agent's work using the rubric and criteria in your system prompt."
     )
@@ -311,4 +311,108 @@ def test_experiment_files_that_are_symlinks_are_not_read(tmp_path: Path) -> None
         "(T0/00/run_01/agent/output.txt is a symlink or leads outside the experiment: not read)"
         in text
     )
-    assert f"Execution\n\n{prompt.UNREADABLE}\n\n---" in text
+    assert f"Execution\n\n{gitstate.UNREADABLE}\n\n---" in text
+
+
+def worktree_run(root: Path, repo: Path) -> RunRef:
+    """A run whose workspace is a worktree of ``repo`` on its own branch, as
+    ProjectScylla's worktree_create.sh makes it (refs packed, as a gc leaves them)."""
+    run = make_run(root)
+    repo.mkdir()
+    for name, text in {"README": "r\n", "app.py": "old\n", "keep.txt": "a\nb\n"}.items():
+        (repo / name).write_text(text)
+    (repo / "CLAUDE.md").write_text("c\n")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "worktree", "add", "-q", "-b", "T0_00_run_01", str(run.workspace), "HEAD")
+    git(repo, "pack-refs", "--all")
+    return run
+
+
+def agent_changes(workspace: Path) -> None:
+    """Modified, staged then modified again, added, deleted, framework and untracked."""
+    (workspace / "app.py").write_text("new\n")
+    (workspace / "keep.txt").write_text("a\nB\n")
+    git(workspace, "add", "keep.txt")
+    (workspace / "keep.txt").write_text("a\nB\nc\n")
+    (workspace / "added.py").write_text("x = 1\n")
+    git(workspace, "add", "added.py")
+    (workspace / "README").unlink()
+    (workspace / "CLAUDE.md").write_text("changed\n")
+    (workspace / "new" / "deep").mkdir(parents=True)
+    (workspace / "new" / "one.py").write_text("1\n")
+    (workspace / "new" / "deep" / "two.py").write_text("2\n")
+
+
+def state_from_git(workspace: Path) -> str:
+    """The state section as git's own ``status --porcelain`` (untracked folders
+    expanded, as the original expands them) gives it."""
+    lines = []
+    for line in git(workspace, "status", "--porcelain", "--untracked-files=all").splitlines():
+        code, path = line[:2].strip(), line[3:]
+        if path != "CLAUDE.md" and not path.startswith(".claude/"):
+            kind = {"M": "modified", "A": "added", "D": "deleted", "??": "created"}
+            lines.append(f"- `{path}` ({kind.get(code, code)})")
+    return "\n".join(["Files modified/created by agent:", *lines])
+
+
+@pytest.mark.parametrize("pointers", ["absolute", "relative"])
+def test_a_worktree_of_the_experiments_repo_reads_as_git_shows_it(
+    tmp_path: Path, pointers: str
+) -> None:
+    """A workspace that is a git worktree of the experiment's repo/ (its .git a
+    ``gitdir:`` file, the worktree folder's commondir naming repo/.git, both absolute
+    or both relative) gives the state, diffs and deleted files git gives there."""
+    root = tmp_path / "exp"
+    run = worktree_run(root, root / "repo")
+    (worktree,) = (root / "repo" / ".git" / "worktrees").iterdir()
+    if pointers == "relative":
+        (run.workspace / ".git").write_text(f"gitdir: {os.path.relpath(worktree, run.workspace)}\n")
+        assert (worktree / "commondir").read_text() == "../..\n"
+    else:
+        (worktree / "commondir").write_text(f"{root / 'repo' / '.git'}\n")
+    agent_changes(run.workspace)
+    workspace = gitstate.Workspace(run.workspace, root)
+    unstaged = git(run.workspace, "diff", "--", ".", ":(exclude)CLAUDE.md", ":(exclude).claude")
+    staged = git(run.workspace, "diff", "--cached", "--", ".", ":(exclude)CLAUDE.md")
+    deleted = git(run.workspace, "diff", "--name-only", "--diff-filter=D", "HEAD")
+    assert workspace.state() == state_from_git(run.workspace)
+    assert "- `keep.txt` (MM)\n" in workspace.state() and "(deleted)" in workspace.state()
+    assert workspace.patchfile() == (
+        f"## Unstaged Changes\n{unstaged.strip()}\n\n## Staged Changes\n{staged.strip()}"
+    )
+    assert workspace.deleted() == deleted.split() == ["README"]
+    text = prompt.build_prompt(run)
+    assert f"Execution\n\n{state_from_git(run.workspace)}\n\n## Git Diff" in text
+
+
+@pytest.mark.parametrize(
+    "kind", ["gitdir-outside", "gitdir-through-symlink", "commondir-outside", "commondir-up"]
+)
+def test_a_worktree_reaching_outside_the_experiment_is_not_read(tmp_path: Path, kind: str) -> None:
+    """A worktree whose folder, or whose commondir, is outside the experiment (named
+    directly, through a symlink in the experiment, or by climbing out with ..) is not
+    read, though git would read it: the state says so and the outside config's
+    program does not run."""
+    root = tmp_path / "exp"
+    outside = tmp_path / "outside-repo"
+    run = worktree_run(root, outside)
+    agent_changes(run.workspace)
+    assert "app.py" in git(run.workspace, "status", "--porcelain")  # a working pointer
+    (worktree,) = (outside / ".git" / "worktrees").iterdir()
+    if kind == "gitdir-through-symlink":
+        (root / "repo").symlink_to(outside)
+        pointer = root / "repo" / ".git" / "worktrees" / worktree.name
+        (run.workspace / ".git").write_text(f"gitdir: {pointer}\n")
+        assert "app.py" in git(run.workspace, "status", "--porcelain")  # git follows it
+    elif kind.startswith("commondir"):
+        moved = worktree.rename(root / "worktree")
+        (run.workspace / ".git").write_text(f"gitdir: {moved}\n")
+        common = outside / ".git" if kind == "commondir-outside" else "../../outside-repo/.git"
+        (moved / "commondir").write_text(f"{common}\n")
+        assert "app.py" in git(run.workspace, "status", "--porcelain")  # git follows it
+    markers = hostile_config("fsmonitor", outside / ".git", tmp_path / "outside")
+    text = prompt.build_prompt(run)
+    assert [m for m in markers if m.exists()] == []
+    assert f"## Workspace State After Agent Execution\n\n{gitstate.UNREADABLE}\n\n---" in text
