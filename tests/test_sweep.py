@@ -19,7 +19,6 @@ from runner import sweep
 from runner.jobs import write_job_status
 from tests.conftest import run_runner, start_runner
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _multirun(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -62,7 +61,7 @@ def _no_sweep_in_progress(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_parallel_sweep_writes_json_markdown_plot_and_page(tmp_path: Path) -> None:
-    """A parallel sweep writes sweep.json, sweep.md, sweep.png and sweep.html and logs the
+    """A parallel sweep writes sweep.json, sweep.md, sweep.svg and sweep.html and logs the
     table (the page itself is tried in a browser in tests/test_sweep_html.py)."""
     proc, sweep_dir = _multirun(tmp_path, "parallel=1,2,4", "source.count=24", "task.seconds=0.05")
     assert proc.returncode == 0, proc.stderr
@@ -85,12 +84,14 @@ def test_parallel_sweep_writes_json_markdown_plot_and_page(tmp_path: Path) -> No
     assert "| job | parallel | wall (s) | items/s | speedup | efficiency | failures |" in markdown
     assert "Fastest: parallel=" in markdown and report["fastest"]["verdict"] in markdown
     assert "![" in markdown and "No plot" not in markdown
-    assert (sweep_dir / "sweep.png").read_bytes().startswith(PNG_MAGIC)
+    assert (sweep_dir / "sweep.svg").read_text().startswith("<svg")
     assert "| 2 | 4 |" in proc.stderr and "Fastest: parallel=" in proc.stderr
     assert report["margin"] == 0.05 and report["within_margin"]["parallel"] in (1, 2, 4)
     assert report["repeat_keys"] == [] and report["page"] == "sweep.html"
     assert report["fastest"]["verdict"] in (sweep_dir / "sweep.html").read_text()
-    assert json.loads((sweep_dir / "0" / "job.json").read_text()) == {"code": 0, "error": None}
+    status = json.loads((sweep_dir / "0" / "job.json").read_text())
+    assert (status["code"], status["error"]) == (0, None)
+    assert status["identity"]["source"] == {"name": "range", "count": 24}  # what resume checks
 
 
 def test_a_job_that_cannot_run_gets_an_error_row_and_a_nonzero_exit(tmp_path: Path) -> None:
@@ -111,7 +112,7 @@ def test_a_job_that_cannot_run_gets_an_error_row_and_a_nonzero_exit(tmp_path: Pa
     markdown = (sweep_dir / "sweep.md").read_text()
     assert f"error: {error['error']}" in markdown
     assert "No plot: `parallel` has the same value in every job" in markdown
-    assert not (sweep_dir / "sweep.png").exists()
+    assert not (sweep_dir / "sweep.svg").exists()
     assert "<img" not in (sweep_dir / "sweep.html").read_text()
 
 
@@ -138,7 +139,7 @@ def test_a_repeated_sweep_compares_the_median_of_its_repeats(tmp_path: Path) -> 
     assert all(_side_by_side(sweep_dir / str(job)) for job in (2, 3))  # parallel=2
     assert "median of 2 run(s)" in report["fastest"]["verdict"]
     assert "| parallel | jobs | wall (s) | items/s | items/s range |" in proc.stderr
-    assert (sweep_dir / "sweep.png").read_bytes().startswith(PNG_MAGIC)
+    assert (sweep_dir / "sweep.svg").read_text().startswith("<svg")
 
 
 def test_joblib_jobs_are_reported_and_set_the_exit_code(tmp_path: Path) -> None:
@@ -167,7 +168,7 @@ def test_a_config_file_holds_the_sweep(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert [j["parallel"] for j in _jobs(sweep_dir)] == [1, 2, 4, 8]
-    assert (sweep_dir / "sweep.png").is_file()
+    assert (sweep_dir / "sweep.svg").is_file()
 
 
 def test_the_cli_writes_the_report_once_the_sweep_ends(tmp_path: Path) -> None:
