@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from runner.api import SLOWEST, Outcome, PostProcessor, RunContext, atomic_write_text, printable
+from runner.show.markdown import markdown_table
 
 
 class NoPostProcessor(PostProcessor):
@@ -35,11 +36,20 @@ class SummaryReport(PostProcessor):
         lines = [
             f"# Run summary: task {s.get('task')!s}",
             "",
-            "| total | succeeded | failed | wall seconds | items/s | parallel |",
-            "|---:|---:|---:|---:|---:|---:|",
-            f"| {s.get('total')} | {s.get('succeeded')} | {s.get('failed')} "
-            f"| {s.get('wall_seconds', 0):.3f} | {s.get('items_per_second', 0):.1f} "
-            f"| {s.get('parallel')} |",
+            *markdown_table(
+                ["total", "succeeded", "failed", "wall seconds", "items/s", "parallel"],
+                [
+                    [
+                        s.get("total"),
+                        s.get("succeeded"),
+                        s.get("failed"),
+                        f"{s.get('wall_seconds', 0):.3f}",
+                        f"{s.get('items_per_second', 0):.1f}",
+                        s.get("parallel"),
+                    ]
+                ],
+                "r",
+            ),
         ]
         if slowest:
             lines += ["", f"## Slowest {len(slowest)} items", ""]

@@ -25,7 +25,7 @@ from runner.logs import error_with_traceback
 from runner.policies import Gate
 from runner.process import CommandGroup
 from runner.progress import Progress
-from runner.report import write_run_report
+from runner.show.run_page import write_run_report
 from runner.settings import Settings
 from runner.tally import Tally
 from runner.wrapper import make_safe_call

@@ -1,8 +1,8 @@
 """The sweep being run: where its jobs go and which jobs it plans, for its report.
 
 ``SweepReport`` (a Hydra callback) notes them when a multirun starts; ``finish_sweep``
-(called by the CLI when Hydra returns or raises) has ``runner/sweep_report.py`` write
-``sweep.html``, ``sweep.json``, ``sweep.md`` and ``sweep.png`` into the sweep folder.
+(called by the CLI when Hydra returns or raises) has ``runner/show/sweep_report.py`` write
+``sweep.html``, ``sweep.json``, ``sweep.md`` and ``sweep.svg`` into the sweep folder.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def finish_sweep(stopped: str | None = None, stopped_code: int = EXIT_USAGE) -> 
     if sweep_dir is None:
         return None
     # Only the end of a multirun needs the report builder: single runs never import it.
-    from runner.sweep_report import write_report
+    from runner.show.sweep_report import write_report
 
     try:
         return write_report(sweep_dir, stopped, stopped_code, planned)

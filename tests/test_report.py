@@ -1,4 +1,4 @@
-"""runner/report.py: every run folder's report.html, checked in a real headless Chromium."""
+"""runner/show/run_page.py: every run folder's report.html, checked in a real headless Chromium."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from runner.report import durations, esc, histogram_svg, markdown
+from runner.show.figures import render_svg
+from runner.show.run_page import durations, histogram, run_page
 from tests.browser import rendered_dom, screenshot
 from tests.conftest import RunCli, start_runner
 
@@ -81,19 +82,50 @@ def test_durations_sample_a_long_journal_evenly(tmp_path: Path) -> None:
     assert durations(tmp_path / "missing.jsonl") == []
 
 
+def _page(summary: dict[str, object], sections: list[tuple[str, str]] = ()) -> str:  # type: ignore[assignment]
+    return run_page({"task": "sleep", "source": "range", **summary}, [0.01], sections)
+
+
 def test_histogram_and_markdown_escape_what_they_show() -> None:
-    """Ids and messages are text on the page, never markup."""
-    assert "<script>" not in markdown("| a | <script>x</script> |\n|---|---|\n| 1 | 2 |")
-    assert "&lt;script&gt;" in markdown("- <script>")
-    svg = histogram_svg([0.001, 0.002, 0.0021, 1.0])
-    assert svg.count("class='bin'") >= 4 and "No item" not in svg
-    assert "No item finished" in histogram_svg([])
+    """Ids and messages are text on the page, never markup; the histogram has a bar per
+    bin that holds items, and a run with none says so."""
+    text = _page({}, [("Judge", "| a | <script>x</script> |\n|---|---|\n| 1 | 2 |\n- <script>")])
+    assert "<script>" not in text and "&lt;script&gt;x&lt;/script&gt;" in text
+    assert "<li>&lt;script&gt;</li>" in text
+    figure = histogram([0.001, 0.002, 0.0021, 1.0])
+    assert figure is not None
+    svg = render_svg(figure)
+    assert svg.count('class="bin"') >= 4 and "item(s) up to" in svg
+    assert histogram([]) is None
+    assert "No item finished" in run_page({"task": "t", "source": "s"}, [], [])
+
+
+def test_every_value_the_run_page_shows_is_escaped_by_its_template() -> None:
+    """Whatever an item id, an error, a halt or a post-processor's section holds (HTML
+    markup, quotes, ampersands), the page shows it as text."""
+    evil, odd = "<script>alert(1)</script>", 'a&b"c'
+    text = _page(
+        {
+            "task": evil,
+            "halted": evil,
+            "failed": 1,
+            "slowest": [{"id": evil, "seconds": 1.0}, {"id": odd, "seconds": 0.5}],
+            "failures_by_type": {odd: {"count": 1, "example": evil}},
+        },
+        [(evil, f"# {evil}\n\n**{odd}** `{evil}`")],
+    )
+    assert "<script" not in text and "alert(1)</" not in text
+    assert text.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 6
+    assert "a&amp;b&#34;c" in text and odd not in text
+    assert "<strong>a&amp;b&#34;c</strong>" in text  # Markdown's own spans still apply
 
 
 def test_a_name_that_is_not_utf8_is_shown_escaped() -> None:
     """A lone surrogate is shown as its backslash escape, so the page can be UTF-8."""
-    assert esc("bad\udcffname <é>") == "bad\\udcffname &lt;é&gt;"
-    markdown("- bad\udcffname").encode("utf-8")
+    text = _page({"slowest": [{"id": "bad\udcffname <é>", "seconds": 1.0}]},
+                 [("t", "- bad\udcffname")])  # fmt: skip
+    assert "bad\\udcffname &lt;é&gt;" in text
+    text.encode("utf-8")
 
 
 def test_a_journal_that_is_not_a_regular_file_is_not_read(tmp_path: Path) -> None:

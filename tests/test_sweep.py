@@ -20,7 +20,6 @@ from runner.jobs import write_job_status
 from tests.conftest import run_runner, start_runner
 
 
-
 def _multirun(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     """Run ``python -m runner -m <args>`` with its sweep folder in tmp_path."""
     sweep_dir = tmp_path / "sweep"

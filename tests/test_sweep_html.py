@@ -6,7 +6,6 @@ writes it and a browser draws it.
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from pathlib import Path
@@ -18,8 +17,7 @@ from matplotlib.image import imread
 from tests.browser import rendered_dom, screenshot
 from tests.conftest import run_runner
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-#: The colour of the plot's first line (matplotlib's C0), as RGB from 0 to 1.
+#: The colour of the figure's first line (matplotlib's C0, kept), as RGB from 0 to 1.
 FIRST_LINE = np.array([0x1F, 0x77, 0xB4]) / 255
 
 
@@ -27,8 +25,9 @@ def test_a_sweeps_page_shows_its_jobs_verdict_and_plot_and_links_each_job(
     tmp_path: Path,
 ) -> None:
     """A real sweep's sweep.html, opened from disk, shows one row per job linked to the
-    job's own report.html (relative links that resolve), the verdict, and the plot as an
-    inline image the browser draws; it has no script and fetches nothing."""
+    job's own report.html (relative links that resolve), the verdict, and the figure as
+    inline SVG the browser draws (sweep.svg holds the same); it has no script and
+    fetches nothing."""
     sweep_dir = tmp_path / "sweep"
     proc = run_runner(
         "-m", "parallel=1,2,4", "source.count=24", "task.seconds=0.02", "progress=off",
@@ -37,7 +36,8 @@ def test_a_sweeps_page_shows_its_jobs_verdict_and_plot_and_links_each_job(
     assert proc.returncode == 0, proc.stderr
     page = sweep_dir / "sweep.html"
     text = page.read_text()
-    assert "<script" not in text and "http://" not in text and "https://" not in text
+    assert "<script" not in text and "https://" not in text
+    assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
     report = json.loads((sweep_dir / "sweep.json").read_text())
     dom = rendered_dom(page, tmp_path)
 
@@ -47,12 +47,14 @@ def test_a_sweeps_page_shows_its_jobs_verdict_and_plot_and_links_each_job(
         number, parallel = job["job"], job["parallel"]
         link = f'<a href="{number}/report.html">{number}</a>'
         assert f'<td class="n">{link}</td><td class="n">{parallel}</td>' in dom
-    [image] = re.findall(r'<img src="data:image/png;base64,([^"]+)"', dom)
-    assert base64.b64decode(image) == (sweep_dir / "sweep.png").read_bytes()
+    svg = (sweep_dir / "sweep.svg").read_text()
+    assert svg.startswith("<svg") and svg in text  # the file and the page's figure agree
+    [median] = re.findall(r'<polyline class="median" points="([^"]+)"', dom)[:1]
+    assert len(median.split()) == len(report["jobs"])  # a point per worker count
 
     hrefs = re.findall(r'<a href="([^"]+)">', dom)
     job_links = [f"{job['job']}/report.html" for job in report["jobs"]]
-    assert hrefs == [*job_links, "sweep.md", "sweep.json", "sweep.png"]
+    assert hrefs == [*job_links, "sweep.md", "sweep.json", "sweep.svg"]
     targets = [Path(unquote(urlparse(urljoin(page.as_uri(), h)).path)) for h in hrefs]
     assert all(target.is_file() for target in targets)  # resolved as the browser does
     job_dom = rendered_dom(targets[2], tmp_path)
@@ -60,4 +62,4 @@ def test_a_sweeps_page_shows_its_jobs_verdict_and_plot_and_links_each_job(
 
     shot = imread(screenshot(page, tmp_path / "sweep-page.png", height=1600))
     drawn = np.all(np.abs(shot[..., :3] - FIRST_LINE) < 0.08, axis=-1)
-    assert drawn.sum() > 100  # the plot's line and markers, drawn, not a broken image
+    assert drawn.sum() > 100  # the figure's line and markers, drawn

@@ -1,4 +1,4 @@
-"""runner.sweep_report: the report built from what made-up jobs left on disk."""
+"""runner.show.sweep_*: the sweep report built from what made-up jobs left on disk."""
 
 from __future__ import annotations
 
@@ -6,34 +6,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from matplotlib.axes import Axes
-from matplotlib.collections import LineCollection
-from matplotlib.lines import Line2D
-from matplotlib.scale import LogTransform
+from markupsafe import Markup
 from omegaconf import OmegaConf
 
-from runner import sweep_report
 from runner.jobs import write_job_status
-from runner.sweep_report import (
-    Job,
-    Report,
-    build_report,
-    find_jobs,
-    is_repeat_key,
-    plot_figure,
-    read_job,
-    settings_lines,
-    table_lines,
-    to_html,
-    to_json,
-    to_markdown,
-    verdict,
-    write_report,
-)
+from runner.show import sweep_analysis, sweep_report
+from runner.show.figures import RED, Mark, Panel
+from runner.show.sweep_analysis import Report, build_report, is_repeat_key, verdict
+from runner.show.sweep_figure import sweep_figure as plot_figure
+from runner.show.sweep_files import settings_lines, table_lines, to_json, to_markdown
+from runner.show.sweep_jobs import Job, find_jobs, read_job
+from runner.show.sweep_page import to_html
+from runner.show.sweep_report import write_report
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+SVG = Markup("<svg xmlns='http://www.w3.org/2000/svg'><circle class='drawn'/></svg>")
 STARTED = "2025-03-04T10:00:00.5+00:00"
 
 
@@ -170,7 +157,7 @@ def test_write_report_reads_job_folders_and_logs_the_table(
         ("error", None),
     ]
     assert "did not finish" in jobs[2]["error"]
-    assert (tmp_path / "sweep.png").read_bytes().startswith(PNG_MAGIC)
+    assert (tmp_path / "sweep.svg").read_text().startswith("<svg")
     table = table_lines(build_report(find_jobs(tmp_path)))
     assert [line for line in log_lines if line.startswith("|")] == table
     assert log_lines[-1] == (
@@ -252,7 +239,7 @@ def test_the_verdict_names_the_fewest_workers_within_the_margin() -> None:
     """parallel=8 at 96% of parallel=16's items/s is within 5%: the verdict names it, with
     the share and the workers it saves; sweep.json gives it as within_margin."""
     report = build_report(_scaling(71.0, 36.0, 20.0, 10.4, 10.0))
-    assert sweep_report.MARGIN == 0.05
+    assert sweep_analysis.MARGIN == 0.05
     assert verdict(report) == (
         "Fastest: parallel=16 (141.2 items/s, speedup 7.10); parallel=8 gives 96% of that "
         "with half the workers (the fewest workers within 5%)"
@@ -268,12 +255,12 @@ def test_the_verdict_names_the_fewest_workers_within_the_margin() -> None:
 def test_the_margin_is_a_module_constant(monkeypatch: pytest.MonkeyPatch) -> None:
     """A wider margin reaches fewer workers; a narrower one may leave only the fastest."""
     jobs = _scaling(71.0, 36.0, 20.0, 10.4, 10.0)
-    monkeypatch.setattr(sweep_report, "MARGIN", 0.5)
+    monkeypatch.setattr(sweep_analysis, "MARGIN", 0.5)
     assert verdict(build_report(jobs)).endswith(
         "; parallel=4 gives 50% of that with a quarter of the workers "
         "(the fewest workers within 50%)"
     )
-    monkeypatch.setattr(sweep_report, "MARGIN", 0.01)
+    monkeypatch.setattr(sweep_analysis, "MARGIN", 0.01)
     assert verdict(build_report(jobs)).endswith("; no fewer workers come within 1% of it")
 
 
@@ -353,21 +340,20 @@ def test_a_sweep_without_repeats_has_no_settings_table() -> None:
     assert "Median of each setting" not in to_markdown(report, Path("/sweep"))
 
 
-def _lines(ax: Axes, gid: str) -> list[Line2D]:
-    return [line for line in ax.get_lines() if line.get_gid() == gid]
+def _lines(panel: Panel, gid: str) -> list[Mark]:
+    return panel.lines(gid)
 
 
-def _xs(line: Line2D) -> list[float]:
-    return [float(x) for x in np.asarray(line.get_xdata())]
+def _xs(mark: Mark) -> list[float]:
+    return mark.xs
 
 
-def _ys(line: Line2D) -> list[float]:
-    return [float(y) for y in np.asarray(line.get_ydata())]
+def _ys(mark: Mark) -> list[float]:
+    return mark.ys
 
 
-def _legend(ax: Axes) -> list[str]:
-    legend = ax.get_legend()
-    return [] if legend is None else [text.get_text() for text in legend.get_texts()]
+def _legend(panel: Panel) -> list[str]:
+    return [entry.label for entry in panel.legend]
 
 
 def test_the_plot_scales_axes_honestly_and_draws_the_ideal() -> None:
@@ -376,23 +362,22 @@ def test_the_plot_scales_axes_honestly_and_draws_the_ideal() -> None:
     has no legend entry of its own; the title gives the items and the date."""
     report = build_report(_scaling(8.0, 4.4, 2.5))
     figure = plot_figure(report)
-    rate_ax, efficiency_ax = figure.axes
+    rate_ax, efficiency_ax = figure.panels
     for ax in (rate_ax, efficiency_ax):
-        scale = ax.xaxis.get_transform()
-        assert isinstance(scale, LogTransform) and scale.base == 2
-        assert ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0
+        assert ax.xscale == "log2" and ax.ylim[0] == 0
+        assert [value for value, _ in ax.xticks or []] == [1, 2, 4]
     [ideal] = _lines(rate_ax, "ideal")
     base_rate = 1412 / 8.0
     assert _xs(ideal) == [1, 2, 4]
     assert _ys(ideal) == pytest.approx([base_rate, 2 * base_rate, 4 * base_rate])
-    assert rate_ax.get_ylim()[1] >= 4 * base_rate
+    assert rate_ax.ylim[1] >= 4 * base_rate
     [hundred] = _lines(efficiency_ax, "ideal")
     assert _ys(hundred) == [1, 1]
     [measured] = _lines(efficiency_ax, "median")
     assert _ys(measured) == pytest.approx([1.0, 8.0 / 4.4 / 2, 8.0 / 2.5 / 4])
     assert _legend(rate_ax) == ["ideal: linear from parallel=1 (176.5 items/s)"]
     assert _legend(efficiency_ax) == ["ideal (100%)"]
-    assert figure.get_suptitle().startswith("Sweep of 1412 items per job, 2025-03-04 10:00 UTC")
+    assert figure.title.startswith("Sweep of 1412 items per job, 2025-03-04 10:00 UTC")
 
 
 def test_each_series_gets_a_legend_entry_and_its_own_ideal() -> None:
@@ -403,7 +388,7 @@ def test_each_series_gets_a_legend_entry_and_its_own_ideal() -> None:
             [(1, "thread", 4.0), (1, "process", 6.0), (4, "thread", 1.2), (4, "process", 2.0)]
         )
     ]
-    rate_ax, _ = plot_figure(build_report(jobs)).axes
+    rate_ax, _ = plot_figure(build_report(jobs)).panels
     labels = _legend(rate_ax)
     assert labels[:2] == ["executor=thread", "executor=process"] and "all jobs" not in labels
     assert [_ys(line) for line in _lines(rate_ax, "ideal")] == [
@@ -414,10 +399,13 @@ def test_each_series_gets_a_legend_entry_and_its_own_ideal() -> None:
 
 def test_repeats_are_drawn_as_a_spread_around_their_median() -> None:
     """Each setting's repeats are a min-max bar, the line goes through their median."""
-    rate_ax, efficiency_ax = plot_figure(build_report(_repeats())).axes
-    [spread] = [c for c in rate_ax.collections if c.get_gid() == "spread"]
-    assert isinstance(spread, LineCollection)
-    segments = [[list(point) for point in segment] for segment in spread.get_segments()]
+    rate_ax, efficiency_ax = plot_figure(build_report(_repeats())).panels
+    [spread] = _lines(rate_ax, "spread")
+    assert spread.kind == "spread"
+    segments = [
+        [[x, low], [x, high]]
+        for x, low, high in zip(spread.xs, spread.lows, spread.ys, strict=True)
+    ]
     assert segments == [
         [[1, pytest.approx(24 / 8.4, abs=1e-3)], [1, pytest.approx(24 / 7.6, abs=1e-3)]],
         [[2, pytest.approx(24 / 4.4, abs=1e-3)], [2, 6.0]],
@@ -425,7 +413,7 @@ def test_repeats_are_drawn_as_a_spread_around_their_median() -> None:
     ]
     [median] = _lines(rate_ax, "median")
     assert _ys(median) == pytest.approx([24 / 8.0, 24 / 4.2, 24 / 2.2], abs=1e-3)
-    assert [c.get_gid() for c in efficiency_ax.collections] == ["spread"]
+    assert [m.kind for m in efficiency_ax.marks if m.kind == "spread"] == ["spread"]
     assert "median of the runs over repeat; bar: min to max" in _legend(rate_ax)
 
 
@@ -439,14 +427,14 @@ def test_failed_jobs_are_marked_hollow_and_red() -> None:
         _job(3, 8, 0.5, code=130),
         _job(4, 8, 0.6, overrides={"parallel": 8}),
     ]
-    rate_ax, efficiency_ax = plot_figure(build_report(jobs)).axes
+    rate_ax, efficiency_ax = plot_figure(build_report(jobs)).panels
     [failed] = _lines(rate_ax, "failed")
-    assert failed.get_markerfacecolor() == "none" and failed.get_markeredgecolor() == "#d62728"
+    assert failed.kind == "dots" and failed.color == RED  # drawn as hollow circles
     assert _xs(failed) == [2, 4, 8]
     assert _ys(failed) == [12.0, 0, 48.0]
     assert len(_lines(efficiency_ax, "failed")) == 1
     assert any(label.startswith("failed job") for label in _legend(rate_ax))
-    clean_ax, _ = plot_figure(build_report(_scaling(4.0, 2.0))).axes
+    clean_ax, _ = plot_figure(build_report(_scaling(4.0, 2.0))).panels
     assert _lines(clean_ax, "failed") == []
     assert not any(label.startswith("failed job") for label in _legend(clean_ax))
 
@@ -463,13 +451,14 @@ def test_the_page_links_each_job_to_its_own_page_relatively(tmp_path: Path) -> N
     for folder in (tmp_path / "0", odd):
         folder.mkdir()
         (folder / "report.html").write_text("<html></html>")
-    text = to_html(build_report(jobs), tmp_path, PNG_MAGIC)
-    assert "<a href='0/report.html'>0</a>" in text
-    assert "<a href='parallel%3D2%2Cexecutor%3D%3Cb%3E/report.html'>1</a>" in text
-    assert "<td class=n>2</td>" in text and "2/report.html" not in text
+    text = to_html(build_report(jobs), tmp_path, SVG)
+    assert '<a href="0/report.html">0</a>' in text
+    assert '<a href="parallel%3D2%2Cexecutor%3D%3Cb%3E/report.html">1</a>' in text
+    assert '<td class="n">2</td>' in text and "2/report.html" not in text
     assert "<script" not in text and "&lt;script&gt;x&lt;/script&gt;" in text
-    assert "http://" not in text and "https://" not in text
-    assert "src='data:image/png;base64,iVBORw0KGgo=" in text
+    assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in text
+    assert f"<figure>{SVG}</figure>" in text  # the figure inline, as drawn
 
 
 def test_the_page_shows_the_stop_the_jobs_that_never_ran_and_the_fixed_overrides(
@@ -484,14 +473,32 @@ def test_the_page_shows_the_stop_the_jobs_that_never_ran_and_the_fixed_overrides
     assert "The sweep stopped early: interrupted (SIGTERM)" in text
     assert "<h2>Never ran (1)</h2><ul>\n<li><code>parallel=2</code></li>" in text
     assert "Fixed overrides: <code>parallel=1</code>, <code>source.count=24</code>." in text
-    assert "Exit code 143" in text and "<img" not in text and "No plot:" in text
+    assert "Exit code 143" in text and "<svg" not in text and "No plot:" in text
+
+
+def test_the_page_escapes_every_value_from_the_jobs(tmp_path: Path) -> None:
+    """Swept values, errors, the stop and the jobs that never ran are text on the page:
+    the template escapes them (markup in a folder's files cannot become the page's)."""
+    evil = "<script>alert(1)</script>"
+    odd = 'a&b"c'
+    jobs = [
+        _job(0, 1, 2.0, overrides={"parallel": 1, "task.name": evil}),
+        _job(1, 2, 1.0, overrides={"parallel": 2, "task.name": odd}),
+        _job(2, 4, None, overrides={"parallel": 4, "task.name": "x"}, code=2, error=evil),
+    ]
+    planned = [["parallel=1"], ["parallel=2"], ["parallel=4"], [f"task.name={evil}"]]
+    report = build_report(jobs, stopped=f"stopped by {evil}", stopped_code=143, planned=planned)
+    text = to_html(report, tmp_path, SVG)
+    assert "<script" not in text and "alert(1)</" not in text
+    assert text.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4
+    assert "a&amp;b&#34;c" in text and odd not in text
 
 
 def test_a_page_or_plot_that_fails_costs_nothing_else(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A page that cannot be built leaves sweep.json, sweep.md and sweep.png and the exit
-    code; a plot that cannot be drawn leaves the page, which says why it has none."""
+    """A page that cannot be built leaves sweep.json, sweep.md and sweep.svg and the exit
+    code; a figure that cannot be drawn leaves the page, which says why it has none."""
     for num, wall in enumerate((2.0, 1.0)):
         folder = _job_folder(tmp_path / str(num), num, [f"parallel={num + 1}"])
         summary = {"parallel": num + 1, "total": 10, "failed": 0, "wall_seconds": wall,
@@ -505,20 +512,23 @@ def test_a_page_or_plot_that_fails_costs_nothing_else(
     monkeypatch.setattr(sweep_report, "to_html", broken)
     assert write_report(tmp_path) == 0
     assert not (tmp_path / "sweep.html").exists()
-    assert (tmp_path / "sweep.png").read_bytes().startswith(PNG_MAGIC)
-    assert json.loads((tmp_path / "sweep.json").read_text())["plot"] == "sweep.png"
-    assert "![items/s" in (tmp_path / "sweep.md").read_text()
+    assert (tmp_path / "sweep.svg").read_text().startswith("<svg")
+    assert json.loads((tmp_path / "sweep.json").read_text())["plot"] == "sweep.svg"
+    assert (
+        "![items/s and efficiency against workers](sweep.svg)"
+        in (tmp_path / "sweep.md").read_text()
+    )
     monkeypatch.undo()
 
-    def no_plot(report: Report) -> bytes:
+    def no_plot(report: Report) -> Markup:
         raise RuntimeError("no plot today")
 
-    monkeypatch.setattr(sweep_report, "plot_png", no_plot)
+    monkeypatch.setattr(sweep_report, "draw", no_plot)
     assert write_report(tmp_path) == 0
-    assert not (tmp_path / "sweep.png").exists()
+    assert not (tmp_path / "sweep.svg").exists()
     page = (tmp_path / "sweep.html").read_text()
     assert "No plot: drawing it failed: RuntimeError: no plot today" in page
-    assert "<img" not in page
+    assert "<svg" not in page
 
 
 def test_a_parallel_auto_job_is_a_setting_of_its_own() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from runner.show.markdown import markdown_table
 from runner_plugins.judge.costs import TOKENS, usd
 from runner_plugins.judge.experiment import STATUSES
 from runner_plugins.judge.slotfiles import FAILURE_KINDS
@@ -38,8 +39,8 @@ def _rate(value: float | None) -> str:
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
-    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    """The names in the first column, the counts and scores after it right-aligned."""
+    return markdown_table(header, rows, ["", "r"])
 
 
 def verdict(passed: bool | None) -> str:
