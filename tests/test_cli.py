@@ -232,6 +232,8 @@ def test_non_editable_install_from_another_folder(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["total"] == 5
+    # The page's templates are package data: without them the run still ends, page-less.
+    assert "<h2>Item durations</h2>" in (tmp_path / "run" / "report.html").read_text()
     probe = subprocess.run(
         [
             sys.executable,

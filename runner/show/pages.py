@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup
+
+if TYPE_CHECKING:
+    import jinja2
 
 #: The templates' folder in this package (package data: see pyproject.toml).
 TEMPLATES = "templates"
@@ -31,6 +33,8 @@ def printable(value: Any) -> Any:
 @functools.cache
 def environment() -> jinja2.Environment:
     """The one Jinja2 environment: the package's templates, autoescaped, strict."""
+    import jinja2  # here, not at the top: a run pays for it when it writes its page only
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("runner.show", TEMPLATES),
         autoescape=True,  # every template, figure.svg too (select_autoescape would skip .svg)
