@@ -4,7 +4,7 @@ Runs ``python -m runner -m parallel=1,2,4,6,8,16 task=judge_rerun progress=off``
 job makes and repairs its own copy of the sample experiment with the default local judge,
 0.5 s per call) and reads the sweep report runner writes. Targets: speedup >= 5x at
 parallel=6 (issue 3) and >= 6.5x at parallel=8 (issue 4). With ``--docs`` the report
-(sweep.md and sweep.png) is copied into docs/ for BENCHMARKS.md.
+(sweep.md and sweep.svg) is copied into docs/ for BENCHMARKS.md.
 
 Usage: ``python bench/bench_judge.py [--docs] [--json PATH]`` (about 90 s).
 """
@@ -51,8 +51,8 @@ def main() -> int:
         report = json.loads((sweep / "sweep.json").read_text())
         if args.docs:
             docs = c.REPO_DIR / "docs"
-            shutil.copy(sweep / "sweep.png", docs / "sweep-judge.png")
-            text = (sweep / "sweep.md").read_text().replace("sweep.png", "sweep-judge.png")
+            shutil.copy(sweep / "sweep.svg", docs / "sweep-judge.svg")
+            text = (sweep / "sweep.md").read_text().replace("sweep.svg", "sweep-judge.svg")
             (docs / "sweep-judge.md").write_text(text.replace(str(sweep), "<sweep folder>"))
     jobs = {job["parallel"]: job for job in report["jobs"]}
     rows = []
