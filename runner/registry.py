@@ -21,15 +21,24 @@ from runner.errors import PluginError
 _SIMPLE_TYPES = (str, int, float, bool, Path)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class PluginSpec:
-    """One registered plugin, known without importing it."""
+    """One registered plugin, known without importing it (each registration its own: two
+    distributions registering the same name and value are two specs)."""
 
     group: str
     name: str
     value: str  # "module:attribute"
-    distribution: str
-    version: str
+    entry_point: entrypoints.EntryPoint = dataclasses.field(repr=False)
+
+    @property
+    def distribution(self) -> str:
+        """The registering distribution's name (read from its metadata when asked)."""
+        return self.entry_point.distribution
+
+    @property
+    def version(self) -> str:
+        return self.entry_point.version
 
     @property
     def module(self) -> str:
@@ -42,10 +51,10 @@ def _all_entry_points() -> dict[str, dict[str, tuple[PluginSpec, ...]]]:
     by_ep_group = {ep_group: group for group, ep_group in GROUPS.items()}
     for ep in entrypoints.entry_points(by_ep_group):
         group = by_ep_group[ep.group]
-        spec = PluginSpec(group, ep.name, ep.value, ep.distribution, ep.version)
-        registered = found[group].setdefault(ep.name, [])
-        if spec not in registered:
-            registered.append(spec)
+        spec = PluginSpec(group, ep.name, ep.value, ep)
+        # importlib.metadata lists each distribution once: two specs of a name are two
+        # distributions registering it, even with the same value.
+        found[group].setdefault(ep.name, []).append(spec)
     return {g: {n: tuple(s) for n, s in sorted(d.items())} for g, d in found.items()}
 
 
