@@ -163,6 +163,10 @@ class RunContext:
     dry_run: bool = False
     source: Any = None
     task: Any = None
+    #: The run folder this run continues (``resume=``, resolved: ``last`` is the folder it
+    #: took), or None; ``output_dir`` itself when the run continues in place. Set before
+    #: any plugin's ``setup``.
+    resumed_from: Path | None = None
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: Sections a post-processor adds to the run's report.html: (title, Markdown text).
     report_sections: list[tuple[str, str]] = dataclasses.field(default_factory=list)

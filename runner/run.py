@@ -109,6 +109,7 @@ def execute(settings: Settings, output_dir: Path) -> int:
     )
     # Before any plugin can touch the folder: refused here, it is left as it was.
     previous = resume.claim(settings, output_dir)
+    context.resumed_from = previous
     plugins = {group: build(group, settings) for group in GROUPS}
     context.source, context.task = plugins["source"], plugins["task"]
     with contextlib.ExitStack() as stack:

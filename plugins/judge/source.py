@@ -58,6 +58,58 @@ def _copy_writable(src: Path, dest: Path) -> None:
                 path.chmod(path.stat().st_mode | stat.S_IWUSR)
 
 
+#: Where, in the run folder, the sample experiment is made and an experiment is copied
+#: (``copy``): repaired there, so a run resumed into another folder starts from them.
+SAMPLE_FOLDER = "sample-experiment"
+COPY_FOLDER = "experiment"
+
+
+def _earlier_copy(context: RunContext, name: str) -> Path | None:
+    """The experiment in the run folder this run resumes (``name`` in it), when that is
+    another folder; None for a fresh run or one continued in place.
+
+    That run skipped none of its slots' repairs: they are in its folder's experiment, and
+    only there. A resumed run must start from it, for the items it does not run again are
+    the slots it repaired. A folder whose experiment is missing, or is not a folder of its
+    own (a symlink), is refused rather than replaced by the original or a new sample.
+    """
+    earlier = context.resumed_from
+    if earlier is None:
+        return None
+    earlier = Path(earlier).absolute()
+    if earlier.resolve() == Path(context.output_dir).resolve():
+        return None
+    path = earlier / name
+    if path.is_symlink() or not (path / CONFIG_FILE).is_file():
+        raise ValueError(
+            f"resume={str(earlier)!r}: that run's experiment {str(path)!r} is missing or "
+            "not a folder, so the slots it repaired (skipped now) could not be carried "
+            "over; start a new run without resume=, or give a run folder that still has it"
+        )
+    return path
+
+
+def _copy_earlier(earlier: Path, dest: Path) -> None:
+    """Make ``dest`` a copy of the experiment a resumed run left (``earlier``), whole.
+
+    Whatever ``dest`` held goes first: it can only be what a run of this folder stopped
+    before its first item left (its journal is empty, or the run would have been
+    refused), perhaps copied from elsewhere, which must not stand in for ``earlier``.
+    The copy is made under ``earlier``'s repair lock, so that a run still repairing it
+    (or continuing it in place) stops this one rather than being copied half-way through
+    a slot swap. Symlinks are copied as symlinks, never followed, as from the original.
+    """
+    with slotfiles.repair_lock(earlier):
+        if dest.is_symlink() or dest.is_file():
+            dest.unlink()
+        elif dest.exists():
+            shutil.rmtree(dest)
+        copy_experiment(earlier, dest)
+    logger.info(
+        f"resume: the experiment is copied from {str(earlier)!r}, with the slots that run repaired"
+    )
+
+
 def _as_list(value: Any) -> list[Any]:
     """A filter value as a list: None -> [], a lone scalar (``status=missing``) -> [it]."""
     if value is None:
@@ -202,16 +254,23 @@ class _ExperimentSource(Source):
     def _resolve(self, context: RunContext) -> ExperimentConfig:
         # Absolute, because the judge runs from workspace/ and must still find every path.
         output_dir = Path(context.output_dir).absolute()
+        name = SAMPLE_FOLDER if self.experiment is None else COPY_FOLDER
+        earlier = _earlier_copy(context, name) if self.experiment is None or self.copy else None
+        if earlier is not None:
+            if context.dry_run:
+                return load_config(earlier)  # read where it is: a dry run writes nothing
+            _copy_earlier(earlier, output_dir / name)
+            return load_config(output_dir / name)
         if self.experiment is None:
-            path = output_dir / "sample-experiment"
+            path = output_dir / SAMPLE_FOLDER
             # The sample appears all at once, so a folder with a config is a whole sample.
             if not (path / CONFIG_FILE).is_file():
                 make_sample_experiment(path, self.seed)
             return load_config(path)
         config = load_config(Path(self.experiment).expanduser().absolute())
         if self.copy and not context.dry_run:
-            dest = output_dir / "experiment"
-            if not dest.exists():  # a resumed run keeps the copy it already repaired
+            dest = output_dir / COPY_FOLDER
+            if not dest.exists():  # a run continued in place keeps the copy it repaired
                 copy_experiment(config.root, dest)
             config = dataclasses.replace(config, root=dest)
         return config
@@ -288,6 +347,9 @@ class JudgeSlots(_ExperimentSource):
       judge_01) narrow the slots; empty means all;
     - ``copy``: copy the experiment into ``<output_dir>/experiment`` first (except in a
       dry run) and repair the copy, so that each job of a sweep repairs its own.
+
+    A run resumed into another folder copies the experiment (or the sample) of the run it
+    resumes, with that run's repairs, rather than the original (or a new sample).
 
     A selected slot whose run has no judge prompt is rebuilt before the first item when
     the experiment holds what it needs; otherwise the slot's item carries the reason
