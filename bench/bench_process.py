@@ -72,10 +72,10 @@ def _timed(fn: Any, arg: Any) -> float:
 
 def executor_for(name: str) -> Any:
     if name == "thread":
-        from runner_plugins.executors import ThreadExecutor
+        from runner_plugins.executors.thread import ThreadExecutor
 
         return ThreadExecutor()
-    from runner_plugins.process_executor import ProcessExecutor
+    from runner_plugins.executors.process import ProcessExecutor
 
     return ProcessExecutor()
 

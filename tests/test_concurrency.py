@@ -12,7 +12,7 @@ import pytest
 from runner.api import Item
 from runner.concurrency import AdaptiveLimit
 from runner.wrapper import make_safe_call
-from runner_plugins.executors import ThreadExecutor
+from runner_plugins.executors.thread import ThreadExecutor
 from tests.browser import rendered_dom
 from tests.conftest import RunCli
 from tests.http_service import serve

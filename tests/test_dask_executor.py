@@ -22,7 +22,7 @@ from runner.api import Item, Outcome, RetryableError
 from runner.policies import Gate, RetryPolicy
 from runner.settings import settings_from
 from runner.wrapper import make_safe_call
-from runner_plugins.dask_executor import DaskExecutor
+from runner_plugins.executors.dask import DaskExecutor
 from runner_plugins.tasks import ShellTask
 from tests.conftest import REPO, Compose, RunCli, process_running, start_runner
 
@@ -157,7 +157,7 @@ def cli_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_importing_the_plugin_does_not_import_dask() -> None:
     """Listing plugins imports the module: Dask is imported only when the executor runs."""
     code = (
-        "import sys, runner_plugins.dask_executor; "
+        "import sys, runner_plugins.executors.dask; "
         "print(sorted({'dask', 'distributed'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -364,7 +364,7 @@ def test_a_result_that_cannot_be_sent_back_fails_its_item(threads_cluster: str) 
     outcomes = list(DaskExecutor(threads_cluster).map(make_safe_call(task_lock_at_3), items(40), 4))
     assert statuses(outcomes) == {str(i): "failed" if i == 3 else "ok" for i in range(40)}
     [bad] = [o for o in outcomes if not o.ok]
-    assert bad.error is not None and "cannot be sent back to the run" in bad.error["message"]
+    assert bad.error is not None and "cannot be sent back from its worker" in bad.error["message"]
 
 
 @pytest.mark.slow

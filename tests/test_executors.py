@@ -26,7 +26,8 @@ from runner import registry
 from runner.api import Executor, Item, Outcome, RunContext
 from runner.process import CommandGroup
 from runner.wrapper import make_safe_call
-from runner_plugins.executors import SequentialExecutor, ThreadExecutor
+from runner_plugins.executors.sequential import SequentialExecutor
+from runner_plugins.executors.thread import ThreadExecutor
 from tests import executor_tasks as tasks
 from tests.conftest import start_runner
 

@@ -26,7 +26,7 @@ from runner.api import Item, Outcome, RetryableError, RunContext, Task, run_comm
 from runner.policies import RetryPolicy
 from runner.process import CommandGroup
 from runner.wrapper import make_safe_call
-from runner_plugins.process_executor import ProcessExecutor
+from runner_plugins.executors.process import ProcessExecutor
 from tests.conftest import RunCli, process_running, start_runner
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from runner.api import Item
 from runner.wrapper import make_safe_call
-from runner_plugins.executors import ThreadExecutor
+from runner_plugins.executors.thread import ThreadExecutor
 from tests.conftest import RunCli, process_running, run_runner, start_runner
 
 # A command that records that it started (a pid file per item), then sleeps.

@@ -1,4 +1,4 @@
-"""Built-in executors: ``sequential`` and ``thread``."""
+"""The ``thread`` executor: long-lived worker threads of the run's process."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from runner.api import Executor, Item, Outcome
+from runner_plugins.executors.plumbing import Feed, bound, drain_deadline, next_chunk
+from runner_plugins.executors.sequential import SequentialExecutor
 
 _DONE = object()
 _WAKE = object()
@@ -24,52 +26,6 @@ class _Flag:
 
     def __init__(self) -> None:
         self.up = False
-
-
-def bound(fn: Callable[[Item], Outcome]) -> Callable[[Item], Outcome]:
-    """``fn`` for the calling thread only, when the run's wrapper offers that (``fn.bind``):
-    a worker calls it for every item it runs."""
-    bind = getattr(fn, "bind", None)
-    return bind() if callable(bind) else fn
-
-
-class SequentialExecutor(Executor):
-    """Runs items one after another in the calling thread."""
-
-    def __init__(self) -> None:
-        self._stop = _Flag()
-
-    def map(
-        self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
-    ) -> Iterator[Outcome]:
-        self._stop.up = False
-        run_item = bound(fn)
-        for item in items:
-            if self._stop.up:
-                return
-            yield run_item(item)
-
-    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
-        self._stop.up = True
-
-
-class _Feed:
-    """The source, read under one lock; a source that fails ends the feed, keeping its error."""
-
-    def __init__(self, source: Iterator[Item]) -> None:
-        self.lock = threading.Lock()
-        self._source = source
-        self.error: BaseException | None = None
-
-    def take(self, count: int) -> list[Item]:
-        """Up to ``count`` items (call with the lock held)."""
-        todo: list[Item] = []
-        if self.error is None:
-            try:
-                todo.extend(itertools.islice(self._source, count))
-            except Exception as exc:  # the source failed part-way: what it gave still runs
-                self.error = exc
-        return todo
 
 
 class ThreadExecutor(Executor):
@@ -118,7 +74,7 @@ class ThreadExecutor(Executor):
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         if not wait and timeout is not None:
             # Outcomes of running items are still yielded, for at most ``timeout`` s.
-            self._drain_until = time.monotonic() + timeout
+            self._drain_until = drain_deadline(timeout)
         self._stop.up = True
         self._sequential.shutdown(wait, timeout)
         with contextlib.suppress(queue.Full):
@@ -140,7 +96,8 @@ class ThreadExecutor(Executor):
     def _threaded(
         self, fn: Callable[[Item], Outcome], source: Iterator[Item], parallel: int
     ) -> Iterator[Outcome]:
-        feed = _Feed(source)
+        feed = Feed(source)
+        lock = threading.Lock()  # the feed's, and the count of workers
         batches: queue.Queue[Any] = queue.Queue(maxsize=parallel * self.queue_factor)
         self._batches, self._drain_until = batches, None
         stop = self._stop
@@ -166,7 +123,7 @@ class ThreadExecutor(Executor):
                 auto.release()
 
         def start_worker() -> None:
-            # Called with feed.lock held, so the count and the list stay consistent.
+            # Called with the lock held, so the count and the list stay consistent.
             thread = threading.Thread(
                 target=worker, name=f"runner-worker-{len(threads)}", daemon=True
             )
@@ -181,7 +138,7 @@ class ThreadExecutor(Executor):
                     # parallel=auto: run only while holding one of its places.
                     if auto is not None and not auto.acquire():
                         return
-                    with feed.lock:
+                    with lock:
                         todo = feed.take(chunk)
                         wanted = limit[0] if auto is None else min(limit[0], auto.current)
                         if feed.error is not None:
@@ -213,18 +170,14 @@ class ThreadExecutor(Executor):
                             holders.pop(item.id, None)
                         give_back(place)
                     batches.put(done)
-                    took = clock() - began
-                    if took < 0.002 and chunk < max_chunk:
-                        chunk *= 2
-                    elif took > 0.02 and chunk > 1:
-                        chunk //= 2
+                    chunk = next_chunk(chunk, clock() - began, max_chunk)
             except BaseException as exc:  # fn never raises; this is a bug or an exit
                 errors.append(exc)
                 stop.up = True
             finally:
                 batches.put(_DONE)
 
-        with feed.lock:
+        with lock:
             start_worker()
         finished = 0
         last_check = clock()
@@ -250,7 +203,7 @@ class ThreadExecutor(Executor):
                         late_ids.update(outcome.id for outcome in late)
                         for outcome in late if auto is not None else ():
                             give_back(holders.get(outcome.id))  # another item may run
-                        with feed.lock:
+                        with lock:
                             limit[0] += len(late)
                             if not stop.up:
                                 for _ in late:

@@ -6,11 +6,9 @@ Dask is imported only when this executor runs: listing plugins imports this modu
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import itertools
 import logging
 import math
-import operator
 import os
 import pickle
 import threading
@@ -24,17 +22,20 @@ from loguru import logger
 
 from runner.api import Executor, Item, Outcome, RunContext
 from runner.process import CommandGroup, join_group
+from runner_plugins.executors.plumbing import (
+    PICKLE,
+    Feed,
+    item_row,
+    lost_error,
+    outcome_row,
+    sendable,
+)
 
 INSTALL_HINT = (
     'Dask is not installed: pip install "itemrunner[dask]" '
     '(or pip install ".[dask]" in a clone of runner)'
 )
 _DASK_LOG = logging.getLogger("distributed")
-#: Items and outcomes travel as tuples of their fields, which pickle several times faster
-#: than the objects (a million no-op items spend most of their time being pickled).
-_ITEM_ROW = operator.attrgetter("id", "data", "label", "error")  # Item's parameters
-_OUTCOME_ROW = operator.attrgetter(*(field.name for field in dataclasses.fields(Outcome)))
-_PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
 def _distributed() -> Any:
@@ -61,10 +62,6 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0))  # the cores this process may use
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def _error(exc: BaseException, what: str) -> dict[str, Any]:
-    return {"type": type(exc).__name__, "message": f"{what}: {exc}", "traceback": ""}
 
 
 def _allowed_failures(dask_scheduler: Any) -> int:
@@ -107,28 +104,20 @@ class _WorkerRun:
         cannot be pickled fails its own item only."""
         outcomes: list[tuple[Any, ...]] = []
         if self.stopping.is_set():  # the run stopped before this batch started here
-            return pickle.dumps((outcomes, False), _PROTOCOL)
+            return pickle.dumps((outcomes, False), PICKLE)
         wrapper = self.wrapper(blob)
         interrupted = False
         try:
             for row in pickle.loads(payload):
                 if self.stopping.is_set():
                     break  # shut down: the batch's items not started never start
-                outcomes.extend(map(_OUTCOME_ROW, wrapper([Item(*row)])))
+                outcomes.extend(map(outcome_row, wrapper([Item(*row)])))
         except KeyboardInterrupt:
             interrupted = True  # Dask would lose it in the worker: the driver raises it
         try:
-            return pickle.dumps((outcomes, interrupted), _PROTOCOL)
-        except Exception:
-            for n, row in enumerate(outcomes):
-                try:
-                    pickle.dumps(row, _PROTOCOL)
-                except Exception as exc:
-                    outcome = Outcome(*row)
-                    outcome.status, outcome.result = "failed", None
-                    outcome.error = _error(exc, "its result cannot be sent back to the run")
-                    outcomes[n] = _OUTCOME_ROW(outcome)
-            return pickle.dumps((outcomes, interrupted), _PROTOCOL)
+            return pickle.dumps((outcomes, interrupted), PICKLE)
+        except Exception:  # a result that does not pickle: only its item fails
+            return pickle.dumps(([sendable(row) for row in outcomes], interrupted), PICKLE)
 
     def stop(self, kill: bool) -> int:
         self.stopping.set()
@@ -389,25 +378,12 @@ class DaskExecutor(Executor):
         blob = _dumps(fn.portable)  # type: ignore[attr-defined]
         retry = getattr(fn.portable, "retry", None)  # type: ignore[attr-defined]
         attempts = int(getattr(retry, "attempts", 1))
-        source = iter(items)
-        ahead: deque[Item] = deque()
-        errors: list[Exception] = []
-
-        def read(count: int) -> bool:
-            """Up to ``count`` more items into ``ahead``; whether the source may hold more."""
-            try:
-                before = len(ahead)
-                ahead.extend(itertools.islice(source, count))
-                return len(ahead) - before == count
-            except Exception as exc:  # the source failed part-way: what it gave still runs
-                errors.append(exc)
-                return False
-
-        more = read(1)
+        feed = Feed(iter(items))
+        ahead: deque[Item] = deque(feed.take(1))
         if not ahead:
             self._close()  # nothing to run, not even a cluster to start
-            if errors:
-                raise errors[0]
+            if feed.error is not None:
+                raise feed.error
             return
         client = self._open(parallel)
         token = self._token = uuid.uuid4().hex
@@ -441,15 +417,14 @@ class DaskExecutor(Executor):
 
             def take() -> list[Item]:
                 """The next batch, each item admitted; empty when nothing more goes out."""
-                nonlocal more
                 if per_item is None:
                     size = 1  # slow until shown otherwise
                 else:
                     size = round(self.batch_seconds / per_item) if per_item else self.max_batch
                     size = max(1, min(size, self.max_batch))
-                if more and len(ahead) < slots * size:
-                    more = read(slots * size - len(ahead))
-                if not more:  # the last items: spread over every slot
+                if not feed.exhausted and len(ahead) < slots * size:
+                    ahead.extend(feed.take(slots * size - len(ahead)))
+                if feed.exhausted:  # the last items: spread over every slot
                     size = min(size, math.ceil(len(ahead) / slots))
                 batch: list[Item] = []
                 while ahead and len(batch) < size and not self._stop.is_set():
@@ -471,7 +446,7 @@ class DaskExecutor(Executor):
                     again.extend([item] for item in batch)
                 else:
                     [item], now = batch, clock()
-                    error = _error(exc, what)
+                    error = lost_error(exc, what)
                     ready.append(Outcome(item.id, "failed", 0.0, None, error, item.label, now, now))
 
             def lost(batch: list[Item], exc: BaseException, what: str) -> None:
@@ -480,7 +455,7 @@ class DaskExecutor(Executor):
                 runs again, alone, only while its starts stay below ``attempts``."""
                 died = isinstance(exc, _distributed().KilledWorker)
                 starts = per_loss if died else 1
-                error = _error(exc, what)
+                error = lost_error(exc, what)
                 if died:
                     error["type"] = "WorkerDied"
                     error["message"] = f"the Dask worker running it died ({exc})"
@@ -522,7 +497,7 @@ class DaskExecutor(Executor):
                     if not batch:
                         break
                     try:
-                        payloads.append(pickle.dumps(list(map(_ITEM_ROW, batch)), _PROTOCOL))
+                        payloads.append(pickle.dumps(list(map(item_row, batch)), PICKLE))
                         sent.append(batch)
                     except Exception as exc:
                         fail(batch, exc, "it cannot be sent to a Dask worker")
@@ -591,5 +566,5 @@ class DaskExecutor(Executor):
             self._close()
         if interrupted:
             raise KeyboardInterrupt
-        if errors:
-            raise errors[0]
+        if feed.error is not None:
+            raise feed.error

@@ -13,10 +13,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
-import itertools
 import math
 import multiprocessing
-import operator
 import os
 import pickle
 import queue
@@ -33,7 +31,19 @@ from typing import Any
 
 from runner.api import Executor, Item, Outcome, RunContext, TaskFailure
 from runner.process import CommandGroup, current_group, join_group
-from runner.wrapper import TimedOut, error_info
+from runner.wrapper import TimedOut
+from runner_plugins.executors.plumbing import (
+    PICKLE,
+    Feed,
+    NotPicklable,
+    drain_deadline,
+    failed,
+    item_row,
+    next_chunk,
+    outcome_row,
+    sendable,
+    unpicklable,
+)
 
 # Each worker's shared array: how many items it started (the last one is the running
 # one until its outcome arrives), when that one and its running attempt started
@@ -43,18 +53,10 @@ SEQ, STARTED, ATTEMPT, STOP = range(4)
 SEND_AT_ONCE = 0.002  # the outcome of an item that took longer goes back at once...
 BATCH_SECONDS = 0.005  # ...cheaper ones wait in the worker's batch at most this long
 TICK = 0.1  # seconds between looks at stop requests, overdue attempts, kills and exits
-PICKLE = pickle.HIGHEST_PROTOCOL
-# Items and outcomes travel as tuples, which pickle several times faster than objects.
-_ITEM = operator.attrgetter("id", "data", "label", "error")
-_OUTCOME = operator.attrgetter(*(field.name for field in dataclasses.fields(Outcome)))
 
 
 class WorkerDied(TaskFailure):
     """The worker process running the item died (a crash, a signal, ``os._exit``)."""
-
-
-class NotPicklable(TaskFailure):
-    """An item, or its result, cannot travel between the driver and a worker process."""
 
 
 class ProcessExecutor(Executor):
@@ -113,7 +115,7 @@ class ProcessExecutor(Executor):
         if wait:  # the caller no longer reads: what workers still send is dropped
             pool.close(timeout)
         elif timeout is not None:
-            pool.drain_until = min(pool.drain_until, time.monotonic() + timeout)
+            pool.drain_until = drain_deadline(timeout, pool.drain_until)
 
     def kill(self) -> int:
         return 0 if self._pool is None else self._pool.kill()
@@ -149,9 +151,8 @@ class _Pool:
         self.receive: Callable[[Outcome], Outcome] = getattr(fn, "receive", lambda o: o)
         self.timeout: float | None = getattr(portable, "timeout", None)
         self.grace: float = getattr(portable, "grace", 5.0)
-        self.source, self.parallel = source, n
-        self.source_error: Exception | None = None
-        self.exhausted = self.stopping = self.killed = self.closed = False
+        self.feed, self.parallel = Feed(source), n
+        self.stopping = self.killed = self.closed = False
         self.backlog: deque[Item] = deque()  # items to run again, before new ones
         self.workers: dict[Connection, _Worker] = {}
         self.lock = threading.Lock()  # the workers, against kill() from another thread
@@ -172,7 +173,7 @@ class _Pool:
                         break
                 else:
                     self._dispatch()
-                    if self.exhausted and not self.backlog and not self.out:
+                    if self.feed.exhausted and not self.backlog and not self.out:
                         if not any(worker.held for worker in self.workers.values()):
                             break  # every item has its outcome
                 for conn in wait(list(self.workers), TICK):
@@ -195,18 +196,14 @@ class _Pool:
             self.close(0.0 if self.stopping else TICK * 10)  # idle ones exit when told
         finally:
             self.close(0.0)
-        if self.source_error is not None:
-            raise self.source_error
+        if self.feed.error is not None:
+            raise self.feed.error
 
     def _take(self, count: int) -> list[Item]:
         """Up to ``count`` admitted items: the ones to run again first, then the source's."""
         todo = [self.backlog.popleft() for _ in range(min(count, len(self.backlog)))]
-        if len(todo) < count and not self.exhausted:
-            try:
-                todo.extend(itertools.islice(self.source, count - len(todo)))
-            except Exception as exc:  # the source failed part-way: what it gave still runs
-                self.source_error, self.exhausted = exc, True
-            self.exhausted = self.exhausted or len(todo) < count
+        if len(todo) < count:
+            todo.extend(self.feed.take(count - len(todo)))
         for index in range(len(todo)):
             if not self.admit():
                 self.stopping = True  # the run stops: nothing more starts
@@ -255,18 +252,18 @@ class _Pool:
 
     def _send(self, worker: _Worker, items: list[Item]) -> None:
         try:
-            data = pickle.dumps([_ITEM(item) for item in items], PICKLE)
+            data = pickle.dumps([item_row(item) for item in items], PICKLE)
         except Exception:
             sendable = []
             for item in items:
-                problem = _unpicklable(_ITEM(item))
+                problem = unpicklable(item_row(item))
                 if problem is None:
                     sendable.append(item)
                 else:
                     error = NotPicklable(f"item {item.id!r} cannot be sent to a worker: {problem}")
-                    self.out.append(_failed(item, error))
+                    self.out.append(failed(item, error))
             items = sendable
-            data = pickle.dumps([_ITEM(item) for item in items], PICKLE)
+            data = pickle.dumps([item_row(item) for item in items], PICKLE)
         if items:
             worker.held.extend(items)
             # A worker that is gone cannot take them: its end of file comes next, and
@@ -294,12 +291,8 @@ class _Pool:
                 took += outcome.seconds
                 self.out.append(self.receive(outcome))
             worker.done += len(payload)
-            # As in the thread executor: a chunk's items take 2 to 20 ms together.
-            work = took / max(len(payload), 1) * worker.chunk
-            if work < 0.002 and worker.chunk < self.max_chunk:
-                worker.chunk = min(worker.chunk * 2, self.max_chunk)
-            elif work > 0.02 and worker.chunk > 1:
-                worker.chunk //= 2
+            work = took / max(len(payload), 1) * worker.chunk  # what a whole chunk takes
+            worker.chunk = next_chunk(worker.chunk, work, self.max_chunk)
 
     def _bury(self, worker: _Worker) -> None:
         """A worker ended and all it sent was read: account for the items it held."""
@@ -314,12 +307,12 @@ class _Pool:
             elif worker.killed_for == worker.shm[SEQ]:
                 stopped = "its worker process was stopped"
                 error: TaskFailure = TimedOut(f"timed out after {self.timeout:g} s ({stopped})")
-                self.out.append(_failed(item, error, began))
+                self.out.append(failed(item, error, began))
             elif worker.killed_for:  # the watchdog was a moment late: not this one's fault
                 held.insert(running - 1, item)
             else:
                 error = WorkerDied(f"the worker process running item {item.id!r} died ({why})")
-                self.out.append(_failed(item, error, began))
+                self.out.append(failed(item, error, began))
         elif not worker.shm[SEQ] and not worker.spoke and not self.stopping:
             self.failed_starts += 1
             if self.failed_starts >= 3:
@@ -403,17 +396,8 @@ def _tell_stop(worker: _Worker) -> None:
             worker.tasks.send_bytes(b"")  # ...and ends when it is idle
 
 
-def _unpicklable(obj: Any) -> str | None:
-    """Why ``obj`` cannot be pickled, in one line; None when it can."""
-    try:
-        pickle.dumps(obj, PICKLE)
-    except Exception as exc:  # TypeError, PicklingError, AttributeError, RecursionError...
-        return " ".join(f"{type(exc).__name__}: {exc}".split())
-    return None
-
-
 def _refuse_unpicklable(obj: Any, task: str) -> None:
-    problem = _unpicklable(obj)
+    problem = unpicklable(obj)
     if problem is not None:
         raise TypeError(
             f"task {task} cannot be sent to worker processes: it does not pickle "
@@ -426,12 +410,6 @@ def _how(exitcode: int | None) -> str:
         with contextlib.suppress(ValueError):
             return f"killed by {signal.Signals(-exitcode).name}"
     return f"exit code {exitcode}"
-
-
-def _failed(item: Item, error: TaskFailure, started: float | None = None) -> Outcome:
-    now = time.perf_counter()
-    began = now if started is None else started
-    return Outcome(item.id, "failed", now - began, None, error_info(error), item.label, began, now)
 
 
 # The worker process ------------------------------------------------------------------
@@ -456,7 +434,7 @@ def _work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> 
         try:
             data = pickle.dumps((kind, payload), PICKLE)
         except Exception:  # a result that does not pickle: only its item fails
-            data = pickle.dumps((kind, [_sendable(fields) for fields in payload]), PICKLE)
+            data = pickle.dumps((kind, [sendable(fields) for fields in payload]), PICKLE)
         sending[0] = True
         results.send_bytes(data)
         sending[0] = False
@@ -507,7 +485,7 @@ def _work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> 
                         send("out", batch)
                     send("interrupt", item.id)
                     return
-                batch.append(_OUTCOME(outcome))
+                batch.append(outcome_row(outcome))
                 if outcome.seconds > SEND_AT_ONCE or outcome.finished - sent > BATCH_SECONDS:
                     send("out", batch)
                     batch, sent = [], outcome.finished
@@ -535,14 +513,3 @@ def _stamped(run: Callable[[Item], Any], shm: Any) -> Callable[[Item], Any]:
             shm[ATTEMPT] = 0.0
 
     return stamped
-
-
-def _sendable(fields: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The outcome as it can travel: one whose result does not pickle fails."""
-    problem = _unpicklable(fields)
-    if problem is None:
-        return fields
-    message = f"the result of item {fields[0]!r} cannot be sent back from its worker: {problem}"
-    failed = Outcome(*fields)
-    failed.status, failed.result, failed.error = "failed", None, error_info(NotPicklable(message))
-    return _OUTCOME(failed)  # type: ignore[no-any-return]

@@ -1,0 +1,8 @@
+"""The built-in executors, one module each, registered under ``runner.executors``.
+
+Adding an executor means reading one Protocol and one example: ``runner.api.ItemCall``
+(what ``map`` is given to call for each item, and what else it offers) and
+:mod:`~runner_plugins.executors.thread`. ``plumbing`` holds what the executors share
+(reading the source, chunk sizes, sending items and outcomes to other processes).
+Nothing is imported here: listing the plugins imports no executor's dependencies.
+"""
