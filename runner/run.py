@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from loguru import logger
 
@@ -25,8 +25,8 @@ from runner.logs import error_with_traceback
 from runner.policies import Gate
 from runner.process import CommandGroup
 from runner.progress import Progress
-from runner.show.run_page import write_run_report
 from runner.settings import Settings
+from runner.show.run_page import write_run_report
 from runner.tally import Tally
 from runner.wrapper import make_safe_call
 
@@ -99,7 +99,8 @@ def execute(settings: Settings, output_dir: Path) -> int:
     One lifecycle: every plugin is built, then set up in order (source, task, executor,
     post-processor); whatever was set up is closed in reverse order on every way out
     (``contextlib.ExitStack``), the executor shut down (waiting for running items)
-    before the task is closed.
+    before the task is closed. Every run folder then gets its page, an interrupted
+    run's too (the post-processor's sections only when it ran).
     """
     context = RunContext(
         output_dir=output_dir,
@@ -122,223 +123,296 @@ def execute(settings: Settings, output_dir: Path) -> int:
                 stack.callback(_close, plugin)
         if settings.dry_run:
             return _dry_run(plugins["source"])
-        return _run(settings, output_dir, context, plugins, previous)
+        run = Run(settings, output_dir, context, plugins, previous)
+        try:
+            return run.run(Progress(run.total, settings.progress))
+        finally:
+            if context.summary:  # a run that got as far as its summary
+                write_run_report(output_dir, context)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _run(
-    settings: Settings,
-    output_dir: Path,
-    context: RunContext,
-    plugins: dict[str, Any],
-    previous: Path | None,
-) -> int:
-    source, task, executor, post = (plugins[g] for g in GROUPS)
-    total = _length(source)
-    items: Iterator[Item] = _read(source)
-    done_before: dict[str, str] = {}
-    if previous is not None:
-        done_before = resume.succeeded_records(previous)
-        items = resume.remaining(items, done_before)
-        if total is not None:
-            total = max(total - len(done_before), 0)
-        logger.info(
-            f"Resuming {str(previous)!r}: {len(done_before)} item(s) succeeded there and "
-            "are not run again"
-        )
-    logger.info(
-        f"Running task {settings.name('task')!r} on source {settings.name('source')!r} "
-        f"({'?' if total is None else total} items) with executor "
-        f"{settings.name('executor')!r}, parallel={settings.parallel}; output: {output_dir}"
-    )
-    commands = CommandGroup(grace=settings.timeout_grace)
-    limit = AdaptiveLimit(*settings.auto) if settings.auto else None
-    gate = Gate(settings.rate_limit, limit.rate_limited if limit else None)
-    halt = settings.halt
-    journal = Journal(
-        output_dir / resume.JOURNAL, None if previous is None else done_before.values()
-    )
-    progress = Progress(total, settings.progress)
-    tally = Tally()
-    clock_offset = time.time() - time.perf_counter()
-    first_start = float("inf")
-    last_finish = 0.0
-    interrupted: KeyboardInterrupt | None = None
-    halted: str | None = None
-    stopped_by: UsageError | None = None  # a task's StopRun: the run ends with its line
-    source_error: Exception | None = None
-    write_error: WriteError | None = None
-    last_flush = 0.0
-    safe_call = make_safe_call(task.run, settings.retry, gate, commands, settings.timeout)
-    if limit is not None:
-        safe_call.limit = limit  # type: ignore[attr-defined]
-    outcomes = executor.map(safe_call, items, settings.parallel)
+class Observer(Protocol):
+    """What the run tells as each outcome is recorded (the terminal's progress bar).
 
-    def stop(kill: bool, drain: float | None = None) -> int:
+    ``done`` and ``failed`` are its counts so far: the run reads them rather than keep a
+    second count per item.
+    """
+
+    done: int
+    failed: int
+
+    def update(self, outcome: Outcome) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Run:
+    """One run's steps, its state on the instance: start, consume, finish.
+
+    ``run`` performs them in order; each step is a method so that a test can drive the
+    run in-process, step by step (``start`` then ``consume`` then ``finish``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        output_dir: Path,
+        context: RunContext,
+        plugins: dict[str, Any],
+        previous: Path | None,
+    ) -> None:
+        self.settings, self.output_dir, self.context = settings, output_dir, context
+        self.source, self.task, self.executor, self.post = (plugins[g] for g in GROUPS)
+        self.previous = previous
+        self.total = _length(self.source)
+        self.items: Iterator[Item] = _read(self.source)
+        self.done_before: dict[str, str] = {}
+        if previous is not None:
+            self.done_before = resume.succeeded_records(previous)
+            self.items = resume.remaining(self.items, self.done_before)
+            if self.total is not None:
+                self.total = max(self.total - len(self.done_before), 0)
+        self.commands = CommandGroup(grace=settings.timeout_grace)
+        self.limit = AdaptiveLimit(*settings.auto) if settings.auto else None
+        self.gate = Gate(settings.rate_limit, self.limit.rate_limited if self.limit else None)
+        self.halt = settings.halt
+        self.tally = Tally()
+        self.clock_offset = time.time() - time.perf_counter()
+        self.first_start = float("inf")
+        self.last_finish = 0.0
+        self.last_flush = 0.0
+        self.interrupted: KeyboardInterrupt | None = None
+        self.halted: str | None = None
+        self.stopped_by: UsageError | None = None  # a task's StopRun: the run ends with its line
+        self.source_error: Exception | None = None
+        self.write_error: WriteError | None = None
+        self.outcomes: Iterator[Outcome] = iter(())
+
+    def run(self, progress: Observer) -> int:
+        """Every step in order; the exit code, or the run's failure raised."""
+        self.start(progress)
+        self.consume()
+        return self.finish()
+
+    def start(self, progress: Observer) -> None:
+        """Open the journal and hand the items to the executor."""
+        settings, previous = self.settings, self.previous
+        if previous is not None:
+            logger.info(
+                f"Resuming {str(previous)!r}: {len(self.done_before)} item(s) succeeded there "
+                "and are not run again"
+            )
+        total = self.total
+        logger.info(
+            f"Running task {settings.name('task')!r} on source {settings.name('source')!r} "
+            f"({'?' if total is None else total} items) with executor "
+            f"{settings.name('executor')!r}, parallel={settings.parallel}; "
+            f"output: {self.output_dir}"
+        )
+        self.progress = progress
+        self.journal = Journal(
+            self.output_dir / resume.JOURNAL,
+            None if previous is None else self.done_before.values(),
+        )
+        safe_call = make_safe_call(
+            self.task.run, settings.retry, self.gate, self.commands, settings.timeout
+        )
+        if self.limit is not None:
+            safe_call.limit = self.limit  # type: ignore[attr-defined]
+        self.outcomes = self.executor.map(safe_call, self.items, settings.parallel)
+
+    def stop(self, kill: bool, drain: float | None = None) -> int:
         """Start nothing more; with ``kill`` also stop the running commands."""
-        _shutdown(executor, wait=False, timeout=drain)
-        gate.stop()
-        if limit is not None:
-            limit.stop()
+        _shutdown(self.executor, wait=False, timeout=drain)
+        self.gate.stop()
+        if self.limit is not None:
+            self.limit.stop()
         if not kill:
             return 0
-        killed = commands.stop()
-        stop_running = getattr(executor, "kill", None)
+        killed = self.commands.stop()
+        stop_running = getattr(self.executor, "kill", None)
         if callable(stop_running):
             killed += stop_running() or 0
         return killed
 
-    halting = halt.active
-
-    def record(outcome: Outcome) -> None:
-        nonlocal first_start, last_finish, last_flush, halted, stopped_by
+    def record(self, outcome: Outcome) -> None:
+        """Journal one outcome, tell the observer, and halt or stop if it says so."""
         status = outcome.status
         if status == "skipped":
             return
+        journal = self.journal
         journal.write(outcome)
-        if outcome.started < first_start:
-            first_start = outcome.started
+        if outcome.started < self.first_start:
+            self.first_start = outcome.started
+        last_finish = self.last_finish
         if outcome.finished > last_finish:
-            last_finish = outcome.finished
+            self.last_finish = last_finish = outcome.finished
         # A slow item's result is on disk at once (a resume after kill -9 must not pay
         # for it again); fast ones a few times a second, so that they cost no syscall each.
-        if outcome.seconds > 0.005 or last_finish - last_flush > 0.25:
+        if outcome.seconds > 0.005 or last_finish - self.last_flush > 0.25:
             journal.flush()
-            last_flush = last_finish
+            self.last_flush = last_finish
+        progress = self.progress
         progress.update(outcome)
-        if limit is not None:
-            limit.observe(outcome.seconds)
+        if self.limit is not None:
+            self.limit.observe(outcome.seconds)
+        tally = self.tally
         if outcome.seconds > tally.floor:
             tally.slow(outcome)
         if status == "ok":
             return
         tally.failure(outcome)
         code = (outcome.error or {}).get("exit_code")
-        if code is not None and stopped_by is None:
-            stopped_by = _stopped(outcome.error or {}, code)
-            halted = f"stopped by the task: {stopped_by}"
-            stop(kill=False)  # running items finish and are recorded
-        if halting and halted is None and status == "failed":
-            if halt.reached(progress.failed, progress.done, total):
-                halted = f"{progress.failed} failure(s) reached halt.on_failures"
-                killed = stop(kill=halt.mode == "now")
+        if code is not None and self.stopped_by is None:
+            self.stopped_by = _stopped(outcome.error or {}, code)
+            self.halted = f"stopped by the task: {self.stopped_by}"
+            self.stop(kill=False)  # running items finish and are recorded
+        halt = self.halt
+        if halt.active and self.halted is None and status == "failed":
+            if halt.reached(progress.failed, progress.done, self.total):
+                self.halted = f"{progress.failed} failure(s) reached halt.on_failures"
+                killed = self.stop(kill=halt.mode == "now")
                 logger.warning(
-                    f"Halting ({halt.mode}): {halted}; no item starts any more"
+                    f"Halting ({halt.mode}): {self.halted}; no item starts any more"
                     + (f", {killed} running command(s) killed" if killed else "")
                 )
 
-    # A signal during the loop does not raise: it wakes this thread, which stops the run
-    # (nothing new starts, commands are killed); the loop then records what the running
-    # items return within timeout_grace, and the interruption is raised after it.
-    signalled = threading.Event()
-    loop_done = threading.Event()
+    def consume(self) -> None:
+        """Record every outcome the executor returns, until the end, a signal or a failure.
 
-    def on_signal() -> None:
-        signalled.wait()
-        if not loop_done.is_set():
-            killed = stop(kill=True, drain=settings.timeout_grace)
-            logger.warning(
-                f"Interrupted ({signal_name(signals.received())}): nothing new starts; "
-                f"killed {killed} running command(s)."
-            )
+        A signal during the loop does not raise: it wakes a watcher thread, which stops
+        the run (nothing new starts, commands are killed); the loop then records what the
+        running items return within timeout_grace, and the interruption is kept for
+        ``finish``.
+        """
+        signalled = threading.Event()
+        loop_done = threading.Event()
 
-    threading.Thread(target=on_signal, name="runner-signal", daemon=True).start()
-    with signals.on_second_signal(lambda: commands.stop(wait=0), journal.flush):
-        try:
-            journal.flush()  # a resumed run's earlier results, before anything can fail
-            with signals.deferred(lambda signum: signalled.set()):
-                for outcome in outcomes:
-                    record(outcome)
-        except KeyboardInterrupt as exc:  # signals not installed (a library caller)
-            interrupted = exc
-            stop(kill=True)
-        except WriteError as exc:  # the journal cannot be written: stop, keep what is whole
-            write_error = exc
-        except SourceError as exc:  # the source failed part-way (a malformed file, a lost one)
-            source_error = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
-        finally:
-            loop_done.set()
-            signalled.set()  # lets the watcher end
-            if interrupted is None and (write_error or source_error):
-                stop(kill=True)
-            close_outcomes = getattr(outcomes, "close", None)
-            if callable(close_outcomes):
-                close_outcomes()  # unblocks workers waiting to hand over outcomes
+        def on_signal() -> None:
+            signalled.wait()
+            if not loop_done.is_set():
+                killed = self.stop(kill=True, drain=self.settings.timeout_grace)
+                logger.warning(
+                    f"Interrupted ({signal_name(signals.received())}): nothing new starts; "
+                    f"killed {killed} running command(s)."
+                )
+
+        threading.Thread(target=on_signal, name="runner-signal", daemon=True).start()
+        journal, record = self.journal, self.record
+        with signals.on_second_signal(lambda: self.commands.stop(wait=0), journal.flush):
             try:
-                with signals.deferred(lambda signum: None):  # a signal must not cut a flush
-                    journal.close()
-            except WriteError as exc:
-                write_error = write_error or exc
-            progress.close()
-    if interrupted is None and signals.received() is not None:
-        interrupted = signals.Interrupted(signals.received() or signal.SIGINT)
-    # Running items end before the task is closed (the stack's order) and before the
-    # post-processor reads what they did.
-    _shutdown(executor, wait=True, timeout=settings.timeout_grace)
-    if write_error is not None:  # count what is on disk, whole, not what was buffered
-        progress.done, progress.failed = sum(journal.saved), journal.saved[1]
+                journal.flush()  # a resumed run's earlier results, before anything can fail
+                with signals.deferred(lambda signum: signalled.set()):
+                    for outcome in self.outcomes:
+                        record(outcome)
+            except KeyboardInterrupt as exc:  # signals not installed (a library caller)
+                self.interrupted = exc
+                self.stop(kill=True)
+            except WriteError as exc:  # the journal cannot be written: stop, keep what is whole
+                self.write_error = exc
+            except SourceError as exc:  # the source failed part-way (malformed, lost file)
+                cause = exc.__cause__
+                self.source_error = cause if isinstance(cause, Exception) else exc
+            finally:
+                loop_done.set()
+                signalled.set()  # lets the watcher end
+                self._close_loop()
 
-    done = progress.done
-    wall = max(last_finish - first_start, 0.0) if done else 0.0
-    summary: dict[str, Any] = {
-        **{group: settings.name(group) for group in GROUPS},
-        "parallel": settings.parallel,
-        "total": done,
-        "succeeded": done - progress.failed,
-        "failed": progress.failed,
-        "skipped": None if total is None else max(total - done, 0),
-        "interrupted": interrupted is not None,
-        "signal": signal_name(signals.exit_code_of(interrupted) - 128) if interrupted else None,
-        "halted": halted,
-        "rate_limit_pauses": gate.pauses,
-        "resumed_from": None if previous is None else str(previous),
-        "already_succeeded": len(done_before),
-        "wall_seconds": round(wall, 6),
-        "items_per_second": round(done / wall, 3) if wall > 0 else 0.0,
-        "started_at": _iso(first_start + clock_offset) if done else None,
-        "finished_at": _iso(last_finish + clock_offset) if done else None,
-        **tally.figures(),
-        "concurrency": limit.summary()
-        if limit is not None
-        else {"mode": "fixed", "parallel": settings.parallel},
-    }
-    context.summary = summary
-    try:
-        atomic_write_json(output_dir / "summary.json", summary)
-    except OSError as exc:
-        write_error = write_error or WriteError(output_dir / "summary.json", exc)
-    logger.info(
-        f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed of {done} "
-        f"in {wall:.2f}s ({summary['items_per_second']:.1f} items/s)."
-        + (f" {summary['skipped']} item(s) did not run." if summary["skipped"] else "")
-    )
-    _log_ending(summary, output_dir)
-    failure: BaseException | None = write_error or interrupted or stopped_by
-    if source_error is not None and write_error is None:
-        # What ran is journaled and summarised; the rest of the source cannot be read.
-        failure = UsageError(
-            f"source {settings.name('source')!r} failed after {done} item(s): {source_error}"
-        )
-        failure.__cause__ = source_error
-    code = EXIT_FAILED_ITEMS if progress.failed else EXIT_OK
-    if failure is None:
+    def _close_loop(self) -> None:
+        if self.interrupted is None and (self.write_error or self.source_error):
+            self.stop(kill=True)
+        close_outcomes = getattr(self.outcomes, "close", None)
+        if callable(close_outcomes):
+            close_outcomes()  # unblocks workers waiting to hand over outcomes
         try:
-            post(JournalOutcomes(journal.path), context)
-        except api.StopRun as exc:
-            failure = _stopped({"message": str(exc)}, exc.exit_code)
-        except Exception as exc:
-            error_with_traceback(
-                f"postprocessor {settings.name('postprocessor')!r} failed: "
-                f"{type(exc).__name__}: {exc}",
-                exc,
+            with signals.deferred(lambda signum: None):  # a signal must not cut a flush
+                self.journal.close()
+        except WriteError as exc:
+            self.write_error = self.write_error or exc
+        self.progress.close()
+
+    def finish(self) -> int:
+        """Wait for running items, write summary.json, run the post-processor.
+
+        Returns the exit code; raises the run's failure (an interruption, a write or
+        source error, a task's StopRun) once everything that can be recorded is.
+        """
+        settings, progress = self.settings, self.progress
+        if self.interrupted is None and signals.received() is not None:
+            self.interrupted = signals.Interrupted(signals.received() or signal.SIGINT)
+        # Running items end before the task is closed (the stack's order) and before the
+        # post-processor reads what they did.
+        _shutdown(self.executor, wait=True, timeout=settings.timeout_grace)
+        if self.write_error is not None:  # count what is on disk, whole, not what was buffered
+            progress.done, progress.failed = sum(self.journal.saved), self.journal.saved[1]
+        summary = self.summary()
+        self.context.summary = summary
+        try:
+            atomic_write_json(self.output_dir / "summary.json", summary)
+        except OSError as exc:
+            self.write_error = self.write_error or WriteError(self.output_dir / "summary.json", exc)
+        done = progress.done
+        logger.info(
+            f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed of {done} "
+            f"in {summary['wall_seconds']:.2f}s ({summary['items_per_second']:.1f} items/s)."
+            + (f" {summary['skipped']} item(s) did not run." if summary["skipped"] else "")
+        )
+        _log_ending(summary, self.output_dir)
+        failure: BaseException | None = self.write_error or self.interrupted or self.stopped_by
+        if self.source_error is not None and self.write_error is None:
+            # What ran is journaled and summarised; the rest of the source cannot be read.
+            failure = UsageError(
+                f"source {settings.name('source')!r} failed after {done} item(s): "
+                f"{self.source_error}"
             )
-            code = EXIT_FAILED_ITEMS
-    # Every run folder gets its page, an interrupted run's too (the post-processor's
-    # sections only when it ran).
-    write_run_report(output_dir, context)
-    if failure is not None:
-        raise failure
-    return code
+            failure.__cause__ = self.source_error
+        code = EXIT_FAILED_ITEMS if progress.failed else EXIT_OK
+        if failure is None:
+            try:
+                self.post(JournalOutcomes(self.journal.path), self.context)
+            except api.StopRun as exc:
+                failure = _stopped({"message": str(exc)}, exc.exit_code)
+            except Exception as exc:
+                error_with_traceback(
+                    f"postprocessor {settings.name('postprocessor')!r} failed: "
+                    f"{type(exc).__name__}: {exc}",
+                    exc,
+                )
+                code = EXIT_FAILED_ITEMS
+        if failure is not None:
+            raise failure
+        return code
+
+    def summary(self) -> dict[str, Any]:
+        """What summary.json holds: the counts, the times, the stops and the tally."""
+        settings, progress, interrupted = self.settings, self.progress, self.interrupted
+        done, total = progress.done, self.total
+        first_start, last_finish = self.first_start, self.last_finish
+        wall = max(last_finish - first_start, 0.0) if done else 0.0
+        signum = signals.exit_code_of(interrupted) - 128 if interrupted else None
+        return {
+            **{group: settings.name(group) for group in GROUPS},
+            "parallel": settings.parallel,
+            "total": done,
+            "succeeded": done - progress.failed,
+            "failed": progress.failed,
+            "skipped": None if total is None else max(total - done, 0),
+            "interrupted": interrupted is not None,
+            "signal": signal_name(signum) if interrupted else None,
+            "halted": self.halted,
+            "rate_limit_pauses": self.gate.pauses,
+            "resumed_from": None if self.previous is None else str(self.previous),
+            "already_succeeded": len(self.done_before),
+            "wall_seconds": round(wall, 6),
+            "items_per_second": round(done / wall, 3) if wall > 0 else 0.0,
+            "started_at": _iso(first_start + self.clock_offset) if done else None,
+            "finished_at": _iso(last_finish + self.clock_offset) if done else None,
+            **self.tally.figures(),
+            "concurrency": self.limit.summary()
+            if self.limit is not None
+            else {"mode": "fixed", "parallel": settings.parallel},
+        }
 
 
 #: Error types the end-of-run lines name (summary.json has them all).
