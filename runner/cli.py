@@ -28,8 +28,6 @@ from runner.errors import (
 
 CONFIG_PACKAGE = "runner_conf"
 
-# Exit codes of the jobs this process ran (one for a run, one per job for a multirun).
-_job_codes: list[int] = []
 # HYDRA_FULL_ERROR as the user set it (JSON: null when unset), recorded by main() before
 # it sets its own: in the environment, so that jobs a launcher runs in other processes
 # (joblib) find it too.
@@ -145,6 +143,7 @@ def _run_job(cfg: Any) -> tuple[int, float]:
 
 def _job(cfg: Any) -> int:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from runner import logs
     from runner.jobs import write_job_status
@@ -156,9 +155,7 @@ def _job(cfg: Any) -> int:
     output_dir = Path(hydra_config.runtime.output_dir)
     sink = logs.add_run_log(output_dir)
     # A sweep's jobs may run side by side (a parallel launcher): say whose line it is.
-    prefix = (
-        f"[job {hydra_config.job.num}] " if str(hydra_config.mode) == "RunMode.MULTIRUN" else ""
-    )
+    prefix = f"[job {hydra_config.job.num}] " if hydra_config.mode == RunMode.MULTIRUN else ""
     code, error = EXIT_INTERRUPTED, ""  # what job.json records
     record = True  # a folder that holds another run keeps that run's job.json
     try:
@@ -230,13 +227,15 @@ def main() -> None:
     os.environ[_USERS_FULL_ERROR] = json.dumps(os.environ.get("HYDRA_FULL_ERROR"))
     os.environ["HYDRA_FULL_ERROR"] = "1"
     _register_hydra_plugins()
+    # Exit codes of the jobs this process runs (one for a run, one per job for a multirun).
+    job_codes: list[int] = []
 
     @hydra.main(version_base="1.3", config_path=None, config_name="config")
     def app(cfg: Any) -> float:
         # An interruption raises out of the job, and so ends the whole sweep, not just
         # this job; the report is still written.
         code, throughput = _run_job(cfg)
-        _job_codes.append(code)
+        job_codes.append(code)
         # What a sweeper that optimises (e.g. Optuna over parallel) maximises.
         return throughput
 
@@ -266,4 +265,4 @@ def main() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         quiet_broken_pipe()
-    sys.exit(sweep_exit_code(_job_codes + ([] if sweep_code is None else [sweep_code])))
+    sys.exit(sweep_exit_code(job_codes + ([] if sweep_code is None else [sweep_code])))

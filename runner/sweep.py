@@ -56,7 +56,8 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
 
     try:
         hydra = config.hydra
-        if "BasicSweeper" not in str(hydra.sweeper.get("_target_", "")):
+        # The option chosen in Hydra's own config group, not the sweeper's class name.
+        if hydra.runtime.choices.get("hydra/sweeper") != "basic":
             return None
         params = hydra.sweeper.get("params") or {}
         arguments = [f"{k}={v}" for k, v in params.items()] + list(hydra.overrides.task)
