@@ -8,15 +8,8 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from runner.api import (
-    Item,
-    RetryableError,
-    Task,
-    TaskFailure,
-    detect_rate_limit,
-    fill_for_item,
-    template_fields,
-)
+from runner.api import Item, RetryableError, Task, TaskFailure
+from runner.toolkit import detect_rate_limit, fill_for_item, template_fields
 
 #: Answers that mean "too many requests" or "overloaded": retryable, holding every start.
 RATE_LIMITED = (429, 503)

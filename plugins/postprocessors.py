@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from runner.api import SLOWEST, Outcome, PostProcessor, RunContext, atomic_write_text, printable
-from runner.show.markdown import markdown_table
+from runner.api import Outcome, PostProcessor, RunContext
+from runner.toolkit import SLOWEST, atomic_write_text, markdown_table, printable
 
 
 class NoPostProcessor(PostProcessor):

@@ -8,14 +8,10 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from runner.api import (
+from runner.api import Item, RetryableError, RunContext, Task, TaskFailure
+from runner.toolkit import (
     STREAMS_FILE,
-    Item,
-    RetryableError,
-    RunContext,
     StreamLog,
-    Task,
-    TaskFailure,
     detect_rate_limit,
     fill_for_item,
     run_command,

@@ -1,4 +1,5 @@
-"""The plugin contracts: the one public module that plugin authors import.
+"""The plugin contracts: public and stable; with :mod:`runner.toolkit` (helpers), all that
+a plugin imports of runner's.
 
 A plugin is a class registered under an entry point in one of four groups:
 
@@ -25,10 +26,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from runner.errors import EXIT_IO
+# This module imports nothing else of runner's: runner's modules import it, so the
+# contracts load alone and no import runs back (helpers for plugins: runner.toolkit).
 
 __all__ = [
     "CONTRACTS",
+    "EXIT_IO",
     "GROUPS",
     "BadInput",
     "Executor",
@@ -134,6 +137,11 @@ class RetryableError(TaskFailure):
         super().__init__(message)
         self.wait = wait
         self.rate_limited = rate_limited
+
+
+#: The exit code of a run a :class:`StopRun` ended (EX_IOERR); ``runner.errors`` lists
+#: every exit code.
+EXIT_IO = 74
 
 
 class StopRun(TaskFailure):
@@ -270,33 +278,3 @@ CONTRACTS: dict[str, type] = {
 }
 #: Config group name -> entry-point group name.
 GROUPS: dict[str, str] = {group: f"runner.{group}s" for group in CONTRACTS}
-
-
-# Helpers plugins may use; they live in their own modules and are re-exported here so
-# that plugins depend on this one module only.
-from runner.files import atomic_write_json, atomic_write_text, leftover_temp_files  # noqa: E402
-from runner.labels import printable, shown_path  # noqa: E402
-from runner.process import CommandResult, CommandsStopped, run_command  # noqa: E402
-from runner.ratelimits import detect_rate_limit  # noqa: E402
-from runner.streams import STREAMS_FILE, StreamLog, read_streams  # noqa: E402
-from runner.tally import SLOWEST  # noqa: E402
-from runner.templates import fill_for_item, fill_template, template_fields  # noqa: E402
-
-__all__ += [
-    "SLOWEST",
-    "STREAMS_FILE",
-    "CommandResult",
-    "CommandsStopped",
-    "StreamLog",
-    "atomic_write_json",
-    "atomic_write_text",
-    "detect_rate_limit",
-    "fill_for_item",
-    "fill_template",
-    "leftover_temp_files",
-    "printable",
-    "read_streams",
-    "run_command",
-    "shown_path",
-    "template_fields",
-]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from runner.api import EXIT_IO as EXIT_IO  # re-exported: every exit code is here
+
 #: Exit codes, documented in README.
 EXIT_OK = 0
 EXIT_FAILED_ITEMS = 1
 EXIT_USAGE = 2
-EXIT_IO = 74  # EX_IOERR: a file of the run could not be written (disk full, folder gone)
+# EXIT_IO, 74 (EX_IOERR): a file of the run could not be written (disk full, folder gone);
+# defined in runner.api, with the StopRun a plugin raises for it.
 EXIT_BROKEN_PIPE = 141  # SIGPIPE: stdout's reader went away (`| head`); nothing else wrong
 EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); SIGTERM gives 143 and SIGHUP 129: 128 + signal
 INTERRUPT_CODES = (130, 143, 129)

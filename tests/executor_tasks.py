@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from runner.api import Item, run_command
+from runner.api import Item
+from runner.toolkit import run_command
 
 
 def fail_every_seventh(item: Item) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from runner.api import read_streams
+from runner.toolkit import read_streams
 from tests.conftest import RunCli, process_running, start_runner
 
 ITEMS = 2000

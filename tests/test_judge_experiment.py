@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.api import detect_rate_limit
+from runner.toolkit import detect_rate_limit
 from runner_plugins.judge.experiment import (
     CONFIG_FILE,
     RunRef,

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from runner.api import TaskFailure, detect_rate_limit
+from runner.api import TaskFailure
+from runner.toolkit import detect_rate_limit
 from runner_plugins.judge.consensus import regenerate_run
 from runner_plugins.judge.experiment import (
     STATUSES,

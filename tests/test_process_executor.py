@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
-from runner.api import Item, Outcome, RetryableError, RunContext, Task, run_command
+from runner.api import Item, Outcome, RetryableError, RunContext, Task
 from runner.policies import RetryPolicy
 from runner.process import CommandGroup
+from runner.toolkit import run_command
 from runner.wrapper import make_safe_call
 from runner_plugins.executors.process import ProcessExecutor
 from tests.conftest import RunCli, process_running, start_runner

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.api import STREAMS_FILE, Item, RunContext, StreamLog, TaskFailure, read_streams
+from runner.api import Item, RunContext, TaskFailure
+from runner.toolkit import STREAMS_FILE, StreamLog, read_streams
 from runner_plugins.tasks import ShellTask, SleepTask
 
 

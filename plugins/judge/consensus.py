@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from runner.api import atomic_write_json
+from runner.toolkit import atomic_write_json
 from runner_plugins.judge.experiment import (
     CONSENSUS_FILE,
     RECORD_FILE,

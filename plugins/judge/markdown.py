@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from runner.show.markdown import markdown_table
+from runner.toolkit import markdown_table
 from runner_plugins.judge.costs import TOKENS, usd
 from runner_plugins.judge.experiment import STATUSES
 from runner_plugins.judge.slotfiles import FAILURE_KINDS

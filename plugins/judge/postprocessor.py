@@ -9,7 +9,8 @@ from typing import Any
 
 from loguru import logger
 
-from runner.api import Outcome, PostProcessor, RunContext, shown_path
+from runner.api import Outcome, PostProcessor, RunContext
+from runner.toolkit import shown_path
 from runner_plugins.judge.consensus import regenerate_run, stored_consensus
 from runner_plugins.judge.costs import BudgetExhausted, grand_total, in_order, usd
 from runner_plugins.judge.experiment import SUMMARY_DIR, ExperimentConfig

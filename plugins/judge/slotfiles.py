@@ -36,7 +36,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from runner.api import atomic_write_json, atomic_write_text, detect_rate_limit, leftover_temp_files
+from runner.toolkit import (
+    atomic_write_json,
+    atomic_write_text,
+    detect_rate_limit,
+    leftover_temp_files,
+)
 from runner_plugins.judge.experiment import (
     CONFIG_FILE,
     JUDGE_DIR,

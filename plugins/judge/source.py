@@ -21,7 +21,8 @@ from typing import Any
 
 from loguru import logger
 
-from runner.api import Item, RunContext, Source, atomic_write_text, leftover_temp_files
+from runner.api import Item, RunContext, Source
+from runner.toolkit import atomic_write_text, leftover_temp_files
 from runner_plugins.judge import prompt, slotfiles
 from runner_plugins.judge.consensus import run_judgments, stale_reason, stored_consensus
 from runner_plugins.judge.experiment import (
@@ -106,7 +107,8 @@ def _copy_earlier(earlier: Path, dest: Path) -> None:
             shutil.rmtree(dest)
         copy_experiment(earlier, dest)
     logger.info(
-        f"resume: the experiment is copied from {str(earlier)!r}, with the slots that run repaired"
+        f"resume: the experiment is copied from {str(earlier)!r}, with the slots that "
+        "run repaired"
     )
 
 
@@ -347,9 +349,6 @@ class JudgeSlots(_ExperimentSource):
       judge_01) narrow the slots; empty means all;
     - ``copy``: copy the experiment into ``<output_dir>/experiment`` first (except in a
       dry run) and repair the copy, so that each job of a sweep repairs its own.
-
-    A run resumed into another folder copies the experiment (or the sample) of the run it
-    resumes, with that run's repairs, rather than the original (or a new sample).
 
     A selected slot whose run has no judge prompt is rebuilt before the first item when
     the experiment holds what it needs; otherwise the slot's item carries the reason

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from runner.api import atomic_write_json, atomic_write_text
+from runner.toolkit import atomic_write_json, atomic_write_text
 from runner_plugins.judge.consensus import run_judgments, stored_consensus
 from runner_plugins.judge.costs import grand_total, in_order, totals_of
 from runner_plugins.judge.experiment import (

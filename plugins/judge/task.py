@@ -13,14 +13,10 @@ from typing import Any
 
 from loguru import logger
 
-from runner.api import (
+from runner.api import Item, RetryableError, RunContext, Task, TaskFailure
+from runner.toolkit import (
     CommandResult,
     CommandsStopped,
-    Item,
-    RetryableError,
-    RunContext,
-    Task,
-    TaskFailure,
     atomic_write_json,
     atomic_write_text,
     detect_rate_limit,
