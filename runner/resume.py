@@ -16,7 +16,7 @@ not a whole record.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +214,22 @@ def succeeded_records(folder: Path) -> dict[str, str]:
     if torn:
         logger.warning(f"resume: {torn} line(s) of {folder / JOURNAL} are not whole records")
     return records
+
+
+def count_remaining(source: Iterable[Item], done: dict[str, str]) -> int | None:
+    """How many of ``source``'s items are not among those done, or None if unknown.
+
+    Counted, not subtracted: a source may itself leave out what the earlier run finished
+    (the judge source lists no complete slot), and the earlier run may have done items
+    this source no longer has. A source that is its own iterator cannot be read twice:
+    its count is unknown. Reading the ids once more costs about a second per million.
+    """
+    if iter(source) is source:
+        return None
+    try:
+        return sum(1 for item in source if item.id not in done)
+    except Exception:  # the run itself reads the source again and reports its error
+        return None
 
 
 def remaining(items: Iterator[Item], done: dict[str, str]) -> Iterator[Item]:

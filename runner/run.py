@@ -172,7 +172,7 @@ class Run:
             self.done_before = resume.succeeded_records(previous)
             self.items = resume.remaining(self.items, self.done_before)
             if self.total is not None:
-                self.total = max(self.total - len(self.done_before), 0)
+                self.total = resume.count_remaining(self.source, self.done_before)
         self.commands = CommandGroup(grace=settings.timeout_grace)
         self.limit = AdaptiveLimit(*settings.auto) if settings.auto else None
         self.gate = Gate(settings.rate_limit, self.limit.rate_limited if self.limit else None)

@@ -205,3 +205,29 @@ def test_resume_last_after_sigterm_finishes_that_run_not_a_later_one(tmp_path: P
     for index in range(10):  # what A finished ran once; the rest ran in the resume
         runs = (marks / str(index)).read_text().count("run")
         assert runs == 1 if str(index) in done else runs >= 1
+
+
+def test_a_resume_counts_the_items_it_will_run_when_the_source_leaves_out_finished_ones(
+    compose_config: Compose, tmp_path: Path
+) -> None:
+    """A source that no longer lists what the earlier run finished (as the judge source
+    lists no complete slot): the run is headed with the items it runs, and none is
+    reported as skipped, instead of the source's length less the earlier successes."""
+    records = tmp_path / "records.jsonl"
+    records.write_text("".join(f'{{"id": "r{i}", "ok": {int(i < 6)}}}\n' for i in range(10)))
+    shell = (
+        "task=shell",
+        "task.command=[test,'{ok}','=','1']",
+        "source=jsonl",
+        f"source.path={records}",
+        "source.id_field=id",
+        "progress=off",
+    )
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert _run(compose_config, first, *shell) == 1  # r6..r9 fail
+    records.write_text("".join(f'{{"id": "r{i}", "ok": 1}}\n' for i in range(6, 10)))
+    seen = _messages()
+    assert _run(compose_config, second, *shell, f"resume={first}") == 0
+    summary = json.loads((second / "summary.json").read_text())
+    assert (summary["total"], summary["skipped"], summary["already_succeeded"]) == (4, 0, 6)
+    assert any("(4 items)" in line for line in seen if "Running task" in line), seen
