@@ -107,8 +107,7 @@ def _copy_earlier(earlier: Path, dest: Path) -> None:
             shutil.rmtree(dest)
         copy_experiment(earlier, dest)
     logger.info(
-        f"resume: the experiment is copied from {str(earlier)!r}, with the slots that "
-        "run repaired"
+        f"resume: the experiment is copied from {str(earlier)!r}, with the slots that run repaired"
     )
 
 
@@ -349,6 +348,9 @@ class JudgeSlots(_ExperimentSource):
       judge_01) narrow the slots; empty means all;
     - ``copy``: copy the experiment into ``<output_dir>/experiment`` first (except in a
       dry run) and repair the copy, so that each job of a sweep repairs its own.
+
+    A run resumed into another folder copies the experiment (or the sample) of the run it
+    resumes, with that run's repairs, rather than the original (or a new sample).
 
     A selected slot whose run has no judge prompt is rebuilt before the first item when
     the experiment holds what it needs; otherwise the slot's item carries the reason
