@@ -16,7 +16,7 @@ PLUGIN_FOLDERS = [REPO / "plugins", REPO / "examples" / "runner-plugin-example" 
 PUBLIC = {"runner.api", "runner.toolkit"}
 #: Imports of runner's internals the built-in executors still make while they move to
 #: runner.toolkit (issue 21, the executors' part): only these, only in that folder.
-PENDING = {"runner.process", "runner.wrapper"}
+PENDING = {"runner.process", "runner.safecall", "runner.wrapper"}
 PENDING_FILES = ("plugins/executors/", "plugins/process_executor.py", "plugins/dask_executor.py")
 
 
