@@ -2,14 +2,17 @@
 
 Each test damages a copy of the real experiment, starts `python -m runner task=judge_rerun`
 with a fake judge that signs everything it prints with a token of its own, kills the run
-(SIGINT, SIGTERM or SIGKILL) after a chosen delay, then runs the same command once more to
-completion and checks the experiment: every run's consensus is the function of its slots,
+(SIGINT, SIGTERM or SIGKILL) at a chosen point (once its run folder exists, once the n-th
+judge has started or ended: events the test sees, never a delay that depends on the
+machine's speed), then runs the same command once more to completion and checks the
+experiment: every run's consensus is the function of its slots,
 no slot (or kept attempt) holds the files of two judge invocations, no temporary file or
 half-swapped slot is left, and every file keeps its mode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import math
@@ -29,39 +32,45 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_runner, start_runner
+from tests.inprocess import run_in_process
 from tests.judge_support import copy_fixture
 
-# A fake judge: argv is mode (good | mixed), latency, tier, slot, slot_dir. Every
-# invocation makes a token, writes it into {slot_dir} (the attempt's folder) as notes.txt
-# and prints it in its prose, its JSON reasoning and on stderr, so each file of a slot
-# tells which invocation wrote it. "mixed" picks a behaviour from the tier: good, fail
+# A fake judge: argv is mode (good | mixed), latency, tier, slot, slot_dir, events. Every
+# invocation makes a token, marks its start and its end by a file in the events folder,
+# writes the token into {slot_dir} (the attempt's folder) as notes.txt and prints it in its
+# prose, its JSON reasoning and on stderr, so each file of a slot tells which invocation
+# wrote it. "mixed" picks a behaviour from the tier: good, fail
 # (exit 1), hang (far past task.timeout) or garbage (exit 0, no JSON).
 FAKE_JUDGE = """
 import json, os, random, sys, time
 mode, latency, tier, slot = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 token = "tok-" + os.urandom(16).hex()
+open(os.path.join(sys.argv[6], "started-" + token), "w").close()
 with open(os.path.join(sys.argv[5], "notes.txt"), "w") as notes:
     notes.write(f"notes of {token}\\n")
 behaviour = "good"
 if mode == "mixed":
     behaviour = ("good", "fail", "hang", "garbage")[int(tier[1:]) % 4]
 wait = latency * random.uniform(0.5, 1.5)
-print(f"Judging slot {slot} of {tier} as {token}.", flush=True)
-print(f"judge {token} starting", file=sys.stderr, flush=True)
-time.sleep(wait / 2)
-if behaviour == "fail":
-    print(f"boom: judge {token} crashed", file=sys.stderr, flush=True)
-    sys.exit(1)
-if behaviour == "hang":
-    time.sleep(60)
-if behaviour == "garbage":
-    print(f"I cannot give a verdict today ({token}).", flush=True)
-    sys.exit(0)
-score = round(random.random(), 3)
-verdict = {"score": score, "passed": score >= 0.5, "reasoning": f"verdict of {token}",
-           "categories": {"functional": {"score": score}}}
-print("Evaluation follows.\\n\\n```json\\n" + json.dumps(verdict) + "\\n```", flush=True)
-time.sleep(wait / 2)
+try:
+    print(f"Judging slot {slot} of {tier} as {token}.", flush=True)
+    print(f"judge {token} starting", file=sys.stderr, flush=True)
+    time.sleep(wait / 2)
+    if behaviour == "fail":
+        print(f"boom: judge {token} crashed", file=sys.stderr, flush=True)
+        sys.exit(1)
+    if behaviour == "hang":
+        time.sleep(60)
+    if behaviour == "garbage":
+        print(f"I cannot give a verdict today ({token}).", flush=True)
+        sys.exit(0)
+    score = round(random.random(), 3)
+    verdict = {"score": score, "passed": score >= 0.5, "reasoning": f"verdict of {token}",
+               "categories": {"functional": {"score": score}}}
+    print("Evaluation follows.\\n\\n```json\\n" + json.dumps(verdict) + "\\n```", flush=True)
+    time.sleep(wait / 2)
+finally:  # a judge killed (the hanging one, at the timeout) never ends by itself
+    open(os.path.join(sys.argv[6], "ended-" + token), "w").close()
 """
 LATENCY = 0.2
 TIMEOUT = 1  # task.timeout with the mixed judge, whose hanging judges it ends
@@ -90,7 +99,12 @@ MIXED_FAILURES = (
 TIMED_OUT = f"timed out after {TIMEOUT} s"
 LEFTOVERS = (".*.tmp", ".judge_*.attempt-*", ".judge_*.replaced")
 
-Step = tuple[signal.Signals | None, float, str]  # signal (None: no kill), delay, judge mode
+# When a run is killed: once its run folder exists (it is setting up: no judge has
+# started), once the n-th judge started, or once the n-th judge ended by itself. A run that
+# ends first is not killed.
+FOLDER, STARTED, ENDED = "folder", "started", "ended"
+Event = tuple[str, int]
+Step = tuple[signal.Signals | None, Event, str]  # signal (None: no kill), event, judge mode
 
 
 @dataclass(frozen=True)
@@ -188,10 +202,13 @@ def _files(root: Path) -> dict[str, FileState]:
     return found
 
 
-def _overrides(experiment: Path, script: Path, mode: str) -> list[str]:
-    """The arguments of ``python -m runner`` for a repair of ``experiment`` by the fake judge."""
+def _overrides(experiment: Path, script: Path, mode: str, events: Path) -> list[str]:
+    """The arguments of ``python -m runner`` for a repair of ``experiment`` by the fake judge,
+    which marks its starts and ends in ``events``."""
+    events.mkdir(exist_ok=True)
     judge = (
-        f'[{sys.executable},-S,"{script}",{mode},"{LATENCY}","{{tier}}","{{slot}}","{{slot_dir}}"]'
+        f'[{sys.executable},-S,"{script}",{mode},"{LATENCY}","{{tier}}","{{slot}}",'
+        f'"{{slot_dir}}","{events}"]'
     )
     return [
         "task=judge_rerun",
@@ -203,25 +220,46 @@ def _overrides(experiment: Path, script: Path, mode: str) -> list[str]:
 
 
 def _run(args: list[str], run_dir: Path, log: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A run to its end, in a process of its own: runner reads the umask (which the test
+    sets) once, at start-up."""
     proc = run_runner(*args, cwd=cwd, timeout=120, run_dir=run_dir)
     log.write_text(proc.stdout + proc.stderr)
     return proc
 
 
+def _happened(event: Event, run_dir: Path, events: Path) -> bool:
+    kind, count = event
+    if kind == FOLDER:
+        return run_dir.is_dir()
+    return sum(1 for _ in events.glob(f"{kind}-*")) >= count
+
+
 def _interrupt(
-    args: list[str], run_dir: Path, log: Path, cwd: Path, sig: signal.Signals, delay: float
+    args: list[str],
+    run_dir: Path,
+    log: Path,
+    cwd: Path,
+    sig: signal.Signals,
+    event: Event,
+    events: Path,
 ) -> int:
-    """Start the run, send ``sig`` after ``delay`` s, wait until it has ended; its exit code."""
+    """Start the run, send ``sig`` once ``event`` happened (unless the run ended first),
+    wait until it has ended; its exit code. The judges mark their starts and ends in
+    ``events``."""
     with log.open("w") as out:
         proc = start_runner(*args, cwd=cwd, run_dir=run_dir, stdout=out)
         try:
-            proc.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(sig)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.monotonic() + 120  # a hang, not a slow machine: the run is stuck
+            while proc.poll() is None and not _happened(event, run_dir, events):
+                assert time.monotonic() < deadline, f"{event} never happened"
+                time.sleep(0.005)
+            if proc.poll() is None:
+                proc.send_signal(sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=60)  # else killed: the next run recovers that too
+        finally:
+            if proc.poll() is None:
+                proc.kill()
         return proc.wait()
 
 
@@ -395,16 +433,17 @@ def _repair_after(tmp_path: Path, judge: Path, steps: list[Step]) -> list[tuple[
     _damage(experiment)
     before = _files(experiment)
     outputs = []
-    for n, (sig, delay, mode) in enumerate(steps):
-        args = _overrides(experiment, judge, mode)
+    for n, (sig, event, mode) in enumerate(steps):
+        events = tmp_path / f"events{n}"
+        args = _overrides(experiment, judge, mode, events)
         run_dir, log = tmp_path / f"run{n}", tmp_path / f"run{n}.log"
         if sig is None:
             code = _run(args, run_dir, log, tmp_path).returncode
         else:
-            code = _interrupt(args, run_dir, log, tmp_path, sig, delay)
+            code = _interrupt(args, run_dir, log, tmp_path, sig, event, events)
         _kill_fake_judges(judge)  # those of a killed runner live on in their own sessions
         outputs.append((code, log.read_text()))
-    good = _overrides(experiment, judge, "good")
+    good = _overrides(experiment, judge, "good", tmp_path / "events")
     final = _run(good, tmp_path / "final", tmp_path / "final.log", tmp_path)
     assert final.returncode == 0, final.stdout + final.stderr
 
@@ -412,46 +451,58 @@ def _repair_after(tmp_path: Path, judge: Path, steps: list[Step]) -> list[tuple[
     _check_slots_are_whole(experiment, before)
     _check_no_leftovers(experiment)
     _check_modes(before, _files(experiment))
-    dry = _run([*good, "dry_run=true"], tmp_path / "dry", tmp_path / "dry.log", tmp_path)
-    assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert "stale consensus (regenerated by a repair): 0 run(s)" in dry.stdout + dry.stderr
-    assert "selected for rerun: 0 slot(s)" in dry.stdout + dry.stderr
+    # A dry run writes nothing into the experiment: it may run in this process.
+    dry = run_in_process(*good, "dry_run=true", cwd=tmp_path, run_dir=tmp_path / "dry")
+    assert dry.returncode == 0, dry.output
+    assert "stale consensus (regenerated by a repair): 0 run(s)" in dry.output
+    assert "selected for rerun: 0 slot(s)" in dry.output
     return outputs
 
 
-def _case(sig: signal.Signals, delay: float, mode: str, *, slow: bool = True) -> Any:
+def _case(sig: signal.Signals, event: Event, mode: str, *, slow: bool = True) -> Any:
+    kind, count = event
+    when = kind if kind == FOLDER else f"{kind}{count}"
     return pytest.param(
-        sig, delay, mode, id=f"{sig.name}@{delay:g}s-{mode}", marks=[pytest.mark.slow] * slow
+        sig, event, mode, id=f"{sig.name}@{when}-{mode}", marks=[pytest.mark.slow] * slow
     )
 
 
 INT, TERM, KILL = signal.SIGINT, signal.SIGTERM, signal.SIGKILL
-# On 2 cores the runner starts its first judge ~0.45 s after launch; the 7 damaged slots
-# take until ~0.8 s with the good judge (then the consensus and the summary), and until
-# ~2.3 s with the mixed one (its hanging judges wait for the 1 s timeout).
+# The run repairs 7 damaged slots, 3 at a time. With the good judge: killed while it sets
+# up, while the first judges run, or once every judge has ended (writing the consensus and
+# the summary). With the mixed one, 5 of whose 7 judges end by themselves (the 2 hanging
+# ones wait for the 1 s timeout): while the first wave runs, or late in the run.
 CASES = [
-    _case(INT, 0.6, "good", slow=False),
-    _case(TERM, 1.3, "mixed", slow=False),
-    _case(KILL, 0.9, "mixed", slow=False),
-    *(_case(sig, delay, "good") for sig in (INT, TERM, KILL) for delay in (0.3, 0.55, 0.85)),
-    *(_case(sig, delay, "mixed") for sig in (INT, TERM) for delay in (0.9, 1.9)),
-    _case(KILL, 1.9, "mixed"),
+    _case(INT, (STARTED, 1), "good", slow=False),
+    _case(TERM, (ENDED, 3), "mixed", slow=False),
+    _case(KILL, (STARTED, 4), "mixed", slow=False),
+    *(
+        _case(sig, event, "good")
+        for sig in (INT, TERM, KILL)
+        for event in ((FOLDER, 0), (STARTED, 2), (ENDED, 7))
+    ),
+    *(_case(sig, event, "mixed") for sig in (INT, TERM) for event in ((STARTED, 3), (ENDED, 5))),
+    _case(KILL, (ENDED, 5), "mixed"),
 ]
 
 
 @pytest.mark.usefixtures("umask")
-@pytest.mark.parametrize(("sig", "delay", "mode"), CASES)
+@pytest.mark.parametrize(("sig", "event", "mode"), CASES)
 def test_a_killed_repair_is_finished_by_the_next_run(
-    tmp_path: Path, fake_judge: Path, sig: signal.Signals, delay: float, mode: str
+    tmp_path: Path, fake_judge: Path, sig: signal.Signals, event: Event, mode: str
 ) -> None:
-    """A repair killed after ``delay`` s, then one more: consensus, whole slots, modes kept."""
-    _repair_after(tmp_path, fake_judge, [(sig, delay, mode)])
+    """A repair killed at ``event``, then one more: consensus, whole slots, modes kept."""
+    _repair_after(tmp_path, fake_judge, [(sig, event, mode)])
 
 
 @pytest.mark.usefixtures("umask")
 def test_repeated_kills_are_finished_by_the_next_run(tmp_path: Path, fake_judge: Path) -> None:
     """Each killed repair recovers what the one before left; one more run finishes them all."""
-    steps: list[Step] = [(KILL, 0.5, "good"), (INT, 0.65, "mixed"), (KILL, 0.8, "mixed")]
+    steps: list[Step] = [
+        (KILL, (STARTED, 2), "good"),
+        (INT, (STARTED, 2), "mixed"),
+        (KILL, (ENDED, 2), "mixed"),
+    ]
     _repair_after(tmp_path, fake_judge, steps)
 
 
@@ -461,7 +512,7 @@ def test_failing_hanging_and_garbage_judges_leave_failed_slots_whole(
 ) -> None:
     """A judge that fails, hangs past task.timeout or prints garbage leaves its slot failed,
     whole, for the next run to judge."""
-    ((code, output),) = _repair_after(tmp_path, fake_judge, [(None, 0, "mixed")])
+    ((code, output),) = _repair_after(tmp_path, fake_judge, [(None, (FOLDER, 0), "mixed")])
     assert code == 1, output
     for reason in MIXED_FAILURES[1:]:
         assert reason is not None and reason in output
