@@ -137,6 +137,16 @@ def run_cli(tmp_path: Path) -> RunCli:
     return run
 
 
+@pytest.fixture
+def run_app(tmp_path: Path) -> RunCli:
+    """As ``run_cli``, but the run happens in this process (``runner.cli.main``, the same
+    entry point): for tests that read what a run did, where the process is not the point
+    (tests/inprocess.py says what stays a process)."""
+    from tests.inprocess import in_process
+
+    return in_process(tmp_path)
+
+
 Compose = Callable[..., DictConfig]
 
 

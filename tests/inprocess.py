@@ -110,7 +110,10 @@ def in_process(tmp_path: Path) -> RunCli:
     ``cwd`` says otherwise) with a new run folder there: run0, run1, ..."""
     counter = itertools.count()
 
-    def run(*args: str, cwd: Path | None = None, env: Env | None = None) -> CliResult:
+    def run(
+        *args: str, cwd: Path | None = None, env: Env | None = None, timeout: float = 0
+    ) -> CliResult:
+        del timeout  # run_cli's: a run in this process is not stopped from outside
         run_dir = tmp_path / f"run{next(counter)}"
         return run_in_process(*args, cwd=cwd or tmp_path, run_dir=run_dir, env=env)
 

@@ -70,9 +70,9 @@ def test_text_list_elements_are_not_retyped(compose_config: Compose) -> None:
         ("parallel=1000000000", f"parallel=1000000000 is too large: the maximum is {MAX_PARALLEL}"),
     ],
 )
-def test_config_errors_stop_before_any_item(run_cli: RunCli, override: str, expected: str) -> None:
+def test_config_errors_stop_before_any_item(run_app: RunCli, override: str, expected: str) -> None:
     """Each bad override ends with one line naming it, exit code 2 and no results."""
-    result = run_cli(override, "source.count=3", "task.seconds=0")
+    result = run_app(override, "source.count=3", "task.seconds=0")
     assert result.returncode == 2, result.output
     assert expected in result.output
     assert "Traceback" not in result.output
@@ -81,9 +81,9 @@ def test_config_errors_stop_before_any_item(run_cli: RunCli, override: str, expe
     assert not (result.run_dir / "results.jsonl").exists()
 
 
-def test_valid_choices_listed_for_unknown_task(run_cli: RunCli) -> None:
+def test_valid_choices_listed_for_unknown_task(run_app: RunCli) -> None:
     """The unknown-task message lists every installed task."""
-    result = run_cli("task=nope")
+    result = run_app("task=nope")
     assert result.returncode == 2, result.output
     (line,) = [line for line in result.output.splitlines() if "Valid tasks:" in line]
     valid = line.split("Valid tasks:")[1].rstrip(".").split(", ")

@@ -43,10 +43,10 @@ def test_other_errors_fail_the_item() -> None:
         HttpTask(url=url, timeout=0)
 
 
-def test_a_run_retries_rate_limited_requests(run_cli: RunCli) -> None:
+def test_a_run_retries_rate_limited_requests(run_app: RunCli) -> None:
     """`python -m runner task=http` with retries: every item ends ok, 429s were retried."""
     with serve(latency=0.05, capacity=2, retry_after=0.1) as service:
-        result = run_cli(
+        result = run_app(
             "task=http", f"task.url='{service.url}/{{id}}'", "source.count=20", "parallel=6",
             "retry.attempts=20", "retry.backoff=0.05",
         )  # fmt: skip

@@ -266,7 +266,7 @@ def test_a_claude_json_judge_that_prints_text_fails_the_attempt(
 
 
 def test_a_claude_run_records_each_calls_cost_and_totals_per_model(
-    run_cli: RunCli, experiment: Path, claude: dict[str, str]
+    run_app: RunCli, experiment: Path, claude: dict[str, str]
 ) -> None:
     """task=judge_rerun_claude asks for JSON, judges from the envelope's result, records
     each call's cost in timing.json and judge_costs.jsonl, fails an is_error envelope
@@ -275,7 +275,7 @@ def test_a_claude_run_records_each_calls_cost_and_totals_per_model(
         remove_slot(experiment, T3, slot)
     remove_slot(experiment, "T0/00/run_01", 1)
     env = claude | {"FAKE_CLAUDE_ERROR_MODELS": HAIKU, "FAKE_CLAUDE_COST": "0.25"}
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun_claude", f"source.experiment={experiment}", "parallel=2", env=env
     )
     assert result.returncode == 1, result.output  # haiku's call failed
@@ -322,7 +322,7 @@ def test_a_claude_run_records_each_calls_cost_and_totals_per_model(
 
 
 def test_a_budget_stops_new_judges_and_leaves_their_slots_as_they_were(
-    run_cli: RunCli, experiment: Path, claude: dict[str, str]
+    run_app: RunCli, experiment: Path, claude: dict[str, str]
 ) -> None:
     """One judge at a time, $0.25 a call, a $0.60 budget: three calls (the third crosses
     it), then every other slot fails with BudgetExhausted, untouched, and the run's last
@@ -332,7 +332,7 @@ def test_a_budget_stops_new_judges_and_leaves_their_slots_as_they_were(
         remove_slot(experiment, run, 1)
         remove_slot(experiment, run, 2)
     before = tree(experiment)
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun_claude",
         f"source.experiment={experiment}",
         "task.budget_usd=0.6",
@@ -366,7 +366,7 @@ def test_a_budget_stops_new_judges_and_leaves_their_slots_as_they_were(
 
 
 def test_no_judge_starts_once_the_budget_is_reached_whatever_the_workers(
-    run_cli: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
+    run_app: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
 ) -> None:
     """Three workers, nine slots, $0.10 a call, a $0.15 budget: the three first judges
     run; a worker may start one more before the second call is recorded, never more."""
@@ -376,7 +376,7 @@ def test_no_judge_starts_once_the_budget_is_reached_whatever_the_workers(
             remove_slot(experiment, run, slot)
     log = tmp_path / "calls.log"
     env = claude | {"FAKE_CLAUDE_COST": "0.1", "FAKE_CLAUDE_SLEEP": "0.5"}
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun_claude",
         f"source.experiment={experiment}",
         "task.budget_usd=0.15",
@@ -399,7 +399,7 @@ def _ledger(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def test_a_judge_killed_at_its_timeout_is_counted_at_the_bound(
-    run_cli: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
+    run_app: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
 ) -> None:
     """Judges that sleep past task.timeout report no cost: each is counted at
     task.unreported_cost_usd ($1 by default), so a $2.50 budget stops judging after three calls,
@@ -409,7 +409,7 @@ def test_a_judge_killed_at_its_timeout_is_counted_at_the_bound(
         for slot in (1, 2, 3):
             remove_slot(experiment, run, slot)
     log = tmp_path / "calls.log"
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun_claude",
         f"source.experiment={experiment}",
         "task.budget_usd=2.5",
@@ -432,7 +432,7 @@ def test_a_judge_killed_at_its_timeout_is_counted_at_the_bound(
 
 
 def test_a_judge_killed_by_a_signal_counts_what_its_model_cost_before(
-    run_cli: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
+    run_app: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
 ) -> None:
     """Calls at $0.25, then judges killed by SIGKILL without an envelope: each killed
     call counts as the most a call of its model cost earlier in the run ($0.25, above
@@ -444,7 +444,7 @@ def test_a_judge_killed_by_a_signal_counts_what_its_model_cost_before(
             remove_slot(experiment, run, slot)
     log = tmp_path / "calls.log"
     env = claude | {"FAKE_CLAUDE_COST": "0.25", "FAKE_CLAUDE_KILL_AFTER": "3"}
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun_claude",
         f"source.experiment={experiment}",
         "task.budget_usd=1.2",

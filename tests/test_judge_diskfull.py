@@ -93,7 +93,7 @@ def _one_error_line(stderr: str) -> str:
 
 
 def test_a_full_disk_stops_new_judge_calls_with_exit_74(
-    run_cli: RunCli, disk: Path, tmp_path: Path
+    run_app: RunCli, disk: Path, tmp_path: Path
 ) -> None:
     """Re-judging all 21 slots with two workers, the 4th call fills the disk: at most
     the call running beside it starts after that, the run ends with exit 74 and one line
@@ -106,7 +106,7 @@ def test_a_full_disk_stops_new_judge_calls_with_exit_74(
     script, log = tmp_path / "judge.py", tmp_path / "calls.log"
     script.write_text(JUDGE)
     argv = [sys.executable, script, log, FILL_AT, disk / "filler", "{model}"]
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun",
         f"source.experiment={experiment}",
         "source.status=[complete]",
@@ -140,12 +140,12 @@ def test_a_full_disk_stops_new_judge_calls_with_exit_74(
     assert outside == {k: v for k, v in before.items() if "/judge/judge_0" not in k}
 
     (disk / "filler").unlink()
-    again = run_cli("task=judge_rerun", f"source.experiment={experiment}")
+    again = run_app("task=judge_rerun", f"source.experiment={experiment}")
     assert again.returncode == 0, again.output
     assert f"consensus regenerated for {len(runs)} run(s)" in again.output
 
 
-def test_a_full_disk_stops_judge_regenerate_with_exit_74(run_cli: RunCli, disk: Path) -> None:
+def test_a_full_disk_stops_judge_regenerate_with_exit_74(run_app: RunCli, disk: Path) -> None:
     """judge_regenerate on a full disk: exit 74, one line naming the run, and every
     consensus file as it was (whole JSON)."""
     experiment = copy_fixture(disk / "experiment")
@@ -154,7 +154,7 @@ def test_a_full_disk_stops_judge_regenerate_with_exit_74(run_cli: RunCli, disk: 
         judgment.write_text(json.dumps(data | {"score": 0.05, "passed": False}))
     _fill(disk / "filler")
     before = tree(experiment)
-    result = run_cli("task=judge_regenerate", f"source.experiment={experiment}")
+    result = run_app("task=judge_regenerate", f"source.experiment={experiment}")
     assert result.returncode == 74, result.output
     line = _one_error_line(result.stderr)
     assert f"cannot write '{experiment}/T" in line and "(ENOSPC)" in line

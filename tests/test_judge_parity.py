@@ -596,7 +596,7 @@ def test_a_listed_slot_carries_what_the_original_slot_record_held(
     ids=["criteria", "no-criteria"],
 )
 def test_a_repair_updates_run_result_criteria_scores(
-    run_cli: RunCli, tmp_path: Path, categories: Any, expected: dict[str, Any]
+    run_app: RunCli, tmp_path: Path, categories: Any, expected: dict[str, Any]
 ) -> None:
     """After task=judge_rerun repairs a slot, run_result.json's criteria_scores is the
     representative judge's criteria, {} when its reply has none."""
@@ -608,7 +608,7 @@ def test_a_repair_updates_run_result_criteria_scores(
         verdict["categories"] = categories
     reply = script(tmp_path, "reply.txt", "```json\n" + json.dumps(verdict) + "\n```")
     judge = script(tmp_path, "judge.py", REPLY_JUDGE)
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun",
         f"source.experiment={root}",
         command_override([sys.executable, str(judge), str(reply)]),
@@ -705,7 +705,7 @@ def _git_workspace(run_dir: Path) -> None:
 
 @pytest.mark.parametrize("rubric", [True, False], ids=["rubric", "no-rubric"])
 def test_a_missing_judge_prompt_is_rebuilt_before_judging(
-    run_cli: RunCli, tmp_path: Path, rubric: bool
+    run_app: RunCli, tmp_path: Path, rubric: bool
 ) -> None:
     """A run without judge_prompt.md gets one rebuilt in the original's build_task_prompt
     format (Rubric first when rubric.yaml exists, then Task Given to Agent, Agent's Output,
@@ -717,7 +717,7 @@ def test_a_missing_judge_prompt_is_rebuilt_before_judging(
     run_dir = make_run(root, output="Created hello.py\n", judge_prompt=False)
     _git_workspace(run_dir)
     judge = script(tmp_path, "judge.py", ECHO_JUDGE)
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun",
         f"source.experiment={root}",
         command_override([sys.executable, str(judge), "{prompt_file}"]),
@@ -738,20 +738,20 @@ def test_a_missing_judge_prompt_is_rebuilt_before_judging(
     assert given.rstrip("\n") == expected
 
 
-def test_without_prompt_md_the_slots_are_unjudgeable(run_cli: RunCli, tmp_path: Path) -> None:
+def test_without_prompt_md_the_slots_are_unjudgeable(run_app: RunCli, tmp_path: Path) -> None:
     """With no judge_prompt.md and no prompt.md to rebuild it from, a dry run lists the slots
     as unjudgeable with the reason, and a repair fails each slot once with that reason
     without writing into it."""
     root = make_experiment(tmp_path / "exp", prompt=False)
     run_dir = make_run(root, judge_prompt=False)
     reason = "judge_prompt.md is missing and cannot be rebuilt: the experiment has no prompt.md"
-    dry = run_cli("task=judge_rerun", f"source.experiment={root}", "dry_run=true")
+    dry = run_app("task=judge_rerun", f"source.experiment={root}", "dry_run=true")
     assert dry.returncode == 0, dry.output
     assert "unjudgeable (each fails once with this reason): 2 slot(s)" in dry.output
     assert f"{RUN}/judge_01: {reason}" in dry.output and f"{RUN}/judge_02: {reason}" in dry.output
     before = tree(root)
     judge = script(tmp_path, "judge.py", ECHO_JUDGE)
-    repair = run_cli(
+    repair = run_app(
         "task=judge_rerun",
         f"source.experiment={root}",
         command_override([sys.executable, str(judge), "{prompt_file}"]),
@@ -764,16 +764,16 @@ def test_without_prompt_md_the_slots_are_unjudgeable(run_cli: RunCli, tmp_path: 
     assert {k: v for k, v in tree(root).items() if not k.startswith(SUMMARY_DIR)} == before
 
 
-def test_judge_rerun_claude_allows_twenty_minutes(run_cli: RunCli) -> None:
+def test_judge_rerun_claude_allows_twenty_minutes(run_app: RunCli) -> None:
     """task=judge_rerun_claude has the original's 1200 s judge timeout."""
-    result = run_cli("--cfg", "job", "task=judge_rerun_claude")
+    result = run_app("--cfg", "job", "task=judge_rerun_claude")
     assert result.returncode == 0, result.output
     task = yaml.safe_load(result.stdout)["task"]
     assert task["timeout"] == 1200 and task["command"][0] == "claude"
 
 
 def test_a_judge_program_that_does_not_exist_stops_before_the_first_slot(
-    run_cli: RunCli, tmp_path: Path
+    run_app: RunCli, tmp_path: Path
 ) -> None:
     """A judge command whose program is not on PATH ends with exit code 2 and one line on
     stderr naming it, before any slot folder is created; a dry run with it still works."""
@@ -781,13 +781,13 @@ def test_a_judge_program_that_does_not_exist_stops_before_the_first_slot(
     run_dir = make_run(root)
     before = tree(root)
     command = command_override(["no-such-judge-cli-7f3", "{model}", "{prompt_file}"])
-    result = run_cli("task=judge_rerun", f"source.experiment={root}", command)
+    result = run_app("task=judge_rerun", f"source.experiment={root}", command)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "'no-such-judge-cli-7f3'" in lines[0]
     assert "Traceback" not in result.output
     assert not (run_dir / "judge").exists() and tree(root) == before
-    dry = run_cli("task=judge_rerun", f"source.experiment={root}", command, "dry_run=true")
+    dry = run_app("task=judge_rerun", f"source.experiment={root}", command, "dry_run=true")
     assert dry.returncode == 0, dry.output
     assert "selected for rerun: 2 slot(s)" in dry.output
 
@@ -831,7 +831,7 @@ def test_a_failing_judge_records_whether_it_was_rate_limited(
 
 
 def test_a_run_with_a_rate_limited_judge_records_it_end_to_end(
-    run_cli: RunCli, tmp_path: Path
+    run_app: RunCli, tmp_path: Path
 ) -> None:
     """Through `python -m runner task=judge_rerun`: the slot whose judge said "parsed 429
     lines" fails as an ordinary failure, the one whose judge said "HTTP 429 ... Retry-After:
@@ -839,7 +839,7 @@ def test_a_run_with_a_rate_limited_judge_records_it_end_to_end(
     root = make_experiment(tmp_path / "exp", models=MODELS[:1], runs=2)
     runs = [make_run(root), make_run(root, "T0/00/run_02")]
     judge = script(tmp_path, "judge.py", RUN_FAILING_JUDGE)
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun",
         f"source.experiment={root}",
         command_override([sys.executable, str(judge), "{run}"]),
@@ -855,7 +855,7 @@ def test_a_run_with_a_rate_limited_judge_records_it_end_to_end(
 
 
 def test_judge_regenerate_rebuilds_every_consensus_without_a_judge(
-    run_cli: RunCli, experiment: Path
+    run_app: RunCli, experiment: Path
 ) -> None:
     """task=judge_regenerate (the original's --regenerate-only) brings a hand-edited
     consensus back to the mean of its slots, writes the summary and changes no slot file."""
@@ -863,7 +863,7 @@ def test_judge_regenerate_rebuilds_every_consensus_without_a_judge(
     result_file = run_dir / "judge" / "result.json"
     result_file.write_text(json.dumps(read(result_file) | {"score": 0.1}))
     slots = {k: v for k, v in tree(experiment).items() if "/judge/judge_" in k}
-    done = run_cli("task=judge_regenerate", f"source.experiment={experiment}")
+    done = run_app("task=judge_regenerate", f"source.experiment={experiment}")
     assert done.returncode == 0, done.output
     scores = [
         read(run_dir / "judge" / f"judge_{n:02d}" / "judgment.json")["score"] for n in (1, 2, 3)

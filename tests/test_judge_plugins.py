@@ -85,23 +85,23 @@ def test_task_options_pick_their_source_and_postprocessor(tmp_path: Path, option
 
 
 def test_dry_run_describes_and_leaves_the_experiment_identical(
-    run_cli: RunCli, experiment: Path
+    run_app: RunCli, experiment: Path
 ) -> None:
     """`python -m runner task=judge_rerun dry_run=true` logs the table and writes nothing."""
     remove_slot(experiment)
     before = tree(experiment)
-    result = run_cli("task=judge_rerun", f"source.experiment={experiment}", "dry_run=true")
+    result = run_app("task=judge_rerun", f"source.experiment={experiment}", "dry_run=true")
     assert result.returncode == 0, result.output
     assert "selected for rerun: 1 slot(s)" in result.output
     assert f"{T3}/judge_02" in result.output
     assert tree(experiment) == before
 
 
-def test_a_full_run_repairs_the_experiment(run_cli: RunCli, experiment: Path) -> None:
+def test_a_full_run_repairs_the_experiment(run_app: RunCli, experiment: Path) -> None:
     """A real run reruns the missing slots with the local judge and writes the summary."""
     slot = remove_slot(experiment)
     other = remove_slot(experiment, "T0/00/run_01", 3)
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun", f"source.experiment={experiment}", "parallel=2", "task.latency=0"
     )
     assert result.returncode == 0, result.output
@@ -111,9 +111,9 @@ def test_a_full_run_repairs_the_experiment(run_cli: RunCli, experiment: Path) ->
     assert [r["status"] for r in result.results()] == ["ok", "ok"]
 
 
-def test_a_missing_experiment_is_a_usage_error(run_cli: RunCli, tmp_path: Path) -> None:
+def test_a_missing_experiment_is_a_usage_error(run_app: RunCli, tmp_path: Path) -> None:
     """A wrong experiment path ends with exit code 2 and one line naming it."""
-    result = run_cli("task=judge_rerun", f"source.experiment={tmp_path / 'nope'}")
+    result = run_app("task=judge_rerun", f"source.experiment={tmp_path / 'nope'}")
     assert result.returncode == 2
     assert str(tmp_path / "nope") in result.output and "Traceback" not in result.output
 
@@ -133,25 +133,25 @@ def test_a_missing_experiment_is_a_usage_error(run_cli: RunCli, tmp_path: Path) 
     ],
 )
 def test_a_bad_latency_or_source_stops_the_run_before_any_slot(
-    run_cli: RunCli, experiment: Path, overrides: list[str], message: str
+    run_app: RunCli, experiment: Path, overrides: list[str], message: str
 ) -> None:
     """A bad latency or a source other than judge_slots is exit code 2 before any item runs."""
     remove_slot(experiment)
     before = tree(experiment)
-    result = run_cli("task=judge_rerun", *(o.format(experiment=experiment) for o in overrides))
+    result = run_app("task=judge_rerun", *(o.format(experiment=experiment) for o in overrides))
     assert result.returncode == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert not (result.run_dir / "results.jsonl").exists()
     assert tree(experiment) == before
 
 
-def test_a_refused_run_leaves_the_experiment_as_it_was(run_cli: RunCli, experiment: Path) -> None:
+def test_a_refused_run_leaves_the_experiment_as_it_was(run_app: RunCli, experiment: Path) -> None:
     """A run refused at start-up (exit 2) neither recovers leftovers nor rebuilds prompts."""
     remove_slot(experiment)
     (experiment / T3 / "judge_prompt.md").unlink()
     (experiment / T3 / "judge" / ".judge_02.attempt-1-abcd").mkdir()
     before = tree(experiment)
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun", f"source.experiment={experiment}", "task.command=[no-such-judge-x]"
     )
     assert result.returncode == 2, result.output
@@ -168,17 +168,17 @@ def test_a_refused_run_leaves_the_experiment_as_it_was(run_cli: RunCli, experime
     ],
 )
 def test_a_judge_task_refuses_the_other_judge_source(
-    run_cli: RunCli, experiment: Path, overrides: list[str], message: str
+    run_app: RunCli, experiment: Path, overrides: list[str], message: str
 ) -> None:
     """Each judge task names the source it needs instead of failing item by item."""
     before = tree(experiment)
-    result = run_cli(*overrides, f"source.experiment={experiment}")
+    result = run_app(*overrides, f"source.experiment={experiment}")
     assert result.returncode == 2 and message in result.output, result.output
     assert "Traceback" not in result.output and tree(experiment) == before
 
 
 def test_the_judge_writes_slot_dir_files_into_its_attempt(
-    run_cli: RunCli, experiment: Path, tmp_path: Path
+    run_app: RunCli, experiment: Path, tmp_path: Path
 ) -> None:
     """{slot_dir} is the attempt folder: a judge's own files arrive with its attempt, whole."""
     script = tmp_path / "notes_judge.py"
@@ -189,7 +189,7 @@ def test_the_judge_writes_slot_dir_files_into_its_attempt(
     )
     slot = experiment / T3 / "judge" / "judge_02"
     (slot / "judgment.json").write_text('{"score": 0.5, "is_valid": false}')
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun",
         f"source.experiment={experiment}",
         f"task.command=[{sys.executable},{script},'{{slot_dir}}']",
@@ -200,14 +200,14 @@ def test_the_judge_writes_slot_dir_files_into_its_attempt(
     assert status_of(slot) == "complete"
 
 
-def test_judge_regenerate_alone_rewrites_each_run(run_cli: RunCli, experiment: Path) -> None:
+def test_judge_regenerate_alone_rewrites_each_run(run_app: RunCli, experiment: Path) -> None:
     """Without the post-processor, judge_regenerate's own items restore a hand-edited run."""
     import json
 
     result_file = experiment / T3 / "judge" / "result.json"
     stored = json.loads(result_file.read_text())
     result_file.write_text(json.dumps(stored | {"score": 0.1, "passed": False}))
-    result = run_cli(
+    result = run_app(
         "task=judge_regenerate", f"source.experiment={experiment}", "postprocessor=none"
     )
     assert result.returncode == 0, result.output
@@ -218,7 +218,7 @@ def test_judge_regenerate_alone_rewrites_each_run(run_cli: RunCli, experiment: P
 
 
 def test_a_rate_limited_judge_is_retried_after_its_wait(
-    run_cli: RunCli, experiment: Path, tmp_path: Path
+    run_app: RunCli, experiment: Path, tmp_path: Path
 ) -> None:
     """Two 429 replies then a verdict: with retry.attempts=3 the slot ends complete, the
     run paused for the Retry-After, and both failed attempts are kept and journaled."""
@@ -234,7 +234,7 @@ def test_a_rate_limited_judge_is_retried_after_its_wait(
         "print('```json\\n' + json.dumps({'score': 0.6, 'passed': True}) + '\\n```')\n"
     )
     remove_slot(experiment)
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun",
         f"source.experiment={experiment}",
         f"task.command=[{sys.executable},{script},{tmp_path / 'count'}]",

@@ -105,11 +105,11 @@ def test_ids_cannot_forge_progress_lines(log_lines: list[str]) -> None:
     assert all(len(line) < 400 for line in log_lines)
 
 
-def test_console_and_log_show_hostile_ids_escaped(run_cli: RunCli, tmp_path: Path) -> None:
+def test_console_and_log_show_hostile_ids_escaped(run_app: RunCli, tmp_path: Path) -> None:
     """Ids from a file cannot forge console or runner.log lines, and long ones are cut."""
     ids = ["ok\nDone: 999 succeeded, 0 failed", "\x1b[2J\x1b[31mred", "long" * 1250]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps({"k": i}) + "\n" for i in ids))
-    result = run_cli("source=jsonl", "source.path=in.jsonl", "source.id_field=k", "task.seconds=0")
+    result = run_app("source=jsonl", "source.path=in.jsonl", "source.id_field=k", "task.seconds=0")
     assert result.returncode == 0, result.output
     log = (result.run_dir / "runner.log").read_text()
     for text in (result.output, log):

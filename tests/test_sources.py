@@ -154,11 +154,11 @@ def test_jsonl_is_streamed_not_loaded(tmp_path: Path) -> None:
     assert peak < 1_000_000, peak
 
 
-def test_bad_jsonl_line_fails_its_item_not_the_run(run_cli: RunCli, tmp_path: Path) -> None:
+def test_bad_jsonl_line_fails_its_item_not_the_run(run_app: RunCli, tmp_path: Path) -> None:
     """A malformed line mid-file fails one item (exit 1); the lines after it still run."""
     rows = [json.dumps({"n": n}) for n in range(5)]
     (tmp_path / "in.jsonl").write_text("\n".join([*rows, "{oops", *rows]) + "\n")
-    result = run_cli("source=jsonl", "source.path=in.jsonl", "task.seconds=0", "parallel=4")
+    result = run_app("source=jsonl", "source.path=in.jsonl", "task.seconds=0", "parallel=4")
     assert result.returncode == 1, result.output
     assert "Traceback" not in result.output
     by_id = {r["id"]: r for r in result.results()}
@@ -197,12 +197,12 @@ def test_glob_paths_never_start_with_a_dash(tmp_path: Path) -> None:
         assert Path(item["path"]).is_absolute() and Path(item["path"]).read_text() == item.id
 
 
-def test_glob_option_named_file_reaches_cat_as_a_file(run_cli: RunCli, tmp_path: Path) -> None:
+def test_glob_option_named_file_reaches_cat_as_a_file(run_app: RunCli, tmp_path: Path) -> None:
     """``cat {path}`` on a file named ``--version`` under root ``.`` prints the file."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "--version").write_text("the file's own text\n")
-    result = run_cli(
+    result = run_app(
         "task=shell",
         "source=glob",
         "source.root=.",
@@ -227,10 +227,10 @@ def test_glob_option_named_file_reaches_cat_as_a_file(run_cli: RunCli, tmp_path:
     ],
 )
 def test_glob_bad_patterns_stop_before_any_item(
-    run_cli: RunCli, tmp_path: Path, pattern: str, expected: str
+    run_app: RunCli, tmp_path: Path, pattern: str, expected: str
 ) -> None:
     """An absolute, empty, escaping or unusable pattern ends the run with one line, exit 2."""
-    result = run_cli("source=glob", f"source.pattern={pattern}", "task.seconds=0")
+    result = run_app("source=glob", f"source.pattern={pattern}", "task.seconds=0")
     assert result.returncode == 2, result.output
     assert "Traceback" not in result.output and "unexpected" not in result.output
     errors = [line for line in result.output.splitlines() if "error" in line]
@@ -239,7 +239,7 @@ def test_glob_bad_patterns_stop_before_any_item(
 
 
 def test_a_file_name_that_is_not_utf8_is_run_recorded_shown_and_resumed(
-    run_cli: RunCli, tmp_path: Path
+    run_app: RunCli, tmp_path: Path
 ) -> None:
     """Names with bytes UTF-8 cannot hold reach the command as the same bytes, and every
     file the run leaves is UTF-8: the id is journaled and summarised as JSON escapes that
@@ -254,7 +254,7 @@ def test_a_file_name_that_is_not_utf8_is_run_recorded_shown_and_resumed(
     assert sorted(os.listdir(os.fsencode(data))) == [good, bad]  # the bytes themselves
     # grep exits 0 when the file says "ok", 1 when it does not, 2 when it cannot open it.
     args = ("task=shell", "source=glob", "source.root=g", 'task.command=[grep,-c,ok,"{path}"]')
-    first = run_cli(*args)
+    first = run_app(*args)
     assert first.returncode == 1, first.output
     assert "unexpected error" not in first.output and "Traceback" not in first.output
     outcomes = {r["id"]: r for r in first.results()}
@@ -272,7 +272,7 @@ def test_a_file_name_that_is_not_utf8_is_run_recorded_shown_and_resumed(
     assert [r["stdout"] for r in read_streams(first.run_dir, good_id)] == ["1\n"]
 
     (data / bad_id).write_bytes(b"ok now\n")
-    second = run_cli(*args, f"resume={first.run_dir}")
+    second = run_app(*args, f"resume={first.run_dir}")
     assert second.returncode == 0, second.output
     assert second.summary()["already_succeeded"] == 1 and second.summary()["total"] == 1
     assert [r["id"] for r in read_streams(second.run_dir)] == [bad_id]  # the other not rerun
