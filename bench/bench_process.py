@@ -5,7 +5,7 @@ Issue 11 asks two things of ``executor=process``:
 * 200 CPU-bound Python items (a pure-Python hashing loop of ~20 ms per item, which
   holds the GIL) at parallel=2 finish >= 1.7x faster than with the thread executor:
   both go through ``executor.map`` with the safe wrapper the run builds
-  (``runner.wrapper.make_safe_call``), no journal; the pool's start-up included;
+  (``runner.safecall.SafeCall``), no journal; the pool's start-up included;
 * 100,000 no-op items (``source.count=100000 task.seconds=0``) cost the process
   executor at most 3x the thread executor's wall time: ``runner.run.execute`` with the
   Settings of ``python -m runner source.count=100000 task.seconds=0 parallel=2
@@ -83,9 +83,9 @@ def executor_for(name: str) -> Any:
 def cpu_round(name: str, rounds: int, count: int, parallel: int) -> float:
     """Seconds for ``count`` HashTask items through the executor's ``map``."""
     from runner.api import Item
-    from runner.wrapper import make_safe_call
+    from runner.safecall import SafeCall
 
-    fn = make_safe_call(HashTask(rounds).run)
+    fn = SafeCall(HashTask(rounds).run)
     items = (Item(str(i), {"index": i}) for i in range(count))
     started = time.perf_counter()
     outcomes = list(executor_for(name).map(fn, items, parallel))
@@ -265,7 +265,7 @@ Load average (1 min) at the start and at the end: {res["load"]}.
 
 The CPU-bound item is a pure-Python FNV-1a loop ({res["rounds"]} rounds over 256 bytes,
 {res["item_ms"]:.1f} ms here), run through `executor.map` with the run's safe wrapper
-(`make_safe_call`) and no journal; the process pool's start-up (spawn) is included. A
+(`SafeCall`) and no journal; the process pool's start-up (spawn) is included. A
 bare spawn `multiprocessing.Pool` running the same items (started inside its timing too)
 shows what the machine's cores gave in the same rounds. The no-op run is
 `runner.run.execute` with the settings of `python -m runner source.count={args.count}

@@ -24,7 +24,7 @@ machine's drift between rounds, which here is larger than the effect, cancels ou
   postprocessor=none [overrides]`` in a subprocess; ``summary.json``'s
   ``items_per_second`` (first item started to last item finished) and items over the
   whole process wall time (start-up included);
-* wrapper: one thread calling the safe wrapper (``runner.wrapper.make_safe_call``, as
+* wrapper: one thread calling the safe wrapper (``runner.safecall.SafeCall``, as
   the run builds it, bound to the thread as the thread executor's workers bind it) over
   the same items, no executor, no journal: microseconds per call, the per-item cost the
   machinery adds before any scheduling.
@@ -135,12 +135,12 @@ def wrapper_cost(count: int, overrides: list[str]) -> float:
     """Microseconds per call of the safe wrapper the run builds, one thread, best of 3."""
     from runner.policies import Gate
     from runner.process import CommandGroup
-    from runner.wrapper import make_safe_call
+    from runner.safecall import SafeCall
 
     settings = settings_for(count, 1, overrides)
     source, run = c.bare_items(count)
     items = list(source)
-    call = make_safe_call(
+    call = SafeCall(
         run, settings.retry, Gate(settings.rate_limit), CommandGroup(), settings.timeout
     ).bind()  # as the thread executor's workers call it
     best = float("inf")
@@ -221,7 +221,7 @@ same settings, timed around `execute` as in the core throughput benchmark. "CPU
 µs/item" is the user+sys CPU time per item (in-process: around `execute`; CLI: the whole
 process, start-up included), medians, with the difference to plain: it moves less with
 the shared VM's scheduling than the wall-clock rates do. "wrapper µs/call" is one thread
-calling the safe wrapper that `make_safe_call` builds for the variant (bound to the
+calling the safe wrapper that `SafeCall` builds for the variant (bound to the
 thread, as the thread executor's workers call it), without executor or journal: the
 per-item cost of the machinery before any scheduling.
 

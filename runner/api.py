@@ -24,7 +24,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 # This module imports nothing else of runner's: runner's modules import it, so the
 # contracts load alone and no import runs back (helpers for plugins: runner.toolkit).
@@ -34,9 +34,12 @@ __all__ = [
     "EXIT_IO",
     "GROUPS",
     "BadInput",
+    "ConcurrencyLimit",
     "Executor",
     "Item",
+    "ItemCall",
     "Outcome",
+    "PortableCall",
     "PostProcessor",
     "RetryableError",
     "RunContext",
@@ -93,7 +96,7 @@ Status = Literal["ok", "failed", "skipped"]
 
 @dataclasses.dataclass(slots=True)
 class Outcome:
-    """What became of one item; decided only by ``runner.wrapper.call_safely``.
+    """What became of one item; decided only by the run's safe call (:class:`ItemCall`).
 
     ``started`` and ``finished`` are ``time.perf_counter()`` readings; ``error`` is
     ``{"type", "message", "traceback"}`` for a failed item.
@@ -204,8 +207,101 @@ class Task(ABC):
         """Release resources after the last item."""
 
 
+class ConcurrencyLimit(Protocol):
+    """With ``parallel=auto``: how many items may run at once now (``current``, which
+    moves; ``parallel`` is then its maximum)."""
+
+    @property
+    def current(self) -> int: ...
+
+    def acquire(self) -> bool:
+        """Take one of the ``current`` places (waiting for one); False: the run stops."""
+        ...
+
+    def release(self) -> None:
+        """Give back the place :meth:`acquire` took."""
+        ...
+
+
+class PortableCall(Protocol):
+    """The run's safe call, for an executor that runs items in other processes or
+    machines: picklable when the task is; each process builds its own safe call from it."""
+
+    #: The task's ``run``; a worker may wrap it (to stamp each attempt's start, say).
+    run: Callable[[Item], Any]
+
+    @property
+    def timeout(self) -> float | None:
+        """The run's ``timeout`` per attempt, if any."""
+        ...
+
+    @property
+    def grace(self) -> float:
+        """Seconds a command gets between SIGTERM and SIGKILL."""
+        ...
+
+    @property
+    def attempts(self) -> int:
+        """How many times an item may start (``retry.attempts``)."""
+        ...
+
+    def __call__(self, items: list[Item]) -> list[Outcome]:
+        """Run ``items`` one after another; their outcomes, with ``started`` and
+        ``finished`` as ``time.time()`` seconds (see :meth:`ItemCall.receive`)."""
+        ...
+
+
+class ItemCall(Protocol):
+    """What an executor's ``map`` is given: call it with an item for the item's outcome.
+
+    It never raises (but ``KeyboardInterrupt``): it runs the task with the run's retries,
+    rate limits and timeout and decides the outcome. The rest serves executors that run
+    items in long-lived threads or in other processes.
+    """
+
+    def __call__(self, item: Item) -> Outcome: ...
+
+    def bind(self) -> Callable[[Item], Outcome]:
+        """The call for the calling thread only (same outcomes, a little less work per
+        item), for a long-lived worker thread to call with every item it runs."""
+        ...
+
+    def admit(self) -> bool:
+        """Call before handing an item to another process: waits for ``rate_limit``
+        pauses and ``per_second``; False once the run stops."""
+        ...
+
+    def receive(self, outcome: Outcome) -> Outcome:
+        """An outcome :attr:`portable` returned, back in the run's clock (and holding new
+        starts while a rate-limit pause it reports lasts)."""
+        ...
+
+    def overdue(self, now: float | None = None) -> list[Outcome]:
+        """With a run ``timeout``: outcomes of attempts in this process running past
+        their deadline, once each; call it every :attr:`tick` seconds."""
+        ...
+
+    @property
+    def tick(self) -> float | None:
+        """Seconds between calls of :meth:`overdue`; None without a run ``timeout``."""
+        ...
+
+    @property
+    def limit(self) -> ConcurrencyLimit | None:
+        """With ``parallel=auto``: a worker holds one of its places while it runs items;
+        an executor that hands items to other processes keeps at most
+        ``limit.current`` of them out. None otherwise."""
+        ...
+
+    @property
+    def portable(self) -> PortableCall:
+        """What runs items in another process or machine."""
+        ...
+
+
 class Executor(ABC):
-    """Schedules ``fn`` over items; never decides outcomes (``fn`` never raises).
+    """Schedules ``fn`` (an :class:`ItemCall`) over items; never decides outcomes (``fn``
+    never raises).
 
     ``map`` must pull items lazily and keep only a bounded number in flight, so a source
     of a million items costs memory in proportion to ``parallel``, not to the count.
@@ -214,30 +310,10 @@ class Executor(ABC):
     started is dropped, not run); ``map`` still yields the outcomes of items that were
     running and then ends. With ``wait`` it returns once nothing runs any more (at most
     ``timeout`` seconds), so the run can close the task safely.
-
-    The ``fn`` a run passes also carries what an executor needs to run items elsewhere:
-
-    * ``fn.portable``: a picklable callable (when the task is) that runs a list of items
-      in another process or machine and returns their outcomes, with times as
-      ``time.time()`` seconds; ``fn.receive(outcome)`` turns each back into the run's
-      clock (and holds new starts while a rate-limit pause it reports lasts);
-    * ``fn.admit()``: call before handing an item to another process; it waits for
-      ``rate_limit`` pauses and ``per_second`` and returns False once the run stops;
-    * ``fn.bind()``: ``fn`` for the calling thread only (same outcomes, a little less
-      work per item), for a long-lived worker thread to call with every item it runs;
-    * ``fn.overdue()`` and ``fn.tick`` (only with a run ``timeout``): outcomes of attempts
-      running past their deadline in this process, to call every ``tick`` seconds;
-    * ``fn.limit`` (only with ``parallel=auto``; ``parallel`` is then its maximum): how
-      many items may run at once now (``limit.current``, which moves). A worker holds one
-      of its places while it runs items (``limit.acquire()`` -> False once the run
-      stops, ``limit.release()``); an executor that hands items to other processes keeps
-      at most ``limit.current`` of them out.
     """
 
     @abstractmethod
-    def map(
-        self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
-    ) -> Iterator[Outcome]: ...
+    def map(self, fn: ItemCall, items: Iterable[Item], parallel: int) -> Iterator[Outcome]: ...
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:  # noqa: B027
         """Start no more items; with ``wait``, wait (at most ``timeout`` s) for running ones."""

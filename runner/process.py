@@ -167,19 +167,29 @@ def use_group(group: CommandGroup) -> Iterator[CommandGroup]:
 _thread_deadline = threading.local()
 
 
-def thread_attempt() -> list[Any]:
-    """This thread's attempt under a run ``timeout``: ``[started, timeout, claim, late]``.
+@dataclasses.dataclass(slots=True, eq=False)
+class AttemptSlot:
+    """One thread's attempt under a run ``timeout``, which the safe call fills in around
+    every attempt (assignments and an append cost less than ``command_deadline``): while
+    ``claim`` holds the running item, or ``late`` one the watchdog recorded as timed out
+    that still runs, this thread's commands stop at ``started + timeout``."""
 
-    For the run's wrapper, which fills it in around every attempt (an assignment and an
-    append cost less than ``command_deadline``): while the ``claim`` list holds the
-    running item, or ``late`` one the watchdog recorded as timed out that still runs,
-    this thread's commands stop at ``started + timeout`` (``time.perf_counter()``
-    seconds).
-    """
+    #: When the attempt started (``time.perf_counter()``); ``inf`` between attempts.
+    started: float = 0.0
+    timeout: float = math.inf
+    #: The running item, while it runs: the attempt pops it when it ends, the watchdog
+    #: removes it at the deadline (both atomic), so exactly one of them records it.
+    claim: list[Any] = dataclasses.field(default_factory=list)
+    #: The item the watchdog recorded as timed out while its attempt still runs.
+    late: Any = None
+
+
+def thread_attempt() -> AttemptSlot:
+    """This thread's :class:`AttemptSlot`."""
     try:
-        attempt: list[Any] = _thread_deadline.attempt
+        attempt: AttemptSlot = _thread_deadline.attempt
     except AttributeError:
-        attempt = _thread_deadline.attempt = [0.0, math.inf, [], None]
+        attempt = _thread_deadline.attempt = AttemptSlot()
     return attempt
 
 
@@ -263,9 +273,9 @@ def run_command(
     now = time.monotonic()
     deadline = math.inf if timeout is None else now + timeout
     context_deadline = _deadline.get()
-    attempt = getattr(_thread_deadline, "attempt", None)
-    if attempt is not None and (attempt[2] or attempt[3] is not None):
-        own = now + (attempt[0] + attempt[1] - started)
+    attempt: AttemptSlot | None = getattr(_thread_deadline, "attempt", None)
+    if attempt is not None and (attempt.claim or attempt.late is not None):
+        own = now + (attempt.started + attempt.timeout - started)
         if context_deadline is None or own < context_deadline:
             context_deadline = own
     if context_deadline is not None:

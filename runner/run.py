@@ -25,10 +25,10 @@ from runner.logs import error_with_traceback
 from runner.policies import Gate
 from runner.process import CommandGroup
 from runner.progress import Progress
+from runner.safecall import SafeCall
 from runner.settings import Settings
 from runner.show.run_page import write_run_report
 from runner.tally import Tally
-from runner.wrapper import make_safe_call
 
 DRY_RUN_SHOWN = 10
 #: The plugin groups in the order they are set up (and closed in reverse).
@@ -215,11 +215,9 @@ class Run:
             self.output_dir / resume.JOURNAL,
             None if previous is None else self.done_before.values(),
         )
-        safe_call = make_safe_call(
-            self.task.run, settings.retry, self.gate, self.commands, settings.timeout
+        safe_call = SafeCall(
+            self.task.run, settings.retry, self.gate, self.commands, settings.timeout, self.limit
         )
-        if self.limit is not None:
-            safe_call.limit = self.limit  # type: ignore[attr-defined]
         self.outcomes = self.executor.map(safe_call, self.items, settings.parallel)
 
     def stop(self, kill: bool, drain: float | None = None) -> int:

@@ -46,11 +46,11 @@ from runner.process import (
     run_command,
 )
 from runner.ratelimits import detect_rate_limit
+from runner.safecall import TimedOut, error_info
 from runner.show.markdown import markdown_table
 from runner.streams import STREAMS_FILE, StreamLog, read_streams
 from runner.tally import SLOWEST
 from runner.templates import fill_for_item, fill_template, template_fields
-from runner.wrapper import TimedOut, error_info
 
 __all__ = [
     "SLOWEST",

@@ -11,7 +11,7 @@ import pytest
 
 from runner.api import Item
 from runner.concurrency import AdaptiveLimit
-from runner.wrapper import make_safe_call
+from runner.safecall import SafeCall
 from runner_plugins.executors.thread import ThreadExecutor
 from tests.browser import rendered_dom
 from tests.conftest import RunCli
@@ -27,8 +27,7 @@ def run_auto(task: object, count: int, maximum: int = 64) -> tuple[AdaptiveLimit
     """Run ``count`` items through the thread executor with an adaptive limit, feeding it
     as the run loop does; the limit and the highest level it reached."""
     limit = AdaptiveLimit(1, maximum)
-    call = make_safe_call(task)  # type: ignore[arg-type]
-    call.limit = limit  # type: ignore[attr-defined]
+    call = SafeCall(task, limit=limit)  # type: ignore[arg-type]
     for outcome in ThreadExecutor().map(call, items(count), maximum):
         assert outcome.status == "ok", outcome.error
         limit.observe(outcome.seconds)

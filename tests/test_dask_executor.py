@@ -20,8 +20,8 @@ import pytest
 
 from runner.api import Item, Outcome, RetryableError
 from runner.policies import Gate, RetryPolicy
+from runner.safecall import SafeCall
 from runner.settings import settings_from
-from runner.wrapper import make_safe_call
 from runner_plugins.executors.dask import DaskExecutor
 from runner_plugins.tasks import ShellTask
 from tests.conftest import REPO, Compose, RunCli, process_running, start_runner
@@ -210,7 +210,7 @@ def test_bad_parameters_are_refused() -> None:
 
 def test_every_item_once_and_failures_stay_with_their_item(threads_cluster: str) -> None:
     """Items that raise fail alone; every other item succeeds with its own result."""
-    call = make_safe_call(task_fail_every_7th)
+    call = SafeCall(task_fail_every_7th)
     outcomes = list(DaskExecutor(threads_cluster).map(call, items(500), 8))
     assert statuses(outcomes) == {str(i): "failed" if i % 7 == 0 else "ok" for i in range(500)}
     assert all(o.result == int(o.id) * 2 for o in outcomes if o.ok)
@@ -221,13 +221,13 @@ def test_fast_items_share_tasks_and_slow_items_go_one_by_one(threads_cluster: st
     """No-op items are batched many to a Dask task; items slower than batch_seconds are not."""
 
     executor = DaskExecutor(threads_cluster, max_batch=64, batch_seconds=0.05)
-    fast = list(executor.map(make_safe_call(task_key_of_dask_task), items(3000), 4))
+    fast = list(executor.map(SafeCall(task_key_of_dask_task), items(3000), 4))
     per_task = Counter(o.result for o in fast)
     assert len(fast) == 3000 and len(per_task) <= 3000 // 10
     assert max(per_task.values()) == 64
 
     slow_items = (Item(str(i), {"index": -1}) for i in range(12))
-    slow = list(executor.map(make_safe_call(task_key_of_dask_task), slow_items, 6))
+    slow = list(executor.map(SafeCall(task_key_of_dask_task), slow_items, 6))
     assert len(slow) == 12 and set(Counter(o.result for o in slow).values()) == {1}
 
 
@@ -244,7 +244,7 @@ def test_a_huge_generator_is_pulled_lazily(threads_cluster: str) -> None:
     consumed = widest = 0
     parallel, max_batch = 2, 32
     executor = DaskExecutor(threads_cluster, max_batch=max_batch)
-    outcomes = executor.map(make_safe_call(task_noop), source(), parallel)
+    outcomes = executor.map(SafeCall(task_noop), source(), parallel)
     for _ in outcomes:
         consumed += 1
         widest = max(widest, pulled - consumed)
@@ -260,7 +260,7 @@ def test_keyboard_interrupt_in_a_task_reaches_the_caller(threads_cluster: str) -
 
     seen = []
     with pytest.raises(KeyboardInterrupt):
-        call = make_safe_call(task_interrupt_at_5)
+        call = SafeCall(task_interrupt_at_5)
         for outcome in DaskExecutor(threads_cluster).map(call, items(1000), 4):
             seen.append(outcome.id)
     assert "5" not in seen and len(seen) < 1000
@@ -269,9 +269,9 @@ def test_keyboard_interrupt_in_a_task_reaches_the_caller(threads_cluster: str) -
 def test_empty_source_starts_no_cluster_and_one_item_runs_once(log_lines: list[str]) -> None:
     """No items: no LocalCluster at all; one item: a cluster, its dashboard logged, one outcome."""
     executor = DaskExecutor(processes=False)
-    assert list(executor.map(make_safe_call(lambda item: 1), items(0), 8)) == []
+    assert list(executor.map(SafeCall(lambda item: 1), items(0), 8)) == []
     assert not [line for line in log_lines if "dashboard" in line]
-    [only] = executor.map(make_safe_call(lambda item: 1), items(1), 8)
+    [only] = executor.map(SafeCall(lambda item: 1), items(1), 8)
     assert only.id == "0" and only.result == 1
     [line] = [line for line in log_lines if "dashboard" in line]
     assert "local Dask cluster: 1 worker(s), 8 thread(s); dashboard: http" in line
@@ -284,7 +284,7 @@ def test_shutdown_starts_nothing_new_and_loses_no_outcome(
     work = (Item(str(i), {"marks": str(tmp_path)}) for i in range(400))
     executor = DaskExecutor(threads_cluster)
     seen = []
-    for outcome in executor.map(make_safe_call(task_mark_started), work, 4):
+    for outcome in executor.map(SafeCall(task_mark_started), work, 4):
         seen.append(outcome.id)
         if len(seen) == 10:
             executor.shutdown(wait=False)
@@ -297,20 +297,20 @@ def test_a_task_that_cannot_be_pickled_is_refused(threads_cluster: str) -> None:
     """Workers get the task pickled: one that cannot be says so before any item runs."""
     lock = threading.Lock()
     with pytest.raises(TypeError, match="cannot be sent to Dask workers"):
-        list(DaskExecutor(threads_cluster).map(make_safe_call(lambda i: lock), items(3), 2))
+        list(DaskExecutor(threads_cluster).map(SafeCall(lambda i: lock), items(3), 2))
 
 
 def test_rate_limits_reach_the_drivers_gate(threads_cluster: str) -> None:
     """A rate-limited failure on a worker pauses the run's gate; a stopped gate sends nothing."""
     gate = Gate()
-    call = make_safe_call(task_rate_limited_at_0, gate=gate)
+    call = SafeCall(task_rate_limited_at_0, gate=gate)
     outcomes = list(DaskExecutor(threads_cluster).map(call, items(20), 2))
     assert statuses(outcomes)["0"] == "failed" and gate.pauses == 1
 
     gate = Gate(per_second=1000)  # admit() asks the gate for every item
     seen = []
     for outcome in DaskExecutor(threads_cluster).map(
-        make_safe_call(task_noop, gate=gate), items(5000), 2
+        SafeCall(task_noop, gate=gate), items(5000), 2
     ):
         seen.append(outcome.id)
         if len(seen) == 5:
@@ -331,7 +331,7 @@ def test_the_local_cluster_closes_on_every_way_out() -> None:
 
     before = set(workers())
     executor = DaskExecutor(workers=1, threads_per_worker=1)
-    outcomes = executor.map(make_safe_call(task_noop), items(100), 1)
+    outcomes = executor.map(SafeCall(task_noop), items(100), 1)
     next(outcomes)
     started = set(workers()) - before
     assert started
@@ -339,7 +339,7 @@ def test_the_local_cluster_closes_on_every_way_out() -> None:
     assert not [pid for pid in started if process_running(pid)]
 
     with pytest.raises(KeyboardInterrupt):
-        list(executor.map(make_safe_call(task_interrupt_at_5), items(100), 1))
+        list(executor.map(SafeCall(task_interrupt_at_5), items(100), 1))
     assert not set(workers()) - before
 
 
@@ -352,7 +352,7 @@ def test_an_item_that_cannot_be_sent_fails_alone(threads_cluster: str) -> None:
                 item.data["lock"] = threading.Lock()
             yield item
 
-    outcomes = list(DaskExecutor(threads_cluster).map(make_safe_call(task_noop), source(), 4))
+    outcomes = list(DaskExecutor(threads_cluster).map(SafeCall(task_noop), source(), 4))
     assert statuses(outcomes) == {str(i): "failed" if i == 300 else "ok" for i in range(600)}
     [bad] = [o for o in outcomes if not o.ok]
     assert bad.error is not None and "cannot be sent to a Dask worker" in bad.error["message"]
@@ -361,7 +361,7 @@ def test_an_item_that_cannot_be_sent_fails_alone(threads_cluster: str) -> None:
 def test_a_result_that_cannot_be_sent_back_fails_its_item(threads_cluster: str) -> None:
     """A result that cannot be pickled fails its own item only."""
 
-    outcomes = list(DaskExecutor(threads_cluster).map(make_safe_call(task_lock_at_3), items(40), 4))
+    outcomes = list(DaskExecutor(threads_cluster).map(SafeCall(task_lock_at_3), items(40), 4))
     assert statuses(outcomes) == {str(i): "failed" if i == 3 else "ok" for i in range(40)}
     [bad] = [o for o in outcomes if not o.ok]
     assert bad.error is not None and "cannot be sent back from its worker" in bad.error["message"]
@@ -385,7 +385,7 @@ def test_an_item_that_kills_its_worker_starts_at_most_retry_attempts_times(
     as WorkerDied saying so; no item starts more often than that."""
     batch = [Item(str(i), {"index": i, "starts": str(tmp_path)}) for i in range(6)]
     executor = DaskExecutor(workers=1, threads_per_worker=1)
-    call = make_safe_call(task_count_then_exit_at_0, RetryPolicy(attempts=attempts))
+    call = SafeCall(task_count_then_exit_at_0, RetryPolicy(attempts=attempts))
     outcomes = list(executor.map(call, batch, 1))
     starts = {p.name: len(p.read_text().splitlines()) for p in tmp_path.iterdir()}
     assert starts["0"] == attempts and max(starts.values()) <= attempts, starts
@@ -414,7 +414,7 @@ def test_a_scheduler_that_reruns_lost_tasks_is_counted_and_named(
     try:
         executor = DaskExecutor(cluster.scheduler_address)
         batch = [Item("0", {"index": 0, "starts": str(tmp_path)})]
-        call = make_safe_call(task_count_then_exit_at_0, RetryPolicy(attempts=2))
+        call = SafeCall(task_count_then_exit_at_0, RetryPolicy(attempts=2))
         [outcome] = list(executor.map(call, batch, 1))
     finally:
         cluster.close()
@@ -436,7 +436,7 @@ def test_a_lost_worker_fails_only_the_item_that_killed_it() -> None:
         )
     try:
         executor = DaskExecutor(cluster.scheduler_address, max_batch=32)
-        call = make_safe_call(task_exit_at_40, RetryPolicy(attempts=2))
+        call = SafeCall(task_exit_at_40, RetryPolicy(attempts=2))
         outcomes = list(executor.map(call, items(120), 1))
     finally:
         cluster.close()
@@ -449,7 +449,7 @@ def test_a_lost_worker_fails_only_the_item_that_killed_it() -> None:
 @pytest.mark.slow
 def test_items_run_in_the_workers_processes(cli_cluster: str) -> None:
     """With an address, items run in the cluster's worker processes, each exactly once."""
-    outcomes = list(DaskExecutor(cli_cluster).map(make_safe_call(task_pid), items(300), 4))
+    outcomes = list(DaskExecutor(cli_cluster).map(SafeCall(task_pid), items(300), 4))
     print("DEBUGX", [o.error for o in outcomes if not o.ok][:2])
     assert statuses(outcomes) == {str(i): "ok" for i in range(300)}
     assert os.getpid() not in {o.result for o in outcomes}
@@ -465,7 +465,7 @@ def test_kill_stops_commands_on_remote_workers(cli_cluster: str, tmp_path: Path)
     executor = DaskExecutor(cli_cluster)
     seen: list[Outcome] = []
     consumer = threading.Thread(
-        target=lambda: seen.extend(executor.map(make_safe_call(task.run), work, 2))
+        target=lambda: seen.extend(executor.map(SafeCall(task.run), work, 2))
     )
     consumer.start()
     deadline = time.monotonic() + 60
@@ -492,7 +492,7 @@ def test_shutdown_with_a_timeout_stops_waiting_for_running_items(
     seen: list[Outcome] = []
     work = [Item("0", {"mark": str(mark)})]
     consumer = threading.Thread(
-        target=lambda: seen.extend(executor.map(make_safe_call(task_mark_then_sleep), work, 1))
+        target=lambda: seen.extend(executor.map(SafeCall(task_mark_then_sleep), work, 1))
     )
     consumer.start()
     deadline = time.monotonic() + 60

@@ -25,7 +25,7 @@ import pytest
 from runner import registry
 from runner.api import Executor, Item, Outcome, RunContext
 from runner.process import CommandGroup
-from runner.wrapper import make_safe_call
+from runner.safecall import SafeCall
 from runner_plugins.executors.sequential import SequentialExecutor
 from runner_plugins.executors.thread import ThreadExecutor
 from tests import executor_tasks as tasks
@@ -65,7 +65,7 @@ def items(count: int, **data: Any) -> Iterator[Item]:
 def run(
     executor: Executor, task: Callable[[Item], Any], source: Any, parallel: int, **options: Any
 ) -> list[Outcome]:
-    return list(executor.map(make_safe_call(task, **options), source, parallel))
+    return list(executor.map(SafeCall(task, **options), source, parallel))
 
 
 def test_exception_in_one_item_isolated(executor: Executor) -> None:
@@ -105,7 +105,7 @@ def test_bounded_in_flight_with_a_long_generator(executor: Executor) -> None:
 
     consumed = 0
     widest = 0
-    for _ in executor.map(make_safe_call(tasks.nothing), source(), parallel):
+    for _ in executor.map(SafeCall(tasks.nothing), source(), parallel):
         consumed += 1
         widest = max(widest, pulled - consumed)
     assert consumed == count
@@ -142,7 +142,7 @@ def test_source_error_propagates_after_running_items(executor: Executor) -> None
 
     seen = []
     with pytest.raises(ValueError, match="line 51"):
-        for outcome in executor.map(make_safe_call(tasks.nothing), source(), 4):
+        for outcome in executor.map(SafeCall(tasks.nothing), source(), 4):
             seen.append(outcome.id)
     assert sorted(seen, key=int) == [str(i) for i in range(50)]
 
@@ -236,7 +236,7 @@ def test_kill_stops_running_commands(executor: Executor, tmp_path: Path, marker:
     )
     group = CommandGroup(grace=1.0)
     source = items(8, argv=[sys.executable, "-c", script, marker])
-    outcomes = executor.map(make_safe_call(tasks.command, group=group), source, 4)
+    outcomes = executor.map(SafeCall(tasks.command, group=group), source, 4)
     got: list[Outcome] = []
     collector = threading.Thread(target=lambda: got.extend(outcomes), daemon=True)
     collector.start()

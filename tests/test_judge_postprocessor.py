@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from runner.api import Outcome, RunContext
-from runner.wrapper import make_safe_call
+from runner.safecall import SafeCall
 from runner_plugins.judge.plugins import JudgeConsensus, JudgeRerun, JudgeSlots
 from tests.judge_support import (
     FIXTURE,
@@ -31,7 +31,7 @@ def _rerun_all(
     source = JudgeSlots(experiment=str(experiment), **params)
     context.source = source
     set_up(source, context)
-    run = make_safe_call(JudgeRerun(command=command).run)
+    run = SafeCall(JudgeRerun(command=command).run)
     return context, [run(item) for item in source]
 
 

@@ -25,8 +25,8 @@ import pytest
 from runner.api import Item, Outcome, RetryableError, RunContext, Task
 from runner.policies import RetryPolicy
 from runner.process import CommandGroup
+from runner.safecall import SafeCall
 from runner.toolkit import run_command
-from runner.wrapper import make_safe_call
 from runner_plugins.executors.process import ProcessExecutor
 from tests.conftest import RunCli, process_running, start_runner
 
@@ -117,7 +117,7 @@ def test_a_dying_worker_fails_only_its_item(
     outcome went back at once) ran twice."""
     task = Logged(tmp_path / "calls", seconds=0.003, how=how, at=7)
     executor = ProcessExecutor(start_method=start_method)
-    outcomes = _by_id(list(executor.map(make_safe_call(task), items(40), 2)))
+    outcomes = _by_id(list(executor.map(SafeCall(task), items(40), 2)))
     assert set(outcomes) == {str(i) for i in range(40)}
     dead = outcomes.pop("7")
     assert dead.status == "failed" and dead.error is not None
@@ -133,7 +133,7 @@ def test_a_slow_item_among_cheap_ones_never_runs_twice(tmp_path: Path) -> None:
     worker dies on the next item, only cheap items run again, and each item still has
     exactly one outcome."""
     task = Logged(tmp_path / "calls", how="SIGKILL", at=1510, slow=1509)
-    outcomes = _by_id(list(ProcessExecutor().map(make_safe_call(task), items(3000), 2)))
+    outcomes = _by_id(list(ProcessExecutor().map(SafeCall(task), items(3000), 2)))
     assert len(outcomes) == 3000
     assert [o.id for o in outcomes.values() if o.status != "ok"] == ["1510"]
     calls = task.calls()
@@ -150,7 +150,7 @@ def test_a_worker_is_known_dead_while_a_process_it_forked_holds_its_pipes(
     outcomes: list[Outcome] = []
     executor = ProcessExecutor()
     consumer = threading.Thread(
-        target=lambda: outcomes.extend(executor.map(make_safe_call(task), items(10), 2))
+        target=lambda: outcomes.extend(executor.map(SafeCall(task), items(10), 2))
     )
     consumer.start()
     consumer.join(60)
@@ -183,7 +183,7 @@ class Hang:
 def test_a_python_task_past_the_timeout_is_stopped(tmp_path: Path, deaf: bool) -> None:
     """A hanging Python task is recorded as timed out, its worker is gone (SIGTERM, or
     SIGKILL after the grace when it ignores SIGTERM) and the other items run."""
-    fn = make_safe_call(Hang(tmp_path, deaf), timeout=0.3, group=CommandGroup(grace=0.3))
+    fn = SafeCall(Hang(tmp_path, deaf), timeout=0.3, group=CommandGroup(grace=0.3))
     outcomes = _by_id(list(ProcessExecutor().map(fn, items(6), 2)))
     hung = outcomes.pop("2")
     assert hung.status == "failed" and hung.error is not None
@@ -211,7 +211,7 @@ class Flaky:
 def test_the_timeout_holds_per_attempt_not_per_item() -> None:
     """Retries whose attempts each stay within the timeout are not stopped, although the
     item as a whole runs longer than the watchdog's patience."""
-    fn = make_safe_call(
+    fn = SafeCall(
         Flaky(), RetryPolicy(attempts=4, backoff=0.05), timeout=0.4, group=CommandGroup(grace=0.05)
     )
     outcomes = list(ProcessExecutor().map(fn, items(2), 2))
@@ -245,7 +245,7 @@ def test_a_task_that_does_not_pickle_is_refused_in_setup(tmp_path: Path) -> None
 def test_map_refuses_a_task_function_that_does_not_pickle() -> None:
     """A task that cannot reach the workers (a lambda) is refused before any starts."""
     with pytest.raises(TypeError) as info:
-        ProcessExecutor().map(make_safe_call(lambda item: None), items(3), 2)
+        ProcessExecutor().map(SafeCall(lambda item: None), items(3), 2)
     message = str(info.value)
     assert message.startswith("task test_map_refuses_a_task_function_that_does_not_pickle.")
     assert "cannot be sent to worker processes: it does not pickle" in message
@@ -261,7 +261,7 @@ def test_an_item_that_does_not_pickle_fails_alone(tmp_path: Path) -> None:
         yield from (Item(str(i), {"index": i}) for i in range(5, 10))
 
     task = Logged(tmp_path / "calls")
-    outcomes = _by_id(list(ProcessExecutor().map(make_safe_call(task), source(), 2)))
+    outcomes = _by_id(list(ProcessExecutor().map(SafeCall(task), source(), 2)))
     bad = outcomes.pop("bad")
     assert bad.status == "failed" and bad.error is not None
     assert bad.error["type"] == "NotPicklable"
@@ -274,7 +274,7 @@ def test_a_result_that_does_not_pickle_fails_its_item_and_the_pool_goes_on(
 ) -> None:
     """The item fails in its worker with a clear message; no worker is replaced."""
     task = Logged(tmp_path / "calls", how="unpicklable", at=3)
-    outcomes = _by_id(list(ProcessExecutor().map(make_safe_call(task), items(30), 2)))
+    outcomes = _by_id(list(ProcessExecutor().map(SafeCall(task), items(30), 2)))
     bad = outcomes.pop("3")
     assert bad.status == "failed" and bad.error is not None
     assert bad.error["type"] == "NotPicklable"
@@ -291,7 +291,7 @@ def test_keyboard_interrupt_in_a_task_reaches_the_caller(tmp_path: Path, start_m
     task = Logged(tmp_path / "calls", how="interrupt", at=5)
     executor = ProcessExecutor(start_method=start_method)
     with pytest.raises(KeyboardInterrupt):
-        list(executor.map(make_safe_call(task), items(1000), 2))
+        list(executor.map(SafeCall(task), items(1000), 2))
 
 
 class Command:
@@ -320,7 +320,7 @@ def test_kill_stops_a_running_command_and_its_grandchild(tmp_path: Path) -> None
     """kill() from another thread, after shutdown(wait=False): the worker's command and
     its grandchild die, the item's outcome is dropped and map ends."""
     executor = ProcessExecutor()
-    fn = make_safe_call(Command(tmp_path), group=CommandGroup(grace=1.0))
+    fn = SafeCall(Command(tmp_path), group=CommandGroup(grace=1.0))
     outcomes: list[Outcome] = []
     consumer = threading.Thread(target=lambda: outcomes.extend(executor.map(fn, items(3), 1)))
     consumer.start()
@@ -337,7 +337,7 @@ def test_shutdown_lets_running_items_finish_and_starts_nothing_more(tmp_path: Pa
     """After shutdown(wait=False) map yields what was running, then ends."""
     task = Logged(tmp_path / "calls", seconds=0.2)
     executor = ProcessExecutor()
-    outcomes = executor.map(make_safe_call(task), items(20), 2)
+    outcomes = executor.map(SafeCall(task), items(20), 2)
     first = next(outcomes)
     executor.shutdown(wait=False)
     rest = list(outcomes)
@@ -349,7 +349,7 @@ def test_shutdown_lets_running_items_finish_and_starts_nothing_more(tmp_path: Pa
 def test_a_map_closed_early_leaves_no_worker(tmp_path: Path) -> None:
     """Closing the generator part-way stops the workers at once."""
     task = Logged(tmp_path / "calls", seconds=0.05)
-    outcomes = ProcessExecutor().map(make_safe_call(task), items(50), 2)
+    outcomes = ProcessExecutor().map(SafeCall(task), items(50), 2)
     assert [next(outcomes).status for _ in range(3)] == ["ok"] * 3
     outcomes.close()  # type: ignore[attr-defined]
 
@@ -357,7 +357,7 @@ def test_a_map_closed_early_leaves_no_worker(tmp_path: Path) -> None:
 def test_no_more_workers_than_items_and_none_for_no_items(tmp_path: Path) -> None:
     """parallel=8 over two items starts two workers; over no items, none."""
     executor = ProcessExecutor()
-    fn = make_safe_call(Logged(tmp_path / "calls", seconds=0.1))
+    fn = SafeCall(Logged(tmp_path / "calls", seconds=0.1))
     assert list(executor.map(fn, items(0), 8)) == []
     outcomes = executor.map(fn, items(2), 8)
     next(outcomes)
@@ -377,7 +377,7 @@ def test_items_in_flight_stay_bounded(tmp_path: Path) -> None:
 
     executor = ProcessExecutor(max_chunk=8)
     consumed = widest = 0
-    for _ in executor.map(make_safe_call(Logged(Path(os.devnull))), source(), 2):
+    for _ in executor.map(SafeCall(Logged(Path(os.devnull))), source(), 2):
         consumed += 1
         widest = max(widest, pulled - consumed)
     assert consumed == 20_000

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from runner.api import Item
-from runner.wrapper import make_safe_call
+from runner.safecall import SafeCall
 from runner_plugins.executors.thread import ThreadExecutor
 from tests.conftest import RunCli, process_running, run_runner, start_runner
 
@@ -209,9 +209,7 @@ def test_no_more_threads_than_items_whatever_parallel_says() -> None:
         barrier.wait()
 
     executor = ThreadExecutor()
-    outcomes = list(
-        executor.map(make_safe_call(run), (Item(str(i)) for i in range(3)), 1_000_000_000)
-    )
+    outcomes = list(executor.map(SafeCall(run), (Item(str(i)) for i in range(3)), 1_000_000_000))
     # Three threads met at the barrier: an item left waiting would fail BrokenBarrierError.
     assert [o.status for o in outcomes] == ["ok"] * 3
     assert len(seen) == 3
@@ -230,7 +228,7 @@ def test_shutdown_waits_for_running_items_before_returning() -> None:
         finished.append(item.id)
 
     executor = ThreadExecutor()
-    outcomes = executor.map(make_safe_call(run), (Item(str(i)) for i in range(50)), 4)
+    outcomes = executor.map(SafeCall(run), (Item(str(i)) for i in range(50)), 4)
     next(outcomes)
     executor.shutdown(wait=False)
     rest = list(outcomes)

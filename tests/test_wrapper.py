@@ -12,12 +12,12 @@ import pytest
 from runner.api import Item, Outcome, RetryableError, TaskFailure
 from runner.policies import RetryPolicy
 from runner.process import CommandGroup, run_command
-from runner.wrapper import make_safe_call
+from runner.safecall import SafeCall
 
 
 def test_result_becomes_ok_outcome() -> None:
     """A returned value becomes an ok outcome carrying the result and timings."""
-    outcome = make_safe_call(lambda item: {"double": item["n"] * 2})(Item("a", {"n": 4}))
+    outcome = SafeCall(lambda item: {"double": item["n"] * 2})(Item("a", {"n": 4}))
     assert outcome.status == "ok"
     assert outcome.result == {"double": 8}
     assert outcome.error is None
@@ -31,7 +31,7 @@ def test_exception_becomes_failed_outcome_with_traceback() -> None:
     def boom(item: Item) -> None:
         raise ZeroDivisionError(f"cannot divide {item.id}")
 
-    outcome = make_safe_call(boom)(Item("x"))
+    outcome = SafeCall(boom)(Item("x"))
     assert outcome.status == "failed"
     assert outcome.error is not None
     assert outcome.error["type"] == "ZeroDivisionError"
@@ -45,13 +45,13 @@ def test_task_failure_has_no_traceback() -> None:
     def fail(item: Item) -> None:
         raise TaskFailure("exit code 3")
 
-    outcome = make_safe_call(fail)(Item("x"))
+    outcome = SafeCall(fail)(Item("x"))
     assert outcome.error == {"type": "TaskFailure", "message": "exit code 3", "traceback": ""}
 
 
 def test_system_exit_is_a_failure_not_the_end_of_the_run() -> None:
     """A task calling sys.exit fails its item instead of ending the process."""
-    outcome = make_safe_call(lambda item: sys.exit(4))(Item("x"))
+    outcome = SafeCall(lambda item: sys.exit(4))(Item("x"))
     assert outcome.status == "failed"
     assert outcome.error is not None and outcome.error["type"] == "SystemExit"
 
@@ -63,13 +63,13 @@ def test_keyboard_interrupt_is_not_swallowed() -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        make_safe_call(interrupted)(Item("x"))
+        SafeCall(interrupted)(Item("x"))
 
 
 def test_an_item_marked_bad_fails_without_running_the_task() -> None:
     """An item with error set fails with BadInput and its message; the task is not called."""
     calls: list[str] = []
-    outcome = make_safe_call(lambda item: calls.append(item.id))(
+    outcome = SafeCall(lambda item: calls.append(item.id))(
         Item("line 3", {}, error="line 3 is not valid JSON: Expecting value")
     )
     assert calls == [] and outcome.status == "failed" and outcome.error is not None
@@ -88,7 +88,7 @@ def test_with_per_second_a_pause_holds_the_next_starts_then_spaces_them() -> Non
         if item.id == "limited":
             raise RetryableError("429 Too Many Requests", 0.3, rate_limited=True)
 
-    call = make_safe_call(task, gate=Gate(per_second=20))
+    call = SafeCall(task, gate=Gate(per_second=20))
     first = call(Item("limited"))
     assert first.status == "failed" and first.error is not None
     pause = first.error["pause"]
@@ -103,7 +103,7 @@ def test_with_per_second_a_pause_holds_the_next_starts_then_spaces_them() -> Non
 
 
 def _watched(
-    call: Callable[[Item], Outcome], *items: Item, bind: bool = False
+    call: SafeCall, *items: Item, bind: bool = False
 ) -> tuple[list[Outcome], list[Outcome]]:
     """Call ``call`` on ``items`` in a worker thread (bound to it with ``bind``) while this
     thread plays the thread executor's collector, asking ``overdue()`` every 50 ms until
@@ -111,26 +111,24 @@ def _watched(
     returned: list[Outcome] = []
 
     def worker() -> None:
-        run = call.bind() if bind else call  # type: ignore[attr-defined]
+        run = call.bind() if bind else call
         returned.extend(run(item) for item in items)
 
     thread = threading.Thread(target=worker)
     thread.start()
     late: list[Outcome] = []
     while thread.is_alive():
-        late += call.overdue()  # type: ignore[attr-defined]
+        late += call.overdue()
         time.sleep(0.05)
     thread.join()
-    late += call.overdue()  # type: ignore[attr-defined]
+    late += call.overdue()
     return returned, late
 
 
 # A deadline of 0.2 s and a grace of 0.1 s: the watchdog records an attempt still running
 # after 0.8 s (the deadline, the grace and half a second for a command to be recorded).
-def _timed(
-    task: Callable[[Item], object], retry: RetryPolicy | None = None
-) -> Callable[[Item], Outcome]:
-    return make_safe_call(task, retry, group=CommandGroup(grace=0.1), timeout=0.2)
+def _timed(task: Callable[[Item], object], retry: RetryPolicy | None = None) -> SafeCall:
+    return SafeCall(task, retry, group=CommandGroup(grace=0.1), timeout=0.2)
 
 
 @pytest.mark.parametrize("bind", [False, True])
@@ -179,8 +177,8 @@ def test_a_thread_serving_two_runs_gives_each_attempt_its_own_runs_timeout() -> 
         if item.id == "sleep":
             stopped.append(run_command(["sleep", "2"]).timed_out)
 
-    short = make_safe_call(task, group=CommandGroup(grace=0.1), timeout=0.3)
-    long = make_safe_call(task, group=CommandGroup(grace=0.1), timeout=30)
+    short = SafeCall(task, group=CommandGroup(grace=0.1), timeout=0.3)
+    long = SafeCall(task, group=CommandGroup(grace=0.1), timeout=30)
     for call in (short, long):
         assert call(Item("warm")).status == "ok"  # each registers the thread's slot
     assert short(Item("sleep")).status == "failed"

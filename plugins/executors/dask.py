@@ -15,12 +15,12 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from loguru import logger
 
-from runner.api import Executor, Item, Outcome, RunContext
+from runner.api import Executor, Item, ItemCall, Outcome, PortableCall, RunContext
 from runner.process import CommandGroup, join_group
 from runner_plugins.executors.plumbing import (
     PICKLE,
@@ -80,13 +80,13 @@ class _WorkerRun:
     def __init__(self) -> None:
         self.stopping = threading.Event()
         self.group = CommandGroup()
-        self._wrapper: Any = None
+        self._wrapper: PortableCall | None = None
         self._lock = threading.Lock()
 
-    def wrapper(self, blob: bytes) -> Any:
+    def wrapper(self, blob: bytes) -> PortableCall:
         with self._lock:
             if self._wrapper is None:
-                portable = pickle.loads(blob)
+                portable: PortableCall = pickle.loads(blob)
                 group, run = self.group, portable.run
                 group.grace = portable.grace
 
@@ -368,16 +368,11 @@ class DaskExecutor(Executor):
             with contextlib.suppress(Exception):
                 client.cancel(out, reason="the run stopped")
 
-    def map(
-        self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
-    ) -> Iterator[Outcome]:
+    def map(self, fn: ItemCall, items: Iterable[Item], parallel: int) -> Iterator[Outcome]:
         self._stop.clear()
-        admit: Callable[[], bool] = getattr(fn, "admit", lambda: True)
-        auto: Any = getattr(fn, "limit", None)
-        receive: Callable[[Outcome], Outcome] = getattr(fn, "receive", lambda o: o)
-        blob = _dumps(fn.portable)  # type: ignore[attr-defined]
-        retry = getattr(fn.portable, "retry", None)  # type: ignore[attr-defined]
-        attempts = int(getattr(retry, "attempts", 1))
+        admit, auto, receive = fn.admit, fn.limit, fn.receive
+        blob = _dumps(fn.portable)
+        attempts = fn.portable.attempts
         feed = Feed(iter(items))
         ahead: deque[Item] = deque(feed.take(1))
         if not ahead:

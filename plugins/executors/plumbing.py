@@ -9,11 +9,11 @@ import math
 import operator
 import pickle
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from runner.api import Item, Outcome, TaskFailure
-from runner.wrapper import error_info
+from runner.safecall import error_info
 
 PICKLE = pickle.HIGHEST_PROTOCOL
 #: Items and outcomes travel as tuples of their fields, which pickle several times faster
@@ -101,10 +101,3 @@ def lost_error(exc: BaseException, what: str) -> dict[str, Any]:
     """The journal's error of an item lost with its batch (``what`` happened, ``exc``
     says why): the item's own task never raised it, so it has no traceback."""
     return {"type": type(exc).__name__, "message": f"{what}: {exc}", "traceback": ""}
-
-
-def bound(fn: Callable[[Item], Outcome]) -> Callable[[Item], Outcome]:
-    """``fn`` for the calling thread only, when the run's wrapper offers that (``fn.bind``):
-    a worker calls it for every item it runs."""
-    bind = getattr(fn, "bind", None)
-    return bind() if callable(bind) else fn

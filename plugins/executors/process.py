@@ -27,11 +27,11 @@ from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
-from runner.api import Executor, Item, Outcome, RunContext, TaskFailure
+from runner.api import Executor, Item, ItemCall, Outcome, PortableCall, RunContext, TaskFailure
 from runner.process import CommandGroup, current_group, join_group
-from runner.wrapper import TimedOut
+from runner.safecall import TimedOut
 from runner_plugins.executors.plumbing import (
     PICKLE,
     Feed,
@@ -94,15 +94,10 @@ class ProcessExecutor(Executor):
     def setup(self, context: RunContext) -> None:
         _refuse_unpicklable(context.task, type(context.task).__name__)
 
-    def map(
-        self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
-    ) -> Iterator[Outcome]:
-        portable = getattr(fn, "portable", None)
-        if portable is None:
-            raise TypeError("the process executor needs fn.portable (see runner.api.Executor)")
-        run = getattr(portable, "run", portable)  # a task's bound run, or a function
-        task = getattr(run, "__self__", None)
-        name = getattr(run, "__qualname__", "?") if task is None else type(task).__name__
+    def map(self, fn: ItemCall, items: Iterable[Item], parallel: int) -> Iterator[Outcome]:
+        portable = fn.portable
+        task = getattr(portable.run, "__self__", None)  # a task's bound run, or a function
+        name = getattr(portable.run, "__qualname__", "?") if task is None else type(task).__name__
         _refuse_unpicklable(portable, name)
         self._pool = _Pool(self, fn, portable, iter(items), max(parallel, 1))
         return self._pool.outcomes()
@@ -141,16 +136,18 @@ class _Pool:
     """One ``map``: the workers, the items to run again, and the loop that drives them."""
 
     def __init__(
-        self, executor: ProcessExecutor, fn: Any, portable: Any, source: Iterator[Item], n: int
+        self,
+        executor: ProcessExecutor,
+        fn: ItemCall,
+        portable: PortableCall,
+        source: Iterator[Item],
+        n: int,
     ) -> None:
         self.ctx: Any = multiprocessing.get_context(executor.start_method)
         self.max_chunk = executor.max_chunk
         self.portable = pickle.dumps(portable, PICKLE)
-        self.admit: Callable[[], bool] = getattr(fn, "admit", lambda: True)
-        self.limit: Any = getattr(fn, "limit", None)  # parallel=auto
-        self.receive: Callable[[Outcome], Outcome] = getattr(fn, "receive", lambda o: o)
-        self.timeout: float | None = getattr(portable, "timeout", None)
-        self.grace: float = getattr(portable, "grace", 5.0)
+        self.admit, self.receive, self.limit = fn.admit, fn.receive, fn.limit
+        self.timeout, self.grace = portable.timeout, portable.grace
         self.feed, self.parallel = Feed(source), n
         self.stopping = self.killed = self.closed = False
         self.backlog: deque[Item] = deque()  # items to run again, before new ones
@@ -176,8 +173,8 @@ class _Pool:
                     if self.feed.exhausted and not self.backlog and not self.out:
                         if not any(worker.held for worker in self.workers.values()):
                             break  # every item has its outcome
-                for conn in wait(list(self.workers), TICK):
-                    self._read(self.workers[conn])  # type: ignore[index]
+                for conn in _ready(list(self.workers), TICK):
+                    self._read(self.workers[conn])
                 if time.monotonic() - watched >= TICK:
                     watched = time.monotonic()
                     self._watch(watched)
@@ -377,8 +374,8 @@ class _Pool:
                     worker.kill_at = min(worker.kill_at, now + self.grace)
             deadline = math.inf if now >= deadline else deadline
             self._watch(now)
-            for conn in wait(list(self.workers), TICK / 2):
-                worker = self.workers[conn]  # type: ignore[index]
+            for conn in _ready(list(self.workers), TICK / 2):
+                worker = self.workers[conn]
                 try:
                     worker.results.recv_bytes()  # dropped
                 except (EOFError, OSError):
@@ -394,6 +391,11 @@ def _tell_stop(worker: _Worker) -> None:
         worker.shm[STOP] = 1.0  # it starts no item any more...
         with contextlib.suppress(OSError):
             worker.tasks.send_bytes(b"")  # ...and ends when it is idle
+
+
+def _ready(conns: list[Connection], timeout: float) -> list[Connection]:
+    """The connections with something to read (or at their end), within ``timeout``."""
+    return cast("list[Connection]", wait(conns, timeout))  # it returns what it was given
 
 
 def _refuse_unpicklable(obj: Any, task: str) -> None:
@@ -463,11 +465,11 @@ def _work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> 
         join_group(CommandGroup())  # not a group of the driver's that fork copied
         signal.signal(signal.SIGTERM, on_term)
         try:
-            call = pickle.loads(portable)
+            call: PortableCall = pickle.loads(portable)
         except Exception as exc:
             send("error", f"a worker process cannot load the task: {type(exc).__name__}: {exc}")
             return
-        if getattr(call, "timeout", None) is not None and callable(getattr(call, "run", None)):
+        if call.timeout is not None:
             call.run = _stamped(call.run, shm)  # each attempt's start, for the watchdog
         threading.Thread(target=receive, name="runner-worker-inbox", daemon=True).start()
         while (data := chunks.get()) and not shm[STOP]:

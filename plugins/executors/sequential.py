@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
-from runner.api import Executor, Item, Outcome
-from runner_plugins.executors.plumbing import bound
+from runner.api import Executor, Item, ItemCall, Outcome
 
 
 class SequentialExecutor(Executor):
@@ -14,11 +13,9 @@ class SequentialExecutor(Executor):
     def __init__(self) -> None:
         self._stopped = False
 
-    def map(
-        self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
-    ) -> Iterator[Outcome]:
+    def map(self, fn: ItemCall, items: Iterable[Item], parallel: int) -> Iterator[Outcome]:
         self._stopped = False
-        run_item = bound(fn)
+        run_item = fn.bind()
         for item in items:
             if self._stopped:
                 return

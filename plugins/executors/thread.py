@@ -7,11 +7,11 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from runner.api import Executor, Item, Outcome
-from runner_plugins.executors.plumbing import Feed, bound, drain_deadline, next_chunk
+from runner.api import Executor, Item, ItemCall, Outcome
+from runner_plugins.executors.plumbing import Feed, drain_deadline, next_chunk
 from runner_plugins.executors.sequential import SequentialExecutor
 
 _DONE = object()
@@ -55,9 +55,7 @@ class ThreadExecutor(Executor):
         self._batches: queue.Queue[Any] = queue.Queue()
         self._drain_until: float | None = None
 
-    def map(
-        self, fn: Callable[[Item], Outcome], items: Iterable[Item], parallel: int
-    ) -> Iterator[Outcome]:
+    def map(self, fn: ItemCall, items: Iterable[Item], parallel: int) -> Iterator[Outcome]:
         self._stop.up = False
         source = iter(items)
         head: list[Item] = []
@@ -93,9 +91,7 @@ class ThreadExecutor(Executor):
                 if alive:
                     alive[0].join(0.05)
 
-    def _threaded(
-        self, fn: Callable[[Item], Outcome], source: Iterator[Item], parallel: int
-    ) -> Iterator[Outcome]:
+    def _threaded(self, fn: ItemCall, source: Iterator[Item], parallel: int) -> Iterator[Outcome]:
         feed = Feed(source)
         lock = threading.Lock()  # the feed's, and the count of workers
         batches: queue.Queue[Any] = queue.Queue(maxsize=parallel * self.queue_factor)
@@ -107,11 +103,10 @@ class ThreadExecutor(Executor):
         threads = self._threads = []
         # The wrapper's watchdog (with a run ``timeout``): outcomes of attempts past their
         # deadline are handed out at the deadline, and a worker replaces the stuck one.
-        overdue = getattr(fn, "overdue", None)
-        tick: float | None = getattr(fn, "tick", None) if overdue is not None else None
+        tick = fn.tick
         limit = [parallel]
         late_ids: set[str] = set()
-        auto = getattr(fn, "limit", None)
+        auto = fn.limit
         holders: dict[str, list[bool]] = {}  # parallel=auto: item id -> its worker's place
 
         def give_back(place: list[bool] | None) -> None:
@@ -132,7 +127,7 @@ class ThreadExecutor(Executor):
 
         def worker() -> None:
             chunk = 1
-            run_item = bound(fn)
+            run_item = fn.bind()
             try:
                 while not stop.up:
                     # parallel=auto: run only while holding one of its places.
@@ -198,7 +193,7 @@ class ThreadExecutor(Executor):
                     batch = batches.get()
                 if tick is not None and clock() - last_check >= tick:
                     last_check = clock()
-                    late = overdue()  # type: ignore[misc]
+                    late = fn.overdue()
                     if late:
                         late_ids.update(outcome.id for outcome in late)
                         for outcome in late if auto is not None else ():

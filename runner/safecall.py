@@ -1,0 +1,408 @@
+"""The safe call: the one place that decides an item's outcome."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from runner.api import (
+    BadInput,
+    ConcurrencyLimit,
+    Item,
+    Outcome,
+    RetryableError,
+    StopRun,
+    TaskFailure,
+)
+from runner.policies import Gate, RetryPolicy, Stopped, retrying
+from runner.process import (
+    AttemptSlot,
+    CommandGroup,
+    CommandsStopped,
+    current_group,
+    group_var,
+    thread_attempt,
+)
+
+clock = time.perf_counter
+
+
+class TimedOut(TaskFailure):
+    """An attempt of a Python task ran past the run's ``timeout``."""
+
+
+def error_info(exc: BaseException, pause: float | None = None) -> dict[str, Any]:
+    """Type, message and traceback of a task's exception, as the journal stores them.
+
+    ``pause``: for a rate-limited failure, the seconds it held every start (``pause``
+    in the record, so that a driver running the item elsewhere can hold its starts too).
+    """
+    info: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        # An expected failure (TaskFailure) says all there is in its message.
+        "traceback": ""
+        if isinstance(exc, TaskFailure)
+        else "".join(traceback.format_exception(exc)),
+    }
+    if pause is not None and isinstance(exc, RetryableError) and exc.rate_limited:
+        info["pause"] = round(pause, 3)
+    if isinstance(exc, StopRun):  # the run stops with it, wherever the item ran
+        info["exit_code"] = exc.exit_code
+    return info
+
+
+class SafeCall:
+    """``run`` wrapped so that it never raises: every call returns an :class:`Outcome`
+    (it fulfils :class:`runner.api.ItemCall`, what executors are given).
+
+    Any ``Exception`` (and ``SystemExit``, so a task calling ``sys.exit`` cannot end the
+    run) becomes a failed outcome; ``KeyboardInterrupt`` propagates so Ctrl-C still stops
+    the run. One crashing item never costs a worker. An item a source marked bad
+    (``item.error``) fails with ``BadInput`` without running.
+
+    With a ``retry`` policy of more than one attempt, a ``RetryableError`` is tried again
+    after its wait (the failed attempts go into ``Outcome.retries``); every attempt first
+    passes the ``gate`` (rate-limit pauses, ``per_second``). The first attempt runs
+    without the retry machinery: it costs nothing until something fails. An item the
+    run stops before it ends by itself (in the gate, or a command killed because the run
+    is stopping) is ``skipped``: it did not finish.
+
+    Commands the task runs join the run's ``group`` (so an interrupted run stops exactly
+    its own commands) and, with a ``timeout``, are stopped at the attempt's deadline. A
+    Python task cannot be stopped from outside its thread: :meth:`overdue` gives an
+    executor the timed-out outcomes of attempts past their deadline; an attempt that
+    returns after its deadline is recorded as timed out in any case.
+
+    Speed: a no-op item costs about a microsecond here, the bulk of runner's own cost
+    per item (``bench/bench_reliability.py`` measures it, "wrapper µs/call"): the first
+    attempt is written out in :meth:`_decide` rather than shared with later ones, and
+    ``per_second`` draws its start times without a method call.
+    """
+
+    __slots__ = (
+        "_local",
+        "_patience",
+        "_slots",
+        "_spaced",
+        "gate",
+        "group",
+        "limit",
+        "portable",
+        "retry",
+        "run",
+        "tick",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        run: Callable[[Item], Any],
+        retry: RetryPolicy | None = None,
+        gate: Gate | None = None,
+        group: CommandGroup | None = None,
+        timeout: float | None = None,
+        limit: ConcurrencyLimit | None = None,
+    ) -> None:
+        self.run = run
+        self.retry = retry or RetryPolicy()
+        self.gate = gate or Gate()
+        self.group = group or current_group()
+        self.timeout = timeout
+        #: ``parallel=auto``: how many items may run at once now.
+        self.limit = limit
+        #: With a ``timeout``: how often an executor calls :meth:`overdue`.
+        self.tick = None if timeout is None else min(timeout / 4, 0.25)
+        #: For executors that run items in other processes.
+        self.portable = Portable(run, self.retry, timeout, self.group.grace)
+        # A command past the deadline gets SIGTERM, then SIGKILL after the group's grace:
+        # the watchdog leaves it that long (and a moment) to end and be recorded as it does.
+        self._patience = (timeout or 0.0) + self.group.grace + 0.5
+        self._spaced = self.gate.spaced
+        self._local = threading.local()
+        self._slots: list[AttemptSlot] = []  # every thread's, for the watchdog
+
+    def __call__(self, item: Item) -> Outcome:
+        """The item's outcome, from any thread."""
+        return self._decide(None, item)
+
+    def bind(self) -> Callable[[Item], Outcome]:
+        """The call for the calling thread only, for an executor's long-lived worker:
+        the same outcomes, without looking up the thread's state at every item."""
+        return functools.partial(self._decide, None if self.timeout is None else self._slot())
+
+    def admit(self) -> bool:
+        """Wait until an item may start (the gate); False: the run is stopping."""
+        if self.gate.idle:
+            return True
+        try:
+            self.gate.enter()
+        except Stopped:
+            return False
+        return True
+
+    def receive(self, outcome: Outcome) -> Outcome:
+        """An outcome :attr:`portable` returned, in this process's clock; its rate-limit
+        pauses that still run hold the gate (every start the driver hands out)."""
+        gate = self.gate
+        offset = time.time() - clock()
+        outcome.started -= offset
+        outcome.finished -= offset
+        # Attempts ran one after another from ``started``: each pause ends ``wait`` after
+        # its attempt did.
+        now, at = clock(), outcome.started
+        for retry in outcome.retries:
+            at += retry["seconds"]
+            pause = retry["error"].get("pause")
+            if pause is not None:
+                if at + pause > now:
+                    gate.pause(at + pause - now, retry["error"]["message"][:120])
+                else:
+                    gate.limited(retry["error"]["message"][:120])
+            at += retry["wait"]
+        error = outcome.error or {}
+        pause = error.get("pause")
+        if pause is not None:
+            if outcome.finished + pause > now:
+                gate.pause(outcome.finished + pause - now, error["message"][:120])
+            else:
+                gate.limited(error["message"][:120])
+        return outcome
+
+    def overdue(self, now: float | None = None) -> list[Outcome]:
+        """Timed-out outcomes of the attempts running past their deadline, once each.
+
+        An executor that can hand out an outcome while the item's thread still runs
+        (the thread executor) calls this every :attr:`tick` seconds: the item is
+        recorded as timed out at its deadline, and what the attempt returns later is
+        dropped (``skipped``). Only with a ``timeout``.
+        """
+        now = clock() if now is None else now
+        late = []
+        for slot in list(self._slots):
+            # The item first: the start read after it is its attempt's, or a later one's.
+            try:
+                item = slot.claim[0]
+            except IndexError:
+                continue  # nothing runs there
+            began = slot.started
+            if now - began <= self._patience:
+                continue
+            slot.late = item  # set first: its commands keep their deadline once it is removed
+            try:
+                slot.claim.remove(item)  # the attempt has not ended: the watchdog records it
+            except ValueError:
+                slot.late = None
+                continue  # it ended meanwhile
+            error = TimedOut(f"timed out after {self.timeout:g} s (the task is still running)")
+            late.append(
+                Outcome(
+                    item.id, "failed", now - began, None, error_info(error), item.label, began, now
+                )
+            )
+        return late
+
+    def _slot(self) -> AttemptSlot:
+        """The calling thread's attempt slot, registered with the watchdog once."""
+        try:
+            slot: AttemptSlot = self._local.slot
+        except AttributeError:
+            slot = self._local.slot = thread_attempt()
+            self._slots.append(slot)
+        return slot
+
+    def _decide(self, slot: AttemptSlot | None, item: Item) -> Outcome:
+        """The item's outcome: ``slot``, the calling thread's (found here when None)."""
+        started = clock()
+        retries: Any = ()  # a list once an attempt failed and another followed
+        if group_var.get() is not self.group:
+            group_var.set(self.group)  # later commands of this thread (or task) join it
+        timeout = self.timeout
+        claim = None
+        try:
+            if item.error is not None:
+                raise BadInput(item.error)
+            gate = self.gate
+            if not gate.idle:
+                if self._spaced:  # a pause moves the start times on: no check of it here
+                    at = next(gate.times)
+                    if not started - gate.burst <= at <= started:
+                        started = gate.ticket(started, at)  # a sleep, or a burst reset
+                else:
+                    started = gate.enter(started)
+            if timeout is not None:
+                if slot is None:
+                    slot = self._slot()
+                slot.started = started
+                slot.timeout = timeout  # the thread's slot may have served another run
+                claim = slot.claim
+                claim.append(item)
+            try:
+                result = self.run(item)
+            except RetryableError as first:
+                if self.retry.attempts <= 1:
+                    raise
+                retries = []
+                held = slot if claim is not None else None
+                result = retrying(
+                    functools.partial(self._attempt, item, held),
+                    self.retry,
+                    gate,
+                    functools.partial(self._record_retry, retries, held),
+                    first,
+                    clock() - started,
+                )
+            finished = clock()
+            if timeout is not None and finished - started > timeout and not retries:
+                took = finished - started
+                raise TimedOut(f"timed out after {timeout:g} s (the task ran {took:.1f} s)")
+        except (Stopped, CommandsStopped):
+            # The run is stopping: an item that did not end by itself did not finish.
+            finished = clock()
+            if retries:
+                last = retries.pop()
+                outcome = Outcome(
+                    item.id,
+                    "failed",
+                    finished - started,
+                    None,
+                    last["error"],
+                    item.label,
+                    started,
+                    finished,
+                    tuple(retries),
+                )
+            else:
+                outcome = Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
+        except (Exception, SystemExit) as exc:
+            finished = clock()
+            pause = None
+            if isinstance(exc, RetryableError) and exc.rate_limited:
+                # Whether or not this item is tried again, the others should wait too.
+                pause = self.retry.wait_for(len(retries) + 1, exc)
+                self.gate.pause(pause, str(exc)[:120])
+            outcome = Outcome(
+                item.id,
+                "failed",
+                finished - started,
+                None,
+                error_info(exc, pause),
+                item.label,
+                started,
+                finished,
+                tuple(retries),
+            )
+        except BaseException:  # Ctrl-C in a library caller: the thread's slot is freed
+            if claim is not None:
+                with contextlib.suppress(IndexError):
+                    claim.pop()
+                assert slot is not None  # the claim is its slot's
+                slot.late = None
+            raise
+        else:
+            outcome = Outcome(
+                item.id,
+                "ok",
+                finished - started,
+                result,
+                None,
+                item.label,
+                started,
+                finished,
+                tuple(retries) if retries else (),
+            )
+        if claim is not None:
+            try:
+                claim.pop()  # no later command of this thread inherits the deadline
+            except IndexError:  # recorded as timed out at its deadline: this one is dropped
+                assert slot is not None  # the claim is its slot's
+                slot.late = None
+                return Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
+        return outcome
+
+    def _attempt(self, item: Item, slot: AttemptSlot | None) -> Any:
+        """One attempt, the way every attempt after the first runs (see ``_decide``);
+        ``slot``: the thread's, with a timeout."""
+        began = clock()
+        timeout = self.timeout
+        if slot is not None:
+            if slot.late is not None:  # the watchdog has recorded the item: no more attempts
+                raise TimedOut(f"timed out after {timeout:g} s (recorded at its deadline)")
+            slot.started, slot.timeout = began, math.inf if timeout is None else timeout
+        result = self.run(item)
+        if timeout is not None and clock() - began > timeout:
+            raise TimedOut(f"timed out after {timeout:g} s (the task ran {clock() - began:.1f} s)")
+        return result
+
+    @staticmethod
+    def _record_retry(
+        retries: list[dict[str, Any]],
+        slot: AttemptSlot | None,
+        error: RetryableError,
+        seconds: float,
+        wait: float,
+    ) -> None:
+        """A failed attempt that another follows, after ``wait`` s."""
+        retries.append(
+            {"error": error_info(error, wait), "seconds": round(seconds, 6), "wait": round(wait, 3)}
+        )
+        if slot is not None:
+            slot.started = math.inf  # waiting, not running: nothing for the watchdog to time
+
+
+class Portable:
+    """The run's safe call, for executors that run items in other processes (it fulfils
+    :class:`runner.api.PortableCall`).
+
+    Picklable when the task is (with ``spawn``, over a network): it carries the task's
+    ``run``, the retry policy, the timeout and the commands' grace, and each process
+    builds its own :class:`SafeCall` from them on first use (its own command group and
+    rate-limit gate; ``per_second`` and pauses for new items are kept by the driver:
+    ``SafeCall.admit``). Called with a batch of items, it returns their outcomes with
+    ``started``/``finished`` as ``time.time()`` seconds, which ``SafeCall.receive`` turns
+    back into the driver's clock (machines' clocks differ; wall clocks agree).
+    """
+
+    def __init__(
+        self,
+        run: Callable[[Item], Any],
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        grace: float = 5.0,
+    ) -> None:
+        self.run = run
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.grace = grace
+        self._call: SafeCall | None = None
+
+    @property
+    def attempts(self) -> int:
+        """How many times an item may start (``retry.attempts``)."""
+        return self.retry.attempts
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_call": None}
+
+    def build(self) -> SafeCall:
+        """This process's safe call (built once)."""
+        if self._call is None:
+            self._call = SafeCall(
+                self.run, self.retry, Gate(), CommandGroup(grace=self.grace), self.timeout
+            )
+        return self._call
+
+    def __call__(self, items: list[Item]) -> list[Outcome]:
+        decide = self.build()._decide  # any thread's: Dask's workers call it from several
+        offset = time.time() - clock()
+        outcomes = [decide(None, item) for item in items]
+        for outcome in outcomes:
+            outcome.started += offset
+            outcome.finished += offset
+        return outcomes
