@@ -18,6 +18,7 @@ from runner.errors import UsageError
 from runner.run import execute
 from runner.settings import settings_from
 from tests.conftest import Compose, run_runner, start_runner
+from tests.inprocess import run_in_process
 
 SLEEP = ("task=sleep", "task.seconds=0", "source.count=10", "progress=off")
 
@@ -156,11 +157,11 @@ def test_a_run_into_a_folder_holding_a_run_is_refused_and_leaves_it_as_it_was(
     """The same hydra.run.dir twice: exit 2, one line with the resume= hint; the first
     run's journal, summary and job.json are untouched."""
     folder = tmp_path / "run"
-    first = run_runner(*SLEEP, cwd=tmp_path, run_dir=folder)
+    first = run_in_process(*SLEEP, cwd=tmp_path, run_dir=folder)
     assert first.returncode == 0, first.stderr
     kept = {name: (folder / name).read_bytes() for name in ("results.jsonl", "summary.json")}
     kept["job.json"] = (folder / "job.json").read_bytes()
-    again = run_runner(*SLEEP, cwd=tmp_path, run_dir=folder)
+    again = run_in_process(*SLEEP, cwd=tmp_path, run_dir=folder)
     assert again.returncode == 2, again.stderr
     errors = [line for line in again.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and f"resume={str(folder)!r}" in errors[0], again.stderr
