@@ -14,10 +14,6 @@ from tests.conftest import REPO
 #: Where plugins live that import runner as a third-party plugin would.
 PLUGIN_FOLDERS = [REPO / "plugins", REPO / "examples" / "runner-plugin-example" / "src"]
 PUBLIC = {"runner.api", "runner.toolkit"}
-#: Imports of runner's internals the built-in executors still make while they move to
-#: runner.toolkit (issue 21, the executors' part): only these, only in that folder.
-PENDING = {"runner.process", "runner.safecall", "runner.wrapper"}
-PENDING_FILES = ("plugins/executors/", "plugins/process_executor.py", "plugins/dask_executor.py")
 
 
 def runner_imports(path: Path) -> set[str]:
@@ -56,11 +52,7 @@ def test_plugins_import_only_the_public_modules() -> None:
     files = sorted(path for folder in PLUGIN_FOLDERS for path in folder.rglob("*.py"))
     assert len(files) > 20  # the walk reached the plugins, the judge's included
     internal = {path.relative_to(REPO).as_posix(): runner_imports(path) - PUBLIC for path in files}
-    wrong = {
-        name: sorted(modules - (PENDING if name.startswith(PENDING_FILES) else set()))
-        for name, modules in internal.items()
-    }
-    wrong = {name: modules for name, modules in wrong.items() if modules}
+    wrong = {name: sorted(modules) for name, modules in internal.items() if modules}
     assert wrong == {}
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from loguru import logger
 
 from runner.api import Executor, Item, ItemCall, Outcome, PortableCall, RunContext
-from runner.process import CommandGroup, join_group
+from runner.toolkit import CommandGroup, join_group
 from runner_plugins.executors.plumbing import (
     PICKLE,
     Feed,

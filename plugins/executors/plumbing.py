@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from runner.api import Item, Outcome, TaskFailure
-from runner.safecall import error_info
+from runner.toolkit import error_info
 
 PICKLE = pickle.HIGHEST_PROTOCOL
 #: Items and outcomes travel as tuples of their fields, which pickle several times faster

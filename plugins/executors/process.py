@@ -30,8 +30,7 @@ from types import FrameType
 from typing import Any, cast
 
 from runner.api import Executor, Item, ItemCall, Outcome, PortableCall, RunContext, TaskFailure
-from runner.process import CommandGroup, current_group, join_group
-from runner.safecall import TimedOut
+from runner.toolkit import CommandGroup, TimedOut, current_group, join_group
 from runner_plugins.executors.plumbing import (
     PICKLE,
     Feed,
