@@ -1,4 +1,6 @@
-"""End to end: ``python -m runner`` in a subprocess, as a user runs it."""
+"""End to end: ``python -m runner`` as a user runs it: in a subprocess where the process is
+the point (exit status, signals, environment, installs, pipes), in this process (run_app,
+the same entry point) where the test reads what the run did."""
 
 from __future__ import annotations
 
@@ -61,17 +63,17 @@ def test_failures_exit_1_and_are_journaled(run_cli: RunCli) -> None:
     assert f"- TaskFailure: {len(failed)} " in report
 
 
-def test_summary_top_0_lists_no_slowest_items(run_cli: RunCli) -> None:
-    result = run_cli("source.count=3", "task.seconds=0", "postprocessor.top=0")
+def test_summary_top_0_lists_no_slowest_items(run_app: RunCli) -> None:
+    result = run_app("source.count=3", "task.seconds=0", "postprocessor.top=0")
     assert result.returncode == 0, result.output
     report = (result.run_dir / "summary.md").read_text()
     assert "| 3 | 3 | 0 |" in report and "Slowest" not in report
 
 
 @pytest.mark.parametrize("top", ["-1", "11"])
-def test_a_summary_top_out_of_range_is_a_usage_error(run_cli: RunCli, top: str) -> None:
+def test_a_summary_top_out_of_range_is_a_usage_error(run_app: RunCli, top: str) -> None:
     """summary.md lists at most the 10 slowest items summary.json keeps."""
-    result = run_cli("source.count=3", f"postprocessor.top={top}")
+    result = run_app("source.count=3", f"postprocessor.top={top}")
     assert result.returncode == 2, result.output
     assert f"top={top} must be between 0 and 10" in result.output
     assert "Traceback" not in result.output
@@ -79,11 +81,11 @@ def test_a_summary_top_out_of_range_is_a_usage_error(run_cli: RunCli, top: str) 
 
 
 @pytest.mark.parametrize("executor", [n for n in registry.names("executor") if n != "thread"])
-def test_same_items_fail_under_every_executor(run_cli: RunCli, executor: str) -> None:
+def test_same_items_fail_under_every_executor(run_app: RunCli, executor: str) -> None:
     """The seeded failures are the same items with every executor as with threads."""
     args = ("source.count=60", "task.seconds=0", "task.fail_rate=0.2", "task.seed=5")
-    threaded = run_cli("parallel=6", *args)
-    other = run_cli("parallel=6", f"executor={executor}", *args)
+    threaded = run_app("parallel=6", *args)
+    other = run_app("parallel=6", f"executor={executor}", *args)
 
     def ids(result: CliResult, status: str) -> set[str]:
         return {r["id"] for r in result.results() if r["status"] == status}
@@ -93,9 +95,9 @@ def test_same_items_fail_under_every_executor(run_cli: RunCli, executor: str) ->
     assert ids(threaded, "ok") == ids(other, "ok") and len(ids(other, "ok")) > 30
 
 
-def test_summary_json_has_the_slowest_items_and_the_failures_by_type(run_cli: RunCli) -> None:
+def test_summary_json_has_the_slowest_items_and_the_failures_by_type(run_app: RunCli) -> None:
     """The figures summary.md shows are in summary.json, gathered as items finished."""
-    result = run_cli("parallel=3", "source.count=30", "task.seconds=0.01", "task.fail_rate=0.3")
+    result = run_app("parallel=3", "source.count=30", "task.seconds=0.01", "task.fail_rate=0.3")
     records, summary = result.results(), result.summary()
     failed = [r for r in records if r["status"] == "failed"]
     assert summary["failures_by_type"]["TaskFailure"]["count"] == len(failed) > 0
@@ -106,14 +108,14 @@ def test_summary_json_has_the_slowest_items_and_the_failures_by_type(run_cli: Ru
     assert [e["seconds"] for e in summary["slowest"]] == [r["seconds"] for r in slowest]
 
 
-def test_dry_run_lists_items_and_writes_no_results(run_cli: RunCli, tmp_path: Path) -> None:
+def test_dry_run_lists_items_and_writes_no_results(run_app: RunCli, tmp_path: Path) -> None:
     """dry_run lists the count and first items, runs nothing, writes no journal."""
     data = tmp_path / "data"
     data.mkdir()
     for n in range(3):
         (data / f"f{n}.csv").write_text("a\nb\n")
     marker = tmp_path / "ran"
-    result = run_cli(
+    result = run_app(
         "dry_run=true",
         "task=shell",
         "source=glob",
@@ -128,13 +130,13 @@ def test_dry_run_lists_items_and_writes_no_results(run_cli: RunCli, tmp_path: Pa
     assert not marker.exists()
 
 
-def test_shell_over_lines_with_injection_attempts(run_cli: RunCli, tmp_path: Path) -> None:
+def test_shell_over_lines_with_injection_attempts(run_app: RunCli, tmp_path: Path) -> None:
     """Lines with shell syntax are passed as literal arguments; nothing extra runs."""
     marker = tmp_path / "pwned"
     lines = ["plain", f"; touch {marker}", f"$(touch {marker})", f"| touch {marker}"]
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
     echo = "import sys; print(sys.argv[1])"
-    result = run_cli(
+    result = run_app(
         "parallel=2",
         "task=shell",
         "source=lines",
@@ -148,21 +150,21 @@ def test_shell_over_lines_with_injection_attempts(run_cli: RunCli, tmp_path: Pat
     assert len((result.run_dir / "streams.jsonl").read_text().splitlines()) == 4
 
 
-def test_relative_paths_mean_the_working_directory(run_cli: RunCli, tmp_path: Path) -> None:
+def test_relative_paths_mean_the_working_directory(run_app: RunCli, tmp_path: Path) -> None:
     """source.path is read relative to where the user ran the command."""
     work = tmp_path / "work"
     work.mkdir()
     (work / "urls.txt").write_text("a\nb\n")
-    result = run_cli(
+    result = run_app(
         "task=sleep", "task.seconds=0", "source=lines", "source.path=urls.txt", cwd=work
     )
     assert result.returncode == 0, result.output
     assert result.summary()["total"] == 2
 
 
-def test_missing_input_file_is_a_usage_error(run_cli: RunCli) -> None:
+def test_missing_input_file_is_a_usage_error(run_app: RunCli) -> None:
     """A missing source file gives one line naming it and exit code 2."""
-    result = run_cli("source=lines", "source.path=absent.txt")
+    result = run_app("source=lines", "source.path=absent.txt")
     assert result.returncode == 2
     errors = [line for line in result.output.splitlines() if "error" in line]
     assert len(errors) == 1 and "absent.txt" in errors[0]
@@ -170,11 +172,11 @@ def test_missing_input_file_is_a_usage_error(run_cli: RunCli) -> None:
     assert not (result.run_dir / "results.jsonl").exists()
 
 
-def test_malformed_jsonl_mid_run_fails_that_item_only(run_cli: RunCli, tmp_path: Path) -> None:
+def test_malformed_jsonl_mid_run_fails_that_item_only(run_app: RunCli, tmp_path: Path) -> None:
     """A malformed line fails its own item with its line number; the lines after it run."""
     good = [json.dumps({"n": n}) for n in range(5)]
     (tmp_path / "in.jsonl").write_text("\n".join([*good, "{oops", *good]) + "\n")
-    result = run_cli("source=jsonl", "source.path=in.jsonl", "task.seconds=0", "parallel=4")
+    result = run_app("source=jsonl", "source.path=in.jsonl", "task.seconds=0", "parallel=4")
     assert result.returncode == 1, result.output
     assert "line 6 is not valid JSON" in result.output and "Traceback" not in result.output
     records = result.results()
@@ -301,9 +303,9 @@ def test_unwritable_run_folder_is_a_usage_error(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr and "hydra.run.dir=PATH" in proc.stderr
 
 
-def test_progress_bar_mode_keeps_item_lines_in_the_log(run_cli: RunCli) -> None:
+def test_progress_bar_mode_keeps_item_lines_in_the_log(run_app: RunCli) -> None:
     """progress=bar draws a tqdm bar; the per-item lines then go only to runner.log."""
-    result = run_cli("progress=bar", "parallel=2", "source.count=30", "task.seconds=0")
+    result = run_app("progress=bar", "parallel=2", "source.count=30", "task.seconds=0")
     assert result.returncode == 0, result.output
     assert "100%" in result.stderr and "30/30" in result.stderr
     assert "-> OK" not in result.output
@@ -337,14 +339,14 @@ def test_commands_get_the_users_environment(
     assert seen.read_text() == repr([] if users is None else [("HYDRA_FULL_ERROR", users)])
 
 
-def test_a_job_returns_its_throughput_to_hydra(run_cli: RunCli, tmp_path: Path) -> None:
+def test_a_job_returns_its_throughput_to_hydra(run_app: RunCli, tmp_path: Path) -> None:
     """The value a sweeper optimises is the job's items/s (0 for a job that did not run)."""
     probe = "+hydra.callbacks.probe._target_=tests.hydra_probe.ReturnProbe"
-    ran = run_cli("source.count=20", "task.seconds=0.01", "parallel=2", probe, cwd=REPO)
+    ran = run_app("source.count=20", "task.seconds=0.01", "parallel=2", probe, cwd=REPO)
     assert ran.returncode == 0, ran.output
     returned = json.loads((ran.run_dir / "return_value.json").read_text())
     assert returned == pytest.approx(ran.summary()["items_per_second"]) and returned > 0
-    broken = run_cli("source=lines", "source.path=/nonexistent", probe, cwd=REPO)
+    broken = run_app("source=lines", "source.path=/nonexistent", probe, cwd=REPO)
     assert broken.returncode == 2
     assert json.loads((broken.run_dir / "return_value.json").read_text()) == 0.0
 
@@ -359,10 +361,10 @@ def test_a_job_returns_its_throughput_to_hydra(run_cli: RunCli, tmp_path: Path) 
     ],
 )
 def test_added_keys_must_exist_and_hydras_hints_are_kept(
-    run_cli: RunCli, override: str, expected: str
+    run_app: RunCli, override: str, expected: str
 ) -> None:
     """A typo added with + is refused naming the valid keys; Hydra's hint stays on the line."""
-    result = run_cli("source.count=1", override)
+    result = run_app("source.count=1", override)
     assert result.returncode == 2, result.output
     [line] = [line for line in result.output.splitlines() if "error:" in line]
     assert expected in line
@@ -403,12 +405,12 @@ def test_shell_completion_offers_plugin_options(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("key", ["paralel", "task.bogus", "retry.atempts"])
-def test_an_unknown_key_gets_the_same_line_with_or_without_plus(run_cli: RunCli, key: str) -> None:
+def test_an_unknown_key_gets_the_same_line_with_or_without_plus(run_app: RunCli, key: str) -> None:
     """Hydra refuses ``key=value`` and the settings refuse ``+key=value``: both lines come
     from one formatter over the same schema, so they name the same valid keys."""
     lines = []
     for override in (f"{key}=1", f"+{key}=1"):
-        result = run_cli("source.count=1", override)
+        result = run_app("source.count=1", override)
         assert result.returncode == 2, result.output
         [line] = [line for line in result.output.splitlines() if "error:" in line]
         lines.append(line[line.index("Unknown key") :])
