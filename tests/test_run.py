@@ -97,9 +97,9 @@ def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
     assert not (run_dir / "summary.json").exists()
 
 
-def test_halt_soon_starts_nothing_more_and_counts_the_rest_skipped(run_cli: RunCli) -> None:
+def test_halt_soon_starts_nothing_more_and_counts_the_rest_skipped(run_app: RunCli) -> None:
     """halt.on_failures=2: after the second failure no item starts; exit 1, halted, skipped."""
-    result = run_cli(
+    result = run_app(
         "source.count=200",
         "task.seconds=0.01",
         "task.fail_rate=0.5",
@@ -115,12 +115,12 @@ def test_halt_soon_starts_nothing_more_and_counts_the_rest_skipped(run_cli: RunC
     assert "Halting (soon)" in result.output
 
 
-def test_halt_now_kills_the_running_commands(run_cli: RunCli, tmp_path: Path) -> None:
+def test_halt_now_kills_the_running_commands(run_app: RunCli, tmp_path: Path) -> None:
     """halt.mode=now: the first failure stops the commands still running; they are
     recorded as skipped (not finished), not as the successes they would have become."""
     script = tmp_path / "item.py"
     script.write_text("import sys, time\nif sys.argv[1] == '0': sys.exit(3)\ntime.sleep(60)\n")
-    result = run_cli(
+    result = run_app(
         "task=shell",
         "source.count=3",
         "parallel=3",
@@ -135,7 +135,7 @@ def test_halt_now_kills_the_running_commands(run_cli: RunCli, tmp_path: Path) ->
     assert "killed" in result.output
 
 
-def test_a_bad_halt_or_retry_value_is_a_usage_error(run_cli: RunCli) -> None:
+def test_a_bad_halt_or_retry_value_is_a_usage_error(run_app: RunCli) -> None:
     """halt.on_failures=abc and retry.attempts=0 stop before any item with one line."""
     for override, text in (
         ("halt.on_failures=abc", "halt.on_failures='abc' is invalid"),
@@ -143,12 +143,12 @@ def test_a_bad_halt_or_retry_value_is_a_usage_error(run_cli: RunCli) -> None:
         ("timeout=-1", "timeout=-1.0 is invalid"),
         ("rate_limit.per_second=0", "rate_limit.per_second=0.0 is invalid"),
     ):
-        result = run_cli("source.count=2", override)
+        result = run_app("source.count=2", override)
         assert result.returncode == 2 and text in result.output, result.output
         assert not (result.run_dir / "results.jsonl").exists()
 
 
-def test_resume_after_kill_9_finishes_every_item_once(tmp_path: Path, run_cli: RunCli) -> None:
+def test_resume_after_kill_9_finishes_every_item_once(tmp_path: Path, run_app: RunCli) -> None:
     """kill -9 mid-run, then resume=<folder>: every item succeeds, none that had runs again."""
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -165,7 +165,7 @@ def test_resume_after_kill_9_finishes_every_item_once(tmp_path: Path, run_cli: R
     proc.communicate(timeout=30)
     done = {r["id"] for r in _results(first) if r["status"] == "ok"}
     assert 0 < len(done) < 60
-    second = run_cli("task=shell", "source.count=60", "parallel=3", command, f"resume={first}")
+    second = run_app("task=shell", "source.count=60", "parallel=3", command, f"resume={first}")
     assert second.returncode == 0, second.output
     records = second.results()
     assert sorted(int(r["id"]) for r in records) == list(range(60))
@@ -237,14 +237,14 @@ def test_shutdown_waits_for_running_items_before_returning() -> None:
 
 
 def test_a_full_disk_ends_the_run_with_one_line_and_a_whole_journal(
-    tmp_path: Path, run_cli: RunCli
+    tmp_path: Path, run_app: RunCli
 ) -> None:
     """Writes to /dev/full fail with ENOSPC: one line naming the file, exit 74, no traceback."""
-    run_dir = tmp_path / "run0"  # the folder run_cli gives its first run
+    run_dir = tmp_path / "run0"  # the folder run_app gives its first run
     run_dir.mkdir()
     (run_dir / "results.jsonl").symlink_to("/dev/full")
     (run_dir / "runner.log").symlink_to("/dev/full")
-    result = run_cli("source.count=50", "task.seconds=0.01", "parallel=2")
+    result = run_app("source.count=50", "task.seconds=0.01", "parallel=2")
     assert result.returncode == 74, result.output
     errors = [line for line in result.output.splitlines() if "runner: error:" in line]
     assert len(errors) == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,15 @@ from omegaconf import OmegaConf
 
 from runner import sweep
 from runner.jobs import write_job_status
-from tests.conftest import run_runner, start_runner
+from tests.conftest import CliResult, start_runner
+from tests.inprocess import run_in_process
 
 
-def _multirun(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """Run ``python -m runner -m <args>`` with its sweep folder in tmp_path."""
+def _multirun(tmp_path: Path, *args: str) -> tuple[CliResult, Path]:
+    """Run ``python -m runner -m <args>`` in this process, its sweep folder in tmp_path."""
     sweep_dir = tmp_path / "sweep"
-    proc = run_runner("-m", *args, "progress=off", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
-    return proc, sweep_dir
+    args = ("-m", *args, "progress=off", f"hydra.sweep.dir={sweep_dir}")
+    return run_in_process(*args, cwd=tmp_path, run_dir=tmp_path / "unused"), sweep_dir
 
 
 def _jobs(sweep_dir: Path) -> list[dict[str, Any]]:
