@@ -319,12 +319,14 @@ def _result(
     stdout_path: str | os.PathLike[str] | None,
     stderr_path: str | os.PathLike[str] | None,
 ) -> CommandResult:
+    # The files keep the streams' exact bytes; the text a task reads shows bytes that are
+    # not UTF-8 as U+FFFD.
+    if stdout_path is not None:
+        Path(stdout_path).write_bytes(out)
+    if stderr_path is not None:
+        Path(stderr_path).write_bytes(err)
     stdout = out.decode("utf-8", errors="replace")
     stderr = err.decode("utf-8", errors="replace")
-    if stdout_path is not None:
-        Path(stdout_path).write_text(stdout, encoding="utf-8")
-    if stderr_path is not None:
-        Path(stderr_path).write_text(stderr, encoding="utf-8")
     return CommandResult(args, returncode, stdout, stderr, seconds, timed_out)
 
 

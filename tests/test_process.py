@@ -86,6 +86,19 @@ def test_streams_are_captured_and_written(tmp_path: Path) -> None:
     assert (tmp_path / "o").read_text() == "out\n" and (tmp_path / "e").read_text() == "err\n"
 
 
+def test_stream_files_keep_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    """A judge's stdout.log holds what it printed, byte for byte; the text shows U+FFFD."""
+    script = (
+        "import sys; sys.stdout.buffer.write(b'bad\\xffname\\n'); sys.stderr.buffer.write(b'\\xfe')"
+    )
+    result = run_command(
+        [sys.executable, "-c", script], stdout_path=tmp_path / "o", stderr_path=tmp_path / "e"
+    )
+    assert result.ok and result.stdout == "bad\ufffdname\n"
+    assert (tmp_path / "o").read_bytes() == b"bad\xffname\n"
+    assert (tmp_path / "e").read_bytes() == b"\xfe"
+
+
 def spawns_a_grandchild(pid_file: Path) -> list[str]:
     """A command that starts a long-lived child of its own and writes its pid."""
     script = (
