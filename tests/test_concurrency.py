@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -35,10 +36,16 @@ def run_auto(task: object, count: int, maximum: int = 64) -> tuple[AdaptiveLimit
 
 
 def test_a_pure_latency_task_rises_to_auto_max() -> None:
-    """Items that only wait gain from every doubling: the limit reaches auto.max."""
+    """Items that only wait gain from every doubling: the limit starts at 1, climbs by
+    doublings and reaches auto.max, where it stays. (Which windows a busy machine makes
+    look flat, and so which doublings are tried twice, is the machine's, not the test's.)"""
     limit, highest = run_auto(lambda item: time.sleep(0.05), 2500, maximum=32)
     assert highest == 32 and limit.current == 32
-    assert [level for _, level, _ in limit.changes[:6]] == [1, 2, 4, 8, 16, 32]
+    levels = [level for _, level, _ in limit.changes]
+    assert levels[0] == 1
+    first_top = levels.index(32)
+    rises = [(a, b) for a, b in itertools.pairwise(levels[: first_top + 1]) if b > a]
+    assert rises and all(b == 2 * a for a, b in rises)
 
 
 def test_no_more_items_run_at_once_than_the_limit_allows() -> None:
@@ -56,7 +63,7 @@ def test_no_more_items_run_at_once_than_the_limit_allows() -> None:
             running[0] -= 1
 
     _, highest = run_auto(task, 1500, maximum=6)
-    assert highest == 6 and running[1] <= 6
+    assert 1 < highest <= 6 and running[1] <= highest
 
 
 def test_a_task_whose_throughput_does_not_grow_settles_at_the_bottom() -> None:
@@ -128,10 +135,10 @@ def test_auto_finds_a_services_capacity_and_stops_knocking(run_cli: RunCli) -> N
     assert "parallel=auto: " in result.output  # every change is logged with its reason
 
 
-def test_summary_and_report_record_the_concurrency(run_cli: RunCli, tmp_path: Path) -> None:
+def test_summary_and_report_record_the_concurrency(run_app: RunCli, tmp_path: Path) -> None:
     """summary.json holds every change with its reason and the settled level; the run's
     page draws the limit over time."""
-    result = run_cli("parallel=auto", "auto.max=8", "source.count=300", "task.seconds=0.02")
+    result = run_app("parallel=auto", "auto.max=8", "source.count=300", "task.seconds=0.02")
     assert result.returncode == 0, result.output
     concurrency = result.summary()["concurrency"]
     assert (concurrency["mode"], concurrency["min"], concurrency["max"]) == ("auto", 1, 8)
@@ -140,7 +147,7 @@ def test_summary_and_report_record_the_concurrency(run_cli: RunCli, tmp_path: Pa
     assert all(change["reason"] for change in concurrency["changes"])
     dom = rendered_dom(result.run_dir / "report.html", tmp_path)
     assert "Concurrency (parallel=auto)" in dom and 'class="limit"' in dom
-    fixed = run_cli("parallel=3", "source.count=5", "task.seconds=0")
+    fixed = run_app("parallel=3", "source.count=5", "task.seconds=0")
     assert fixed.summary()["concurrency"] == {"mode": "fixed", "parallel": 3}
 
 
@@ -157,7 +164,7 @@ def test_summary_and_report_record_the_concurrency(run_cli: RunCli, tmp_path: Pa
     ],
 )
 def test_bad_auto_settings_are_refused(
-    run_cli: RunCli, overrides: list[str], expected: str
+    run_app: RunCli, overrides: list[str], expected: str
 ) -> None:
-    result = run_cli("source.count=1", *overrides)
+    result = run_app("source.count=1", *overrides)
     assert result.returncode == 2 and expected in result.output, result.output

@@ -351,7 +351,11 @@ def test_a_map_closed_early_leaves_no_worker(tmp_path: Path) -> None:
     task = Logged(tmp_path / "calls", seconds=0.05)
     outcomes = ProcessExecutor().map(SafeCall(task), items(50), 2)
     assert [next(outcomes).status for _ in range(3)] == ["ok"] * 3
+    workers = [child.pid for child in multiprocessing.active_children()]
+    assert workers
     outcomes.close()  # type: ignore[attr-defined]
+    assert [pid for pid in workers if pid is not None and process_running(pid)] == []
+    assert multiprocessing.active_children() == []
 
 
 def test_no_more_workers_than_items_and_none_for_no_items(tmp_path: Path) -> None:
