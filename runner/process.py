@@ -45,6 +45,9 @@ class CommandResult:
     stderr: str
     seconds: float
     timed_out: bool = False
+    #: The streams' exact bytes, for files that must keep what the command printed.
+    stdout_bytes: bytes = b""
+    stderr_bytes: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -327,7 +330,7 @@ def _result(
         Path(stderr_path).write_bytes(err)
     stdout = out.decode("utf-8", errors="replace")
     stderr = err.decode("utf-8", errors="replace")
-    return CommandResult(args, returncode, stdout, stderr, seconds, timed_out)
+    return CommandResult(args, returncode, stdout, stderr, seconds, timed_out, out, err)
 
 
 def _communicate(

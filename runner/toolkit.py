@@ -16,8 +16,9 @@ Items and templates
     from an item (failing the item, not the run, when a placeholder has no value);
     :func:`fill_template` fills it from any mapping.
 Files
-    :func:`atomic_write_text` and :func:`atomic_write_json` replace a file whole or not
-    at all; :func:`leftover_temp_files` lists what a killed writer left in a folder.
+    :func:`atomic_write_text`, :func:`atomic_write_bytes` and :func:`atomic_write_json`
+    replace a file whole or not at all; :func:`leftover_temp_files` lists what a killed
+    writer left in a folder.
 Items' output
     :class:`StreamLog` appends an attempt's stdout and stderr to the run's
     :data:`STREAMS_FILE`; :func:`read_streams` reads them back.
@@ -35,7 +36,12 @@ Text
 
 from __future__ import annotations
 
-from runner.files import atomic_write_json, atomic_write_text, leftover_temp_files
+from runner.files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    leftover_temp_files,
+)
 from runner.labels import printable, shown_path
 from runner.process import (
     CommandGroup,
@@ -60,6 +66,7 @@ __all__ = [
     "CommandsStopped",
     "StreamLog",
     "TimedOut",
+    "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
     "current_group",

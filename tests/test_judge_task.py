@@ -64,6 +64,23 @@ def test_a_good_judge_completes_a_missing_slot(experiment: Path, out: Path, judg
     assert status_of(slot) == "complete"
 
 
+def test_the_slots_stream_logs_keep_the_judges_exact_bytes(experiment: Path, out: Path) -> None:
+    """A judge that prints bytes that are not UTF-8: stdout.log and stderr.log hold them
+    as printed (the verdict is still read from the text)."""
+    slot = remove_slot(experiment)
+    script = out.parent / "bytes_judge.py"
+    script.write_text(
+        "import sys\n"
+        "sys.stderr.buffer.write(b'warn \\xfe\\n')\n"
+        "sys.stdout.buffer.write(b'note \\xff\\n```json\\n{\"score\": 0.9}\\n```\\n')\n"
+    )
+    task = JudgeRerun(command=[sys.executable, str(script)])
+    task.setup(context_for(out))
+    assert task.run(one_item(experiment, out))["score"] == 0.9
+    assert (slot / "stdout.log").read_bytes() == b'note \xff\n```json\n{"score": 0.9}\n```\n'
+    assert (slot / "stderr.log").read_bytes() == b"warn \xfe\n"
+
+
 def test_latency_reaches_the_judge_through_its_variable(
     experiment: Path, out: Path, judge_cmd: Any
 ) -> None:

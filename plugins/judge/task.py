@@ -17,6 +17,7 @@ from runner.api import Item, RetryableError, RunContext, Task, TaskFailure
 from runner.toolkit import (
     CommandResult,
     CommandsStopped,
+    atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     detect_rate_limit,
@@ -302,8 +303,8 @@ class JudgeRerun(Task):
             except ReplyError as exc:
                 done.failure, kind = str(exc), exc.kind
         if result is not None:
-            atomic_write_text(attempt / STDOUT_FILE, result.stdout)
-            atomic_write_text(attempt / STDERR_FILE, result.stderr)
+            atomic_write_bytes(attempt / STDOUT_FILE, result.stdout_bytes)
+            atomic_write_bytes(attempt / STDERR_FILE, result.stderr_bytes)
         seconds = 0.0 if result is None else result.seconds
         extra: dict[str, Any] = {} if done.cost is None else {"cost": done.cost}
         if done.judgment is not None:
