@@ -76,7 +76,7 @@ class Point:
 
 @dataclasses.dataclass
 class Report:
-    """Everything sweep.json, sweep.md, sweep.png and sweep.html show."""
+    """Everything sweep.json, sweep.md, sweep.svg and sweep.html show."""
 
     swept_keys: list[str]
     fixed: dict[str, Any]
