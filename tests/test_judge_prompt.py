@@ -261,7 +261,7 @@ def test_the_prompt_is_bounded_and_says_what_was_cut(tmp_path: Path) -> None:
 
 
 def test_judge_rerun_rebuilds_the_prompt_of_a_hostile_workspace(
-    run_cli: RunCli, tmp_path: Path
+    run_app: RunCli, tmp_path: Path
 ) -> None:
     """python -m runner task=judge_rerun on a copy of the real experiment whose run lost
     judge_prompt.md and whose workspace carries every hostile config: the judge is given
@@ -278,7 +278,7 @@ def test_judge_rerun_rebuilds_the_prompt_of_a_hostile_workspace(
     markers = []
     for kind in ("fsmonitor", "diff.external", "textconv", "filter", "hooksPath"):
         markers += hostile_config(kind, workspace / ".git", tmp_path / f"outside-{kind}")
-    result = run_cli(
+    result = run_app(
         "task=judge_rerun",
         f"source.experiment={experiment}",
         "task.command=[" + ",".join(f"'{a}'" for a in judge_command(tmp_path)) + "]",

@@ -15,11 +15,11 @@ from tests.conftest import RunCli, start_runner
 
 
 def test_a_runs_page_shows_its_figures_durations_and_failures(
-    run_cli: RunCli, tmp_path: Path
+    run_app: RunCli, tmp_path: Path
 ) -> None:
     """report.html, opened from disk, shows the counts, a histogram, the slowest items and
     the failures by type, and fetches nothing."""
-    result = run_cli("source.count=120", "task.seconds=0.003", "task.fail_rate=0.2", "parallel=4")
+    result = run_app("source.count=120", "task.seconds=0.003", "task.fail_rate=0.2", "parallel=4")
     assert result.returncode == 1, result.output
     page = result.run_dir / "report.html"
     text = page.read_text()
@@ -39,9 +39,9 @@ def test_a_runs_page_shows_its_figures_durations_and_failures(
     assert png.stat().st_size > 10_000
 
 
-def test_a_judge_runs_page_carries_the_judge_summary(run_cli: RunCli, tmp_path: Path) -> None:
+def test_a_judge_runs_page_carries_the_judge_summary(run_app: RunCli, tmp_path: Path) -> None:
     """The judge post-processor's summary appears below the run's own figures."""
-    result = run_cli("task=judge_rerun", "parallel=6", "task.latency=0")
+    result = run_app("task=judge_rerun", "parallel=6", "task.latency=0")
     assert result.returncode == 0, result.output
     dom = rendered_dom(result.run_dir / "report.html", tmp_path)
     assert dom.index("Figures") < dom.index("Judge summary")

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.image import imread
 
 from tests.browser import rendered_dom, screenshot
-from tests.conftest import run_runner
+from tests.inprocess import run_in_process
 
 #: The colour of the figure's first line (matplotlib's C0, kept), as RGB from 0 to 1.
 FIRST_LINE = np.array([0x1F, 0x77, 0xB4]) / 255
@@ -29,9 +29,9 @@ def test_a_sweeps_page_shows_its_jobs_verdict_and_plot_and_links_each_job(
     inline SVG the browser draws (sweep.svg holds the same); it has no script and
     fetches nothing."""
     sweep_dir = tmp_path / "sweep"
-    proc = run_runner(
+    proc = run_in_process(
         "-m", "parallel=1,2,4", "source.count=24", "task.seconds=0.02", "progress=off",
-        f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path,
+        f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, run_dir=tmp_path / "unused",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     page = sweep_dir / "sweep.html"
