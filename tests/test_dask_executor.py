@@ -300,6 +300,36 @@ def test_a_task_that_cannot_be_pickled_is_refused(threads_cluster: str) -> None:
         list(DaskExecutor(threads_cluster).map(SafeCall(lambda i: lock), items(3), 2))
 
 
+def task_runs_held(item: Item) -> list[str]:
+    from runner_plugins.executors.dask_worker import runs_held
+
+    return runs_held(distributed.get_worker())
+
+
+def scheduler_worker_plugins(dask_scheduler: Any) -> list[str]:
+    return list(dask_scheduler.worker_plugins)  # what a worker joining later would get
+
+
+def test_a_long_lived_worker_keeps_nothing_of_a_run_that_ended(threads_cluster: str) -> None:
+    """A run's state lives on the workers as long as the run: two runs on one cluster each
+    find their own while they run, and after each ends neither its workers nor its
+    scheduler hold anything of it (a worker serving runs for weeks does not grow)."""
+    from runner_plugins.executors.dask_worker import runs_held
+
+    names: list[str] = []
+    with distributed.Client(threads_cluster) as client:
+        for _ in range(2):
+            call = SafeCall(task_runs_held)
+            outcomes = list(DaskExecutor(threads_cluster).map(call, items(40), 4))
+            assert statuses(outcomes) == {str(i): "ok" for i in range(40)}
+            [name] = {name for o in outcomes for name in o.result}  # its own, no other
+            names.append(name)
+            held = client.run(runs_held)
+            assert held and all(runs == [] for runs in held.values()), held
+            assert name not in client.run_on_scheduler(scheduler_worker_plugins)
+    assert names[0] != names[1]
+
+
 def test_rate_limits_reach_the_drivers_gate(threads_cluster: str) -> None:
     """A rate-limited failure on a worker pauses the run's gate; a stopped gate sends nothing."""
     gate = Gate()

@@ -6,6 +6,7 @@ Dask is imported only when this executor runs: listing plugins imports this modu
 from __future__ import annotations
 
 import contextlib
+import importlib
 import itertools
 import logging
 import math
@@ -16,20 +17,13 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
+from types import ModuleType
 from typing import Any
 
 from loguru import logger
 
-from runner.api import Executor, Item, ItemCall, Outcome, PortableCall, RunContext
-from runner.toolkit import CommandGroup, join_group
-from runner_plugins.executors.plumbing import (
-    PICKLE,
-    Feed,
-    item_row,
-    lost_error,
-    outcome_row,
-    sendable,
-)
+from runner.api import Executor, Item, ItemCall, Outcome, RunContext
+from runner_plugins.executors.plumbing import PICKLE, Feed, item_row, lost_error
 
 INSTALL_HINT = (
     'Dask is not installed: pip install "itemrunner[dask]" '
@@ -45,6 +39,11 @@ def _distributed() -> Any:
     except ImportError:
         raise RuntimeError(INSTALL_HINT) from None
     return distributed
+
+
+def _worker_side() -> ModuleType:
+    """The worker side (it imports ``distributed``): once the executor runs."""
+    return importlib.import_module("runner_plugins.executors.dask_worker")
 
 
 def _dumps(thing: Any) -> bytes:
@@ -67,105 +66,6 @@ def _cores() -> int:
 def _allowed_failures(dask_scheduler: Any) -> int:
     """Run on the scheduler: how often it runs a task again after its worker died."""
     return int(dask_scheduler.allowed_failures)
-
-
-# Worker side ----------------------------------------------------------------------------
-
-
-class _WorkerRun:
-    """One run as a worker process serves it: the run's safe wrapper (``fn.portable``),
-    unpickled once; the signal to start no more items; the command group of the items'
-    commands, which ``kill`` stops."""
-
-    def __init__(self) -> None:
-        self.stopping = threading.Event()
-        self.group = CommandGroup()
-        self._wrapper: PortableCall | None = None
-        self._lock = threading.Lock()
-
-    def wrapper(self, blob: bytes) -> PortableCall:
-        with self._lock:
-            if self._wrapper is None:
-                portable: PortableCall = pickle.loads(blob)
-                group, run = self.group, portable.run
-                group.grace = portable.grace
-
-                def joined(item: Item) -> Any:
-                    join_group(group)  # not the wrapper's own: the one kill stops
-                    return run(item)
-
-                portable.run = joined
-                self._wrapper = portable
-        return self._wrapper
-
-    def run(self, blob: bytes, payload: bytes) -> bytes:
-        """A batch, item by item: a stop holds between two items, and the outcomes of the
-        items before a KeyboardInterrupt are kept. Returned pickled, so that a result that
-        cannot be pickled fails its own item only."""
-        outcomes: list[tuple[Any, ...]] = []
-        if self.stopping.is_set():  # the run stopped before this batch started here
-            return pickle.dumps((outcomes, False), PICKLE)
-        wrapper = self.wrapper(blob)
-        interrupted = False
-        try:
-            for row in pickle.loads(payload):
-                if self.stopping.is_set():
-                    break  # shut down: the batch's items not started never start
-                outcomes.extend(map(outcome_row, wrapper([Item(*row)])))
-        except KeyboardInterrupt:
-            interrupted = True  # Dask would lose it in the worker: the driver raises it
-        try:
-            return pickle.dumps((outcomes, interrupted), PICKLE)
-        except Exception:  # a result that does not pickle: only its item fails
-            return pickle.dumps(([sendable(row) for row in outcomes], interrupted), PICKLE)
-
-    def stop(self, kill: bool) -> int:
-        self.stopping.set()
-        return self.group.stop(wait=1.0) if kill else 0
-
-
-#: The runs this worker process serves, by token: added by a run's first batch (or stop)
-#: here, moved to ``_ENDED`` by ``_forget`` at the run's end, so that a batch starting
-#: after it (cancelled too late) runs nothing.
-_RUNS: dict[str, _WorkerRun] = {}
-_ENDED: set[str] = set()
-_RUNS_LOCK = threading.Lock()
-
-
-def _worker_run(token: str) -> _WorkerRun:
-    with _RUNS_LOCK:
-        run = _RUNS.get(token)
-        if run is None:
-            run = _WorkerRun()
-            if token in _ENDED:
-                run.stopping.set()
-            else:
-                _RUNS[token] = run
-        return run
-
-
-def _run_batch(token: str, blob: bytes, payload: bytes) -> bytes:
-    """One Dask task. The run's wrapper (``blob``, a few hundred bytes) comes with every
-    task: no task depends on data a lost worker takes with it, and a new or restarted
-    worker serves the run at once."""
-    return _worker_run(token).run(blob, payload)
-
-
-def _stop_on_worker(token: str, kill: bool) -> int:
-    """Sent to every worker with ``Client.run``."""
-    return _worker_run(token).stop(kill)
-
-
-def _forget(token: str) -> None:
-    """Sent to every worker with ``Client.run`` at the run's end."""
-    with _RUNS_LOCK:
-        _ENDED.add(token)
-        run = _RUNS.pop(token, None)
-    if run is not None:
-        run.stopping.set()
-
-
-# Driver side ----------------------------------------------------------------------------
 
 
 class DaskExecutor(Executor):
@@ -236,7 +136,7 @@ class DaskExecutor(Executor):
         #: ``allowed-failures``): 0 on the LocalCluster started here.
         self._allowed_failures = 0
         self._log_level = logging.NOTSET
-        self._token: str | None = None  # of the run map serves, while it does
+        self._run: str | None = None  # the name of the run map serves, while it does
         self._out: dict[Any, list[Item]] = {}  # future -> its batch
         self._given_up: set[Any] = set()  # futures cancelled here: their items never finish
         self._timer: threading.Timer | None = None
@@ -325,12 +225,12 @@ class DaskExecutor(Executor):
         self._stop.set()
         self._tell_workers(kill=False)
         if not wait:
-            if timeout is not None and self._token is not None and self._timer is None:
+            if timeout is not None and self._run is not None and self._timer is None:
                 # Outcomes of running items are still yielded, for at most ``timeout`` s.
                 self._timer = threading.Timer(timeout, self._give_up)
                 self._timer.daemon = True
                 self._timer.start()
-        elif self._token is None:
+        elif self._run is None:
             self._close()  # map never ran (a dry run, an error before it) or has ended
         else:
             with self._lock:
@@ -349,11 +249,11 @@ class DaskExecutor(Executor):
 
     def _tell_workers(self, kill: bool) -> int:
         """Stop the current run on every worker (with ``kill``, its commands too)."""
-        client, token = self._client, self._token
-        if client is None or token is None:
+        client, name = self._client, self._run
+        if client is None or name is None:
             return 0
         try:
-            done = client.run(_stop_on_worker, token, kill, on_error="ignore")
+            done = client.run(_worker_side().stop_run, name, kill, on_error="ignore")
         except Exception:  # the cluster is gone: nothing runs there any more
             return 0
         return sum(n for n in done.values() if isinstance(n, int))
@@ -381,7 +281,10 @@ class DaskExecutor(Executor):
                 raise feed.error
             return
         client = self._open(parallel)
-        token = self._token = uuid.uuid4().hex
+        token = uuid.uuid4().hex
+        worker_side = _worker_side()
+        # The run's state on the workers, theirs from the first batch until the end.
+        run = worker_side.WorkerRun(token)
         # Starts a lost task may have cost (the scheduler's own reruns included).
         per_loss = self._allowed_failures + 1
         if per_loss > attempts:
@@ -401,6 +304,8 @@ class DaskExecutor(Executor):
         count = itertools.count()
         clock = time.perf_counter
         try:
+            client.register_plugin(run)
+            self._run = run.name
             threads = sum(client.nthreads().values())
             # A LocalCluster of at most ``parallel`` threads runs no more than that: a
             # batch queued for each thread hides the round trip through the driver.
@@ -499,7 +404,9 @@ class DaskExecutor(Executor):
                 if sent:  # one graph: the scheduler takes them in one step
                     n = len(sent)
                     keys = [f"runner-batch-{token[:8]}-{next(count)}" for _ in sent]
-                    futures = client.map(_run_batch, [token] * n, [blob] * n, payloads, key=keys)
+                    futures = client.map(
+                        worker_side.run_batch, [run.name] * n, [blob] * n, payloads, key=keys
+                    )
                     with self._lock:
                         self._out.update(zip(futures, sent, strict=True))
                     done.update(futures)
@@ -552,12 +459,12 @@ class DaskExecutor(Executor):
             if self._out:
                 self._tell_workers(kill=True)
                 self._give_up()
-            with contextlib.suppress(Exception):  # the cluster is gone: nothing to forget
-                client.run(_forget, token, on_error="ignore")
+            with contextlib.suppress(Exception):  # the cluster is gone, or it never came
+                client.unregister_worker_plugin(run.name)
             with self._lock:
                 self._out.clear()
                 self._given_up.clear()
-            self._token = None
+            self._run = None
             self._close()
         if interrupted:
             raise KeyboardInterrupt
