@@ -218,7 +218,8 @@ def run_runner_in_process(
     from runner.run import execute
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    logs.configure_console("WARNING")
+    console = logs.Console()
+    console.configure("WARNING")
     sink = logs.add_run_log(out_dir)
     try:
         settings = settings or runner_settings(count, seconds, parallel)
@@ -227,6 +228,7 @@ def run_runner_in_process(
         wall = time.perf_counter() - started
     finally:
         logs.remove_run_log(sink)
+        console.close()
     summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
     with open(out_dir / "results.jsonl", "rb") as fh:
         lines = sum(1 for _ in fh)

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from loguru import logger
 
-from runner import signals
+from runner import logs, signals
 from runner.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED_ITEMS,
@@ -125,13 +125,13 @@ def quiet_broken_pipe() -> NoReturn:
     sys.exit(EXIT_BROKEN_PIPE)
 
 
-def _run_job(cfg: Any) -> tuple[int, float]:
+def _run_job(cfg: Any, console: logs.Console) -> tuple[int, float]:
     """One Hydra job: its exit code and throughput (items/s of a job that ran, exit 0 or
     1; 0 for one that did not). Never raises, so a multirun always reaches its end."""
     from hydra.core.hydra_config import HydraConfig
 
     with _users_environment():
-        code = _job(cfg)
+        code = _job(cfg, console)
     if code not in (EXIT_OK, EXIT_FAILED_ITEMS):
         return code, 0.0
     summary = Path(HydraConfig.get().runtime.output_dir) / "summary.json"
@@ -141,11 +141,10 @@ def _run_job(cfg: Any) -> tuple[int, float]:
         return code, 0.0
 
 
-def _job(cfg: Any) -> int:
+def _job(cfg: Any, console: logs.Console) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from runner import logs
     from runner.jobs import write_job_status
     from runner.resume import FolderInUse
     from runner.run import execute
@@ -160,7 +159,7 @@ def _job(cfg: Any) -> int:
     record = True  # a folder that holds another run keeps that run's job.json
     try:
         settings = settings_from(cfg)
-        logs.configure_console(settings.log_level, prefix)
+        console.configure(settings.log_level, prefix)
         _freeze_startup_objects()
         code = execute(settings, output_dir)
         return code
@@ -181,7 +180,7 @@ def _job(cfg: Any) -> int:
         if record:
             write_job_status(output_dir, code, error)
         logs.remove_run_log(sink)
-        logs.clear_prefix()
+        console.end_job()
 
 
 def signal_name(code: int) -> str:
@@ -216,9 +215,8 @@ def main() -> None:
     """Entry point of ``python -m runner`` and the ``runner`` command."""
     import hydra
 
-    from runner import logs
-
-    logs.configure_console()
+    console = logs.Console()
+    console.configure()
     # Hydra prints --info, --cfg and --help through stdlib logging to stdout: a reader
     # that went away (`| head`) must not cost a traceback per line.
     logging.raiseExceptions = False
@@ -234,33 +232,34 @@ def main() -> None:
     def app(cfg: Any) -> float:
         # An interruption raises out of the job, and so ends the whole sweep, not just
         # this job; the report is still written.
-        code, throughput = _run_job(cfg)
+        code, throughput = _run_job(cfg, console)
         job_codes.append(code)
         # What a sweeper that optimises (e.g. Optuna over parallel) maximises.
         return throughput
 
-    from runner.sweep import finish_sweep
+    from runner.sweep import watching
 
     signals.install()
-    try:
-        app()
-    except KeyboardInterrupt as exc:
-        code = signals.exit_code_of(exc)
-        finish_sweep("interrupted", code)
-        logger.error(f"runner: interrupted ({signal_name(code)})")
-        sys.exit(code)
-    except SystemExit:
-        raise
-    except BrokenPipeError:  # `... --info all | head`: the reader has what it wanted
-        quiet_broken_pipe()
-    except Exception as exc:
-        finish_sweep(one_line(exc))
-        sys.stderr.write(f"runner: error: {one_line(exc)}\n")
-        sys.exit(EXIT_USAGE)
-    # A multirun's report gives the code of every job's job.json (jobs that ran in other
-    # processes, with joblib, count too); the jobs run here count in any case (a job whose
-    # folder the report cannot find still fails the sweep).
-    sweep_code = finish_sweep()
+    with watching() as sweep:
+        try:
+            app()
+        except KeyboardInterrupt as exc:
+            code = signals.exit_code_of(exc)
+            sweep.finish("interrupted", code)
+            logger.error(f"runner: interrupted ({signal_name(code)})")
+            sys.exit(code)
+        except SystemExit:
+            raise
+        except BrokenPipeError:  # `... --info all | head`: the reader has what it wanted
+            quiet_broken_pipe()
+        except Exception as exc:
+            sweep.finish(one_line(exc))
+            sys.stderr.write(f"runner: error: {one_line(exc)}\n")
+            sys.exit(EXIT_USAGE)
+        # A multirun's report gives the code of every job's job.json (jobs that ran in
+        # other processes, with joblib, count too); the jobs run here count in any case (a
+        # job whose folder the report cannot find still fails the sweep).
+        sweep_code = sweep.finish()
     try:
         sys.stdout.flush()
     except BrokenPipeError:

@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import functools
 import importlib.util
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,35 @@ from runner.settings import RunConfig
 
 SCHEME = "runner"
 
-_built: dict[tuple[str, str], ConfigResult] = {}
+# What Hydra's ConfigSource helpers would say, written out: ``_list_add_result`` and
+# ``_get_header_dict`` are protected members of Hydra's base class.
+_NOT_LISTED = ("__pycache__", "__init__.py")
+_HEADER_LINE = re.compile(r"^\s*#\s*@")
 
 
 def clear_cache() -> None:
     """Forget the nodes built so far (after plugins were installed or removed)."""
-    _built.clear()
+    _built.cache_clear()
     plugin_options.cache_clear()
+
+
+def header_of(text: str) -> dict[str, str | None]:
+    """The ``# @key value`` lines that open a config file (``# @package _global_``), as
+    Hydra reads them: ``package`` is None when not given."""
+    header: dict[str, str | None] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if not _HEADER_LINE.match(line):
+            break  # the header ends at the first line that is not part of it
+        fields = line.lstrip("#").split()
+        if len(fields) != 2:
+            raise ValueError(f"Expected header format: KEY VALUE, got {line!r}")
+        if fields[0].startswith("@"):
+            header[fields[0][1:]] = fields[1]
+    header.setdefault("package", None)
+    return header
 
 
 def _strip_ext(path: str) -> str:
@@ -108,12 +131,13 @@ class RunnerConfigSource(ConfigSource):
         folder = self.root / path
         if folder.is_dir():
             for entry in sorted(folder.iterdir()):
-                self._list_add_result(
-                    files=found,
-                    file_path=f"{path}/{entry.name}" if path else entry.name,
-                    file_name=entry.name,
-                    results_filter=results_filter,
-                )
+                if entry.name in _NOT_LISTED:
+                    continue
+                entry_path = f"{path}/{entry.name}" if path else entry.name
+                if results_filter in (None, ObjectType.GROUP) and self.is_group(entry_path):
+                    found.append(entry.name)
+                if results_filter in (None, ObjectType.CONFIG) and self.is_config(entry_path):
+                    found.append(entry.name.rpartition(".")[0] or entry.name)
         if path in GROUPS and results_filter in (None, ObjectType.CONFIG):
             found.extend(plugin_options(path))
         if path == "" and results_filter in (None, ObjectType.GROUP):
@@ -124,10 +148,7 @@ class RunnerConfigSource(ConfigSource):
         # Hydra composes the config twice per run (to learn the mode, then to run), and
         # building typed nodes is the costly part of start-up: build each once, hand out
         # copies (Hydra edits the nodes it gets).
-        key = (self.path, _strip_ext(config_path))
-        built = _built.get(key)
-        if built is None:
-            built = _built[key] = self._build(config_path)
+        built = _built(self.provider, self.path, _strip_ext(config_path))
         result = copy.copy(built)
         result.config = copy.deepcopy(built.config)
         return result
@@ -158,7 +179,7 @@ class RunnerConfigSource(ConfigSource):
             config=config,
             path=f"{self.scheme()}://{self.path}/{path}",
             provider=self.provider,
-            header=self._get_header_dict(text),
+            header=header_of(text),
         )
 
     def _plugin_node(self, group: str, option: str, raw: DictConfig) -> DictConfig:
@@ -166,6 +187,14 @@ class RunnerConfigSource(ConfigSource):
         cls = registry.load_plugin(group, name)
         schema = registry.schema_for(name, cls)
         return _typed(schema, raw)
+
+
+@functools.cache
+def _built(provider: str, package: str, path: str) -> ConfigResult:
+    """The node of ``path`` in ``package``, built once per process until ``clear_cache``:
+    like ``plugin_options``, a function of the installed plugins and the package's files
+    (Hydra makes a new source for every composition, so it cannot live on one)."""
+    return RunnerConfigSource(provider, f"{SCHEME}://{package}")._build(path)
 
 
 def _yaml_problem(exc: ConfigKeyError | ValidationError, group: str, path: Path | None) -> str:

@@ -13,9 +13,6 @@ from loguru import logger
 CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"
 
-_console_id: int | None = None
-_console_level: tuple[str, str] | None = None
-
 
 class InterceptHandler(logging.Handler):
     """Route stdlib logging records (Hydra's, libraries') into loguru."""
@@ -40,40 +37,66 @@ def error_with_traceback(message: str, exc: BaseException) -> None:
     logger.bind(file_only=True).opt(exception=exc).info(f"Traceback of: {message}")
 
 
-def configure_console(level: str = "INFO", prefix: str = "") -> None:
-    """Replace loguru's default sink with ours, and intercept stdlib logging. Idempotent.
+class Console:
+    """runner's console sink: loguru's default sink replaced by ours, stdlib logging
+    intercepted. One per ``main()`` call, which hands it to each job it runs.
 
-    ``prefix`` starts every console line (``[job 3] `` for the jobs of a sweep, whose
-    lines may interleave when a launcher runs them side by side). Only loguru's own
-    default sink is removed: a run's runner.log sink added before stays.
+    A console carried into another process (a launcher's worker, which unpickles the
+    task) starts there with no sink: loguru's sink ids are its process's.
     """
-    global _console_id, _console_level
-    if (level, prefix) == _console_level:
-        return  # adding a sink costs milliseconds of start-up
-    _console_level = (level, prefix)
-    if _console_id is not None:
-        logger.remove(_console_id)
-    else:
-        with contextlib.suppress(ValueError):  # already gone (a library caller's choice)
-            logger.remove(0)
-    escaped = prefix.replace("{", "{{").replace("}", "}}").replace("<", "\\<")
-    _console_id = logger.add(
-        sys.stderr,
-        level=level,
-        format=escaped + CONSOLE_FORMAT,
-        filter=_console_filter,  # type: ignore[arg-type]
-        colorize=None,
-    )
-    root = logging.getLogger()
-    if not any(isinstance(h, InterceptHandler) for h in root.handlers):
-        root.handlers = [InterceptHandler()]
-        root.setLevel(logging.INFO)
 
+    def __init__(self) -> None:
+        self._sink: int | None = None
+        self._setting: tuple[str, str] | None = None  # (level, prefix) of the sink
+        self._carried = False
 
-def clear_prefix() -> None:
-    """Console lines lose the job prefix (the job ended; Hydra's own lines follow)."""
-    if _console_level is not None and _console_level[1]:
-        configure_console(_console_level[0], "")
+    def __reduce__(self) -> tuple[type[Console], tuple[()], dict[str, bool]]:
+        return Console, (), {"_carried": True}
+
+    def configure(self, level: str = "INFO", prefix: str = "") -> None:
+        """Write messages of ``level`` and above to stderr, each line starting with
+        ``prefix``. Idempotent.
+
+        ``prefix``: ``[job 3] `` for the jobs of a sweep, whose lines may interleave when
+        a launcher runs them side by side. Only loguru's own default sink is removed: a
+        run's runner.log sink added before stays.
+        """
+        if (level, prefix) == self._setting:
+            return  # adding a sink costs milliseconds of start-up
+        self._setting = (level, prefix)
+        if self._sink is not None:
+            logger.remove(self._sink)
+        else:
+            with contextlib.suppress(ValueError):  # already gone (a library caller's choice)
+                logger.remove(0)
+        escaped = prefix.replace("{", "{{").replace("}", "}}").replace("<", "\\<")
+        self._sink = logger.add(
+            sys.stderr,
+            level=level,
+            format=escaped + CONSOLE_FORMAT,
+            filter=_console_filter,  # type: ignore[arg-type]
+            colorize=None,
+        )
+        root = logging.getLogger()
+        if not any(isinstance(h, InterceptHandler) for h in root.handlers):
+            root.handlers = [InterceptHandler()]
+            root.setLevel(logging.INFO)
+
+    def end_job(self) -> None:
+        """A job ended: console lines lose its prefix (Hydra's own lines follow). A
+        console carried into a worker process removes its sink instead: the worker's next
+        job brings a console of its own."""
+        if self._carried:
+            self.close()
+        elif self._setting is not None and self._setting[1]:
+            self.configure(self._setting[0], "")
+
+    def close(self) -> None:
+        """Remove the console sink (the next :meth:`configure` adds one again)."""
+        if self._sink is not None:
+            with contextlib.suppress(ValueError):  # removed by a library caller
+                logger.remove(self._sink)
+        self._sink = self._setting = None
 
 
 class RunLog:

@@ -1,13 +1,25 @@
 """The sweep being run: where its jobs go and which jobs it plans, for its report.
 
-``SweepReport`` (a Hydra callback) notes them when a multirun starts; ``finish_sweep``
-(called by the CLI when Hydra returns or raises) has ``runner/show/sweep_report.py`` write
-``sweep.html``, ``sweep.json``, ``sweep.md`` and ``sweep.svg`` into the sweep folder.
+A :class:`Sweep` is one multirun's report: ``SweepReport`` (a Hydra callback) notes on it
+where the jobs go and which jobs are planned when the multirun starts, and
+:meth:`Sweep.finish` has ``runner/show/sweep_report.py`` write ``sweep.html``,
+``sweep.json``, ``sweep.md`` and ``sweep.svg`` into the sweep folder.
+
+Hydra instantiates the callback from the config and hands its instance to nobody, and it
+skips ``on_multirun_end`` when a job raises (an interruption ends the whole sweep), so the
+CLI, which must write the report however the sweep ends, makes the ``Sweep`` and lends it
+to the callback for the length of its call (:func:`watching`), through a context variable
+as ``decimal`` lends its context: nothing of one sweep is left for the next. A callback
+with no sweep lent (Hydra run by another program) writes the report itself when the
+multirun ends.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,32 +29,59 @@ from omegaconf import DictConfig
 
 from runner.errors import EXIT_USAGE
 
-# The running sweep's folder, set by SweepReport and read by finish_sweep().
-_sweep_dir: Path | None = None
-# The overrides of every job the sweep will launch, in job-number order (None: unknown).
-_planned: list[list[str]] | None = None
+
+class Sweep:
+    """One multirun: its folder and planned jobs once it has started, its report once
+    :meth:`finish` is called."""
+
+    def __init__(self) -> None:
+        #: The sweep's folder (None: no multirun started).
+        self.folder: Path | None = None
+        #: The overrides of every job the sweep will launch, in job-number order
+        #: (None: unknown).
+        self.planned: list[list[str]] | None = None
+
+    def start(self, config: DictConfig) -> None:
+        """Note the folder and the planned jobs of the multirun ``config`` describes."""
+        # Resolved now: a relative sweep folder means the directory the sweep starts in.
+        self.folder = Path(str(config.hydra.sweep.dir)).resolve()
+        self.planned = planned_jobs(config)
+
+    def finish(self, stopped: str | None = None, stopped_code: int = EXIT_USAGE) -> int | None:
+        """Write the report of the sweep that just ended; its exit code, or None if no
+        sweep started (or its report was written already).
+
+        ``stopped`` says what ended the sweep early. Never raises: a broken report costs
+        the report, not the exit code.
+        """
+        folder, planned = self.folder, self.planned
+        self.folder, self.planned = None, None
+        if folder is None:
+            return None
+        # Only the end of a multirun needs the report builder: single runs never import it.
+        from runner.show.sweep_report import write_report
+
+        try:
+            return write_report(folder, stopped, stopped_code, planned)
+        except Exception as exc:
+            logger.opt(exception=exc).error(f"Could not write the sweep report: {exc}")
+            return None
 
 
-def finish_sweep(stopped: str | None = None, stopped_code: int = EXIT_USAGE) -> int | None:
-    """Write the report of the sweep that just ended; its exit code, or None if no sweep ran.
+# The sweep the CLI lends the callback while Hydra runs (None: none lent).
+_lent: contextvars.ContextVar[Sweep | None] = contextvars.ContextVar("runner_sweep", default=None)
 
-    Called by the CLI once Hydra returns or raises, so the report is written whether or
-    not Hydra ran ``on_multirun_end`` (it skips it when a job raises or the sweep stops
-    early). Never raises: a broken report costs the report, not the exit code.
-    """
-    global _sweep_dir, _planned
-    sweep_dir, planned = _sweep_dir, _planned
-    _sweep_dir, _planned = None, None
-    if sweep_dir is None:
-        return None
-    # Only the end of a multirun needs the report builder: single runs never import it.
-    from runner.show.sweep_report import write_report
 
+@contextlib.contextmanager
+def watching() -> Iterator[Sweep]:
+    """A new :class:`Sweep`, which ``SweepReport`` fills in should a multirun start within
+    this block (in this thread); the caller writes its report with :meth:`Sweep.finish`."""
+    sweep = Sweep()
+    token = _lent.set(sweep)
     try:
-        return write_report(sweep_dir, stopped, stopped_code, planned)
-    except Exception as exc:
-        logger.opt(exception=exc).error(f"Could not write the sweep report: {exc}")
-        return None
+        yield sweep
+    finally:
+        _lent.reset(token)
 
 
 def planned_jobs(config: DictConfig) -> list[list[str]] | None:
@@ -79,13 +118,19 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
 
 
 class SweepReport(Callback):
-    """Hydra callback: notes where a multirun writes its jobs and which jobs it plans.
+    """Hydra callback: notes where a multirun writes its jobs and which jobs it plans, on
+    the :class:`Sweep` lent by :func:`watching` (whose holder writes the report), or on
+    its own, whose report it writes when the multirun ends."""
 
-    The report itself is written by :func:`finish_sweep`, once, when the CLI ends.
-    """
+    def __init__(self) -> None:
+        self.own: Sweep | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global _sweep_dir, _planned
-        # Resolved now: a relative sweep folder means the directory the sweep starts in.
-        _sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
-        _planned = planned_jobs(config)
+        sweep = _lent.get()
+        if sweep is None:
+            sweep = self.own = Sweep()
+        sweep.start(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.own is not None:
+            self.own.finish()

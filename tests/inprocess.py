@@ -7,7 +7,8 @@ lines). :func:`run_in_process` calls the same entry point, :func:`runner.cli.mai
 the same arguments, and gives the same :class:`~tests.conftest.CliResult`. Keep a process
 (``run_cli``, ``run_runner``, ``start_runner``) where the process is what is tested:
 signals, the exit status a shell sees, the environment at start-up (``PYTHONPATH``,
-installed plugins), the command line itself.
+installed plugins, the umask, which runner reads once at import), a run that must end
+while its threads still run, the command line itself.
 
 What a process would leave behind ends with the call: the working directory, the
 environment, ``sys.argv``, the signal handlers, stdout and stderr, Hydra's global
@@ -51,17 +52,11 @@ def _environment(env: Env | None) -> Iterator[None]:
 
 
 def _fresh_console() -> None:
-    """No loguru sink, and runner's console set-up forgotten, so that the run adds its
-    console sink to this call's stderr (``configure_console`` skips a set-up it already
-    made, which in a process happens once)."""
+    """No loguru sink, as in a new process: the run adds its console sink to this call's
+    stderr, and an earlier call's sink (on that call's stderr) is gone."""
     from loguru import logger
 
-    from runner import logs
-
     logger.remove()
-    for name in ("_console_id", "_console_level"):
-        if hasattr(logs, name):
-            setattr(logs, name, None)
 
 
 def run_in_process(*args: str, cwd: Path, run_dir: Path, env: Env | None = None) -> CliResult:
@@ -69,6 +64,7 @@ def run_in_process(*args: str, cwd: Path, run_dir: Path, env: Env | None = None)
     ``env`` added to the environment (None removes a variable); its exit code, stdout,
     stderr and run folder."""
     from hydra.core.global_hydra import GlobalHydra
+    from loguru import logger
 
     from runner import cli
 
@@ -96,6 +92,7 @@ def run_in_process(*args: str, cwd: Path, run_dir: Path, env: Env | None = None)
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
             _fresh_console()
+            logger.add(sys.stderr, level="WARNING")  # loguru's console outside a run
             GlobalHydra.instance().clear()
             if gc.get_freeze_count():  # main() froze start-up's objects: this is no start-up
                 gc.unfreeze()

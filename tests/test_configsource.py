@@ -200,3 +200,13 @@ def test_nodes_are_built_once_and_handed_out_as_copies(
     configsource.clear_cache()
     assert node("task/sleep").seconds == 0.1
     assert built == ["task/sleep", "task/sleep"]
+
+
+def test_a_config_files_header_is_read_as_hydra_reads_it() -> None:
+    """``# @package`` lines that open a file set its package; the header ends at the
+    first other line; a malformed header line is an error."""
+    assert configsource.header_of("x: 1\n") == {"package": None}
+    text = "\n# @package _global_\n#  @other v\nx: 1\n# @package late\n"
+    assert configsource.header_of(text) == {"package": "_global_", "other": "v"}
+    with pytest.raises(ValueError, match="KEY VALUE"):
+        configsource.header_of("# @package a b\n")

@@ -44,13 +44,14 @@ def test_loguru_is_imported_as_it_comes(tmp_path: Path) -> None:
 
 
 def test_the_console_gets_runners_and_the_stdlibs_messages_once(tmp_path: Path) -> None:
-    """configure_console replaces loguru's default sink; stdlib records are routed to it."""
+    """Console.configure replaces loguru's default sink; stdlib records are routed to it."""
     done = run_python(
         """
         import logging
         from runner import logs
-        logs.configure_console("INFO")
-        logs.configure_console("INFO")
+        console = logs.Console()
+        console.configure("INFO")
+        console.configure("INFO")
         logs.logger.info("from runner")
         logging.getLogger("a.library").warning("from a library")
         logs.logger.bind(file_only=True).info("only in runner.log")
@@ -104,3 +105,31 @@ def test_a_message_quoting_a_name_that_is_not_utf8_is_logged_escaped(tmp_path: P
     sink.close()
     text = (tmp_path / "runner.log").read_bytes().decode("utf-8")
     assert text == "failed: g/bad\\udcffname\nnext\n"
+
+
+def test_a_jobs_prefix_ends_with_it_and_a_carried_console_leaves_no_sink(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """end_job drops the job's prefix; a console a launcher carries into a worker (pickled
+    with the task) adds a sink of its own there and removes it when the job ends, so that
+    the worker's next job does not print each line twice."""
+    import pickle
+
+    console = logs.Console()
+    try:
+        console.configure("INFO", "[job 1] ")
+        logger.info("during the job")
+        console.end_job()
+        logger.info("after the job")
+        carried = pickle.loads(pickle.dumps(console))
+        carried.configure("INFO", "[job 2] ")
+        logger.info("in the worker")
+        carried.end_job()
+        logger.info("once")
+    finally:
+        console.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert next(line for line in lines if "during the job" in line).startswith("[job 1] ")
+    assert not next(line for line in lines if "after the job" in line).startswith("[job")
+    assert any(line.startswith("[job 2] ") and "in the worker" in line for line in lines)
+    assert sum("once" in line for line in lines) == 1

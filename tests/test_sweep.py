@@ -52,13 +52,6 @@ def _side_by_side(job_dir: Path) -> bool:
     return busy > _wall(job_dir) + rounding
 
 
-@pytest.fixture(autouse=True)
-def _no_sweep_in_progress(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts with no sweep recorded by the callback."""
-    monkeypatch.setattr(sweep, "_sweep_dir", None)
-    monkeypatch.setattr(sweep, "_planned", None)
-
-
 def test_parallel_sweep_writes_json_markdown_plot_and_page(tmp_path: Path) -> None:
     """A parallel sweep writes sweep.json, sweep.md, sweep.svg and sweep.html and logs the
     table (the page itself is tried in a browser in tests/test_sweep_html.py)."""
@@ -171,16 +164,36 @@ def test_a_config_file_holds_the_sweep(tmp_path: Path) -> None:
 
 
 def test_the_cli_writes_the_report_once_the_sweep_ends(tmp_path: Path) -> None:
-    """finish_sweep writes the report of the sweep the callback saw start, once."""
-    assert sweep.finish_sweep() is None  # no sweep: nothing to report, no exit code
+    """Sweep.finish writes the report of the sweep the callback saw start, once; the
+    sweep lent to the callback is the caller's only (nothing left for the next)."""
     folder = tmp_path / "0"
     folder.mkdir()
     write_job_status(folder, 2, "task 'x' could not start")
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
-    sweep.SweepReport().on_multirun_start(config)
-    assert sweep.finish_sweep() == 2
-    assert _jobs(tmp_path)[0]["error"] == "task 'x' could not start"
-    assert sweep.finish_sweep() is None
+    with sweep.watching() as current:
+        assert current.finish() is None  # no sweep: nothing to report, no exit code
+        callback = sweep.SweepReport()
+        callback.on_multirun_start(config)
+        callback.on_multirun_end(config)  # the lender writes the report, not the callback
+        assert not (tmp_path / "sweep.json").exists()
+        assert current.finish() == 2
+        assert _jobs(tmp_path)[0]["error"] == "task 'x' could not start"
+        assert current.finish() is None
+    with sweep.watching() as later:
+        assert later is not current and later.finish() is None
+
+
+def test_a_callback_with_no_sweep_lent_writes_the_report_itself(tmp_path: Path) -> None:
+    """Hydra run by another program (no CLI lending a sweep): the report is written when
+    the multirun ends."""
+    (tmp_path / "0").mkdir()
+    write_job_status(tmp_path / "0", 0, None)
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    callback = sweep.SweepReport()
+    callback.on_multirun_start(config)
+    assert not (tmp_path / "sweep.json").exists()
+    callback.on_multirun_end(config)
+    assert [job["code"] for job in _jobs(tmp_path)] == [0]
 
 
 def test_each_job_of_a_judge_sweep_repairs_its_own_copy(tmp_path: Path) -> None:
