@@ -76,8 +76,6 @@ def run_in_process(*args: str, cwd: Path, run_dir: Path, env: Env | None = None)
         try:
             GlobalHydra.instance().clear()
             _fresh_console()
-            if hasattr(cli, "_job_codes"):  # one process's record of its jobs
-                cli._job_codes.clear()
             os.chdir(cwd)
             sys.argv = ["runner", *args, f"hydra.run.dir={run_dir}"]
             sys.stdout, sys.stderr = out, err
