@@ -59,8 +59,11 @@ def _users_environment() -> Iterator[None]:
 
 
 def _register_hydra_plugins() -> None:
-    # Registered by hand rather than through the hydra_plugins namespace, which is not
-    # found under PEP 660 editable installs.
+    # Plugins.register is public: hydra/core/plugins.py (1.3) documents it, "Call
+    # Plugins.instance().register(MyPlugin) to manually register a plugin class", and
+    # routes a ConfigSource to its sources registry. The alternative, a module in the
+    # hydra_plugins namespace package that Plugins scans, would need that package listed
+    # in pyproject.toml's packages and package-dir.
     from hydra.core.config_search_path import ConfigSearchPath
     from hydra.core.plugins import Plugins
     from hydra.plugins.search_path_plugin import SearchPathPlugin

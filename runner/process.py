@@ -1,7 +1,7 @@
 """Run one external command per item: no shell, own process group, a timeout that holds.
 
 Each command belongs to a :class:`CommandGroup` (one per run; ``use_group`` picks it for
-the calling context, a process-wide default otherwise) that can stop all of them at
+the calling context, a group of the context's own otherwise) that can stop all of them at
 once, and obeys the earliest of its own ``timeout`` and the deadline of the calling
 context (``command_deadline``, e.g. an item's run-wide timeout). Every running command
 is listed with this process's reaper (``runner.reaper``), which ends it should this
@@ -143,9 +143,10 @@ class CommandGroup:
         return killed
 
 
-_DEFAULT_GROUP = CommandGroup()
-_group: contextvars.ContextVar[CommandGroup] = contextvars.ContextVar(
-    "runner_command_group", default=_DEFAULT_GROUP
+# Context variables, as decimal keeps its context: each thread or task has its own
+# value, set by the code that runs it, and nothing of one run is left for the next.
+_group: contextvars.ContextVar[CommandGroup | None] = contextvars.ContextVar(
+    "runner_command_group", default=None
 )
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "runner_command_deadline", default=None
@@ -153,8 +154,13 @@ _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 
 
 def current_group() -> CommandGroup:
-    """The group that commands started in this context join."""
-    return _group.get()
+    """The group that commands started in this context join: a new one, from now on
+    this context's, when none was joined."""
+    group = _group.get()
+    if group is None:
+        group = CommandGroup()
+        _group.set(group)
+    return group
 
 
 @contextlib.contextmanager
@@ -165,9 +171,6 @@ def use_group(group: CommandGroup) -> Iterator[CommandGroup]:
         yield group
     finally:
         _group.reset(token)
-
-
-_thread_deadline = threading.local()
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -187,12 +190,17 @@ class AttemptSlot:
     late: Any = None
 
 
+_attempt: contextvars.ContextVar[AttemptSlot | None] = contextvars.ContextVar(
+    "runner_attempt", default=None
+)
+
+
 def thread_attempt() -> AttemptSlot:
     """This thread's :class:`AttemptSlot`."""
-    try:
-        attempt: AttemptSlot = _thread_deadline.attempt
-    except AttributeError:
-        attempt = _thread_deadline.attempt = AttemptSlot()
+    attempt = _attempt.get()
+    if attempt is None:
+        attempt = AttemptSlot()
+        _attempt.set(attempt)
     return attempt
 
 
@@ -271,12 +279,12 @@ def run_command(
     started) is killed at once and the ``OSError`` raised.
     """
     args = [str(a) for a in argv]
-    group = _group.get()
+    group = current_group()
     started = time.perf_counter()
     now = time.monotonic()
     deadline = math.inf if timeout is None else now + timeout
     context_deadline = _deadline.get()
-    attempt: AttemptSlot | None = getattr(_thread_deadline, "attempt", None)
+    attempt = _attempt.get()
     if attempt is not None and (attempt.claim or attempt.late is not None):
         own = now + (attempt.started + attempt.timeout - started)
         if context_deadline is None or own < context_deadline:

@@ -61,6 +61,9 @@ class _Client:
         self.fd: int | None = None
         self.pid: int | None = None  # the reaper's, for tests and diagnostics
         self.listed: dict[int, bytes] = {}  # group -> the line that listed it
+        # Every reaper this process (or the parent it was forked from) started: forgetting
+        # one would have Popen warn that it still runs.
+        self.reapers: list[subprocess.Popen[bytes]] = []
 
     def _spawn(self) -> None:
         read, write = os.pipe()
@@ -78,7 +81,7 @@ class _Client:
             raise
         finally:
             os.close(read)
-        _REAPERS.append(proc)
+        self.reapers.append(proc)
         self.fd, self.pid = write, proc.pid
 
     def _send(self, line: bytes) -> None:
@@ -120,6 +123,18 @@ class _Client:
         self.fd = self.pid = None
         self.listed = {}
 
+    def close_at_exit(self) -> None:
+        """Close the pipe when no group is listed, and wait for the reapers to exit."""
+        # Exit would close the pipe anyway; closing first lets the reaper be waited for,
+        # so that a long-lived parent (a test session) keeps no zombie.
+        with self.lock:
+            if self.fd is not None and not self.listed:
+                os.close(self.fd)
+                self.fd = None
+                for proc in self.reapers:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(1.0)
+
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
@@ -127,42 +142,32 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-_CLIENT = _Client()
-# Every reaper this process (or the parent it was forked from) started: forgetting one
-# would have Popen warn that it still runs.
-_REAPERS: list[subprocess.Popen[bytes]] = []
+# The one state this module keeps, process-wide by nature: what the reaper guards
+# against is this process's death, which ends every run in it, so the pipe and the
+# groups listed there belong to the process, not to a run (a run-owned reaper would
+# miss commands a plugin starts outside a run, and two runs in one process would start
+# two). A child made by fork gets a fresh one (the hook below); exit closes it.
+_THIS_PROCESS = _Client()
 
 
 def register(pgid: int, grace: float) -> None:
     """List the process group ``pgid`` (a command that just started; ``grace``: seconds
     between SIGTERM and SIGKILL should this process die while it runs)."""
-    _CLIENT.register(pgid, grace)
+    _THIS_PROCESS.register(pgid, grace)
 
 
 def unregister(pgid: int) -> None:
     """Take ``pgid`` off the list: its command has ended."""
-    _CLIENT.unregister(pgid)
+    _THIS_PROCESS.unregister(pgid)
 
 
 def reaper_pid() -> int | None:
     """The pid of this process's reaper, if one was started."""
-    return _CLIENT.pid
+    return _THIS_PROCESS.pid
 
 
-def _close_at_exit() -> None:
-    # Exit would close the pipe anyway; closing first lets the reaper be waited for, so
-    # that a long-lived parent (a test session) keeps no zombie.
-    with _CLIENT.lock:
-        if _CLIENT.fd is not None and not _CLIENT.listed:
-            os.close(_CLIENT.fd)
-            _CLIENT.fd = None
-            for proc in _REAPERS:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(1.0)
-
-
-os.register_at_fork(after_in_child=_CLIENT.forget)
-atexit.register(_close_at_exit)
+os.register_at_fork(after_in_child=_THIS_PROCESS.forget)
+atexit.register(_THIS_PROCESS.close_at_exit)
 
 
 # The reaper's side ---------------------------------------------------------------------

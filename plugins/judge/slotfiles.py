@@ -285,9 +285,8 @@ def recover_run(run: RunRef) -> list[str]:
 def being_repaired(root: Path) -> bool:
     """Whether another process holds the experiment's repair lock (a dry run's check)."""
     key = (root / CONFIG_FILE).resolve()
-    with _held_guard:
-        if key in _held:
-            return False  # this process's own lock
+    if _THIS_PROCESS.holds(key):
+        return False  # this process's own lock
     try:
         with open(key, "rb") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -302,11 +301,48 @@ class ExperimentBusy(RuntimeError):
     """Another process is repairing the same experiment."""
 
 
-# Held locks by experiment config file: flock belongs to an open file, so a second open
-# in this process would block on the first. Within one process a lock is shared
-# (counted); only other processes are kept out.
-_held: dict[Path, tuple[IO[bytes], int]] = {}
-_held_guard = threading.Lock()
+class _HeldLocks:
+    """The repair locks this process holds, by experiment config file, each with the
+    number of blocks holding it."""
+
+    def __init__(self) -> None:
+        self.guard = threading.Lock()
+        self.held: dict[Path, tuple[IO[bytes], int]] = {}
+
+    def holds(self, key: Path) -> bool:
+        with self.guard:
+            return key in self.held
+
+    def acquire(self, key: Path, root: Path) -> None:
+        with self.guard:
+            fh, count = self.held.get(key, (None, 0))
+            if fh is None:
+                fh = open(key, "rb")
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    fh.close()
+                    raise ExperimentBusy(
+                        f"experiment {str(root)!r} is being repaired by another process; "
+                        "wait for it to finish (a dry run is always allowed)"
+                    ) from None
+            self.held[key] = (fh, count + 1)
+
+    def release(self, key: Path) -> None:
+        with self.guard:
+            fh, count = self.held.pop(key)
+            if count > 1:
+                self.held[key] = (fh, count - 1)
+            else:
+                fh.close()
+
+
+# The one state this module keeps, process-wide by nature: flock belongs to an open
+# file, so a second open in this process would block on the first; within one process
+# a lock is shared (counted), only other processes are kept out. A run's source cannot
+# hold it: two runs of one process (a resume copying the experiment another run holds)
+# must find each other's locks.
+_THIS_PROCESS = _HeldLocks()
 
 
 @contextlib.contextmanager
@@ -317,25 +353,8 @@ def repair_lock(root: Path) -> Iterator[None]:
     processes repairing one experiment cannot interleave their swaps.
     """
     key = (root / CONFIG_FILE).resolve()
-    with _held_guard:
-        fh, count = _held.get(key, (None, 0))
-        if fh is None:
-            fh = open(key, "rb")
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.close()
-                raise ExperimentBusy(
-                    f"experiment {str(root)!r} is being repaired by another process; wait "
-                    "for it to finish (a dry run is always allowed)"
-                ) from None
-        _held[key] = (fh, count + 1)
+    _THIS_PROCESS.acquire(key, root)
     try:
         yield
     finally:
-        with _held_guard:
-            fh, count = _held.pop(key)
-            if count > 1:
-                _held[key] = (fh, count - 1)
-            else:
-                fh.close()
+        _THIS_PROCESS.release(key)
