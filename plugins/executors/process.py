@@ -2,7 +2,8 @@
 
 The driver (the thread consuming ``map``) pulls items lazily, hands them to workers in
 chunks that adapt to how long items take and reads outcomes back in batches; a worker
-runs ``fn.portable``, the run's safe wrapper, so retries and command timeouts happen
+(:mod:`~runner_plugins.executors.process_worker`) runs ``fn.portable``, the run's safe
+wrapper, so retries and command timeouts happen
 there. A small shared array per worker tells the driver which item it is running and
 since when: a worker that dies fails exactly that item, and one stuck past the run's
 timeout can be stopped.
@@ -15,22 +16,18 @@ import contextlib
 import dataclasses
 import math
 import multiprocessing
-import os
 import pickle
-import queue
 import signal
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
-from types import FrameType
 from typing import Any, cast
 
 from runner.api import Executor, Item, ItemCall, Outcome, PortableCall, RunContext, TaskFailure
-from runner.toolkit import CommandGroup, TimedOut, current_group, join_group
+from runner.toolkit import TimedOut
 from runner_plugins.executors.plumbing import (
     PICKLE,
     Feed,
@@ -39,18 +36,10 @@ from runner_plugins.executors.plumbing import (
     failed,
     item_row,
     next_chunk,
-    outcome_row,
-    sendable,
     unpicklable,
 )
+from runner_plugins.executors.process_worker import ATTEMPT, SEQ, STARTED, STOP, work
 
-# Each worker's shared array: how many items it started (the last one is the running
-# one until its outcome arrives), when that one and its running attempt started
-# (time.monotonic(), which the processes of a machine share; 0: between attempts), and
-# a flag the driver sets to say "start nothing more".
-SEQ, STARTED, ATTEMPT, STOP = range(4)
-SEND_AT_ONCE = 0.002  # the outcome of an item that took longer goes back at once...
-BATCH_SECONDS = 0.005  # ...cheaper ones wait in the worker's batch at most this long
 TICK = 0.1  # seconds between looks at stop requests, overdue attempts, kills and exits
 
 
@@ -235,7 +224,7 @@ class _Pool:
         results_out, results_in = self.ctx.Pipe(duplex=False)
         shm = self.ctx.RawArray("d", 4)
         args = (self.portable, tasks_out, results_in, shm)
-        proc = self.ctx.Process(target=_work, args=args, name="runner-worker")
+        proc = self.ctx.Process(target=work, args=args, name="runner-worker")
         proc.start()
         tasks_out.close()  # the worker's ends: copies here would hide its exit
         results_in.close()
@@ -411,106 +400,3 @@ def _how(exitcode: int | None) -> str:
         with contextlib.suppress(ValueError):
             return f"killed by {signal.Signals(-exitcode).name}"
     return f"exit code {exitcode}"
-
-
-# The worker process ------------------------------------------------------------------
-
-
-class _Terminated(BaseException):
-    """SIGTERM in a worker: unwinds the running task (its commands are already stopped)."""
-
-
-def _work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> None:
-    """A worker's main: run the chunks it receives, send outcomes back in batches."""
-    sending = [False, False]  # in a send; SIGTERM came during one
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        current_group().stop(wait=0)  # the wrapper's group: this worker's commands
-        if sending[0]:
-            sending[1] = True  # half a message would be garbage: end right after it
-        else:
-            raise _Terminated
-
-    def send(kind: str, payload: Any) -> None:
-        try:
-            data = pickle.dumps((kind, payload), PICKLE)
-        except Exception:  # a result that does not pickle: only its item fails
-            data = pickle.dumps((kind, [sendable(fields) for fields in payload]), PICKLE)
-        sending[0] = True
-        results.send_bytes(data)
-        sending[0] = False
-        if sending[1]:
-            raise _Terminated
-
-    # A thread takes chunks off the pipe as they come, so that the driver never waits
-    # on a worker that is itself waiting to hand over outcomes.
-    chunks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-
-    def receive() -> None:
-        try:
-            while data := tasks.recv_bytes():
-                chunks.put(data)
-        except (EOFError, OSError):
-            # The driver closes this pipe only once the worker has ended: it is gone
-            # (kill -9 included), and the run with it. Ending at once has this process's
-            # reaper end the commands it runs (runner.reaper).
-            os._exit(1)
-        chunks.put(b"")
-
-    batch: list[tuple[Any, ...]] = []  # finished outcomes not sent yet
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the driver to handle
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        join_group(CommandGroup())  # not a group of the driver's that fork copied
-        signal.signal(signal.SIGTERM, on_term)
-        try:
-            call: PortableCall = pickle.loads(portable)
-        except Exception as exc:
-            send("error", f"a worker process cannot load the task: {type(exc).__name__}: {exc}")
-            return
-        if call.timeout is not None:
-            call.run = _stamped(call.run, shm)  # each attempt's start, for the watchdog
-        threading.Thread(target=receive, name="runner-worker-inbox", daemon=True).start()
-        while (data := chunks.get()) and not shm[STOP]:
-            sent = time.time()
-            for fields in pickle.loads(data):
-                if shm[STOP]:
-                    break
-                item = Item(*fields)
-                shm[STARTED] = time.monotonic()
-                shm[SEQ] += 1
-                try:
-                    [outcome] = call([item])
-                except KeyboardInterrupt:  # raised by the task: the driver raises it
-                    if batch:
-                        send("out", batch)
-                    send("interrupt", item.id)
-                    return
-                batch.append(outcome_row(outcome))
-                if outcome.seconds > SEND_AT_ONCE or outcome.finished - sent > BATCH_SECONDS:
-                    send("out", batch)
-                    batch, sent = [], outcome.finished
-            if batch:  # the end of a chunk: the driver sends the one after next
-                send("out", batch)
-                batch = []
-    except _Terminated:  # end as killed by SIGTERM, which is what happened
-        if batch:  # items that finished before it are results all the same
-            with contextlib.suppress(Exception, _Terminated):
-                sending[1] = False
-                send("out", batch)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-    except Exception:
-        with contextlib.suppress(Exception, _Terminated):
-            send("error", f"a worker process failed: {traceback.format_exc()}")
-
-
-def _stamped(run: Callable[[Item], Any], shm: Any) -> Callable[[Item], Any]:
-    def stamped(item: Item) -> Any:
-        shm[ATTEMPT] = time.monotonic()
-        try:
-            return run(item)
-        finally:
-            shm[ATTEMPT] = 0.0
-
-    return stamped
