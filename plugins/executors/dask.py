@@ -1,6 +1,7 @@
 """The ``dask`` executor: items in adaptive batches, one Dask task per batch.
 
-Dask is imported only when this executor runs: listing plugins imports this module.
+Dask is imported only when this executor runs: listing plugins imports this module. The
+cluster and its client are in ``dask_cluster``; what runs on a worker in ``dask_worker``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import importlib
 import itertools
 import logging
 import math
-import os
 import pickle
 import threading
 import time
@@ -23,49 +23,15 @@ from typing import Any
 from loguru import logger
 
 from runner.api import Executor, Item, ItemCall, Outcome, RunContext
+from runner_plugins.executors.dask_cluster import close, connect, distributed_module, dumps, shape
 from runner_plugins.executors.plumbing import PICKLE, Feed, item_row, lost_error
 
-INSTALL_HINT = (
-    'Dask is not installed: pip install "itemrunner[dask]" '
-    '(or pip install ".[dask]" in a clone of runner)'
-)
 _DASK_LOG = logging.getLogger("distributed")
-
-
-def _distributed() -> Any:
-    """The ``distributed`` module, or one line saying how to install it."""
-    try:
-        import distributed
-    except ImportError:
-        raise RuntimeError(INSTALL_HINT) from None
-    return distributed
 
 
 def _worker_side() -> ModuleType:
     """The worker side (it imports ``distributed``): once the executor runs."""
     return importlib.import_module("runner_plugins.executors.dask_worker")
-
-
-def _dumps(thing: Any) -> bytes:
-    """``thing`` pickled for the workers, with cloudpickle as Dask sends functions."""
-    import cloudpickle
-
-    try:
-        return bytes(cloudpickle.dumps(thing))
-    except Exception as exc:
-        raise TypeError(f"the task cannot be sent to Dask workers: {exc}") from None
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # the cores this process may use
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _allowed_failures(dask_scheduler: Any) -> int:
-    """Run on the scheduler: how often it runs a task again after its worker died."""
-    return int(dask_scheduler.allowed_failures)
 
 
 class DaskExecutor(Executor):
@@ -144,9 +110,9 @@ class DaskExecutor(Executor):
     def setup(self, context: RunContext) -> None:
         # What would stop the run stops it before any item: no Dask, a task that cannot
         # be sent, a scheduler that does not answer.
-        _distributed()
+        distributed_module()
         if context.task is not None:
-            _dumps(context.task)
+            dumps(context.task)
         if not context.dry_run:
             self._open(context.parallel)
 
@@ -154,34 +120,13 @@ class DaskExecutor(Executor):
         """The client, started (with its LocalCluster) if need be."""
         if self._client is not None:
             return self._client
-        distributed = _distributed()
         # Dask's INFO lines (workers registered, connections) would drown the run's own.
         self._log_level = _DASK_LOG.level
         _DASK_LOG.setLevel(max(self._log_level, logging.WARNING))
-        cluster = None
+        sizes = shape(parallel, self.workers, self.threads_per_worker, self.processes)
         try:
-            if self.address is None:
-                cluster = distributed.LocalCluster(
-                    **self._shape(parallel),
-                    processes=self.processes,
-                    dashboard_address=":0",  # any free port: runs side by side do not clash
-                    # Worker processes' logs: a heartbeat meeting the closing scheduler at
-                    # the end would print a traceback; outcomes carry the errors that count.
-                    silence_logs=logging.CRITICAL,
-                    # A task whose worker died fails at once (Dask would run it on 3 more
-                    # workers): whether its items run again is counted against
-                    # retry.attempts here, item by item.
-                    scheduler_kwargs={"allowed_failures": 0},
-                )
-            client = distributed.Client(cluster if cluster is not None else self.address)
-            if cluster is None:
-                try:
-                    self._allowed_failures = int(client.run_on_scheduler(_allowed_failures))
-                except Exception:  # a scheduler that does not say: Dask's default
-                    self._allowed_failures = 3
+            client, cluster, self._allowed_failures = connect(self.address, sizes, self.processes)
         except BaseException:
-            if cluster is not None:
-                cluster.close()
             _DASK_LOG.setLevel(self._log_level)
             raise
         with self._lock:
@@ -194,30 +139,11 @@ class DaskExecutor(Executor):
         )
         return client
 
-    def _shape(self, parallel: int) -> dict[str, int]:
-        """The LocalCluster's workers and threads: ``parallel`` threads by default."""
-        threads = self.threads_per_worker
-        if self.workers is not None:
-            workers = self.workers
-        elif not self.processes:
-            workers = 1  # threads of one process: more workers would only add overhead
-        elif threads is not None:
-            workers = math.ceil(parallel / threads)
-        else:
-            workers = min(_cores(), parallel)
-        return {
-            "n_workers": workers,
-            "threads_per_worker": threads or math.ceil(parallel / workers),
-        }
-
     def _close(self) -> None:
         with self._lock:
             client, cluster = self._client, self._cluster
             self._client = self._cluster = None
-        for closable in (client, cluster):
-            if closable is not None:
-                with contextlib.suppress(Exception):  # a scheduler already gone
-                    closable.close()
+        close(client, cluster)
         if client is not None:
             _DASK_LOG.setLevel(self._log_level)
 
@@ -236,7 +162,7 @@ class DaskExecutor(Executor):
             with self._lock:
                 out = list(self._out)
             with contextlib.suppress(Exception):  # a TimeoutError: the time is up
-                _distributed().wait(out, timeout=timeout)
+                distributed_module().wait(out, timeout=timeout)
 
     def kill(self) -> int:
         """Stop the commands running on the workers; the batches they were in come back
@@ -271,7 +197,7 @@ class DaskExecutor(Executor):
     def map(self, fn: ItemCall, items: Iterable[Item], parallel: int) -> Iterator[Outcome]:
         self._stop.clear()
         admit, auto, receive = fn.admit, fn.limit, fn.receive
-        blob = _dumps(fn.portable)
+        blob = dumps(fn.portable)
         attempts = fn.portable.attempts
         feed = Feed(iter(items))
         ahead: deque[Item] = deque(feed.take(1))
@@ -283,7 +209,8 @@ class DaskExecutor(Executor):
         client = self._open(parallel)
         token = uuid.uuid4().hex
         worker_side = _worker_side()
-        # The run's state on the workers, theirs from the first batch until the end.
+        # The run's state on every worker (and any that joins), from before its first
+        # batch until its end: a plugin, so that nothing of it stays on a worker after.
         run = worker_side.WorkerRun(token)
         # Starts a lost task may have cost (the scheduler's own reruns included).
         per_loss = self._allowed_failures + 1
@@ -311,7 +238,7 @@ class DaskExecutor(Executor):
             # batch queued for each thread hides the round trip through the driver.
             own = self._cluster is not None and threads <= parallel
             slots = max(parallel, 1) + (threads if own else 0)
-            done = _distributed().as_completed(
+            done = distributed_module().as_completed(
                 loop=client.loop, with_results=True, raise_errors=False
             )
 
@@ -353,7 +280,7 @@ class DaskExecutor(Executor):
                 """A task that went out and came back without its outcomes: any of its
                 items may have started (``per_loss`` times if its worker died), so each
                 runs again, alone, only while its starts stay below ``attempts``."""
-                died = isinstance(exc, _distributed().KilledWorker)
+                died = isinstance(exc, distributed_module().KilledWorker)
                 starts = per_loss if died else 1
                 error = lost_error(exc, what)
                 if died:

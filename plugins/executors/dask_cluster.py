@@ -1,0 +1,105 @@
+"""The ``dask`` executor's cluster: Dask found (or how to install it), a LocalCluster's
+shape, and the client to the scheduler the run uses. Dask is imported only when called."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from typing import Any
+
+INSTALL_HINT = (
+    'Dask is not installed: pip install "itemrunner[dask]" '
+    '(or pip install ".[dask]" in a clone of runner)'
+)
+#: What a scheduler at an address that does not say (an old one) does: Dask's default.
+DASK_ALLOWED_FAILURES = 3
+
+
+def distributed_module() -> Any:
+    """The ``distributed`` module, or one line saying how to install it."""
+    try:
+        import distributed
+    except ImportError:
+        raise RuntimeError(INSTALL_HINT) from None
+    return distributed
+
+
+def dumps(thing: Any) -> bytes:
+    """``thing`` pickled for the workers, with cloudpickle as Dask sends functions."""
+    import cloudpickle
+
+    try:
+        return bytes(cloudpickle.dumps(thing))
+    except Exception as exc:
+        raise TypeError(f"the task cannot be sent to Dask workers: {exc}") from None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def shape(
+    parallel: int, workers: int | None, threads_per_worker: int | None, processes: bool
+) -> dict[str, int]:
+    """A LocalCluster's workers and threads: ``parallel`` threads by default."""
+    if workers is None:
+        if not processes:
+            workers = 1  # threads of one process: more workers would only add overhead
+        elif threads_per_worker is not None:
+            workers = math.ceil(parallel / threads_per_worker)
+        else:
+            workers = min(_cores(), parallel)
+    return {
+        "n_workers": workers,
+        "threads_per_worker": threads_per_worker or math.ceil(parallel / workers),
+    }
+
+
+def _allowed_failures(dask_scheduler: Any) -> int:
+    """Run on the scheduler: how often it runs a task again after its worker died."""
+    return int(dask_scheduler.allowed_failures)
+
+
+def connect(address: str | None, sizes: dict[str, int], processes: bool) -> tuple[Any, Any, int]:
+    """A client of the scheduler at ``address``, or of a LocalCluster of ``sizes``
+    started for the run; that cluster (None at an address); and how often the scheduler
+    runs a task again after its worker died."""
+    distributed = distributed_module()
+    cluster = None
+    try:
+        if address is None:
+            cluster = distributed.LocalCluster(
+                **sizes,
+                processes=processes,
+                dashboard_address=":0",  # any free port: runs side by side do not clash
+                # Worker processes' logs: a heartbeat meeting the closing scheduler at
+                # the end would print a traceback; outcomes carry the errors that count.
+                silence_logs=logging.CRITICAL,
+                # A task whose worker died fails at once (Dask would run it on 3 more
+                # workers): whether its items run again is counted against
+                # retry.attempts by the executor, item by item.
+                scheduler_kwargs={"allowed_failures": 0},
+            )
+            return distributed.Client(cluster), cluster, 0
+        client = distributed.Client(address)
+    except BaseException:
+        if cluster is not None:
+            cluster.close()
+        raise
+    try:
+        return client, None, int(client.run_on_scheduler(_allowed_failures))
+    except Exception:  # a scheduler that does not say
+        return client, None, DASK_ALLOWED_FAILURES
+
+
+def close(client: Any, cluster: Any) -> None:
+    """Close the client, then the cluster started for the run (None: there was none)."""
+    for closable in (client, cluster):
+        if closable is not None:
+            with contextlib.suppress(Exception):  # a scheduler already gone
+                closable.close()
