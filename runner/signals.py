@@ -7,9 +7,11 @@ exits with ``128 + signal`` (130, 143, 129). A second signal while that happens 
 emergency steps registered with :func:`on_second_signal` (kill the commands, flush the
 journal) and exits at once with the same code.
 
-Signals are delivered to a process, so what this module keeps (the signal received, the
-emergency steps) is process-wide by nature; a run registers its steps and removes them
-when it ends.
+Signals are delivered to a process, so what is kept (the signal received, the emergency
+steps) is the process's too: it lives on the handler object that :func:`install` gives the
+``signal`` module, found again with ``signal.getsignal``, not in this module. A run
+registers its steps and removes them when it ends; where no handler is installed (a
+library caller's process), the steps are not needed and nothing is kept.
 """
 
 from __future__ import annotations
@@ -22,10 +24,6 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 
 HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-_received: list[int] = []
-_emergency: list[Callable[[], object]] = []
-_deferred: list[Callable[[int], object]] = []
 
 
 class Interrupted(KeyboardInterrupt):
@@ -42,31 +40,48 @@ def exit_code_of(exc: BaseException) -> int:
     return exc.exit_code if isinstance(exc, Interrupted) else 128 + signal.SIGINT
 
 
+class Handler:
+    """The handler of :data:`HANDLED`: the first signal is recorded and raised (or handed
+    to the innermost deferring block), a second runs the emergency steps and exits."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.emergency: list[Callable[[], object]] = []
+        self.deferred: list[Callable[[int], object]] = []
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            for step in list(self.emergency):
+                with contextlib.suppress(Exception):
+                    step()
+            sys.stderr.write(f"runner: {signal.Signals(signum).name} again: exiting now\n")
+            sys.stderr.flush()
+            os._exit(128 + self.received)
+        self.received = signum
+        if self.deferred:
+            self.deferred[-1](signum)  # the run stops by itself and raises Interrupted after
+            return
+        raise Interrupted(signum)
+
+
+def install() -> Handler:
+    """Handle SIGINT, SIGTERM and SIGHUP (main thread only, as Python requires)."""
+    handler = Handler()
+    for signum in HANDLED:
+        signal.signal(signum, handler)
+    return handler
+
+
+def installed() -> Handler | None:
+    """The handler :func:`install` put in place, if it is still the one in place."""
+    handler = signal.getsignal(signal.SIGTERM)
+    return handler if isinstance(handler, Handler) else None
+
+
 def received() -> int | None:
     """The first signal this process received since :func:`install`, if any."""
-    return _received[0] if _received else None
-
-
-def _handle(signum: int, frame: FrameType | None) -> None:
-    if _received:
-        for step in list(_emergency):
-            with contextlib.suppress(Exception):
-                step()
-        sys.stderr.write(f"runner: {signal.Signals(signum).name} again: exiting now\n")
-        sys.stderr.flush()
-        os._exit(128 + _received[0])
-    _received.append(signum)
-    if _deferred:
-        _deferred[-1](signum)  # the run stops by itself and raises Interrupted after
-        return
-    raise Interrupted(signum)
-
-
-def install() -> None:
-    """Handle SIGINT, SIGTERM and SIGHUP (main thread only, as Python requires)."""
-    _received.clear()
-    for signum in HANDLED:
-        signal.signal(signum, _handle)
+    handler = installed()
+    return None if handler is None else handler.received
 
 
 @contextlib.contextmanager
@@ -77,19 +92,27 @@ def deferred(on_signal: Callable[[int], object]) -> Iterator[None]:
     the outcomes of the items still running. ``on_signal`` must only set flags (it runs
     in the signal handler); the code after the block asks :func:`received`.
     """
-    _deferred.append(on_signal)
+    handler = installed()
+    if handler is None:
+        yield
+        return
+    handler.deferred.append(on_signal)
     try:
         yield
     finally:
-        _deferred.remove(on_signal)
+        handler.deferred.remove(on_signal)
 
 
 @contextlib.contextmanager
 def on_second_signal(*steps: Callable[[], object]) -> Iterator[None]:
     """Run ``steps`` (quick, best effort) if a second signal ends the process meanwhile."""
-    _emergency.extend(steps)
+    handler = installed()
+    if handler is None:
+        yield
+        return
+    handler.emergency.extend(steps)
     try:
         yield
     finally:
         for step in steps:
-            _emergency.remove(step)
+            handler.emergency.remove(step)
