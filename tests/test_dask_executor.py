@@ -480,7 +480,6 @@ def test_a_lost_worker_fails_only_the_item_that_killed_it() -> None:
 def test_items_run_in_the_workers_processes(cli_cluster: str) -> None:
     """With an address, items run in the cluster's worker processes, each exactly once."""
     outcomes = list(DaskExecutor(cli_cluster).map(SafeCall(task_pid), items(300), 4))
-    print("DEBUGX", [o.error for o in outcomes if not o.ok][:2])
     assert statuses(outcomes) == {str(i): "ok" for i in range(300)}
     assert os.getpid() not in {o.result for o in outcomes}
 
