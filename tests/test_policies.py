@@ -162,29 +162,38 @@ def test_stop_wakes_every_waiter() -> None:
     assert len(errors) == 3
 
 
+class _Recording(Gate):
+    """A gate that records each start time it hands out (when an attempt is due), before
+    the thread sleeps until it: what the cap is about, whatever the scheduler does."""
+
+    def __init__(self, per_second: float) -> None:
+        super().__init__(per_second)
+        self.drawn: list[float] = []
+
+    def ticket(self, now: float, start: float) -> float:
+        self.drawn.append(start)
+        return super().ticket(now, start)
+
+
 def test_a_pause_keeps_the_per_second_spacing_of_starts_already_drawn() -> None:
     """Threads waiting for their start when a short pause comes still start at their
     times; the starts drawn after the pause come after those, so the cap holds across
     the pause (every start at least 1/per_second after the one before it in order)."""
-    gate = Gate(per_second=10)
-    starts: list[float] = []
-    lock = threading.Lock()
-
-    def start() -> None:
-        began = gate.enter()
-        with lock:
-            starts.append(began)
-
-    first = [threading.Thread(target=start) for _ in range(3)]
+    gate = _Recording(per_second=10)
+    first = [threading.Thread(target=gate.enter) for _ in range(3)]
     for thread in first:
         thread.start()
-    time.sleep(0.02)  # all three have their start times: now, +0.1 s, +0.2 s
-    gate.pause(0.05, "429")  # shorter than the starts already drawn
-    later = [threading.Thread(target=start) for _ in range(2)]
+    deadline = time.monotonic() + 30
+    while len(gate.drawn) < 3 and time.monotonic() < deadline:  # all three hold a start
+        time.sleep(0.001)
+    assert len(gate.drawn) == 3
+    gate.pause(0.05, "429")  # shorter than the starts already drawn (+0.1 s, +0.2 s)
+    later = [threading.Thread(target=gate.enter) for _ in range(2)]
     for thread in later:
         thread.start()
     for thread in first + later:
         thread.join()
-    starts.sort()
+    starts = sorted(gate.drawn)
+    assert len(starts) == 5
     for k, at in enumerate(starts):
-        assert at >= starts[0] + k * 0.1 - 0.005, (k, [round(s - starts[0], 3) for s in starts])
+        assert at >= starts[0] + k * 0.1 - 1e-9, (k, [round(s - starts[0], 3) for s in starts])
