@@ -187,7 +187,7 @@ def runner_settings(count: int, seconds: float, parallel: int) -> Any:
     """Settings of ``parallel=P source=range source.count=N task=sleep task.seconds=S
     executor=thread postprocessor=none progress=lines`` (what ``python -m runner`` builds
     from those overrides, without Hydra)."""
-    from runner.settings import Settings
+    from runner.config.settings import Settings
 
     return Settings(
         parallel=parallel,
@@ -206,7 +206,7 @@ def runner_settings(count: int, seconds: float, parallel: int) -> Any:
 def run_runner_in_process(
     count: int, seconds: float, parallel: int, out_dir: Path, settings: Any = None
 ) -> dict[str, Any]:
-    """One run through ``runner.run.execute``, as the CLI's job does it: runner.log and the
+    """One run through ``runner.execute.run.execute``, as the CLI's job does it: runner.log and the
     journal (results.jsonl) are written to ``out_dir``. The console only shows warnings,
     so progress lines are formatted and written to runner.log but not to the terminal.
 
@@ -214,8 +214,8 @@ def run_runner_in_process(
     summary.json included) and the summary it wrote. ``settings`` replaces the ones
     :func:`runner_settings` builds (same count), for variants of the run.
     """
-    from runner import logs
-    from runner.run import execute
+    from runner.execute.run import execute
+    from runner.show import logs
 
     out_dir.mkdir(parents=True, exist_ok=True)
     console = logs.Console()

@@ -4,7 +4,7 @@ efficiency = ideal / wall of the items phase (first item started to last item fi
 ideal = 1000 * 0.05 / 64 = 0.781 s. Three runs side by side in each round, each on a
 cluster of the same shape (LocalCluster: one worker process per core, 64 threads in all):
 
-* runner, dask: ``runner.run.execute`` in-process with ``executor=dask`` (its own
+* runner, dask: ``runner.execute.run.execute`` in-process with ``executor=dask`` (its own
   LocalCluster, started in ``setup`` and closed at the end), sleep task, journal in a
   temporary folder; the items phase is summary.json's ``wall_seconds``;
 * bare Dask: a LocalCluster and ``client.submit`` of one future per item (every item at

@@ -10,7 +10,7 @@ counts as not below).
 
 * baseline: ``ThreadPoolExecutor(64)``, submit every ``time.sleep(0.05)``, iterate
   ``as_completed``; wall from creating the pool to its shutdown.
-* runner: ``runner.run.execute`` in-process (thread executor, sleep task, journal in a
+* runner: ``runner.execute.run.execute`` in-process (thread executor, sleep task, journal in a
   temporary folder); wall around ``execute``, so plugin construction, thread start-up,
   the journal and summary.json are all counted. For information, also the efficiency
   over summary.json's ``wall_seconds`` (first item started to last item finished).

@@ -5,9 +5,9 @@ Issue 11 asks two things of ``executor=process``:
 * 200 CPU-bound Python items (a pure-Python hashing loop of ~20 ms per item, which
   holds the GIL) at parallel=2 finish >= 1.7x faster than with the thread executor:
   both go through ``executor.map`` with the safe wrapper the run builds
-  (``runner.safecall.SafeCall``), no journal; the pool's start-up included;
+  (``runner.execute.safecall.SafeCall``), no journal; the pool's start-up included;
 * 100,000 no-op items (``source.count=100000 task.seconds=0``) cost the process
-  executor at most 3x the thread executor's wall time: ``runner.run.execute`` with the
+  executor at most 3x the thread executor's wall time: ``runner.execute.run.execute`` with the
   Settings of ``python -m runner source.count=100000 task.seconds=0 parallel=2
   progress=off postprocessor=none executor=<thread|process>``, journal and runner.log
   in a temporary folder, timed around ``execute`` (worker start-up included). Also
@@ -83,7 +83,7 @@ def executor_for(name: str) -> Any:
 def cpu_round(name: str, rounds: int, count: int, parallel: int) -> float:
     """Seconds for ``count`` HashTask items through the executor's ``map``."""
     from runner.api import Item
-    from runner.safecall import SafeCall
+    from runner.execute.safecall import SafeCall
 
     fn = SafeCall(HashTask(rounds).run)
     items = (Item(str(i), {"index": i}) for i in range(count))
@@ -240,7 +240,8 @@ def docs_section(res: dict[str, Any], args: Any, command: str) -> str:
         f"| same items, bare `multiprocessing.Pool({args.parallel})` (spawn) | "
         f"{med['thread']['cpu']:.2f} s | {res['bare']:.2f} s | {res['bare_speedup']:.2f}x "
         "faster | - | - |",
-        f"| {args.count:,} no-op items, `runner.run.execute` | {med['thread']['noop']:.2f} s | "
+        f"| {args.count:,} no-op items, `runner.execute.run.execute` | "
+        f"{med['thread']['noop']:.2f} s | "
         f"{med['process']['noop']:.2f} s | {res['noop_ratio']:.2f}x the wall time | "
         f"<= {NOOP_TARGET:.1f}x | {'yes' if res['noop_ratio'] <= NOOP_TARGET else '**no**'} |",
         f"| same, summary.json's items' window | {med['thread']['noop_window']:.2f} s | "
@@ -268,7 +269,7 @@ The CPU-bound item is a pure-Python FNV-1a loop ({res["rounds"]} rounds over 256
 (`SafeCall`) and no journal; the process pool's start-up (spawn) is included. A
 bare spawn `multiprocessing.Pool` running the same items (started inside its timing too)
 shows what the machine's cores gave in the same rounds. The no-op run is
-`runner.run.execute` with the settings of `python -m runner source.count={args.count}
+`runner.execute.run.execute` with the settings of `python -m runner source.count={args.count}
 task.seconds=0 parallel={args.parallel} progress=off postprocessor=none
 executor=<name>`, journal written, timed around `execute`; that command itself is timed
 too, as a subprocess (Python and Hydra start-up included).

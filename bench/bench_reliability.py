@@ -16,7 +16,7 @@ at a different one each round); rates are medians, and a ratio is the median ove
 rounds of the variant's rate over plain's rate in the same round (paired, so that the
 machine's drift between rounds, which here is larger than the effect, cancels out):
 
-* in-process: ``runner.run.execute`` as ``bench_throughput.py`` runs it (range source,
+* in-process: ``runner.execute.run.execute`` as ``bench_throughput.py`` runs it (range source,
   sleep task with seconds=0, thread executor, parallel=6, postprocessor=none, journal and
   runner.log in a temporary folder), with ``progress=off`` like the CLI runs; items over
   the time around ``execute``;
@@ -24,7 +24,7 @@ machine's drift between rounds, which here is larger than the effect, cancels ou
   postprocessor=none [overrides]`` in a subprocess; ``summary.json``'s
   ``items_per_second`` (first item started to last item finished) and items over the
   whole process wall time (start-up included);
-* wrapper: one thread calling the safe wrapper (``runner.safecall.SafeCall``, as
+* wrapper: one thread calling the safe wrapper (``runner.execute.safecall.SafeCall``, as
   the run builds it, bound to the thread as the thread executor's workers bind it) over
   the same items, no executor, no journal: microseconds per call, the per-item cost the
   machinery adds before any scheduling.
@@ -71,7 +71,7 @@ ALL = VARIANTS[-1][0]
 
 def settings_for(count: int, parallel: int, overrides: list[str]) -> Any:
     """The Settings ``python -m runner`` builds from the CLI command plus ``overrides``."""
-    from runner.policies import HaltPolicy
+    from runner.execute.policies import HaltPolicy
 
     settings = dataclasses.replace(c.runner_settings(count, 0, parallel), progress="off")
     for override in overrides:
@@ -133,9 +133,9 @@ def cli(
 
 def wrapper_cost(count: int, overrides: list[str]) -> float:
     """Microseconds per call of the safe wrapper the run builds, one thread, best of 3."""
-    from runner.policies import Gate
-    from runner.process import CommandGroup
-    from runner.safecall import SafeCall
+    from runner.execute.commands import CommandGroup
+    from runner.execute.policies import Gate
+    from runner.execute.safecall import SafeCall
 
     settings = settings_for(count, 1, overrides)
     source, run = c.bare_items(count)
@@ -216,7 +216,7 @@ Each variant's CLI run is
 {" ".join(cli_argv(n, par, []))} [overrides]
 ```
 
-with the overrides of the table; its in-process run is `runner.run.execute` with the
+with the overrides of the table; its in-process run is `runner.execute.run.execute` with the
 same settings, timed around `execute` as in the core throughput benchmark. "CPU
 µs/item" is the user+sys CPU time per item (in-process: around `execute`; CLI: the whole
 process, start-up included), medians, with the difference to plain: it moves less with

@@ -5,7 +5,7 @@ then iterate ``as_completed``), both measured in this run.
 
 * baseline: the same items (range source) and the same task function (sleep task with
   seconds=0, a no-op) submitted one Future per item; no journal, no progress.
-* runner, in-process: ``runner.run.execute`` with the thread executor, the safe wrapper,
+* runner, in-process: ``runner.execute.run.execute`` with the thread executor, the safe wrapper,
   the journal (results.jsonl in a temporary folder), progress=lines and runner.log;
   timed around ``execute``, so Python and Hydra start-up are excluded.
 * runner, CLI: ``python -m runner parallel=6 source.count=N task.seconds=0

@@ -14,7 +14,6 @@ from typing import Any, NoReturn
 
 from loguru import logger
 
-from runner import logs, signals
 from runner.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED_ITEMS,
@@ -25,6 +24,8 @@ from runner.errors import (
     sweep_exit_code,
     unknown_key,
 )
+from runner.execute import signals
+from runner.show import logs
 
 CONFIG_PACKAGE = "runner_conf"
 
@@ -68,7 +69,7 @@ def _register_hydra_plugins() -> None:
     from hydra.core.plugins import Plugins
     from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-    from runner.configsource import RunnerConfigSource
+    from runner.config.configsource import RunnerConfigSource
 
     class RunnerSearchPath(SearchPathPlugin):
         def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
@@ -148,10 +149,10 @@ def _job(cfg: Any, console: logs.Console) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from runner.jobs import write_job_status
-    from runner.resume import FolderInUse
-    from runner.run import execute
-    from runner.settings import settings_from
+    from runner.config.settings import settings_from
+    from runner.execute.run import execute
+    from runner.record.jobs import write_job_status
+    from runner.record.resume import FolderInUse
 
     hydra_config = HydraConfig.get()
     output_dir = Path(hydra_config.runtime.output_dir)

@@ -36,14 +36,7 @@ Text
 
 from __future__ import annotations
 
-from runner.files import (
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    leftover_temp_files,
-)
-from runner.labels import printable, shown_path
-from runner.process import (
+from runner.execute.commands import (
     CommandGroup,
     CommandResult,
     CommandsStopped,
@@ -51,12 +44,19 @@ from runner.process import (
     join_group,
     run_command,
 )
-from runner.ratelimits import detect_rate_limit
-from runner.safecall import TimedOut, error_info
+from runner.execute.ratelimits import detect_rate_limit
+from runner.execute.safecall import TimedOut, error_info
+from runner.execute.templates import fill_for_item, fill_template, template_fields
+from runner.record.files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    leftover_temp_files,
+)
+from runner.record.streams import STREAMS_FILE, StreamLog, read_streams
+from runner.record.tally import SLOWEST
+from runner.show.labels import printable, shown_path
 from runner.show.markdown import markdown_table
-from runner.streams import STREAMS_FILE, StreamLog, read_streams
-from runner.tally import SLOWEST
-from runner.templates import fill_for_item, fill_template, template_fields
 
 __all__ = [
     "SLOWEST",

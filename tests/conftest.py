@@ -166,7 +166,7 @@ def compose_config() -> Iterator[Compose]:
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty folder on sys.path; the registry rescans after the test writes into it."""
-    from runner import registry
+    from runner.config import registry
 
     folder = tmp_path / "site"
     folder.mkdir()

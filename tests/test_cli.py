@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import registry
+from runner.config import registry
 from tests.conftest import (
     REPO,
     CliResult,

@@ -1,4 +1,4 @@
-"""parallel=auto (runner/concurrency.py): real threads, real items, a real HTTP service."""
+"""parallel=auto (runner/execute/concurrency.py): real threads, real items, a real HTTP service."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from runner.api import Item
-from runner.concurrency import AdaptiveLimit
-from runner.safecall import SafeCall
+from runner.execute.concurrency import AdaptiveLimit
+from runner.execute.safecall import SafeCall
 from runner_plugins.executors.thread import ThreadExecutor
 from tests.browser import rendered_dom
 from tests.conftest import RunCli

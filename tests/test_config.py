@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.settings import MAX_PARALLEL, settings_from
+from runner.config.settings import MAX_PARALLEL, settings_from
 from tests.conftest import Compose, RunCli
 
 

@@ -1,4 +1,4 @@
-"""runner.configsource: the options of each group and the typed nodes Hydra composes from."""
+"""runner.config.configsource: the options of each group and the typed nodes Hydra composes from."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 import runner_plugins
-from runner import configsource, registry
 from runner.api import GROUPS
-from runner.configsource import RunnerConfigSource, plugin_options
+from runner.config import configsource, registry
+from runner.config.configsource import RunnerConfigSource, plugin_options
+from runner.config.settings import RunConfig
 from runner.errors import PluginError
-from runner.settings import RunConfig
 from tests.plugin_support import write_distribution
 
 SHIPPED = Path(runner_plugins.__file__).parent / "conf"

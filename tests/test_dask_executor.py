@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from runner.api import Item, Outcome, RetryableError
-from runner.policies import Gate, RetryPolicy
-from runner.safecall import SafeCall
-from runner.settings import settings_from
+from runner.config.settings import settings_from
+from runner.execute.policies import Gate, RetryPolicy
+from runner.execute.safecall import SafeCall
 from runner_plugins.executors.dask import DaskExecutor
 from runner_plugins.tasks import ShellTask
 from tests.conftest import REPO, Compose, RunCli, process_running, start_runner

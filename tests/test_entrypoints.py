@@ -1,4 +1,4 @@
-"""runner.entrypoints reads what importlib.metadata reads, for every distribution here."""
+"""runner.config.entrypoints reads what importlib.metadata reads, for every distribution here."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib.metadata as metadata
 import os
 import sys
 
-from runner import entrypoints
+from runner.config import entrypoints
 
 
 def _in_a_folder(dist: metadata.Distribution) -> bool:

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from runner import registry
 from runner.api import Executor, Item, Outcome, RunContext
-from runner.process import CommandGroup
-from runner.safecall import SafeCall
+from runner.config import registry
+from runner.execute.commands import CommandGroup
+from runner.execute.safecall import SafeCall
 from runner_plugins.executors.sequential import SequentialExecutor
 from runner_plugins.executors.thread import ThreadExecutor
 from tests import executor_tasks as tasks

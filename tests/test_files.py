@@ -1,4 +1,4 @@
-"""runner.files: atomic writes keep modes, never leave half a file; leftovers are found."""
+"""runner.record.files: atomic writes keep modes, never leave half a file; leftovers are found."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runner import files
-from runner.files import atomic_write_json, atomic_write_text, leftover_temp_files
+from runner.record import files
+from runner.record.files import atomic_write_json, atomic_write_text, leftover_temp_files
 
 
 def _mode(path: Path) -> int:

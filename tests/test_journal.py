@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from runner import journal as journal_module
 from runner.api import Outcome
-from runner.journal import Journal, JournalOutcomes
+from runner.record import journal as journal_module
+from runner.record.journal import Journal, JournalOutcomes
 
 
 def test_round_trip(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from runner import registry
+from runner.config import registry
 from runner_plugins.judge.plugins import JudgeConsensus, JudgeRerun, JudgeSlots
 from tests.conftest import RunCli, run_runner
 from tests.judge_support import REPO, T3, remove_slot, status_of, tree

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from runner.api import Outcome, RunContext
-from runner.safecall import SafeCall
+from runner.execute.safecall import SafeCall
 from runner_plugins.judge.plugins import JudgeConsensus, JudgeRerun, JudgeSlots
 from tests.judge_support import (
     FIXTURE,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from runner.config.settings import settings_from
 from runner.errors import UsageError
-from runner.run import execute
-from runner.settings import settings_from
+from runner.execute.run import execute
 from runner_plugins.judge.experiment import load_config
 from runner_plugins.judge.sample import MODELS, make_sample_experiment
 from runner_plugins.judge.source import scan_run

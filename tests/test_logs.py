@@ -1,4 +1,4 @@
-"""runner.logs: loguru as it comes, to the console and to each run's runner.log."""
+"""runner.show.logs: loguru as it comes, to the console and to each run's runner.log."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from runner import logs
+from runner.show import logs
 
 
 def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -32,7 +32,7 @@ def test_loguru_is_imported_as_it_comes(tmp_path: Path) -> None:
     done = run_python(
         """
         import json, os, sys
-        import runner.logs
+        import runner.show.logs
         import loguru._asyncio_loop as loop
         print(json.dumps({"loop": loop.__file__, "env": os.environ.get("LOGURU_AUTOINIT")}))
         """,
@@ -48,7 +48,7 @@ def test_the_console_gets_runners_and_the_stdlibs_messages_once(tmp_path: Path) 
     done = run_python(
         """
         import logging
-        from runner import logs
+        from runner.show import logs
         console = logs.Console()
         console.configure("INFO")
         console.configure("INFO")

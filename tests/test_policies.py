@@ -1,4 +1,4 @@
-"""runner.policies: halt thresholds, retry waits, the rate-limit gate, the retry loop."""
+"""runner.execute.policies: halt thresholds, retry waits, the rate-limit gate, the retry loop."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 
 from runner.api import RetryableError
-from runner.policies import Gate, HaltPolicy, RetryPolicy, Stopped, retrying
+from runner.execute.policies import Gate, HaltPolicy, RetryPolicy, Stopped, retrying
 
 
 @pytest.mark.parametrize(

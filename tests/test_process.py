@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from runner import process
-from runner.process import (
+from runner.execute import commands as process
+from runner.execute.commands import (
     CommandGroup,
     CommandsStopped,
     command_deadline,
     run_command,
     use_group,
 )
-from runner.templates import fill_template
+from runner.execute.templates import fill_template
 from tests.conftest import process_running
 
 # Writes its pid (atomically) to argv[1] after a line on stdout, then sleeps holding the

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from runner.api import Item, Outcome, RetryableError, RunContext, Task
-from runner.policies import RetryPolicy
-from runner.process import CommandGroup
-from runner.safecall import SafeCall
+from runner.execute.commands import CommandGroup
+from runner.execute.policies import RetryPolicy
+from runner.execute.safecall import SafeCall
 from runner.toolkit import run_command
 from runner_plugins.executors.process import ProcessExecutor
 from tests.conftest import RunCli, process_running, start_runner

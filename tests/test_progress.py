@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from runner import progress as progress_module
 from runner.api import Outcome
-from runner.labels import ELLIPSIS, printable
-from runner.progress import Progress
+from runner.show import progress as progress_module
+from runner.show.labels import ELLIPSIS, printable
+from runner.show.progress import Progress
 from tests.conftest import RunCli
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from runner import reaper
+from runner.execute import reaper
 from tests.conftest import process_running, start_runner
 from tests.judge_support import copy_fixture
 
@@ -43,7 +43,7 @@ for _ in range(600):
 # prints the child's pid, then waits to be killed.
 FORKS_WHILE_A_COMMAND_RUNS = """
 import os, sys, threading, time
-from runner.process import run_command
+from runner.execute.commands import run_command
 threading.Thread(target=run_command, args=(sys.argv[1:],), daemon=True).start()
 time.sleep(0.5)
 child = os.fork()

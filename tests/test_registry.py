@@ -14,7 +14,7 @@ import pytest
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from runner import registry
+from runner.config import registry
 from runner.errors import PluginError
 from tests.conftest import RunCli, run_runner
 from tests.plugin_support import write_distribution, write_test_plugins
@@ -51,7 +51,7 @@ def test_specs_describe_a_plugin_without_importing_it(installed: Path) -> None:
 
 def test_the_first_copy_of_a_distribution_on_the_path_wins(tmp_path: Path) -> None:
     """A stale copy further down the path (an old install) adds no entry points."""
-    from runner import entrypoints
+    from runner.config import entrypoints
 
     new, old = tmp_path / "new", tmp_path / "old"
     write_distribution(new, "tmp-repeat", {"runner.tasks": {"repeat": "m:New"}}, {}, "2.0")

@@ -1,4 +1,5 @@
-"""runner.resume: a resume continues only a run of the same work; a run folder holds one run."""
+"""runner.record.resume: a resume continues only a run of the same work; a run folder holds
+one run."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from runner import resume
+from runner.config.settings import settings_from
 from runner.errors import UsageError
-from runner.run import execute
-from runner.settings import settings_from
+from runner.execute.run import execute
+from runner.record import resume
 from tests.conftest import Compose, run_runner, start_runner
 from tests.inprocess import run_in_process
 

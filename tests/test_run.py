@@ -1,4 +1,4 @@
-"""runner.run: one lifecycle, signals, halting and resuming, tried on real processes."""
+"""runner.execute.run: one lifecycle, signals, halting and resuming, tried on real processes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from runner.api import Item
-from runner.safecall import SafeCall
+from runner.execute.safecall import SafeCall
 from runner_plugins.executors.thread import ThreadExecutor
 from tests.conftest import RunCli, process_running, run_runner, start_runner
 

@@ -1,12 +1,12 @@
-"""runner.settings: settings_from checks the composed config once and gives plain values."""
+"""runner.config.settings: settings_from checks the composed config once and gives plain values."""
 
 from __future__ import annotations
 
 import pytest
 
+from runner.config.settings import LOG_LEVELS, MAX_PARALLEL, PROGRESS_MODES, settings_from
 from runner.errors import UsageError
-from runner.policies import HaltPolicy, RetryPolicy
-from runner.settings import LOG_LEVELS, MAX_PARALLEL, PROGRESS_MODES, settings_from
+from runner.execute.policies import HaltPolicy, RetryPolicy
 from tests.conftest import Compose
 
 TOP_LEVEL_KEYS = (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.streams import read_streams
+from runner.record.streams import read_streams
 from runner_plugins.sources import GlobSource, JsonlSource, LinesSource, RangeSource
 from tests.conftest import RunCli
 

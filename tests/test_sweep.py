@@ -15,7 +15,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from runner import sweep
-from runner.jobs import write_job_status
+from runner.record.jobs import write_job_status
 from tests.conftest import CliResult, start_runner
 from tests.inprocess import run_in_process
 

@@ -10,7 +10,7 @@ import pytest
 from markupsafe import Markup
 from omegaconf import OmegaConf
 
-from runner.jobs import write_job_status
+from runner.record.jobs import write_job_status
 from runner.show import sweep_analysis, sweep_report
 from runner.show.figures import RED, Mark, Panel
 from runner.show.sweep_analysis import Report, build_report, is_repeat_key, verdict

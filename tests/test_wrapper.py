@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from runner.api import Item, Outcome, RetryableError, TaskFailure
-from runner.policies import RetryPolicy
-from runner.process import CommandGroup, run_command
-from runner.safecall import SafeCall
+from runner.execute.commands import CommandGroup, run_command
+from runner.execute.policies import RetryPolicy
+from runner.execute.safecall import SafeCall
 
 
 def test_result_becomes_ok_outcome() -> None:
@@ -83,7 +83,7 @@ def test_with_per_second_a_pause_holds_the_next_starts_then_spaces_them() -> Non
     """With rate_limit.per_second, the wrapper's fast path draws start times: a
     rate-limit pause moves them on, so no item starts before the pause ends and the
     starts after it are still spaced by the cap."""
-    from runner.policies import Gate
+    from runner.execute.policies import Gate
 
     def task(item: Item) -> None:
         if item.id == "limited":

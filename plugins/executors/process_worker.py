@@ -80,7 +80,7 @@ def work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> N
         except (EOFError, OSError):
             # The driver closes this pipe only once the worker has ended: it is gone
             # (kill -9 included), and the run with it. Ending at once has this process's
-            # reaper end the commands it runs (runner.reaper).
+            # reaper end the commands it runs (runner.execute.reaper).
             os._exit(1)
         chunks.put(b"")
 

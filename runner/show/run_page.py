@@ -19,7 +19,7 @@ from typing import Any
 from loguru import logger
 from markupsafe import Markup
 
-from runner.files import atomic_write_text
+from runner.record.files import atomic_write_text
 from runner.show.figures import COLORS, Figure, Mark, Panel, render_svg, step_points
 from runner.show.pages import markdown_blocks, render
 

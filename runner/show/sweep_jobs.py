@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import ListConfig, OmegaConf
 
 from runner.errors import EXIT_FAILED_ITEMS, EXIT_INTERRUPTED, EXIT_OK, INTERRUPT_CODES
-from runner.jobs import STATUS_FILE
+from runner.record.jobs import STATUS_FILE
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ from loguru import logger
 from markupsafe import Markup
 
 from runner.errors import EXIT_OK, EXIT_USAGE
-from runner.files import atomic_write_text
+from runner.record.files import atomic_write_text
 from runner.show.figures import render_svg
 from runner.show.sweep_analysis import Report, build_report, verdict
 from runner.show.sweep_figure import sweep_figure

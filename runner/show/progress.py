@@ -10,7 +10,7 @@ from typing import Any
 from loguru import logger
 
 from runner.api import Outcome
-from runner.labels import MESSAGE_CHARS, printable
+from runner.show.labels import MESSAGE_CHARS, printable
 
 # Runs of up to this many items get a line per item; larger ones are thinned.
 EVERY_ITEM_UP_TO = 200

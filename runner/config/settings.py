@@ -11,7 +11,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from runner.api import GROUPS
 from runner.errors import UsageError, unknown_key
-from runner.policies import HaltPolicy, RetryPolicy
+from runner.execute.policies import HaltPolicy, RetryPolicy
 
 
 @dataclasses.dataclass
@@ -146,7 +146,7 @@ def _refuse_unknown_keys(plain: dict[Any, Any]) -> None:
     """Keys the config does not have, added with Hydra's ``+key=value``: a typo there
     would otherwise be ignored. The valid keys come from the same dataclasses and plugin
     constructors that type the config nodes."""
-    from runner import registry
+    from runner.config import registry
 
     nodes: list[tuple[str, dict[Any, Any], type]] = [("", plain, RunConfig)]
     nodes += [(f"{k}.", plain.get(k) or {}, t) for k, t in _NESTED.items()]

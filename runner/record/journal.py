@@ -11,7 +11,7 @@ from typing import Any
 
 from runner.api import Outcome
 from runner.errors import WriteError
-from runner.files import atomic_write_text
+from runner.record.files import atomic_write_text
 
 
 def _fallback(value: Any) -> Any:

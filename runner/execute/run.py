@@ -14,21 +14,24 @@ from typing import Any, Protocol
 
 from loguru import logger
 
-from runner import api, registry, resume, signals
+from runner import api
 from runner.api import Item, Outcome, RunContext
-from runner.concurrency import AdaptiveLimit
+from runner.config import registry
+from runner.config.settings import Settings
 from runner.errors import EXIT_FAILED_ITEMS, EXIT_OK, PluginError, UsageError, WriteError
-from runner.files import atomic_write_json
-from runner.journal import Journal, JournalOutcomes
-from runner.labels import printable, shown_path
-from runner.logs import error_with_traceback
-from runner.policies import Gate
-from runner.process import CommandGroup
-from runner.progress import Progress
-from runner.safecall import SafeCall
-from runner.settings import Settings
+from runner.execute import signals
+from runner.execute.commands import CommandGroup
+from runner.execute.concurrency import AdaptiveLimit
+from runner.execute.policies import Gate
+from runner.execute.safecall import SafeCall
+from runner.record import resume
+from runner.record.files import atomic_write_json
+from runner.record.journal import Journal, JournalOutcomes
+from runner.record.tally import Tally
+from runner.show.labels import printable, shown_path
+from runner.show.logs import error_with_traceback
+from runner.show.progress import Progress
 from runner.show.run_page import write_run_report
-from runner.tally import Tally
 
 DRY_RUN_SHOWN = 10
 #: The plugin groups in the order they are set up (and closed in reverse).

@@ -20,8 +20,7 @@ from runner.api import (
     StopRun,
     TaskFailure,
 )
-from runner.policies import Gate, RetryPolicy, Stopped, retrying
-from runner.process import (
+from runner.execute.commands import (
     AttemptSlot,
     CommandGroup,
     CommandsStopped,
@@ -29,6 +28,7 @@ from runner.process import (
     group_var,
     thread_attempt,
 )
+from runner.execute.policies import Gate, RetryPolicy, Stopped, retrying
 
 clock = time.perf_counter
 

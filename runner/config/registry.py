@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runner import entrypoints
 from runner.api import CONTRACTS, GROUPS
+from runner.config import entrypoints
 from runner.errors import PluginError
 
 # Annotations OmegaConf can validate; anything else becomes Any (accepted as given).
@@ -74,7 +74,7 @@ def _forget_config_nodes() -> None:
     # import is deferred.
     import sys
 
-    source = sys.modules.get("runner.configsource")
+    source = sys.modules.get("runner.config.configsource")
     if source is not None:
         source.clear_cache()
 

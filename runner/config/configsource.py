@@ -27,10 +27,10 @@ from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSou
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from runner import registry
 from runner.api import GROUPS
+from runner.config import registry
+from runner.config.settings import RunConfig
 from runner.errors import unknown_key
-from runner.settings import RunConfig
 
 SCHEME = "runner"
 

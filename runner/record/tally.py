@@ -6,7 +6,7 @@ import heapq
 from typing import Any
 
 from runner.api import Outcome
-from runner.labels import printable
+from runner.show.labels import printable
 
 #: Items listed in ``summary.json``'s ``slowest`` (a post-processor may show fewer).
 SLOWEST = 10

@@ -2,7 +2,7 @@
 
 It holds the job's exit code and one-line error (``code`` is null while the job runs,
 and stays null if it is killed), and the run's ``identity``: its task and source with
-their options, recorded before the run opens its journal (runner/resume.py).
+their options, recorded before the run opens its journal (runner/record/resume.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from loguru import logger
 
-from runner.files import atomic_write_json
+from runner.record.files import atomic_write_json
 
 #: A job's exit code and one-line error (null when it has none), in its run folder.
 STATUS_FILE = "job.json"

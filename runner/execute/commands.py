@@ -4,7 +4,7 @@ Each command belongs to a :class:`CommandGroup` (one per run; ``use_group`` pick
 the calling context, a group of the context's own otherwise) that can stop all of them at
 once, and obeys the earliest of its own ``timeout`` and the deadline of the calling
 context (``command_deadline``, e.g. an item's run-wide timeout). Every running command
-is listed with this process's reaper (``runner.reaper``), which ends it should this
+is listed with this process's reaper (``runner.execute.reaper``), which ends it should this
 process die, even by SIGKILL.
 """
 
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from runner import reaper
+from runner.execute import reaper
 
 DEFAULT_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a command times out
 _DRAIN = 0.2  # seconds to keep reading once the command has exited

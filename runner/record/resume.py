@@ -23,9 +23,9 @@ from typing import Any
 from loguru import logger
 
 from runner.api import Item
+from runner.config.settings import Settings
 from runner.errors import UsageError, WriteError
-from runner.jobs import STATUS_FILE, write_job_identity
-from runner.settings import Settings
+from runner.record.jobs import STATUS_FILE, write_job_identity
 
 JOURNAL = "results.jsonl"
 #: The config groups whose selection and options are a run's identity.

@@ -1,0 +1,1 @@
+"""Configuration: the Hydra config source, typed settings and the plugin registry."""

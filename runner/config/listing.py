@@ -1,0 +1,120 @@
+"""``python -m runner.plugins``: every installed plugin, where it comes from, whether it loads.
+
+Unlike a run, which imports only the plugins it selects, this listing imports every
+plugin to check it; a broken one is reported on its row and the command still exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+
+from runner.api import GROUPS
+from runner.config import registry
+
+COLUMNS = ("group", "name", "distribution", "entry point", "status")
+
+
+@dataclasses.dataclass(frozen=True)
+class PluginRow:
+    """One registration of a plugin and the result of loading it."""
+
+    group: str
+    name: str
+    distribution: str
+    version: str
+    value: str  # "module:attribute"
+    error: str | None  # why it does not load, in one line; None when it does
+    also_registered_by: tuple[str, ...]  # other distributions using the same name
+
+    @property
+    def status(self) -> str:
+        status = "ok" if self.error is None else f"broken: {self.error}"
+        if self.also_registered_by:
+            status += f"; duplicate name, also registered by {', '.join(self.also_registered_by)}"
+        return status
+
+
+def load_error(spec: registry.PluginSpec) -> str | None:
+    """Why the plugin registered as ``spec`` cannot be used, in one line, or None."""
+    try:
+        # Some plugins print while importing: keep stdout for the listing itself.
+        with contextlib.redirect_stdout(sys.stderr):
+            cls = registry.import_plugin(spec)
+    except (Exception, SystemExit) as exc:  # third-party import-time code may do anything
+        return registry.import_failure(exc)
+    return registry.contract_problem(spec.group, cls)
+
+
+def plugin_rows() -> list[PluginRow]:
+    """Every registration of every group, in group order, then by name."""
+    rows: list[PluginRow] = []
+    for group in GROUPS:
+        for name, registered in registry.specs(group).items():
+            for spec in registered:
+                others = tuple(f"{s.distribution} {s.version}" for s in registered if s != spec)
+                rows.append(
+                    PluginRow(
+                        group=group,
+                        name=name,
+                        distribution=spec.distribution,
+                        version=spec.version,
+                        value=spec.value,
+                        error=load_error(spec),
+                        also_registered_by=others,
+                    )
+                )
+    return rows
+
+
+def format_table(rows: Sequence[PluginRow]) -> str:
+    """The rows as plain text in aligned columns, with a header and a closing count."""
+    cells = [[c.upper() for c in COLUMNS]]
+    for row in rows:
+        cells.append(
+            [row.group, row.name, f"{row.distribution} {row.version}", row.value, row.status]
+        )
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in cells
+    ]
+    broken = sum(row.error is not None for row in rows)
+    duplicated = sum(bool(row.also_registered_by) for row in rows)
+    lines.append(f"\n{len(rows)} plugin(s): {broken} broken, {duplicated} with a duplicate name.")
+    return "\n".join(lines)
+
+
+def as_json(rows: Sequence[PluginRow]) -> str:
+    """The rows as a JSON list of objects, one per registration."""
+    records = [
+        {**dataclasses.asdict(row), "loads": row.error is None, "status": row.status}
+        for row in rows
+    ]
+    return json.dumps(records, indent=2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """List the plugins; the exit code is 0 even when some of them are broken."""
+    parser = argparse.ArgumentParser(
+        prog="python -m runner.plugins",
+        description="List every installed runner plugin and check that it loads.",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    rows = plugin_rows()
+    try:
+        print(as_json(rows) if args.json else format_table(rows))
+    except BrokenPipeError:  # `... | head`
+        from runner.cli import quiet_broken_pipe
+
+        quiet_broken_pipe()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Running items: the run, the safe call, its policies, signals and commands."""

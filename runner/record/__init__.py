@@ -1,0 +1,1 @@
+"""What a run records: the journal, resume, streams, atomic files and tallies."""
