@@ -37,6 +37,9 @@ args = sys.argv[1:]
 model = args[args.index("--model") + 1]
 assert "--print" in args and args[args.index("--output-format") + 1] == "json", args
 assert os.path.isfile(args[args.index("--output-format") + 2]), "no prompt file"
+if os.environ.get("FAKE_CLAUDE_ARGV"):
+    with open(os.environ["FAKE_CLAUDE_ARGV"], "a") as fh:
+        fh.write(json.dumps({"argv": args, "cwd": os.getcwd()}) + "\\n")
 log = os.environ.get("FAKE_CLAUDE_LOG")
 if log:
     with open(log, "a") as fh:
@@ -319,6 +322,30 @@ def test_a_claude_run_records_each_calls_cost_and_totals_per_model(
     assert f"pass/fail changed: {T3} pass -> fail" in result.output
     markdown = (result.run_dir / "judge_summary.md").read_text()
     assert "| `claude-opus-4-5-20251101` | 2 | $0.50 | 58 | 1,312 |" in markdown
+
+
+def test_the_claude_judge_loads_no_settings_from_the_agents_workspace(
+    run_app: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
+) -> None:
+    """Claude Code runs in the agent's workspace, which can hold .claude/settings.json
+    (hooks: shell commands), settings.local.json, CLAUDE.md and .mcp.json: the shipped
+    command tells it to load only the user's own settings and no MCP server but those
+    the command names (none)."""
+    remove_slot(experiment)
+    workspace = experiment / T3 / "workspace"
+    (workspace / ".claude" / "settings.local.json").write_text(
+        '{"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "touch x"}]}]}}'
+    )
+    (workspace / ".mcp.json").write_text('{"mcpServers": {"x": {"command": "touch"}}}')
+    argv_log = tmp_path / "argv.jsonl"
+    env = claude | {"FAKE_CLAUDE_ARGV": str(argv_log)}
+    result = run_app("task=judge_rerun_claude", f"source.experiment={experiment}", env=env)
+    assert result.returncode == 0, result.output
+    [call] = [json.loads(line) for line in argv_log.read_text().splitlines()]
+    argv = call["argv"]
+    assert Path(call["cwd"]) == workspace  # where project settings would be looked up
+    assert argv[argv.index("--setting-sources") + 1] == "user"
+    assert "--strict-mcp-config" in argv and "--mcp-config" not in argv
 
 
 def test_a_budget_stops_new_judges_and_leaves_their_slots_as_they_were(
