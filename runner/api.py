@@ -148,8 +148,9 @@ EXIT_IO = 74
 
 
 class StopRun(TaskFailure):
-    """Raise from ``Task.run`` (or a post-processor) when no further item can succeed,
-    such as when the disk the task writes to is full.
+    """Raise from ``Task.run`` (or a post-processor, a plugin's ``setup`` or a source's
+    ``len``) when no further item can succeed, such as when the disk the task writes to
+    is full.
 
     The item fails with it; then no item starts any more (running ones finish and are
     recorded), the post-processor does not run, and the run ends with ``exit_code``

@@ -20,7 +20,8 @@ import pytest
 from runner.api import StopRun
 from runner_plugins.judge.plugins import JudgeConsensus
 from tests.conftest import RunCli
-from tests.judge_support import T3, context_for, copy_fixture, slots_for, tree
+from tests.inprocess import run_in_process
+from tests.judge_support import T3, context_for, copy_fixture, remove_slot, slots_for, tree
 
 # Logs its call outside the disk; the fill_at-th call fills the disk, then every call
 # answers with a verdict that is not the fixture's (score 0.7).
@@ -180,3 +181,54 @@ def test_a_full_disk_stops_the_consensus_post_processor_with_stop_run(
     with pytest.raises(StopRun, match=rf"cannot write '{experiment}/{T3}': .*\(ENOSPC\)"):
         post([], context)
     assert tree(experiment) == before
+
+
+def test_a_full_disk_while_rebuilding_a_prompt_stops_with_exit_74(
+    run_app: RunCli, disk: Path, tmp_path: Path
+) -> None:
+    """A run that lost judge_prompt.md, on a full disk: the rebuilt prompt cannot be
+    written, so the run ends with exit 74 and one line naming the file, before any
+    judge is called, and leaves no temporary file."""
+    experiment = copy_fixture(disk / "experiment")
+    remove_slot(experiment)
+    (experiment / T3 / "judge_prompt.md").unlink()
+    _fill(disk / "filler")
+    before = tree(experiment)
+    script, log = tmp_path / "judge.py", tmp_path / "calls.log"
+    script.write_text(JUDGE)
+    argv = [sys.executable, script, log, 0, disk / "filler", "{model}"]
+    result = run_app(
+        "task=judge_rerun",
+        f"source.experiment={experiment}",
+        "task.command=[" + ",".join(f"'{part}'" for part in argv) + "]",
+    )
+    assert result.returncode == 74, result.output
+    line = _one_error_line(result.stderr)
+    assert f"cannot write '{experiment / T3 / 'judge_prompt.md'}': " in line, line
+    assert "No space left on device (ENOSPC)" in line
+    assert not log.exists()  # no judge was called
+    assert tree(experiment) == before  # nor a temporary prompt left behind
+
+
+def test_copying_onto_a_full_disk_stops_with_one_short_line(disk: Path, tmp_path: Path) -> None:
+    """source.copy=true into a run folder on a disk with too little room for the
+    experiment: exit 74, one short line naming the destination and the cause (not one
+    error per file), and no half-made copy left in the run folder."""
+    experiment = copy_fixture(tmp_path / "experiment")
+    reserve = disk / "reserve"
+    reserve.write_bytes(b"x" * 512 * 1024)  # freed below: room for the run's own files
+    _fill(disk / "filler")
+    reserve.unlink()
+    run_dir = disk / "run"
+    result = run_in_process(
+        "task=judge_rerun",
+        f"source.experiment={experiment}",
+        "source.copy=true",
+        cwd=tmp_path,
+        run_dir=run_dir,
+    )
+    assert result.returncode == 74, result.output
+    line = _one_error_line(result.stderr)
+    assert f"cannot write '{run_dir / 'experiment'}': No space left on device (ENOSPC)" in line
+    assert len(line) < 400, line
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith("experiment")) == []

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from runner.api import StopRun
 from runner_plugins.judge import experiment as experiment_module
 from runner_plugins.judge import sample as sample_module
 from runner_plugins.judge import source as source_module
@@ -276,13 +277,27 @@ def test_an_interrupted_copy_is_never_taken_for_a_finished_one(
         return copied
 
     monkeypatch.setattr(source_module.shutil, "copytree", copy_then_fail)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(StopRun, match=r"No space left on device \(ENOSPC\)"):
         slots_for(experiment, out, copy=True)
     assert sorted(p.name for p in out.iterdir() if "experiment" in p.name) == []
     monkeypatch.setattr(source_module.shutil, "copytree", copytree)
     source = slots_for(experiment, out, copy=True)
     assert source.experiment_path == out / "experiment"
     assert tree(out / "experiment") == tree(experiment)
+
+
+def test_a_copy_that_fails_says_which_file_and_how_many_others(experiment: Path, out: Path) -> None:
+    """Files that cannot be copied (here two named pipes) make one short line: the first
+    that failed, the count of the others; no half-made copy is left."""
+    for name in ("pipe-a", "pipe-b"):
+        os.mkfifo(experiment / name)
+    with pytest.raises(ValueError) as caught:
+        slots_for(experiment, out, copy=True)
+    message = str(caught.value)
+    assert message.startswith(f"cannot copy the experiment to '{out / 'experiment'}': ")
+    assert "is a named pipe (and 1 other file(s)); the partial copy was removed" in message
+    assert len(message) < 400 and "\n" not in message
+    assert sorted(p.name for p in out.iterdir() if "experiment" in p.name) == []
 
 
 def test_copy_is_skipped_in_a_dry_run(out: Path, experiment: Path) -> None:

@@ -40,18 +40,63 @@ from runner_plugins.judge.experiment import (
 )
 from runner_plugins.judge.folders import build_whole
 from runner_plugins.judge.sample import make_sample_experiment
+from runner_plugins.judge.writes import refused, stop_repair
+
+#: What a copy the destination refused leaves, said after the cause.
+COPY_REFUSED = "the partial copy was removed; make room and run again"
+
+
+class _Refused(Exception):
+    """A file copy the destination's file system refused (full, over quota, read-only).
+
+    Not an OSError, so that ``shutil.copytree`` stops at once rather than trying every
+    other file (each failing the same way) and listing them all in one error.
+    """
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def copy_experiment(src: Path, dest: Path) -> None:
     """Copy an experiment folder whole (see ``folders``) and make the copy writable.
 
-    Sources are often read-only; a run killed while copying leaves no ``dest``.
+    Sources are often read-only; a run killed while copying, or a copy that fails,
+    leaves no ``dest``. A destination that refuses writes (``writes.refused``) stops
+    the run (StopRun, exit 74); any other failure is one ValueError line: the first
+    file that failed and how many others did.
     """
-    build_whole(dest, lambda partial: _copy_writable(src, partial))
+    try:
+        build_whole(dest, lambda partial: _copy_writable(src, partial))
+    except _Refused as exc:
+        raise stop_repair(dest, exc.error, COPY_REFUSED) from exc.error
+    except shutil.Error as exc:  # copytree's list of (source, destination, why)
+        failures = exc.args[0] if isinstance(exc.args[0], list) else [(src, dest, exc)]
+        first, _, why = failures[0]
+        others = f" (and {len(failures) - 1} other file(s))" if len(failures) > 1 else ""
+        raise ValueError(
+            f"cannot copy the experiment to {str(dest)!r}: {str(first)!r}: {why}{others}; "
+            "the partial copy was removed"
+        ) from None
+    except OSError as exc:
+        if refused(exc):
+            raise stop_repair(dest, exc, COPY_REFUSED) from exc
+        raise ValueError(
+            f"cannot copy the experiment to {str(dest)!r}: {exc}; the partial copy was removed"
+        ) from exc
+
+
+def _copy_file(src: str, dst: str) -> object:
+    try:
+        return shutil.copy2(src, dst)
+    except OSError as exc:
+        if refused(exc):
+            raise _Refused(exc) from exc
+        raise
 
 
 def _copy_writable(src: Path, dest: Path) -> None:
-    shutil.copytree(src, dest, symlinks=True)
+    shutil.copytree(src, dest, symlinks=True, copy_function=_copy_file)
     for folder, dirs, files in os.walk(dest):
         for name in [*dirs, *files, ""]:
             path = Path(folder, name)
@@ -336,6 +381,13 @@ class _ExperimentSource(Source):
         return lines
 
 
+#: What a prompt the experiment's file system refused leaves, said after the cause.
+PROMPT_REFUSED = (
+    "no judge ran and every slot is as it was (prompts rebuilt before it are whole): make "
+    "room and run the same command again"
+)
+
+
 class JudgeSlots(_ExperimentSource):
     """The judge slots of an experiment (see judge-experiment.md) that need a rerun.
 
@@ -390,12 +442,17 @@ class JudgeSlots(_ExperimentSource):
         for state in self.states:
             run = state.run
             needed = any(self._selected(slot) for slot in state.slots)
-            if (
-                needed
-                and state.unjudgeable is None
-                and not (run.dir / prompt.PROMPT_FILE).is_file()
-            ):
-                atomic_write_text(run.dir / prompt.PROMPT_FILE, prompt.build_prompt(run))
+            path = run.dir / prompt.PROMPT_FILE
+            if needed and state.unjudgeable is None and not path.is_file():
+                try:
+                    atomic_write_text(path, prompt.build_prompt(run))
+                except OSError as exc:
+                    if refused(exc):  # no slot could be written either
+                        raise stop_repair(path, exc, PROMPT_REFUSED) from exc
+                    # Another cause (the run folder is not ours to write): its slots
+                    # fail once with it, the other runs are judged.
+                    state.unjudgeable = f"{prompt.PROMPT_FILE} could not be rebuilt: {exc}"
+                    continue
                 lines.append(
                     f"{run.id}: {prompt.PROMPT_FILE} was missing; rebuilt from the experiment"
                 )

@@ -59,6 +59,8 @@ def _setup(group: str, name: str, plugin: Any, context: RunContext) -> None:
         setup(context)
     except (UsageError, KeyboardInterrupt):
         raise
+    except api.StopRun as exc:  # e.g. a source copying its input onto a full disk
+        raise _stopped({"message": str(exc)}, exc.exit_code) from exc
     except Exception as exc:
         raise UsageError(f"{group} {name!r} could not start: {exc}") from exc
 
@@ -68,6 +70,8 @@ def _length(source: Any) -> int | None:
         return len(source)
     except TypeError:
         return None
+    except api.StopRun as exc:  # a source that prepares its input first and cannot write it
+        raise _stopped({"message": str(exc)}, exc.exit_code) from exc
 
 
 def _dry_run(source: Any) -> int:
