@@ -434,6 +434,42 @@ def test_an_item_that_kills_its_worker_starts_at_most_retry_attempts_times(
         assert all(by_id[str(i)].ok for i in range(1, 6))
 
 
+def task_retry_odd_starts_exit_even(item: Item) -> None:
+    """Its odd starts fail with a retryable error, its even ones kill their worker."""
+    with open(Path(item["starts"]) / item.id, "a") as fh:
+        fh.write("started\n")
+    starts = len((Path(item["starts"]) / item.id).read_text().splitlines())
+    if starts % 2:
+        raise RetryableError(f"start {starts}")
+    os._exit(1)
+
+
+@pytest.mark.parametrize(("attempts", "expected"), [(1, 1), (2, 2), (3, 3)])
+def test_retries_lost_with_a_worker_count_against_retry_attempts(
+    tmp_path: Path, attempts: int, expected: int
+) -> None:
+    """Retries a worker made before it died count: an item starts at most retry.attempts
+    times in all (a lost task used to count as one start, so it got a fresh set), and
+    its record says how often it started, the lost starts first."""
+    batch = [Item("0", {"starts": str(tmp_path)})]
+    executor = DaskExecutor(workers=1, threads_per_worker=1)
+    call = SafeCall(task_retry_odd_starts_exit_even, RetryPolicy(attempts, backoff=0.01))
+    [outcome] = list(executor.map(call, batch, 1))
+    assert len((tmp_path / "0").read_text().splitlines()) == expected
+    assert outcome.status == "failed" and outcome.error is not None
+    # One record per start: the retries, then the last one.
+    assert len(outcome.retries) == expected - 1
+    if attempts == 1:
+        assert outcome.error["type"] == "RetryableError"
+    elif attempts == 2:  # its second start killed the worker
+        assert outcome.error["type"] == "WorkerDied"
+        assert "it may have started 2 time(s), retry.attempts=2" in outcome.error["message"]
+    else:  # sent again with the one attempt left: its third start failed, no fourth
+        assert outcome.error["message"].startswith("start 3; its earlier starts were lost")
+        assert "it may have started 3 time(s), retry.attempts=3" in outcome.error["message"]
+        assert [r["error"]["type"] for r in outcome.retries] == ["WorkerDied"] * 2
+
+
 def test_a_scheduler_that_reruns_lost_tasks_is_counted_and_named(
     tmp_path: Path, log_lines: list[str]
 ) -> None:

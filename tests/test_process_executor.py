@@ -130,15 +130,38 @@ def test_a_dying_worker_fails_only_its_item(
 
 def test_a_slow_item_among_cheap_ones_never_runs_twice(tmp_path: Path) -> None:
     """In a chunk of cheap items, the slow item's outcome went back at once: when the
-    worker dies on the next item, only cheap items run again, and each item still has
-    exactly one outcome."""
+    worker dies on the next item, no item runs again, and each item still has exactly
+    one outcome."""
     task = Logged(tmp_path / "calls", how="SIGKILL", at=1510, slow=1509)
     outcomes = _by_id(list(ProcessExecutor().map(SafeCall(task), items(3000), 2)))
     assert len(outcomes) == 3000
-    assert [o.id for o in outcomes.values() if o.status != "ok"] == ["1510"]
+    assert outcomes["1509"].ok and outcomes["1510"].status == "failed"
     calls = task.calls()
-    assert calls["1509"] == calls["1510"] == 1
-    assert set(calls) == set(outcomes) and max(calls.values()) <= 2
+    assert set(calls) == set(outcomes) and max(calls.values()) == 1
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_items_whose_outcomes_die_with_their_worker_do_not_run_again(
+    tmp_path: Path, attempts: int
+) -> None:
+    """Cheap items' outcomes wait in the worker's batch: when it dies on item 5, the
+    items that had finished there may have used all their attempts, so they fail as
+    WorkerDied, saying they may have run, and none starts again (it did, before); the
+    items it had not started run elsewhere, once."""
+    task = Logged(tmp_path / "calls", how="exit", at=5)
+    call = SafeCall(task, RetryPolicy(attempts, backoff=0.01))
+    outcomes = _by_id(list(ProcessExecutor(start_method="fork").map(call, items(40), 1)))
+    assert set(outcomes) == {str(i) for i in range(40)}
+    assert task.calls() == {str(i): 1 for i in range(40)}
+    dead = outcomes.pop("5")
+    assert dead.error is not None and dead.error["type"] == "WorkerDied"
+    for outcome in outcomes.values():
+        if not outcome.ok:
+            assert outcome.error is not None and outcome.error["type"] == "WorkerDied"
+            assert outcome.error["message"] == (
+                "it may have run: its outcome was lost with its worker process (exit code 3)"
+            )
+            assert int(outcome.id) < 5
 
 
 def test_a_worker_is_known_dead_while_a_process_it_forked_holds_its_pipes(

@@ -24,6 +24,7 @@ from loguru import logger
 
 from runner.api import Executor, Item, ItemCall, Outcome, RunContext
 from runner_plugins.executors.dask_cluster import close, connect, distributed_module, dumps, shape
+from runner_plugins.executors.dask_losses import Losses
 from runner_plugins.executors.plumbing import PICKLE, Feed, item_row, lost_error
 
 _DASK_LOG = logging.getLogger("distributed")
@@ -47,14 +48,18 @@ class DaskExecutor(Executor):
     * max_batch`` (slots: the batches out, ``parallel`` or twice that), whatever the source.
 
     A task lost as a whole (its worker died, its outcome cannot be read back) may have
-    started each of its items: each counts as started, and an item runs again, alone in
-    a task, only while that count stays below ``retry.attempts``; otherwise it fails
-    (``WorkerDied`` for a worker's death) saying how often it may have started. The
-    LocalCluster's scheduler never runs a task again by itself (``allowed_failures=0``);
-    a scheduler at ``address`` may (its ``distributed.scheduler.allowed-failures``, read
-    at the start): each of its lost tasks counts as that many starts plus one, and a
-    line says when that bound is above ``retry.attempts``. Items of a batch that could
-    not be sent run again one per task. ``shutdown``: no new item starts anywhere;
+    started each of its items once, and as often again as the worker recorded retries
+    of it (``dask_worker``: a retry starts only once the scheduler holds its record):
+    that many starts are counted, and an item runs again, alone in a task and with only
+    the attempts left, while the count stays below ``retry.attempts``; otherwise it
+    fails (``WorkerDied`` for a worker's death) saying how often it may have started.
+    So an item starts at most ``retry.attempts`` times. The LocalCluster's scheduler
+    never runs a task again by itself (``allowed_failures=0``); a scheduler at
+    ``address`` may (its ``distributed.scheduler.allowed-failures``, read at the start):
+    each of its lost tasks counts as that many first starts plus one, and as each of
+    those runs may retry, an item may start up to ``allowed-failures + 1`` times
+    ``retry.attempts``, which a line says. Items of a batch that could not be sent run
+    again one per task. ``shutdown``: no new item starts anywhere;
     ``kill``: the commands of running items are stopped on every worker and the batches
     still out cancelled (a Python task runs on to its end; its outcome is dropped). A
     cluster it started is closed at the end of ``map``, whatever the way out.
@@ -212,25 +217,36 @@ class DaskExecutor(Executor):
         # The run's state on every worker (and any that joins), from before its first
         # batch until its end: a plugin, so that nothing of it stays on a worker after.
         run = worker_side.WorkerRun(token)
-        # Starts a lost task may have cost (the scheduler's own reruns included).
+        # First starts a lost task may have cost (the scheduler's own reruns included).
         per_loss = self._allowed_failures + 1
-        if per_loss > attempts:
+        if per_loss > 1:
             logger.warning(
                 f"Dask at {self.address} runs a task again on another worker up to "
                 f"{per_loss - 1} time(s) when its worker dies (its scheduler's "
                 "distributed.scheduler.allowed-failures): an item that kills its worker may "
-                f"start {per_loss} times, more than retry.attempts={attempts}; set "
-                "allowed-failures to 0 on the scheduler to bound it by retry.attempts"
+                f"start up to {per_loss * attempts} times, more than retry.attempts="
+                f"{attempts}; set allowed-failures to 0 on the scheduler to bound it by "
+                "retry.attempts"
             )
         again: deque[list[Item]] = deque()  # items of a failed task, to run one per task
-        # Item id -> the errors of its lost tasks, each counted as started (see lost()).
-        losses: dict[str, list[dict[str, Any]]] = {}
+        retries = None  # the run's queue of retries started, on the scheduler
+
+        def recorded() -> list[str]:
+            assert retries is not None
+            return [worker_side.decode_id(data) for data in retries.get(batch=True)]
+
+        def out() -> set[str]:
+            with self._lock:
+                return {item.id for batch in self._out.values() for item in batch}
+
+        losses = Losses(attempts, per_loss, recorded, out)
         ready: deque[Outcome] = deque()
         per_item: float | None = None  # seconds, once known
         interrupted = False
         count = itertools.count()
         clock = time.perf_counter
         try:
+            retries = worker_side.retries_queue(token, client)
             client.register_plugin(run)
             self._run = run.name
             threads = sum(client.nthreads().values())
@@ -277,38 +293,14 @@ class DaskExecutor(Executor):
                     ready.append(Outcome(item.id, "failed", 0.0, None, error, item.label, now, now))
 
             def lost(batch: list[Item], exc: BaseException, what: str) -> None:
-                """A task that went out and came back without its outcomes: any of its
-                items may have started (``per_loss`` times if its worker died), so each
-                runs again, alone, only while its starts stay below ``attempts``."""
                 died = isinstance(exc, distributed_module().KilledWorker)
-                starts = per_loss if died else 1
-                error = lost_error(exc, what)
-                if died:
-                    error["type"] = "WorkerDied"
-                    error["message"] = f"the Dask worker running it died ({exc})"
-                rerun = 0
-                for item in batch:
-                    seen = losses.setdefault(item.id, [])
-                    seen.extend([error] * starts)
-                    if len(seen) < attempts:
-                        again.append([item])
-                        rerun += 1
-                        continue
-                    now = clock()
-                    final = {
-                        **error,
-                        "message": f"{error['message']}; it may have started {len(seen)} "
-                        f"time(s), retry.attempts={attempts}: not run again",
-                    }
-                    earlier = tuple({"error": e, "seconds": 0.0, "wait": 0.0} for e in seen[:-1])
-                    ready.append(
-                        Outcome(item.id, "failed", 0.0, None, final, item.label, now, now, earlier)
-                    )
-                    del losses[item.id]
+                rerun, failed = losses.lost(batch, exc, what, died)
+                again.extend([item] for item in rerun)
+                ready.extend(failed)
                 if rerun:
                     logger.warning(
                         f"A Dask task of {len(batch)} item(s) was lost ({type(exc).__name__}: "
-                        f"{exc}); {rerun} of them run again, one per task (retry.attempts="
+                        f"{exc}); {len(rerun)} of them run again, one per task (retry.attempts="
                         f"{attempts})"
                     )
 
@@ -319,6 +311,7 @@ class DaskExecutor(Executor):
                     room = min(room, auto.current)
                 sent: list[list[Item]] = []
                 payloads: list[bytes] = []
+                budgets: list[int] = []
                 while not self._stop.is_set() and len(self._out) + len(sent) < room:
                     batch = again.popleft() if again else take()
                     if not batch:
@@ -326,13 +319,19 @@ class DaskExecutor(Executor):
                     try:
                         payloads.append(pickle.dumps(list(map(item_row, batch)), PICKLE))
                         sent.append(batch)
+                        budgets.append(losses.budget(batch))
                     except Exception as exc:
                         fail(batch, exc, "it cannot be sent to a Dask worker")
                 if sent:  # one graph: the scheduler takes them in one step
                     n = len(sent)
                     keys = [f"runner-batch-{token[:8]}-{next(count)}" for _ in sent]
                     futures = client.map(
-                        worker_side.run_batch, [run.name] * n, [blob] * n, payloads, key=keys
+                        worker_side.run_batch,
+                        [run.name] * n,
+                        [blob] * n,
+                        payloads,
+                        budgets,
+                        key=keys,
                     )
                     with self._lock:
                         self._out.update(zip(futures, sent, strict=True))
@@ -361,14 +360,7 @@ class DaskExecutor(Executor):
                     except Exception as exc:
                         lost(batch, exc, "its outcome cannot be read back from Dask")
                         continue
-                    if losses:  # the attempts lost with a worker come first in its record
-                        for outcome in outcomes:
-                            seen = losses.pop(outcome.id, None)
-                            if seen is not None:
-                                earlier = tuple(
-                                    {"error": e, "seconds": 0.0, "wait": 0.0} for e in seen
-                                )
-                                outcome.retries = earlier + tuple(outcome.retries)
+                    losses.returned(outcomes)
                     if stopped and not interrupted:
                         interrupted = True  # raised once the batches still out are back
                         self._stop.set()
@@ -388,6 +380,9 @@ class DaskExecutor(Executor):
                 self._give_up()
             with contextlib.suppress(Exception):  # the cluster is gone, or it never came
                 client.unregister_worker_plugin(run.name)
+            if retries is not None:
+                with contextlib.suppress(Exception):
+                    retries.close()
             with self._lock:
                 self._out.clear()
                 self._given_up.clear()

@@ -4,22 +4,51 @@ A run's state is a worker plugin (Dask's public way to give workers state): regi
 when the run starts, on every worker and on any that joins later, and removed when it
 ends, so a long-lived worker keeps nothing of the runs it served. The driver
 (:mod:`~runner_plugins.executors.dask`) imports this module only once it runs on Dask.
+
+A worker that dies takes its tasks' outcomes with it, and the driver cannot hear from it
+afterwards: so before an item's second or later attempt (a retry, which follows a wait)
+the worker records it in the run's Dask queue on the scheduler, and waits until the
+scheduler has it. The driver reads that queue when a task is lost: each item of it may
+have started once, plus the retries recorded. An item sent again gets only the attempts
+left (``budget``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import threading
 from typing import Any
 
-from distributed import Worker, get_worker
+from distributed import Queue, Worker, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from runner.api import Item, PortableCall
+from runner.api import Item, PortableCall, TaskFailure
 from runner.toolkit import CommandGroup, join_group
-from runner_plugins.executors.plumbing import PICKLE, outcome_row, sendable
+from runner_plugins.executors.dask_losses import REFUSED
+from runner_plugins.executors.plumbing import PICKLE, WorkerDied, outcome_row, sendable
 
 PREFIX = "runner-run-"  # a run's plugin name: this and the run's token
+RETRIES = "runner-retries-"  # a run's queue of retries started: this and the run's token
+
+
+class RetryNotRecorded(TaskFailure):
+    """A retry that could not be recorded on the scheduler does not start."""
+
+
+def retries_queue(token: str, client: Any = None) -> Any:
+    """The run's queue of retries started, each an item id as UTF-8 bytes (an id may
+    hold the lone surrogates of a file name that is not UTF-8; msgpack takes bytes)."""
+    queue: Any = Queue  # distributed's Queue is not annotated
+    return queue(RETRIES + token, client=client)
+
+
+def encode_id(item_id: str) -> bytes:
+    return item_id.encode("utf-8", "surrogatepass")
+
+
+def decode_id(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
 
 
 class WorkerRun(WorkerPlugin):
@@ -29,10 +58,14 @@ class WorkerRun(WorkerPlugin):
 
     def __init__(self, token: str) -> None:
         self.name = PREFIX + token
+        self.token = token
         self.stopping = threading.Event()
         self.group = CommandGroup()
         self._wrapper: PortableCall | None = None
         self._lock = threading.Lock()
+        self._queue: Any = None  # the run's queue of retries, once one is recorded
+        # The item the calling thread runs: its attempts so far, and how many it may make.
+        self._local = threading.local()
 
     def __reduce__(self) -> tuple[type[WorkerRun], tuple[str]]:
         # Only the name travels: each worker makes its own event, group and lock.
@@ -40,15 +73,28 @@ class WorkerRun(WorkerPlugin):
 
     def teardown(self, worker: Worker) -> None:
         self.stopping.set()  # a batch still running starts no further item
+        if self._queue is not None:
+            with contextlib.suppress(Exception):  # the scheduler is gone: so is the queue
+                self._queue.close()
 
     def wrapper(self, blob: bytes) -> PortableCall:
         with self._lock:
             if self._wrapper is None:
                 portable: PortableCall = pickle.loads(blob)
-                group, run = self.group, portable.run
+                group, run, local = self.group, portable.run, self._local
                 group.grace = portable.grace
+                attempts = portable.attempts
 
                 def joined(item: Item) -> Any:
+                    local.tries += 1
+                    if local.tries > 1:  # a retry: the driver must be able to count it
+                        if local.tries > local.budget:
+                            raise WorkerDied(
+                                f"{REFUSED}: it "
+                                f"may have started {attempts} time(s), retry.attempts="
+                                f"{attempts}: not run again"
+                            )
+                        self.record_retry(item.id)
                     join_group(group)  # not the wrapper's own: the one kill stops
                     return run(item)
 
@@ -56,19 +102,37 @@ class WorkerRun(WorkerPlugin):
                 self._wrapper = portable
         return self._wrapper
 
-    def run(self, blob: bytes, payload: bytes) -> bytes:
-        """A batch, item by item: a stop holds between two items, and the outcomes of the
-        items before a KeyboardInterrupt are kept. Returned pickled, so that a result that
-        cannot be pickled fails its own item only."""
+    def record_retry(self, item_id: str) -> None:
+        """Record on the scheduler that a retry of ``item_id`` starts, before it does."""
+        try:
+            with self._lock:
+                if self._queue is None:
+                    self._queue = retries_queue(self.token)
+                queue = self._queue
+            queue.put(encode_id(item_id))  # returns once the scheduler holds it
+        except Exception as exc:
+            raise RetryNotRecorded(
+                f"the retry cannot be recorded on the Dask scheduler, so it does not start "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+
+    def run(self, blob: bytes, payload: bytes, budget: int) -> bytes:
+        """A batch, item by item, each with at most ``budget`` attempts: a stop holds
+        between two items, and the outcomes of the items before a KeyboardInterrupt are
+        kept. Returned pickled, so that a result that cannot be pickled fails its own
+        item only."""
         outcomes: list[tuple[Any, ...]] = []
         if self.stopping.is_set():  # the run stopped before this batch started here
             return pickle.dumps((outcomes, False), PICKLE)
         wrapper = self.wrapper(blob)
+        local = self._local
+        local.budget = budget
         interrupted = False
         try:
             for row in pickle.loads(payload):
                 if self.stopping.is_set():
                     break  # shut down: the batch's items not started never start
+                local.tries = 0
                 outcomes.extend(map(outcome_row, wrapper([Item(*row)])))
         except KeyboardInterrupt:
             interrupted = True  # Dask would lose it in the worker: the driver raises it
@@ -87,13 +151,14 @@ def _held(worker: Worker, name: str) -> WorkerRun | None:
     return run if isinstance(run, WorkerRun) else None
 
 
-def run_batch(name: str, blob: bytes, payload: bytes) -> bytes:
-    """One Dask task. The run's wrapper (``blob``, a few hundred bytes) comes with every
-    task: no task depends on data a lost worker takes with it."""
+def run_batch(name: str, blob: bytes, payload: bytes, budget: int) -> bytes:
+    """One Dask task, each of its items with at most ``budget`` attempts. The run's
+    wrapper (``blob``, a few hundred bytes) comes with every task: no task depends on
+    data a lost worker takes with it."""
     run = _held(get_worker(), name)
     if run is None:  # the run ended: a batch cancelled too late runs nothing
         raise LookupError(f"this Dask worker serves no run {name!r}: it has ended")
-    return run.run(blob, payload)
+    return run.run(blob, payload, budget)
 
 
 def stop_run(name: str, kill: bool, dask_worker: Worker) -> int:

@@ -27,6 +27,11 @@ class NotPicklable(TaskFailure):
     """An item, or its result, cannot travel between the run and another process."""
 
 
+class WorkerDied(TaskFailure):
+    """The worker running the item died (a crash, a signal, ``os._exit``), or died with
+    earlier starts of it: it may have run, and is not run again."""
+
+
 class Feed:
     """The source, read a few items at a time; a source that fails ends the feed and
     keeps its error, so the items it gave before still run and the error is raised last."""

@@ -32,6 +32,7 @@ from runner_plugins.executors.plumbing import (
     PICKLE,
     Feed,
     NotPicklable,
+    WorkerDied,
     drain_deadline,
     failed,
     item_row,
@@ -43,10 +44,6 @@ from runner_plugins.executors.process_worker import ATTEMPT, SEQ, STARTED, STOP,
 TICK = 0.1  # seconds between looks at stop requests, overdue attempts, kills and exits
 
 
-class WorkerDied(TaskFailure):
-    """The worker process running the item died (a crash, a signal, ``os._exit``)."""
-
-
 class ProcessExecutor(Executor):
     """Runs items in up to ``parallel`` worker processes (never more than there are items).
 
@@ -55,10 +52,12 @@ class ProcessExecutor(Executor):
     pickle (``setup`` checks); an item or a result that does not fails alone
     (``NotPicklable``). Chunks grow to ``max_chunk`` cheap items, and a worker holds two
     at most, so items read but not finished stay below ``parallel * 2 * max_chunk``.
-    The outcome of an item that took over 2 ms goes back at once, so a slow item never
-    runs twice; cheap items whose outcome was still batched when their worker died run
-    again. A worker that dies fails the item it was running (``WorkerDied``) and another
-    takes its place. With a run ``timeout``, a Python task still running ``timeout +
+    The outcome of an item that took over 2 ms goes back at once; cheaper ones wait in a
+    batch for up to 5 ms. A worker that dies fails the item it was running and those
+    that finished there but whose outcomes it still held (``WorkerDied``: they ran, and
+    may have used all their attempts there), so no item starts more than
+    ``retry.attempts`` times; its items not started yet run elsewhere, and another
+    worker takes its place. With a run ``timeout``, a Python task still running ``timeout +
     timeout_grace + 0.5`` s after its attempt started (when the thread executor records
     it) gets its worker SIGTERM, which stops its commands, and SIGKILL after
     ``timeout_grace``; it fails as ``TimedOut``. Workers ignore SIGINT and SIGHUP (the
@@ -280,24 +279,33 @@ class _Pool:
             worker.chunk = next_chunk(worker.chunk, work, self.max_chunk)
 
     def _bury(self, worker: _Worker) -> None:
-        """A worker ended and all it sent was read: account for the items it held."""
+        """A worker ended and all it sent was read: account for the items it held.
+
+        The items it started may have run (all their attempts, for all the driver knows):
+        they fail rather than start again. Those it had not started run elsewhere."""
         why = _how(self._reap(worker))
         held = list(worker.held)
         running = int(worker.shm[SEQ]) - worker.done  # its place in held, from 1
         if running > 0:  # it ended while running this item (or before sending it back)
-            item = held.pop(running - 1)
+            started, held = held[:running], held[running:]
+            *finished, item = started
             began = time.perf_counter() - (time.monotonic() - worker.shm[STARTED])
+            lost = f"it may have run: its outcome was lost with its worker process ({why})"
             if self.killed:
-                pass  # stopped by kill(): it never finished
+                pass  # stopped by kill(): they never finished
             elif worker.killed_for == worker.shm[SEQ]:
                 stopped = "its worker process was stopped"
                 error: TaskFailure = TimedOut(f"timed out after {self.timeout:g} s ({stopped})")
                 self.out.append(failed(item, error, began))
-            elif worker.killed_for:  # the watchdog was a moment late: not this one's fault
-                held.insert(running - 1, item)
+            elif worker.killed_for:  # the watchdog was a moment late, yet it had started
+                stopped = "its worker process was stopped for an earlier item's timeout"
+                error = WorkerDied(f"it may have run: {stopped} ({why})")
+                self.out.append(failed(item, error, began))
             else:
                 error = WorkerDied(f"the worker process running item {item.id!r} died ({why})")
                 self.out.append(failed(item, error, began))
+            if not self.killed:  # these ran to their end, their outcomes still batched
+                self.out.extend(failed(done, WorkerDied(lost)) for done in finished)
         elif not worker.shm[SEQ] and not worker.spoke and not self.stopping:
             self.failed_starts += 1
             if self.failed_starts >= 3:
