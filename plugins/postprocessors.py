@@ -33,24 +33,28 @@ class SummaryReport(PostProcessor):
         s = context.summary
         slowest = s.get("slowest", [])[: self.top]
         errors = s.get("failures_by_type", {})
+        headers = ["total", "succeeded", "failed", "wall seconds", "items/s", "parallel"]
+        row = [
+            s.get("total"),
+            s.get("succeeded"),
+            s.get("failed"),
+            f"{s.get('wall_seconds', 0):.3f}",
+            f"{s.get('items_per_second', 0):.1f}",
+            s.get("parallel"),
+        ]
+        resumed = s.get("resumed_from")
+        if resumed:
+            # The journal starts with the resumed run's successes: with ``total`` they
+            # are every line of it, as in summary.json and the report.
+            headers.append("succeeded in the run resumed")
+            row.append(s.get("already_succeeded"))
         lines = [
             f"# Run summary: task {s.get('task')!s}",
             "",
-            *markdown_table(
-                ["total", "succeeded", "failed", "wall seconds", "items/s", "parallel"],
-                [
-                    [
-                        s.get("total"),
-                        s.get("succeeded"),
-                        s.get("failed"),
-                        f"{s.get('wall_seconds', 0):.3f}",
-                        f"{s.get('items_per_second', 0):.1f}",
-                        s.get("parallel"),
-                    ]
-                ],
-                "r",
-            ),
+            *markdown_table(headers, [row], "r"),
         ]
+        if resumed:
+            lines += ["", f"Resumed from {printable(str(resumed))}."]
         if slowest:
             lines += ["", f"## Slowest {len(slowest)} items", ""]
             lines += [f"- {printable(e['id'])}: {e['seconds']:.3f}s" for e in slowest]

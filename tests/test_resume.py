@@ -134,7 +134,7 @@ def test_resume_in_place_cuts_a_torn_line_and_counts_every_item_once(
     compose_config: Compose, tmp_path: Path
 ) -> None:
     """resume=X into X: the torn last line and the failed item's line go before anything
-    is appended; journal, summary and report count the same ten items."""
+    is appended; journal, summary.json, summary.md and report count the same ten items."""
     folder = tmp_path / "run"
     assert _run(compose_config, folder, *SLEEP) == 0
     lines = (folder / "results.jsonl").read_text().splitlines(keepends=True)
@@ -150,6 +150,14 @@ def test_resume_in_place_cuts_a_torn_line_and_counts_every_item_once(
     report = (folder / "report.html").read_text()
     assert re.search(r"<td>items finished</td><td[^>]*>4</td>", report)
     assert re.search(r"<td>succeeded in the run resumed</td><td[^>]*>6</td>", report)
+    table = (folder / "summary.md").read_text().splitlines()
+    header = table.index(
+        "| total | succeeded | failed | wall seconds | items/s | parallel "
+        "| succeeded in the run resumed |"
+    )
+    cells = [cell.strip() for cell in table[header + 2].strip("|").split("|")]
+    assert (cells[0], cells[1], cells[-1]) == ("4", "4", "6")
+    assert f"Resumed from {folder}." in table
 
 
 def test_a_run_into_a_folder_holding_a_run_is_refused_and_leaves_it_as_it_was(
