@@ -16,10 +16,9 @@ from loguru import logger
 
 from runner import api
 from runner.api import Item, Outcome, RunContext
-from runner.config import registry
 from runner.config.settings import Settings
-from runner.errors import EXIT_FAILED_ITEMS, EXIT_OK, PluginError, UsageError, WriteError
-from runner.execute import signals
+from runner.errors import EXIT_FAILED_ITEMS, EXIT_OK, UsageError, WriteError
+from runner.execute import lifecycle, signals
 from runner.execute.commands import CommandGroup
 from runner.execute.concurrency import AdaptiveLimit
 from runner.execute.policies import Gate
@@ -28,72 +27,13 @@ from runner.record import resume
 from runner.record.files import atomic_write_json
 from runner.record.journal import Journal, JournalOutcomes
 from runner.record.tally import Tally
-from runner.show.labels import printable, shown_path
+from runner.show.labels import shown_path
 from runner.show.logs import error_with_traceback
 from runner.show.progress import Progress
 from runner.show.run_page import write_run_report
 
-DRY_RUN_SHOWN = 10
 #: The plugin groups in the order they are set up (and closed in reverse).
 GROUPS = tuple(api.GROUPS)
-
-
-def build(group: str, settings: Settings) -> Any:
-    """Construct the selected plugin of ``group`` from its config parameters."""
-    name = settings.name(group)
-    cls = registry.load_plugin(group, name)
-    # Unknown keys never get here: the config node is typed from the constructor.
-    try:
-        return cls(**settings.params(group))
-    except (TypeError, ValueError, OSError) as exc:
-        raise PluginError(
-            f"{group} {name!r} rejected its config: {exc}", group=group, name=name
-        ) from exc
-
-
-def _setup(group: str, name: str, plugin: Any, context: RunContext) -> None:
-    setup = getattr(plugin, "setup", None)
-    if setup is None:
-        return
-    try:
-        setup(context)
-    except (UsageError, KeyboardInterrupt):
-        raise
-    except api.StopRun as exc:  # e.g. a source copying its input onto a full disk
-        raise _stopped({"message": str(exc)}, exc.exit_code) from exc
-    except Exception as exc:
-        raise UsageError(f"{group} {name!r} could not start: {exc}") from exc
-
-
-def _length(source: Any) -> int | None:
-    try:
-        return len(source)
-    except TypeError:
-        return None
-    except api.StopRun as exc:  # a source that prepares its input first and cannot write it
-        raise _stopped({"message": str(exc)}, exc.exit_code) from exc
-
-
-def _dry_run(source: Any) -> int:
-    # A source that can describe its items (counts per status, examples) says it better
-    # than a dump of the first items' data.
-    describe = getattr(source, "describe", None)
-    described = callable(describe)
-    if callable(describe):
-        for line in str(describe()).splitlines():
-            logger.info(line)
-    shown: list[Item] = []
-    count = 0
-    for item in source:
-        if count < DRY_RUN_SHOWN and not described:
-            shown.append(item)
-        count += 1
-    logger.info(f"Dry run: {count} item(s) would run; nothing was run, no results written.")
-    for item in shown:
-        logger.info(f"  {printable(item.label)}  {printable(str(item.data), 110)}")
-    if shown and count > len(shown):
-        logger.info(f"  ... and {count - len(shown)} more")
-    return EXIT_OK
 
 
 def _iso(stamp: float) -> str:
@@ -118,18 +58,18 @@ def execute(settings: Settings, output_dir: Path) -> int:
     # Before any plugin can touch the folder: refused here, it is left as it was.
     previous = resume.claim(settings, output_dir)
     context.resumed_from = previous
-    plugins = {group: build(group, settings) for group in GROUPS}
+    plugins = {group: lifecycle.build(group, settings) for group in GROUPS}
     context.source, context.task = plugins["source"], plugins["task"]
     with contextlib.ExitStack() as stack:
         for group in GROUPS:
             plugin = plugins[group]
-            _setup(group, settings.name(group), plugin, context)
+            lifecycle.setup(group, settings.name(group), plugin, context)
             if group == "executor":
-                stack.callback(_shutdown, plugin, True, settings.timeout_grace)
+                stack.callback(lifecycle.shutdown, plugin, True, settings.timeout_grace)
             else:
-                stack.callback(_close, plugin)
+                stack.callback(lifecycle.close, plugin)
         if settings.dry_run:
-            return _dry_run(plugins["source"])
+            return lifecycle.dry_run(plugins["source"])
         run = Run(settings, output_dir, context, plugins, previous)
         try:
             return run.run(Progress(run.total, settings.progress))
@@ -172,8 +112,8 @@ class Run:
         self.settings, self.output_dir, self.context = settings, output_dir, context
         self.source, self.task, self.executor, self.post = (plugins[g] for g in GROUPS)
         self.previous = previous
-        self.total = _length(self.source)
-        self.items: Iterator[Item] = _read(self.source)
+        self.total = lifecycle.length(self.source)
+        self.items: Iterator[Item] = lifecycle.read_source(self.source)
         self.done_before: dict[str, str] = {}
         if previous is not None:
             self.done_before = resume.succeeded_records(previous)
@@ -229,7 +169,7 @@ class Run:
 
     def stop(self, kill: bool, drain: float | None = None) -> int:
         """Start nothing more; with ``kill`` also stop the running commands."""
-        _shutdown(self.executor, wait=False, timeout=drain)
+        lifecycle.shutdown(self.executor, wait=False, timeout=drain)
         self.gate.stop()
         if self.limit is not None:
             self.limit.stop()
@@ -270,7 +210,7 @@ class Run:
         tally.failure(outcome)
         code = (outcome.error or {}).get("exit_code")
         if code is not None and self.stopped_by is None:
-            self.stopped_by = _stopped(outcome.error or {}, code)
+            self.stopped_by = lifecycle.stopped(outcome.error or {}, code)
             self.halted = f"stopped by the task: {self.stopped_by}"
             self.stop(kill=False)  # running items finish and are recorded
         halt = self.halt
@@ -316,7 +256,9 @@ class Run:
                 self.stop(kill=True)
             except WriteError as exc:  # the journal cannot be written: stop, keep what is whole
                 self.write_error = exc
-            except SourceError as exc:  # the source failed part-way (malformed, lost file)
+            except (
+                lifecycle.SourceError
+            ) as exc:  # the source failed part-way (malformed, lost file)
                 cause = exc.__cause__
                 self.source_error = cause if isinstance(cause, Exception) else exc
             finally:
@@ -348,7 +290,7 @@ class Run:
             self.interrupted = signals.Interrupted(signals.received() or signal.SIGINT)
         # Running items end before the task is closed (the stack's order) and before the
         # post-processor reads what they did.
-        _shutdown(self.executor, wait=True, timeout=settings.timeout_grace)
+        lifecycle.shutdown(self.executor, wait=True, timeout=settings.timeout_grace)
         if self.write_error is not None:  # count what is on disk, whole, not what was buffered
             progress.done, progress.failed = sum(self.journal.saved), self.journal.saved[1]
         summary = self.summary()
@@ -377,7 +319,7 @@ class Run:
             try:
                 self.post(JournalOutcomes(self.journal.path), self.context)
             except api.StopRun as exc:
-                failure = _stopped({"message": str(exc)}, exc.exit_code)
+                failure = lifecycle.stopped({"message": str(exc)}, exc.exit_code)
             except Exception as exc:
                 error_with_traceback(
                     f"postprocessor {settings.name('postprocessor')!r} failed: "
@@ -435,47 +377,9 @@ def _log_ending(summary: dict[str, Any], output_dir: Path) -> None:
     logger.info(f"Results in {where}{os.sep} (results.jsonl, summary.json, runner.log)")
 
 
-def _stopped(error: dict[str, Any], code: int) -> UsageError:
-    """The one-line error a task's (or post-processor's) ``StopRun`` ends the run with."""
-    stopped = UsageError(error.get("message") or "the task stopped the run")
-    stopped.exit_code = code
-    return stopped
-
-
-class SourceError(Exception):
-    """The source raised while being read; the cause is its exception."""
-
-
-def _read(source: Any) -> Iterator[Item]:
-    """The source's items; whatever it raises arrives as SourceError (not a task's bug)."""
-    iterator = iter(source)
-    while True:
-        try:
-            item = next(iterator)
-        except StopIteration:
-            return
-        except Exception as exc:
-            raise SourceError(str(exc)) from exc
-        yield item
-
-
 def signal_name(signum: int | None) -> str:
     """SIGTERM for 15; SIGINT when unknown (a plain KeyboardInterrupt)."""
     try:
         return signal.Signals(signum or signal.SIGINT).name
     except ValueError:
         return f"signal {signum}"
-
-
-def _shutdown(executor: Any, wait: bool, timeout: float | None) -> None:
-    # ``shutdown`` is part of the contract, but an executor written against the first
-    # version of it (``map`` alone) still runs.
-    shutdown = getattr(executor, "shutdown", None)
-    if callable(shutdown):
-        shutdown(wait=wait, timeout=timeout)
-
-
-def _close(plugin: Any) -> None:
-    close = getattr(plugin, "close", None)
-    if callable(close):
-        close()
