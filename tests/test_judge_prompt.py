@@ -416,3 +416,147 @@ def test_a_worktree_reaching_outside_the_experiment_is_not_read(tmp_path: Path, 
     text = prompt.build_prompt(run)
     assert [m for m in markers if m.exists()] == []
     assert f"## Workspace State After Agent Execution\n\n{gitstate.UNREADABLE}\n\n---" in text
+
+
+# --- files that would block a reader, and content that would blow up when read --------
+
+CHILD = """
+import json, resource, sys
+from pathlib import Path
+from runner_plugins.judge import prompt
+from runner_plugins.judge.experiment import RunRef
+run = RunRef(Path(sys.argv[1]), "T0", "00", 1)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+text = prompt.build_prompt(run)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"text": text, "grew_kib": after - before}))
+"""
+
+
+def build_in_child(run: RunRef) -> tuple[str, int]:
+    """The prompt built in a child process (a hang fails the test rather than blocking
+    it), and how much the child's peak memory grew while building it, in KiB."""
+    import json
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(run.root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    data = json.loads(done.stdout)
+    return data["text"], data["grew_kib"]
+
+
+@pytest.mark.parametrize(
+    "where", [".gitignore", "sub/.gitignore", ".git/HEAD", ".git/index", ".git/info/exclude"]
+)
+def test_a_fifo_in_the_workspace_or_its_git_never_blocks(tmp_path: Path, where: str) -> None:
+    """A FIFO where a .gitignore, HEAD, the index or info/exclude should be: the prompt
+    is built at once. One in the work tree is not applied (and the state says so); one
+    in .git makes the repository unreadable."""
+    run = make_run(tmp_path / "exp")
+    agent_workspace(run.workspace)
+    (run.workspace / "sub").mkdir()
+    path = run.workspace / where
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    text, _ = build_in_child(run)
+    if where.startswith(".git/"):
+        assert f"Execution\n\n{gitstate.UNREADABLE}\n\n---" in text
+    else:
+        assert "- `app.py` (modified)\n- `hello.py` (created)\n" in text
+        assert f"... (ignore file not applied: {where} (not a regular file))" in text
+
+
+def test_judge_rerun_with_a_fifo_gitignore_rebuilds_the_prompt(
+    run_app: RunCli, tmp_path: Path
+) -> None:
+    """python -m runner task=judge_rerun on a run that lost judge_prompt.md and whose
+    workspace .gitignore is a FIFO: the run ends (ok), the prompt rebuilt."""
+    experiment = copy_fixture(tmp_path / "experiment")
+    remove_slot(experiment)
+    (experiment / T3 / "judge_prompt.md").unlink()
+    workspace = experiment / T3 / "workspace"
+    git(workspace, "init", "-q")
+    git(workspace, "add", "README")
+    git(workspace, "commit", "-q", "-m", "base")
+    os.mkfifo(workspace / ".gitignore")
+    result = run_app(
+        "task=judge_rerun",
+        f"source.experiment={experiment}",
+        "task.command=[" + ",".join(f"'{a}'" for a in judge_command(tmp_path)) + "]",
+    )
+    assert result.returncode == 0, result.output
+    rebuilt = (experiment / T3 / "judge_prompt.md").read_text()
+    assert "- `hello.py` (created)\n" in rebuilt
+    assert "(ignore file not applied: .gitignore (not a regular file))" in rebuilt
+
+
+def test_a_packed_blob_too_large_is_not_inflated(tmp_path: Path) -> None:
+    """A 50 MB blob of zeros, packed (a few KB on disk), that the agent replaced: the
+    prompt says it is too large to show, and building it inflated none of it (the
+    child's peak memory grew by far less than 50 MB)."""
+    run = make_run(tmp_path / "exp")
+    workspace = run.workspace
+    workspace.mkdir(parents=True)
+    with (workspace / "big.bin").open("wb") as f:
+        f.truncate(50 * 1024 * 1024)
+    git(workspace, "init", "-q")
+    git(workspace, "add", "big.bin")
+    git(workspace, "commit", "-q", "-m", "base")
+    git(workspace, "repack", "-adq")
+    git(workspace, "prune-packed")
+    assert not any((workspace / ".git" / "objects").glob("??/*"))  # packed only
+    (workspace / "big.bin").write_text("small now\n")
+    text, grew_kib = build_in_child(run)
+    assert "- `big.bin` (modified)" in text
+    assert f"(content not shown: larger than {gitstate.MAX_FILE_BYTES} bytes)" in text
+    assert grew_kib < 20 * 1024, grew_kib
+
+
+def test_a_tree_bomb_is_read_up_to_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HEAD's tree names 8 copies of a tree nested 4 deep (4,096 files from a few
+    objects): past MAX_SCANNED entries (lowered to 1,000 here) the walk stops and the
+    state says HEAD was not compared; the work tree's changes are still listed."""
+    monkeypatch.setattr(gitstate, "MAX_SCANNED", 1000)
+    run = make_run(tmp_path / "exp")
+    agent_workspace(run.workspace)
+    workspace = run.workspace
+    blob = git(workspace, "hash-object", "-w", "app.py").strip()
+    entry = f"100644 blob {blob}\tf"
+    for _ in range(4):
+        listing = "".join(f"{entry}{i}\n" for i in range(8))
+        done = subprocess.run(
+            ["git", "mktree"], input=listing, cwd=workspace, env=SAFE_GIT_ENV,
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        entry = f"040000 tree {done.stdout.strip()}\td"
+    tree = entry.split()[2].split("\t")[0]
+    commit = git(workspace, "commit-tree", tree, "-m", "bomb").strip()
+    git(workspace, "update-ref", "HEAD", commit)
+    state = gitstate.Workspace(workspace).state()
+    assert "- `app.py` (modified)" in state and "- `hello.py` (created)" in state
+    assert "HEAD's tree has more than 1000 entries: not compared with the index" in state
+    assert "- `README` (deleted)" in state  # from the index: gone from the work tree
+
+
+def test_a_huge_gitignore_is_not_applied(tmp_path: Path) -> None:
+    """A sparse 4 MB .gitignore: not read past MAX_IGNORE_BYTES, not applied, and the
+    state says so."""
+    from runner_plugins.judge.gitignore import MAX_IGNORE_BYTES
+
+    run = make_run(tmp_path / "exp")
+    agent_workspace(run.workspace)
+    with (run.workspace / ".gitignore").open("wb") as f:
+        f.write(b"hello.py\n")
+        f.truncate(4 * 1024 * 1024)
+    state = gitstate.Workspace(run.workspace).state()
+    assert "- `hello.py` (created)" in state  # the file's rules were not applied
+    assert (
+        f"... (ignore file not applied: .gitignore (larger than {MAX_IGNORE_BYTES} bytes))" in state
+    )

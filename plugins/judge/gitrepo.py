@@ -12,22 +12,34 @@ worktree folder), as git writes them.
 
 Not read (the state is "unable to get workspace state"): a ``.git`` that is a symlink, a
 pointer or ``commondir`` that resolves outside the experiment or is malformed, a symlink
-anywhere in the worktree or common folder (dulwich would follow it), and
-``objects/info/alternates`` in either (objects borrowed from elsewhere).
+anywhere in the worktree or common folder (dulwich would follow it), anything there
+that is neither a folder nor a regular file (a FIFO would block a reader forever; a
+device could do anything when opened), and ``objects/info/alternates`` in either
+(objects borrowed from elsewhere).
+
+Every file runner reads itself (a pointer, HEAD, a ref, ``packed-refs``, the index,
+an ignore file, a work-tree file) is opened by :func:`read_capped`: checked to be a
+regular file before and after opening, never through a symlink, never blocking, and
+read up to a bound.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import stat
 from pathlib import Path
 
-from dulwich.objects import ObjectID
-from dulwich.refs import SYMREF, DiskRefsContainer, Ref, check_ref_format
+from dulwich.objects import ObjectID, valid_hexsha
+from dulwich.refs import SYMREF, Ref, check_ref_format, read_packed_refs_with_peeled
 
-#: Bytes of a ``.git`` file or a ``commondir`` file read: one path.
+#: Bytes of a ``.git`` file, a ``commondir`` file or a loose ref read: one line.
 MAX_POINTER_BYTES = 4096
+#: Bytes of ``packed-refs`` read; a larger one makes the repository unreadable.
+MAX_PACKED_REFS_BYTES = 16 * 1024 * 1024
+# Refs each worktree keeps for itself (the rest are shared, in the common folder).
+_PER_WORKTREE = (b"refs/bisect/", b"refs/worktree/", b"refs/rewritten/")
 
 
 def inside(path: Path, root: Path) -> bool:
@@ -40,7 +52,10 @@ def inside(path: Path, root: Path) -> bool:
 
 
 def read_capped(path: Path, limit: int) -> bytes:
-    """At most ``limit`` + 1 bytes of the regular file ``path``, never through a symlink."""
+    """At most ``limit`` + 1 bytes of the regular file ``path``, never through a symlink;
+    OSError for anything else (checked before opening too: opening a device may act)."""
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        raise OSError(f"{path} is not a regular file")
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
@@ -57,9 +72,32 @@ class GitDirs:
     #: Objects, packed-refs, the shared refs and info/exclude.
     common: Path
 
-    def refs(self) -> DiskRefsContainer:
-        """The refs, each looked up in the folder git looks it up in."""
-        return DiskRefsContainer(str(self.common), worktree_path=str(self.worktree))
+    def read_ref(self, name: bytes) -> bytes | None:
+        """What the ref ``name`` holds (an object id, or ``ref: <name>``), from its loose
+        file in the folder git looks it up in, else ``packed-refs``; None if neither
+        has it."""
+        folder = self.worktree if name == b"HEAD" or name.startswith(_PER_WORKTREE) else self.common
+        try:
+            data = read_capped(folder / os.fsdecode(name), MAX_POINTER_BYTES)
+        except FileNotFoundError:
+            data = None
+        if data is not None:
+            if len(data) > MAX_POINTER_BYTES:
+                raise ValueError(f"{name!r} is too long for a ref")
+            return data.rstrip(b"\r\n")
+        if folder != self.common:
+            return None
+        try:
+            packed = read_capped(self.common / "packed-refs", MAX_PACKED_REFS_BYTES)
+        except FileNotFoundError:
+            return None
+        if len(packed) > MAX_PACKED_REFS_BYTES:
+            raise ValueError(f"packed-refs is larger than {MAX_PACKED_REFS_BYTES} bytes")
+        lines = [line for line in packed.splitlines(keepends=True) if not line.startswith(b"#")]
+        for sha, ref, _ in read_packed_refs_with_peeled(io.BytesIO(b"".join(lines))):
+            if ref == name:
+                return sha
+        return None
 
 
 def _pointed(file: Path, base: Path, prefix: bytes, root: Path) -> Path | None:
@@ -80,12 +118,13 @@ def _pointed(file: Path, base: Path, prefix: bytes, root: Path) -> Path | None:
 
 
 def _plain(git_dir: Path) -> bool:
-    """Whether ``git_dir`` borrows no objects and holds no symlink."""
+    """Whether ``git_dir`` borrows no objects and holds only folders and regular files."""
     if os.path.lexists(git_dir / "objects" / "info" / "alternates"):
         return False
     for folder, dirs, files in os.walk(git_dir):
         for name in (*dirs, *files):
-            if os.path.islink(os.path.join(folder, name)):
+            mode = os.lstat(os.path.join(folder, name)).st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
                 return False
     return True
 
@@ -114,18 +153,20 @@ def git_dirs(workspace: Path, root: Path) -> GitDirs | None:
     return GitDirs(worktree, common)
 
 
-def head_commit(refs: DiskRefsContainer) -> ObjectID | None:
+def head_commit(dirs: GitDirs) -> ObjectID | None:
     """The commit HEAD names, or None on an unborn branch. A symbolic ref is followed
-    only to a well-formed name under refs/ (dulwich would join any name, ``/etc/x``
-    too, to the repository's path)."""
+    only to a well-formed name under refs/ (joined to the repository's path, any name,
+    ``/etc/x`` too, would lead outside)."""
     name = Ref(b"HEAD")
     for _ in range(5):
-        contents = refs.read_ref(name)
+        contents = dirs.read_ref(name)
         if contents is None:
             return None  # an unborn branch: everything in the index is added
         if not contents.startswith(SYMREF):
+            if not valid_hexsha(contents):
+                raise ValueError(f"{name!r} holds no object id")
             return ObjectID(contents)
-        name = Ref(contents[len(SYMREF) :])
+        name = Ref(contents[len(SYMREF) :].strip())
         if not name.startswith(b"refs/") or not check_ref_format(name):
             raise ValueError(f"HEAD leads to {name!r}")
     raise ValueError("HEAD is a loop of symbolic refs")

@@ -18,24 +18,28 @@ import hashlib
 import io
 import os
 import stat
+import struct
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from dulwich.errors import ObjectFormatException
-from dulwich.file import open_nofollow_read
-from dulwich.ignore import IgnoreFilter, IgnoreFilterManager, read_ignore_patterns
-from dulwich.index import ConflictedIndexEntry, Index, IndexEntry
-from dulwich.object_store import DiskObjectStore, iter_tree_contents
-from dulwich.objects import Blob, Commit, ObjectID
+from dulwich.errors import FileFormatException, ObjectFormatException
+from dulwich.index import ConflictedIndexEntry, IndexEntry, read_index_dict
+from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.patch import is_binary, shortid, unified_diff_with_algorithm
 
+from runner_plugins.judge.gitignore import Ignores
+from runner_plugins.judge.gitobjects import BoundedStore
 from runner_plugins.judge.gitrepo import GitDirs, git_dirs, head_commit, inside, read_capped
 
 #: Lines listed under "Files modified/created by agent"; the rest are counted.
 MAX_LISTED = 1000
-#: Entries of the workspace walked (files and folders); a larger workspace is read in part.
+#: Entries of the workspace walked (files and folders); a larger workspace is read in
+#: part. Also the bound on the entries of HEAD's tree walked (past it, HEAD is not
+#: compared with the index: no staged change is shown, and the state says so).
 MAX_SCANNED = 100_000
+#: Bytes of the index read; a larger index makes the repository unreadable.
+MAX_INDEX_BYTES = 64 * 1024 * 1024
 #: Bytes of one file (in the workspace or the repository) read for the diff.
 MAX_FILE_BYTES = 1024 * 1024
 #: Bytes of one tracked file hashed to tell whether it changed; a larger one of the
@@ -80,6 +84,8 @@ def _hash_file(path: Path, size: int) -> ObjectID:
     digest = hashlib.sha1(b"blob %d\0" % size)  # git's object id
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(f"{path} is not a regular file")
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return ObjectID(digest.hexdigest().encode("ascii"))
@@ -134,52 +140,89 @@ class Workspace:
         dirs = git_dirs(path, root or path) if readable else None
         self.readable = dirs is not None
         self._dirs = dirs or GitDirs(path / ".git", path / ".git")
-        self._store = DiskObjectStore(
-            str(self._dirs.common / "objects"), loose_object_size_limit=MAX_FILE_BYTES
-        )
+        self._store = BoundedStore(self._dirs.common / "objects", MAX_FILE_BYTES)
         self._head: dict[bytes, tuple[int, ObjectID]] = {}
+        #: False when HEAD's tree has more than MAX_SCANNED entries (then not compared).
+        self._head_complete = True
         self._index: dict[bytes, IndexEntry | ConflictedIndexEntry] = {}
         self._scan = _Scan({}, True)
+        self._ignored = Ignores()
         if dirs is not None:
             try:
                 self._read()
-            except (OSError, ValueError, KeyError, ObjectFormatException, zlib.error):
+            except (
+                OSError,
+                ValueError,
+                KeyError,
+                AssertionError,  # dulwich's word for some malformed files
+                struct.error,
+                FileFormatException,
+                ObjectFormatException,
+                zlib.error,
+            ):
                 self.readable = False
 
+    def _object(self, sha: ObjectID, kind: type[Commit] | type[Tree]) -> Commit | Tree:
+        obj = self._store.get(sha)
+        if obj is None:
+            raise ValueError(f"{sha!r} is larger than {MAX_FILE_BYTES} bytes")
+        if not isinstance(obj, kind):
+            raise ValueError(f"{sha!r} is not a {kind.__name__}")
+        return obj
+
     def _read(self) -> None:
-        head = head_commit(self._dirs.refs())
+        head = head_commit(self._dirs)
         if head is not None:
-            commit = self._store[head]
-            if not isinstance(commit, Commit):
-                raise ValueError("HEAD is not a commit")
-            for entry in iter_tree_contents(self._store, commit.tree):
-                assert entry.path is not None and entry.mode is not None and entry.sha
-                self._head[entry.path] = (entry.mode, entry.sha)
-        index = Index(str(self._dirs.worktree / "index"))
-        self._index = dict(index.items())
+            commit = self._object(head, Commit)
+            assert isinstance(commit, Commit)
+            self._head_complete = self._read_tree(commit.tree)
+            if not self._head_complete:
+                self._head = {}
+        try:
+            data = read_capped(self._dirs.worktree / "index", MAX_INDEX_BYTES)
+        except FileNotFoundError:
+            data = b""
+        if len(data) > MAX_INDEX_BYTES:
+            raise ValueError(f"the index is larger than {MAX_INDEX_BYTES} bytes")
+        self._index = read_index_dict(io.BytesIO(data)) if data else {}
         self._scan = self._walk()
+
+    def _read_tree(self, root: ObjectID) -> bool:
+        """HEAD's files from the tree ``root`` into ``_head``; False when it has more
+        than MAX_SCANNED entries (a tree bomb: a few KB of nested trees can name
+        millions)."""
+        todo = [(b"", root)]
+        seen = 0
+        while todo:
+            prefix, sha = todo.pop()
+            tree = self._object(sha, Tree)
+            for entry in tree.iteritems():
+                seen += 1
+                if seen > MAX_SCANNED:
+                    return False
+                path = prefix + entry.path
+                if stat.S_ISDIR(entry.mode):
+                    todo.append((path + b"/", entry.sha))
+                else:
+                    self._head[path] = (entry.mode, entry.sha)
+        return True
 
     # --- the work tree ------------------------------------------------------------
 
-    def _ignores(self) -> IgnoreFilterManager:
-        """.gitignore files (never through a symlink, as dulwich opens them) and
-        info/exclude (a common file, as git has it); not core.excludesFile: that names
-        a file outside."""
-        filters = []
-        try:
-            with open_nofollow_read(self._dirs.common / "info" / "exclude") as f:
-                filters.append(IgnoreFilter(read_ignore_patterns(f)))
-        except OSError:
-            pass
-        return IgnoreFilterManager(str(self.path), filters, False)
-
     def _walk(self) -> _Scan:
+        """The workspace, never through a symlink; ignored folders not entered. The
+        ignore rules: info/exclude (a common file, as git has it; not
+        core.excludesFile, which names a file outside) and each .gitignore (see
+        gitignore)."""
         tracked_dirs = _folders_of(self._index)
-        ignores = self._ignored = self._ignores()
+        ignores = self._ignored
+        ignores.read(b"\0", self._dirs.common / "info" / "exclude", ".git/info/exclude")
         entries: dict[bytes, os.stat_result] = {}
         todo = [b""]
         while todo:
             folder = todo.pop()
+            where = os.fsdecode(folder) + ".gitignore"
+            ignores.read(folder.rstrip(b"/"), self.path / where, where)
             with os.scandir(os.path.join(os.fsencode(self.path), folder)) as it:
                 for entry in it:
                     rel = folder + entry.name
@@ -190,12 +233,7 @@ class Workspace:
                     st = entry.stat(follow_symlinks=False)
                     entries[rel] = st
                     if stat.S_ISDIR(st.st_mode):
-                        name = os.fsdecode(rel)
-                        if (
-                            rel not in tracked_dirs
-                            and ignores.is_ignored(name + "/")
-                            and ignores.may_prune_directory(name)
-                        ):
+                        if rel not in tracked_dirs and ignores.excluded(rel, True):
                             continue
                         todo.append(rel + b"/")
         return _Scan(entries, True)
@@ -244,6 +282,8 @@ class Workspace:
             head = self._head.get(path)
             if entry is None:
                 x, y = "D", ""
+            elif not self._head_complete:
+                x, y = "", self._worktree_changed(path, entry)  # HEAD not compared
             else:
                 x = "A" if head is None else ("M" if head != (entry.mode, entry.sha) else "")
                 y = self._worktree_changed(path, entry)
@@ -260,7 +300,7 @@ class Workspace:
                 continue
             if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                 continue  # git lists neither fifos nor sockets
-            if self._ignored.is_ignored(os.fsdecode(rel)):
+            if self._ignored.excluded(rel, False):
                 continue
             parts = rel.split(b"/")
             unit = rel
@@ -305,6 +345,12 @@ class Workspace:
             lines = [*lines[:MAX_LISTED], f"... ({more} more not listed: at most {MAX_LISTED})"]
         if not self._scan.complete:
             lines.append(f"... (the workspace was read up to {MAX_SCANNED} entries)")
+        if not self._head_complete:
+            lines.append(
+                f"... (HEAD's tree has more than {MAX_SCANNED} entries: not compared with "
+                "the index, so staged changes are not shown)"
+            )
+        lines += [f"... (ignore file not applied: {name})" for name in self._ignored.skipped]
         return "\n".join(["Files modified/created by agent:", *(lines or [_NO_CHANGES])])
 
     # --- diffs --------------------------------------------------------------------
@@ -313,10 +359,9 @@ class Workspace:
         """A blob's content from the repository, or None if longer than MAX_FILE_BYTES."""
         if mode == _GITLINK:
             return b"Subproject commit " + sha + b"\n"
-        try:
-            obj = self._store[sha]
-        except zlib.error:
-            return None  # a loose object over the limit: dulwich stops inflating it
+        obj = self._store.get(sha)  # None: larger than the limit, found before inflating
+        if obj is None:
+            return None
         data = obj.as_raw_string()
         return None if len(data) > MAX_FILE_BYTES else data
 
@@ -380,6 +425,8 @@ class Workspace:
 
     def _staged(self) -> bytes:
         out = io.BytesIO()
+        if not self._head_complete:
+            return b""  # HEAD's tree was not read whole (the state says so)
         for path in sorted(self._head.keys() | self._index.keys()):
             entry = self._index.get(path)
             head = self._head.get(path)
@@ -415,7 +462,7 @@ class Workspace:
         if not self.readable:
             return []
         gone = []
-        for path in sorted(self._head):
+        for path in sorted(self._head if self._head_complete else self._index):
             entry = self._index.get(path)
             if entry is None or (
                 isinstance(entry, IndexEntry) and self._worktree_changed(path, entry) == "D"
