@@ -57,10 +57,13 @@ def test_shipped_yaml_says_only_what_the_constructor_cannot(path: Path) -> None:
 
 
 def test_claude_option_runs_the_claude_cli_on_the_prompt_file() -> None:
-    """judge_rerun_claude runs `claude --model {model} --print` with the prompt file."""
+    """judge_rerun_claude runs `claude --model {model} ... --print` with the prompt file,
+    loading none of the workspace's own settings (hooks) or MCP servers."""
     node = OmegaConf.load(REPO / "plugins" / "conf" / "task" / "judge_rerun_claude.yaml")
     command = list(node.command)
-    assert command[:4] == ["claude", "--model", "{model}", "--print"]
+    assert command[:3] == ["claude", "--model", "{model}"] and "--print" in command
+    at = command.index("--setting-sources")
+    assert command[at + 1] == "user" and "--strict-mcp-config" in command
     assert "{prompt_file}" in command and node.name == "judge_rerun"
 
 
