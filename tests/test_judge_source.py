@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from runner.api import StopRun
+from runner_plugins.judge import copies
 from runner_plugins.judge import experiment as experiment_module
 from runner_plugins.judge import sample as sample_module
 from runner_plugins.judge import source as source_module
@@ -264,7 +265,7 @@ def test_an_interrupted_copy_is_never_taken_for_a_finished_one(
     experiment: Path, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A copy that fails part-way leaves no <output_dir>/experiment; the next run copies anew."""
-    copytree = source_module.shutil.copytree
+    copytree = copies.shutil.copytree
     calls = 0
 
     def copy_then_fail(*args: Any, **kwargs: Any) -> Any:
@@ -276,11 +277,11 @@ def test_an_interrupted_copy_is_never_taken_for_a_finished_one(
             raise OSError(28, "No space left on device")
         return copied
 
-    monkeypatch.setattr(source_module.shutil, "copytree", copy_then_fail)
+    monkeypatch.setattr(copies.shutil, "copytree", copy_then_fail)
     with pytest.raises(StopRun, match=r"No space left on device \(ENOSPC\)"):
         slots_for(experiment, out, copy=True)
     assert sorted(p.name for p in out.iterdir() if "experiment" in p.name) == []
-    monkeypatch.setattr(source_module.shutil, "copytree", copytree)
+    monkeypatch.setattr(copies.shutil, "copytree", copytree)
     source = slots_for(experiment, out, copy=True)
     assert source.experiment_path == out / "experiment"
     assert tree(out / "experiment") == tree(experiment)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import shutil
-import stat
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,7 +20,7 @@ from loguru import logger
 
 from runner.api import Item, RunContext, Source
 from runner.toolkit import atomic_write_text, leftover_temp_files
-from runner_plugins.judge import prompt, slotfiles
+from runner_plugins.judge import copies, prompt, slotfiles
 from runner_plugins.judge.consensus import run_judgments, stale_reason, stored_consensus
 from runner_plugins.judge.experiment import (
     CONFIG_FILE,
@@ -38,122 +35,8 @@ from runner_plugins.judge.experiment import (
     load_config,
     run_slots,
 )
-from runner_plugins.judge.folders import build_whole
 from runner_plugins.judge.sample import make_sample_experiment
 from runner_plugins.judge.writes import refused, stop_repair
-
-#: What a copy the destination refused leaves, said after the cause.
-COPY_REFUSED = "the partial copy was removed; make room and run again"
-
-
-class _Refused(Exception):
-    """A file copy the destination's file system refused (full, over quota, read-only).
-
-    Not an OSError, so that ``shutil.copytree`` stops at once rather than trying every
-    other file (each failing the same way) and listing them all in one error.
-    """
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def copy_experiment(src: Path, dest: Path) -> None:
-    """Copy an experiment folder whole (see ``folders``) and make the copy writable.
-
-    Sources are often read-only; a run killed while copying, or a copy that fails,
-    leaves no ``dest``. A destination that refuses writes (``writes.refused``) stops
-    the run (StopRun, exit 74); any other failure is one ValueError line: the first
-    file that failed and how many others did.
-    """
-    try:
-        build_whole(dest, lambda partial: _copy_writable(src, partial))
-    except _Refused as exc:
-        raise stop_repair(dest, exc.error, COPY_REFUSED) from exc.error
-    except shutil.Error as exc:  # copytree's list of (source, destination, why)
-        failures = exc.args[0] if isinstance(exc.args[0], list) else [(src, dest, exc)]
-        first, _, why = failures[0]
-        others = f" (and {len(failures) - 1} other file(s))" if len(failures) > 1 else ""
-        raise ValueError(
-            f"cannot copy the experiment to {str(dest)!r}: {str(first)!r}: {why}{others}; "
-            "the partial copy was removed"
-        ) from None
-    except OSError as exc:
-        if refused(exc):
-            raise stop_repair(dest, exc, COPY_REFUSED) from exc
-        raise ValueError(
-            f"cannot copy the experiment to {str(dest)!r}: {exc}; the partial copy was removed"
-        ) from exc
-
-
-def _copy_file(src: str, dst: str) -> object:
-    try:
-        return shutil.copy2(src, dst)
-    except OSError as exc:
-        if refused(exc):
-            raise _Refused(exc) from exc
-        raise
-
-
-def _copy_writable(src: Path, dest: Path) -> None:
-    shutil.copytree(src, dest, symlinks=True, copy_function=_copy_file)
-    for folder, dirs, files in os.walk(dest):
-        for name in [*dirs, *files, ""]:
-            path = Path(folder, name)
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | stat.S_IWUSR)
-
-
-#: Where, in the run folder, the sample experiment is made and an experiment is copied
-#: (``copy``): repaired there, so a run resumed into another folder starts from them.
-SAMPLE_FOLDER = "sample-experiment"
-COPY_FOLDER = "experiment"
-
-
-def _earlier_copy(context: RunContext, name: str) -> Path | None:
-    """The experiment in the run folder this run resumes (``name`` in it), when that is
-    another folder; None for a fresh run or one continued in place.
-
-    That run skipped none of its slots' repairs: they are in its folder's experiment, and
-    only there. A resumed run must start from it, for the items it does not run again are
-    the slots it repaired. A folder whose experiment is missing, or is not a folder of its
-    own (a symlink), is refused rather than replaced by the original or a new sample.
-    """
-    earlier = context.resumed_from
-    if earlier is None:
-        return None
-    earlier = Path(earlier).absolute()
-    if earlier.resolve() == Path(context.output_dir).resolve():
-        return None
-    path = earlier / name
-    if path.is_symlink() or not (path / CONFIG_FILE).is_file():
-        raise ValueError(
-            f"resume={str(earlier)!r}: that run's experiment {str(path)!r} is missing or "
-            "not a folder, so the slots it repaired (skipped now) could not be carried "
-            "over; start a new run without resume=, or give a run folder that still has it"
-        )
-    return path
-
-
-def _copy_earlier(earlier: Path, dest: Path) -> None:
-    """Make ``dest`` a copy of the experiment a resumed run left (``earlier``), whole.
-
-    Whatever ``dest`` held goes first: it can only be what a run of this folder stopped
-    before its first item left (its journal is empty, or the run would have been
-    refused), perhaps copied from elsewhere, which must not stand in for ``earlier``.
-    The copy is made under ``earlier``'s repair lock, so that a run still repairing it
-    (or continuing it in place) stops this one rather than being copied half-way through
-    a slot swap. Symlinks are copied as symlinks, never followed, as from the original.
-    """
-    with slotfiles.repair_lock(earlier):
-        if dest.is_symlink() or dest.is_file():
-            dest.unlink()
-        elif dest.exists():
-            shutil.rmtree(dest)
-        copy_experiment(earlier, dest)
-    logger.info(
-        f"resume: the experiment is copied from {str(earlier)!r}, with the slots that run repaired"
-    )
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -300,24 +183,26 @@ class _ExperimentSource(Source):
     def _resolve(self, context: RunContext) -> ExperimentConfig:
         # Absolute, because the judge runs from workspace/ and must still find every path.
         output_dir = Path(context.output_dir).absolute()
-        name = SAMPLE_FOLDER if self.experiment is None else COPY_FOLDER
-        earlier = _earlier_copy(context, name) if self.experiment is None or self.copy else None
+        name = copies.SAMPLE_FOLDER if self.experiment is None else copies.COPY_FOLDER
+        earlier = (
+            copies.earlier_copy(context, name) if self.experiment is None or self.copy else None
+        )
         if earlier is not None:
             if context.dry_run:
                 return load_config(earlier)  # read where it is: a dry run writes nothing
-            _copy_earlier(earlier, output_dir / name)
+            copies.copy_earlier(earlier, output_dir / name)
             return load_config(output_dir / name)
         if self.experiment is None:
-            path = output_dir / SAMPLE_FOLDER
+            path = output_dir / copies.SAMPLE_FOLDER
             # The sample appears all at once, so a folder with a config is a whole sample.
             if not (path / CONFIG_FILE).is_file():
                 make_sample_experiment(path, self.seed)
             return load_config(path)
         config = load_config(Path(self.experiment).expanduser().absolute())
         if self.copy and not context.dry_run:
-            dest = output_dir / COPY_FOLDER
+            dest = output_dir / copies.COPY_FOLDER
             if not dest.exists():  # a run continued in place keeps the copy it repaired
-                copy_experiment(config.root, dest)
+                copies.copy_experiment(config.root, dest)
             config = dataclasses.replace(config, root=dest)
         return config
 
