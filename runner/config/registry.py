@@ -143,13 +143,18 @@ def import_failure(exc: BaseException) -> str:
 def load_plugin(group: str, name: str) -> type:
     """Import the plugin class registered as ``name`` in ``group`` and check its contract."""
     spec = find(group, name)
-    where = f"entry point {name!r} in group {GROUPS[group]!r} ({spec.value}, distribution "
-    where += f"{spec.distribution} {spec.version})"
+
+    def where() -> str:  # only for an error: the distribution's metadata costs a read
+        return (
+            f"entry point {name!r} in group {GROUPS[group]!r} ({spec.value}, distribution "
+            f"{spec.distribution} {spec.version})"
+        )
+
     try:
         cls = import_plugin(spec)
     except (Exception, SystemExit) as exc:  # third-party import-time code may do anything
         raise PluginError(
-            f"Cannot load {group} {name!r}: {where} failed to import: {import_failure(exc)}",
+            f"Cannot load {group} {name!r}: {where()} failed to import: {import_failure(exc)}",
             group=group,
             name=name,
             value=spec.value,
@@ -158,7 +163,7 @@ def load_plugin(group: str, name: str) -> type:
     problem = contract_problem(group, cls)
     if problem is not None:
         raise PluginError(
-            f"Cannot use {group} {name!r}: {where} does not satisfy the {group} contract: "
+            f"Cannot use {group} {name!r}: {where()} does not satisfy the {group} contract: "
             f"{problem}.",
             group=group,
             name=name,
