@@ -11,6 +11,8 @@ Running commands (argv only, never a shell)
     :class:`CommandsStopped` once the run stops. A :class:`CommandGroup` is the set of a
     run's commands that stop together; :func:`current_group` is the calling context's
     and :func:`join_group` makes a long-lived worker thread's later commands join one.
+    Should the process die, its reaper ends its commands; a worker process that leaves
+    by ``os._exit`` after a normal end calls :func:`close_reaper` first.
 Items and templates
     :func:`template_fields` checks an argv template once; :func:`fill_for_item` fills it
     from an item (failing the item, not the run, when a placeholder has no value);
@@ -45,6 +47,7 @@ from runner.execute.commands import (
     run_command,
 )
 from runner.execute.ratelimits import detect_rate_limit
+from runner.execute.reaper import close as close_reaper
 from runner.execute.safecall import TimedOut, error_info
 from runner.execute.templates import fill_for_item, fill_template, template_fields
 from runner.record.files import (
@@ -69,6 +72,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "close_reaper",
     "current_group",
     "detect_rate_limit",
     "error_info",

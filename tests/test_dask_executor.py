@@ -573,7 +573,7 @@ def test_shutdown_with_a_timeout_stops_waiting_for_running_items(
 def test_ctrl_c_stops_a_run_on_a_dask_cluster(cli_cluster: str, tmp_path: Path) -> None:
     """SIGINT to python -m runner executor=dask: exit 130, the finished items journaled
     once each, and no command left running on the workers."""
-    run_dir, marker = tmp_path / "run", f"dask-signal-{tmp_path.name}"
+    run_dir, marker = tmp_path / "run", f"dask-signal-{os.getpid()}-{tmp_path.name}"
     script = tmp_path / "item.py"
     script.write_text("import sys, time\ntime.sleep(0.2 if int(sys.argv[1]) < 4 else 60)\n")
     proc = start_runner(

@@ -292,3 +292,48 @@ def test_a_group_taken_off_or_of_another_process_is_left_alone(tmp_path: Path, l
     finally:
         leader.kill()
         leader.wait()
+
+
+def test_a_command_started_but_not_yet_listed_is_found_by_its_mark() -> None:
+    """A process that dies between starting a command and listing it (Popen waits about a
+    millisecond for the child's exec): the reaper finds the command by the mark in its
+    environment and ends it; a process with another mark is left alone."""
+    token = "0123456789abcdef"
+    ours = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        env={**os.environ, reaper.MARK: token},
+        start_new_session=True,
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        env={**os.environ, reaper.MARK: "another"},
+        start_new_session=True,
+    )
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", reaper.__file__, token],
+            stdin=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert proc.stdin is not None
+        proc.stdin.close()  # nothing listed: the process died before it could list it
+        assert proc.wait(timeout=DEADLINE + 30) == 0
+        assert ours.wait(timeout=DEADLINE) == -signal.SIGTERM
+        assert other.poll() is None
+    finally:
+        for leftover in (ours, other):
+            leftover.kill()
+            leftover.wait()
+
+
+def test_every_command_carries_its_processs_mark(tmp_path: Path) -> None:
+    """run_command adds this process's mark to the command's environment (and to an
+    environment the caller gives)."""
+    from runner.toolkit import run_command
+
+    printed = run_command([sys.executable, "-c", f"import os; print(os.environ['{reaper.MARK}'])"])
+    given = run_command(
+        [sys.executable, "-c", f"import os; print(os.environ['{reaper.MARK}'])"],
+        env={"PATH": os.environ.get("PATH", "")},
+    )
+    assert printed.stdout.strip() == given.stdout.strip() == reaper.mark()[reaper.MARK] != ""

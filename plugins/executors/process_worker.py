@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from runner.api import Item, PortableCall
-from runner.toolkit import CommandGroup, current_group, join_group
+from runner.toolkit import CommandGroup, close_reaper, current_group, join_group
 from runner_plugins.executors.plumbing import PICKLE, outcome_row, sendable
 
 # Each worker's shared array: how many items it started (the last one is the running
@@ -120,6 +120,7 @@ def work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> N
             if batch:  # the end of a chunk: the driver sends the one after next
                 send("out", batch)
                 batch = []
+        close_reaper()  # an end, not a death: multiprocessing leaves by os._exit
     except _Terminated:  # end as killed by SIGTERM, which is what happened
         if batch:  # items that finished before it are results all the same
             with contextlib.suppress(Exception, _Terminated):

@@ -304,7 +304,8 @@ def run_command(
             stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=None if env is None else dict(env),
+            # marked, so that the reaper finds it even if it is not yet listed
+            env={**(os.environ if env is None else env), **reaper.mark()},
             start_new_session=True,
         ),
         grace,

@@ -24,7 +24,11 @@ command and the moment it takes the group off (a few microseconds): should it di
 then and the pid be taken by a new process that makes itself a group leader, that one
 would be killed; so the start time of the command is listed with it, and a group whose
 leader is there with another start time is left alone. A command is listed right after
-it is started: should this process die in between (microseconds), that one is missed.
+it is started; should this process die in between (while ``Popen`` waits for the
+child's ``exec``, about a millisecond), that one is still found: every command carries
+this process's mark in its environment (:func:`mark`), and at end-of-file the reaper also
+ends every group with a process that carries it (SIGTERM, then SIGKILL after
+``DEFAULT_GRACE``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -39,6 +44,10 @@ import threading
 import time
 
 _TICK = 0.05  # seconds between two looks at whether the signalled groups are empty
+#: The variable that marks, in a command's environment, the process that started it.
+MARK = "RUNNER_REAPER_MARK"
+#: Seconds between SIGTERM and SIGKILL for a marked group that was never listed.
+DEFAULT_GRACE = 5.0
 
 
 def _start_time(pid: int) -> str:
@@ -60,6 +69,7 @@ class _Client:
         self.lock = threading.Lock()
         self.fd: int | None = None
         self.pid: int | None = None  # the reaper's, for tests and diagnostics
+        self.token = ""  # the mark of this process's commands, which its reaper knows
         self.listed: dict[int, bytes] = {}  # group -> the line that listed it
         # Every reaper this process (or the parent it was forked from) started: forgetting
         # one would have Popen warn that it still runs.
@@ -67,9 +77,10 @@ class _Client:
 
     def _spawn(self) -> None:
         read, write = os.pipe()
+        token = self.token or secrets.token_hex(8)
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", os.path.abspath(__file__)],
+                [sys.executable, "-I", "-S", os.path.abspath(__file__), token],
                 stdin=read,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -82,7 +93,14 @@ class _Client:
         finally:
             os.close(read)
         self.reapers.append(proc)
-        self.fd, self.pid = write, proc.pid
+        self.fd, self.pid, self.token = write, proc.pid, token
+
+    def mark(self) -> str:
+        """The mark for a command about to start, its reaper started first if need be."""
+        with self.lock:
+            if self.fd is None:
+                self._send(b"")
+            return self.token
 
     def _send(self, line: bytes) -> None:
         """Write ``line``; a reaper that is gone (killed) is replaced, told every group."""
@@ -121,6 +139,7 @@ class _Client:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
         self.fd = self.pid = None
+        self.token = ""
         self.listed = {}
 
     def close_at_exit(self) -> None:
@@ -129,6 +148,10 @@ class _Client:
         # so that a long-lived parent (a test session) keeps no zombie.
         with self.lock:
             if self.fd is not None and not self.listed:
+                # An end, not a death: no marked command is looked for (a grandchild
+                # that left its command's group on purpose is left as it was).
+                with contextlib.suppress(OSError):
+                    _write_all(self.fd, b".\n")
                 os.close(self.fd)
                 self.fd = None
                 for proc in self.reapers:
@@ -159,6 +182,21 @@ def register(pgid: int, grace: float) -> None:
 def unregister(pgid: int) -> None:
     """Take ``pgid`` off the list: its command has ended."""
     _THIS_PROCESS.unregister(pgid)
+
+
+def close() -> None:
+    """This process ends normally, its commands over: the reaper exits without killing.
+
+    Python calls it at exit; a process that leaves by ``os._exit`` (a multiprocessing
+    worker) calls it itself.
+    """
+    _THIS_PROCESS.close_at_exit()
+
+
+def mark() -> dict[str, str]:
+    """What to add to a command's environment before it starts, so that this process's
+    reaper finds it even if this process dies before listing it."""
+    return {MARK: _THIS_PROCESS.mark()}
 
 
 def reaper_pid() -> int | None:
@@ -230,13 +268,37 @@ def _kill(groups: dict[int, tuple[str, float]]) -> None:
                 del deadlines[pgid]
 
 
+def _marked(token: str) -> dict[int, tuple[str, float]]:
+    """The groups of the processes whose environment carries ``token`` (commands started
+    but not yet listed when their process died), as ``_kill`` takes them."""
+    needle = f"{MARK}={token}".encode()
+    groups: dict[int, tuple[str, float]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return groups
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if needle not in environ.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                pgrp = int(stat.read().rsplit(b")", 1)[1].split()[2])
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+        groups.setdefault(pgrp, ("-", DEFAULT_GRACE))
+    return groups
+
+
 def main() -> None:
     """The reaper: read the list from stdin until end-of-file, then kill what is on it."""
     # Signals meant for runner are not for the reaper, which acts on end-of-file alone.
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, signal.SIG_IGN)
     groups: dict[int, tuple[str, float]] = {}
-    pending = b""
+    pending, ended = b"", False
     while data := os.read(0, 65536):
         *lines, pending = (pending + data).split(b"\n")
         for line in lines:
@@ -245,7 +307,10 @@ def main() -> None:
                 groups[int(fields[0])] = (fields[1].decode(), float(fields[2]))
             elif line[:1] == b"-" and fields:
                 groups.pop(int(fields[0]), None)
-    _kill(groups)
+            elif line == b".":
+                ended = True
+    token = sys.argv[1] if len(sys.argv) > 1 and not ended else ""
+    _kill((_marked(token) if token else {}) | groups)
 
 
 if __name__ == "__main__":
