@@ -67,12 +67,14 @@ def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
     same string.
     """
     text = json.dumps(data, indent=2, ensure_ascii=False)
-    if not text.isascii() and not _utf8_encodable(text):
+    if not text.isascii() and not utf8_encodable(text):
         text = json.dumps(data, indent=2, ensure_ascii=True)
     atomic_write_text(path, text + "\n")
 
 
-def _utf8_encodable(text: str) -> bool:
+def utf8_encodable(text: str) -> bool:
+    """Whether UTF-8 can hold ``text`` (not when it has a lone surrogate, as a file name
+    that is not UTF-8 gives)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -11,7 +11,7 @@ from typing import Any
 
 from runner.api import Outcome
 from runner.errors import WriteError
-from runner.record.files import atomic_write_text
+from runner.record.files import atomic_write_text, utf8_encodable
 
 
 def _fallback(value: Any) -> Any:
@@ -40,18 +40,10 @@ def _utf8(lines: list[str]) -> bytes:
     except UnicodeEncodeError:
         return "".join(
             line
-            if line.isascii() or _encodable(line)
+            if line.isascii() or utf8_encodable(line)
             else json.dumps(json.loads(line), ensure_ascii=True) + "\n"
             for line in lines
         ).encode("utf-8")
-
-
-def _encodable(line: str) -> bool:
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def success_line(outcome: Outcome) -> str:
