@@ -392,15 +392,20 @@ def test_a_budget_stops_new_judges_and_leaves_their_slots_as_they_were(
     )
 
 
+def _remove_slots(experiment: Path, runs: tuple[str, ...]) -> None:
+    """Make all three slots of each run in ``runs`` missing."""
+    for run in runs:
+        for slot in (1, 2, 3):
+            remove_slot(experiment, run, slot)
+
+
 def test_no_judge_starts_once_the_budget_is_reached_whatever_the_workers(
     run_app: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
 ) -> None:
     """Three workers, nine slots, $0.10 a call, a $0.15 budget: the three first judges
     run; a worker may start one more before the second call is recorded, never more."""
     runs = ("T0/00/run_01", "T1/01/run_01", "T2/01/run_01")
-    for run in runs:
-        for slot in (1, 2, 3):
-            remove_slot(experiment, run, slot)
+    _remove_slots(experiment, runs)
     log = tmp_path / "calls.log"
     env = claude | {"FAKE_CLAUDE_COST": "0.1", "FAKE_CLAUDE_SLEEP": "0.5"}
     result = run_app(
@@ -432,9 +437,7 @@ def test_a_judge_killed_at_its_timeout_is_counted_at_the_bound(
     task.unreported_cost_usd ($1 by default), so a $2.50 budget stops judging after three calls,
     not after all six, and the ledger marks the three estimated."""
     runs = ("T0/00/run_01", "T1/01/run_01")
-    for run in runs:
-        for slot in (1, 2, 3):
-            remove_slot(experiment, run, slot)
+    _remove_slots(experiment, runs)
     log = tmp_path / "calls.log"
     result = run_app(
         "task=judge_rerun_claude",
@@ -466,9 +469,7 @@ def test_a_judge_killed_by_a_signal_counts_what_its_model_cost_before(
     the $0.10 of task.unreported_cost_usd), so a $1.20 budget stops after five calls of
     nine (3 x $0.25 reported + 2 x $0.25 estimated)."""
     runs = ("T0/00/run_01", "T1/01/run_01", "T2/01/run_01")
-    for run in runs:
-        for slot in (1, 2, 3):
-            remove_slot(experiment, run, slot)
+    _remove_slots(experiment, runs)
     log = tmp_path / "calls.log"
     env = claude | {"FAKE_CLAUDE_COST": "0.25", "FAKE_CLAUDE_KILL_AFTER": "3"}
     result = run_app(

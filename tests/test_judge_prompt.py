@@ -171,15 +171,7 @@ def test_the_rebuilt_prompt_matches_git_on_a_safe_repository(tmp_path: Path) -> 
         "- `new/deep/two.py` (created)\n- `new/one.py` (created)"
     )
     porcelain = git(workspace, "status", "--porcelain").splitlines()
-    assert porcelain == [
-        "A  bin.dat",
-        " M keep.txt",
-        "A  lnk",
-        " M mode.sh",
-        'A  "\\303\\251.txt"',
-        " M CLAUDE.md",
-        "?? new/",
-    ] or sorted(porcelain) == sorted(
+    assert sorted(porcelain) == sorted(  # git's own order varies by version
         [
             "A  bin.dat",
             " M keep.txt",
