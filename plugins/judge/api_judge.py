@@ -1,0 +1,272 @@
+"""A judge call over HTTP: one request per slot, sent through a kept-alive client.
+
+:class:`HttpJudge` sends a provider's request (``providers``) and sorts what comes
+back into a :class:`Call`: a reply with its token counts, or why there is none and
+whether another attempt is worth it. 429, 503 and 529 are rate limits (with the wait
+the service asked for); another 4xx is the provider's refusal, final; a 5xx, a timeout
+or a dropped connection is worth a retry. The key is read from the environment variable
+the config names, never from the config, and is blanked out of anything the call keeps.
+
+Each worker thread has its own ``httpx.Client`` (:class:`Clients`), kept until the task
+closes, so consecutive calls reuse a connection; a reply is read in chunks up to
+MAX_REPLY_BYTES and within ``timeout`` seconds in all, so a call holds no more than its
+request and its reply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from runner.api import TaskFailure
+from runner_plugins.judge.providers import RATE_LIMITED, Provider, Reply, wait_for
+from runner_plugins.judge.reply import ReplyError
+
+#: The most bytes of a reply read: a judge's answer is a few KiB.
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+#: Characters of an error answer kept in a failure message.
+MESSAGE_CHARS = 300
+#: What the key is replaced with wherever a call's text is kept.
+BLANKED = "[api key]"
+
+
+@dataclasses.dataclass(frozen=True)
+class Price:
+    """US dollars per million input and output tokens."""
+
+    input: float
+    output: float
+
+    def cost(self, reply: Reply) -> float | None:
+        """What ``reply`` cost, or None when it did not say how many tokens it used."""
+        if reply.input_tokens is None or reply.output_tokens is None:
+            return None
+        cached = (reply.cache_creation_input_tokens or 0) + (reply.cache_read_input_tokens or 0)
+        tokens_in = reply.input_tokens + cached  # runner asks for no caching: at full price
+        return round((tokens_in * self.input + reply.output_tokens * self.output) / 1e6, 9)
+
+
+def read_prices(value: Mapping[str, Any] | None) -> dict[str, Price]:
+    """The ``prices`` parameter: model -> {input, output} dollars per million tokens."""
+    prices = {}
+    for model, entry in (value or {}).items():
+        keys = sorted(entry) if isinstance(entry, Mapping) else None
+        if keys != ["input", "output"]:
+            raise ValueError(
+                f"prices[{model!r}] is {entry!r}; give US dollars per million tokens as "
+                "{input: <number>, output: <number>}"
+            )
+        numbers = [entry["input"], entry["output"]]
+        if not all(
+            isinstance(n, int | float) and not isinstance(n, bool) and math.isfinite(n) and n >= 0
+            for n in numbers
+        ):
+            raise ValueError(
+                f"prices[{model!r}] is {dict(entry)!r}; input and output must be numbers "
+                "of US dollars per million tokens >= 0"
+            )
+        prices[str(model)] = Price(float(numbers[0]), float(numbers[1]))
+    return prices
+
+
+def price_for(prices: Mapping[str, Price], model: str) -> Price | None:
+    """The price of ``model``: its own entry, else the longest entry it starts with
+    (``claude-opus-4-5`` prices ``claude-opus-4-5-20251101``), else None."""
+    if model in prices:
+        return prices[model]
+    starts = [name for name in prices if model.startswith(name)]
+    return prices[max(starts, key=len)] if starts else None
+
+
+class Clients:
+    """One ``httpx.Client`` per thread that calls :meth:`get`, all closed by :meth:`close`.
+
+    Per thread because a worker's calls follow one another: its connection stays open
+    between them. A copy sent to another process (the process executor pickles the
+    task) starts without clients and makes its own.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[httpx.Client] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"timeout": self.timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def get(self) -> httpx.Client:
+        """The calling thread's client."""
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            # No redirects: a key sent to base_url goes nowhere else.
+            client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+            self._local.client = client
+            with self._lock:
+                self._all.append(client)
+        return client
+
+    def close(self) -> None:
+        """Close every thread's client (their connections with them)."""
+        with self._lock:
+            clients, self._all = self._all, []
+        for client in clients:
+            client.close()
+
+
+@dataclasses.dataclass
+class Call:
+    """How one request went.
+
+    ``reply`` is set for a 2xx answer that holds one; otherwise ``failure`` says why not,
+    ``kind`` is its ``slotfiles.FAILURE_KINDS`` key, ``retry`` whether another attempt
+    is worth it and ``rate_limited`` whether the service refused for load (``wait``: the
+    seconds it asked for). ``billed`` says the provider may have charged for the call
+    though nothing says how much (it timed out or dropped after the request was sent).
+    """
+
+    seconds: float = 0.0
+    status: int | None = None
+    #: The answer's bytes (key blanked), or a line saying why there are none.
+    body: bytes = b""
+    reply: Reply | None = None
+    failure: str = ""
+    kind: str = "other"
+    retry: bool = False
+    rate_limited: bool = False
+    wait: float | None = None
+    billed: bool = False
+
+
+class HttpJudge:
+    """Asks ``provider`` at ``base_url`` for verdicts (see the module doc)."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        base_url: str,
+        api_key_env: str | None,
+        max_tokens: int,
+        timeout: float,
+    ) -> None:
+        self.provider = provider
+        self.url = base_url.rstrip("/") + provider.path
+        self.api_key_env = api_key_env
+        self.max_tokens = max_tokens
+        self.timeout = timeout
+        self.clients = Clients(timeout)
+
+    def key(self) -> str | None:
+        """The key from the environment (None when ``api_key_env`` is null); TaskFailure
+        naming the variable when it is unset or empty."""
+        if not self.api_key_env:
+            return None
+        key = os.environ.get(self.api_key_env, "").strip()
+        if not key:
+            raise TaskFailure(
+                f"the environment variable {self.api_key_env!r} (task.api_key_env) that "
+                "holds the API key is unset or empty: set it, or give another "
+                "task.api_key_env (null for a server that needs no key)"
+            )
+        return key
+
+    def ask(self, model: str, prompt: str) -> Call:
+        """Send one request; the :class:`Call` says how it went (never raises for the
+        service's faults; TaskFailure for a missing key)."""
+        key = self.key()
+        headers = self.provider.headers(key)
+        body = self.provider.body(model, prompt, self.max_tokens)
+        started = time.monotonic()
+        call = Call()
+        try:
+            with self.clients.get().stream("POST", self.url, json=body, headers=headers) as answer:
+                call.status = answer.status_code
+                call.body = self._read(answer, started)
+                self._sort(call, answer.headers, key)
+        except httpx.TimeoutException as exc:
+            call.failure = f"no answer from {self.url} within {self.timeout:g} s (task.timeout)"
+            call.kind, call.retry = "timeout", True
+            # Connecting or waiting for a connection sent nothing; any later wait may have
+            # been charged for.
+            call.billed = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+        except httpx.TransportError as exc:
+            call.failure = f"cannot get an answer from {self.url}: {_blank(str(exc), key)}"
+            call.kind, call.retry = "api_unavailable", True
+            call.billed = not isinstance(exc, httpx.ConnectError)
+        call.seconds = time.monotonic() - started
+        if not call.body:
+            call.body = (call.failure + "\n").encode("utf-8")
+        return call
+
+    def _read(self, answer: httpx.Response, started: float) -> bytes:
+        """The answer's body, cut at MAX_REPLY_BYTES, within ``timeout`` of ``started``
+        in all (httpx's timeout bounds each wait, not a server that trickles)."""
+        chunks, size = [], 0
+        for chunk in answer.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_REPLY_BYTES:
+                break
+            if time.monotonic() - started > self.timeout:
+                raise httpx.ReadTimeout("the answer took longer than the timeout")
+        return b"".join(chunks)[: MAX_REPLY_BYTES + 1]
+
+    def _sort(self, call: Call, headers: Mapping[str, str], key: str | None) -> None:
+        """Fill ``call`` from its status and body: a reply, or why not."""
+        assert call.status is not None
+        if key:
+            call.body = call.body.replace(key.encode("utf-8"), BLANKED.encode("utf-8"))
+        status = call.status
+        try:
+            data: Any = json.loads(call.body) if len(call.body) <= MAX_REPLY_BYTES else None
+        except ValueError:
+            data = None
+        if 200 <= status < 300:
+            call.billed = True
+            if data is None:
+                call.failure, call.kind = _unreadable(call.body), "unusable_reply"
+                return
+            try:
+                call.reply = self.provider.reply(data)
+            except ReplyError as exc:
+                call.failure, call.kind = str(exc), exc.kind
+            return
+        message = self.provider.error_message(data) if data is not None else None
+        if message is None:
+            message = call.body.decode("utf-8", "replace").strip()
+        said = f"HTTP {status}" + (f": {_one_line(message)}" if message else "")
+        if status in RATE_LIMITED:
+            call.rate_limited, call.retry, call.kind = True, True, "rate_limited"
+            call.wait = wait_for(self.provider, headers)
+            call.failure = f"rate limited or overloaded: {said}"
+        elif status >= 500:
+            call.failure, call.kind, call.retry = f"the API failed: {said}", "api_unavailable", True
+        else:
+            call.failure, call.kind = f"the API refused the request: {said}", "api_error"
+
+
+def _one_line(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= MESSAGE_CHARS else line[:MESSAGE_CHARS] + "..."
+
+
+def _unreadable(body: bytes) -> str:
+    if len(body) > MAX_REPLY_BYTES:
+        return f"the API's answer is longer than {MAX_REPLY_BYTES} bytes: not read"
+    start = _one_line(body[:200].decode("utf-8", "replace"))
+    return f"the API's answer is not JSON: {start!r}"
+
+
+def _blank(text: str, key: str | None) -> str:
+    return text.replace(key, BLANKED) if key else text

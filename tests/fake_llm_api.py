@@ -1,0 +1,264 @@
+"""A local fake of Anthropic's Messages API and OpenAI's chat completions, for tests.
+
+:class:`FakeLlmApi` serves ``POST /v1/messages`` and ``POST /v1/chat/completions`` on
+127.0.0.1 (a port the system picks), over HTTP/1.1 with connections kept alive, and
+answers as the real services do: a verdict in the reply text, ``usage`` with token
+counts, the provider's error bodies and headers. What it answers each model is
+scripted (:attr:`FakeLlmApi.script`): a list of steps taken one per request, then
+``good`` for ever:
+
+- ``good``: a verdict (the model's :attr:`FakeLlmApi.scores`, default 0.7) with usage
+  :attr:`FakeLlmApi.usage`; ``no_verdict``: a reply whose text holds no verdict;
+- ``429``, ``529``, ``503``, ``500``, ``400``: that status with the provider's error body;
+  ``429:N`` also sends ``retry-after: N``; ``429@reset:N`` sends no retry-after, only
+  the provider's rate-limit reset headers (N seconds from now, nothing remaining);
+- ``malformed``: 200 with a body that is not JSON; ``drop``: the connection closed
+  without an answer; ``slow:N``: a good answer after N seconds.
+
+A request without the expected key gets the provider's 401. Every request is recorded
+(:attr:`FakeLlmApi.requests`) with when it came, its path, headers, body and the
+client's port (one port per kept-alive connection).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ANTHROPIC_PATH = "/v1/messages"
+OPENAI_PATH = "/v1/chat/completions"
+#: The text of a good reply around its verdict.
+PREFIX = "I read the task, the output and the diff.\n\n```json\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One request the fake received."""
+
+    at: float
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    port: int
+
+    @property
+    def model(self) -> str:
+        return str(self.body.get("model"))
+
+
+class FakeLlmApi:
+    """Both APIs on a loopback port (see the module doc); a context manager."""
+
+    def __init__(self, key: str = "sk-test-fake-key-0123456789") -> None:
+        self.key = key
+        self.script: dict[str, list[str]] = {}
+        self.scores: dict[str, float] = {}
+        self.usage = (1000, 200)
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> FakeLlmApi:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()  # slow answers end now
+        self._server.shutdown()
+        self._server.server_close()
+
+    def next_step(self, model: str) -> str:
+        with self._lock:
+            steps = self.script.get(model)
+            return steps.pop(0) if steps else "good"
+
+    def record(self, request: Request) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def of(self, model: str) -> list[Request]:
+        """The requests for ``model``, in order."""
+        with self._lock:
+            return [r for r in self.requests if r.model == model]
+
+    def sleep(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up (its timeout) before a slow answer: as a real server
+
+
+def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # connections kept alive, as the real services do
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", "0"))
+            raw = self.rfile.read(length)
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = {}
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            api.record(Request(time.time(), self.path, headers, body, self.client_address[1]))
+            anthropic = self.path == ANTHROPIC_PATH
+            if not anthropic and self.path != OPENAI_PATH:
+                self._send(404, {"error": {"type": "not_found", "message": self.path}})
+                return
+            given = headers.get("x-api-key") if anthropic else headers.get("authorization")
+            if given != (api.key if anthropic else f"Bearer {api.key}"):
+                self._error(anthropic, 401, "authentication_error", "invalid x-api-key")
+                return
+            model = str(body.get("model"))
+            self._answer(anthropic, model, api.next_step(model))
+
+        def _answer(self, anthropic: bool, model: str, step: str) -> None:
+            name, _, arg = step.partition(":")
+            if name == "slow":
+                api.sleep(float(arg))
+                name = "good"
+            if name in ("good", "no_verdict"):
+                self._reply(anthropic, model, verdict=name == "good")
+            elif name == "malformed":
+                self._send(200, b"<html>502 Bad Gateway</html>", "text/html")
+            elif name == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+            elif name.startswith("429@reset"):
+                self._error(
+                    anthropic,
+                    429,
+                    "rate_limit_error",
+                    "slow down",
+                    self._resets(anthropic, float(arg)),
+                )
+            else:
+                status = int(name)
+                kinds = {
+                    429: "rate_limit_error",
+                    529: "overloaded_error",
+                    503: "overloaded_error",
+                    500: "api_error",
+                    400: "invalid_request_error",
+                }
+                extra = {"retry-after": arg} if arg else {}
+                message = {400: "max_tokens: must be at most 64000"}.get(status, kinds[status])
+                self._error(anthropic, status, kinds[status], message, extra)
+
+        def _resets(self, anthropic: bool, seconds: float) -> dict[str, str]:
+            if anthropic:
+                when = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+                stamp = when.isoformat().replace("+00:00", "Z")
+                return {
+                    "anthropic-ratelimit-requests-remaining": "0",
+                    "anthropic-ratelimit-requests-reset": stamp,
+                    "anthropic-ratelimit-tokens-remaining": "5000",
+                    "anthropic-ratelimit-tokens-reset": datetime.now(timezone.utc).isoformat(),
+                }
+            return {
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": f"{seconds:g}s",
+                "x-ratelimit-remaining-tokens": "5000",
+                "x-ratelimit-reset-tokens": "20ms",
+            }
+
+        def _reply(self, anthropic: bool, model: str, verdict: bool) -> None:
+            score = api.scores.get(model, 0.7)
+            text = (
+                PREFIX
+                + json.dumps(
+                    {"score": score, "passed": score >= 0.5, "reasoning": f"{model} judged it"}
+                )
+                + "\n```"
+                if verdict
+                else "I cannot judge this without the workspace."
+            )
+            tokens_in, tokens_out = api.usage
+            if anthropic:
+                answer: dict[str, Any] = {
+                    "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": text}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": {
+                        "input_tokens": tokens_in,
+                        "output_tokens": tokens_out,
+                        "cache_creation_input_tokens": 0,
+                        "cache_read_input_tokens": 0,
+                    },
+                }
+            else:
+                answer = {
+                    "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": text, "refusal": None},
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": tokens_in,
+                        "completion_tokens": tokens_out,
+                        "total_tokens": tokens_in + tokens_out,
+                    },
+                }
+            self._send(200, answer)
+
+        def _error(
+            self,
+            anthropic: bool,
+            status: int,
+            kind: str,
+            message: str,
+            headers: dict[str, str] | None = None,
+        ) -> None:
+            if anthropic:
+                body = {"type": "error", "error": {"type": kind, "message": message}}
+            else:
+                body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+            self._send(status, body, headers=headers)
+
+        def _send(
+            self,
+            status: int,
+            body: Any,
+            content_type: str = "application/json",
+            headers: dict[str, str] | None = None,
+        ) -> None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
