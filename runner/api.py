@@ -84,9 +84,9 @@ class Item:
         return f"Item(id={self.id!r}, data={self.data!r})"
 
     def __eq__(self, other: object) -> bool:
+        # Defining __eq__ leaves __hash__ None: an item holds mutable data, so it is
+        # unhashable (``hash(item)`` raises TypeError).
         return isinstance(other, Item) and (self.id, self.data) == (other.id, other.data)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable data
 
 
 #: ``skipped``: the run stopped (halt, Ctrl-C) before the item's first attempt started;

@@ -191,11 +191,12 @@ def _omegaconf_type(annotation: Any) -> Any:
         # unquoted elements (true, null, 1e3, 1_000) into text they never were ("True",
         # "1000.0"), so they reach the plugin as read, and it refuses or converts them.
         inner = _omegaconf_type(inner) if inner not in (Ellipsis, str) else Any
-        return list[inner]  # type: ignore[valid-type]
+        # Built at run time from a runtime value: what ``list[inner]`` would build.
+        return types.GenericAlias(list, (inner,))
     if origin is dict:
         key, val = (*args, Any, Any)[:2]
         if key is str:
-            return dict[str, _omegaconf_type(val)]  # type: ignore[misc]
+            return types.GenericAlias(dict, (str, _omegaconf_type(val)))
         return dict[str, Any]
     return Any
 
@@ -208,14 +209,16 @@ def _default_for(value: Any) -> Any:
 
 
 @functools.cache  # the config source and settings both ask, once per run each
-def schema_for(name: str, cls: type) -> type:
+def schema_for(name: str, cls: type[object]) -> type:
     """A dataclass describing the config node of a plugin, from ``cls.__init__``.
 
     Parameter names become keys, annotations become types OmegaConf validates, defaults
     become values; a parameter without a default is mandatory (``???``). The node also
     carries ``name``, the plugin's entry-point name.
     """
-    init: Callable[..., Any] = cls.__init__  # type: ignore[misc]
+    # ``type[object]``, not ``type``: mypy reads ``__init__`` of a class then, not of an
+    # instance of ``type`` (which could be anyone's).
+    init: Callable[..., Any] = cls.__init__
     try:
         hints = typing.get_type_hints(init)
     except Exception:  # unresolvable forward references: fall back to no types

@@ -13,7 +13,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from runner.show.labels import printable
 
@@ -35,11 +34,9 @@ class StreamLog:
         self._pid = -1
         self._lock = threading.Lock()
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"])  # type: ignore[misc]
+    def __reduce__(self) -> tuple[type[StreamLog], tuple[Path]]:
+        # Built anew from its path: a descriptor and a lock are this process's.
+        return type(self), (self.path,)
 
     def _open(self) -> int:
         with self._lock:

@@ -6,9 +6,12 @@ import contextlib
 import logging
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from loguru import logger
+
+if TYPE_CHECKING:  # loguru's types exist only in its stubs
+    from loguru import Record
 
 CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"
@@ -25,10 +28,8 @@ class InterceptHandler(logging.Handler):
         logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
 
 
-def _console_filter(record: dict[str, object]) -> bool:
-    extra = record["extra"]
-    assert isinstance(extra, dict)
-    return not extra.get("file_only", False)
+def _console_filter(record: Record) -> bool:
+    return not record["extra"].get("file_only", False)
 
 
 def error_with_traceback(message: str, exc: BaseException) -> None:
@@ -74,7 +75,7 @@ class Console:
             sys.stderr,
             level=level,
             format=escaped + CONSOLE_FORMAT,
-            filter=_console_filter,  # type: ignore[arg-type]
+            filter=_console_filter,
             colorize=None,
         )
         root = logging.getLogger()
