@@ -11,6 +11,8 @@ Running commands (argv only, never a shell)
     :class:`CommandsStopped` once the run stops. A :class:`CommandGroup` is the set of a
     run's commands that stop together; :func:`current_group` is the calling context's
     and :func:`join_group` makes a long-lived worker thread's later commands join one.
+    :func:`attempt_deadline` is when the calling item's attempt must end (the run's
+    ``timeout``), for a task whose waits are not commands (a socket).
     Should the process die, its reaper ends its commands; a worker process that leaves
     by ``os._exit`` after a normal end calls :func:`close_reaper` first.
 Items and templates
@@ -38,6 +40,7 @@ Text
 
 from __future__ import annotations
 
+from runner.execute.command_group import attempt_deadline
 from runner.execute.commands import (
     CommandGroup,
     CommandResult,
@@ -72,6 +75,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "attempt_deadline",
     "close_reaper",
     "current_group",
     "detect_rate_limit",
