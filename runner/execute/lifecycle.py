@@ -1,13 +1,16 @@
 """The run's plugins: built from their config, set up, read, shut down and closed.
 
 Only ``map`` (executors), ``run`` (tasks) and iteration (sources) are required of a
-plugin; ``setup``, ``describe``, ``shutdown`` and ``close`` are optional, so they are looked
-up here, in one place.
+plugin; ``setup``, ``describe``, ``shutdown``, ``kill`` and ``close`` are optional. A plugin
+that subclasses its contract in :mod:`runner.api` has the contract's hooks, called as
+typed methods; subclassing is optional, so the hooks of one that does not are looked up
+by name, in one place (:func:`_hook`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from loguru import logger
@@ -20,6 +23,19 @@ from runner.errors import EXIT_OK, PluginError, UsageError
 from runner.show.labels import printable
 
 DRY_RUN_SHOWN = 10
+#: The contracts that define ``setup(context)``.
+_WITH_SETUP = (api.Source, api.Task, api.PostProcessor)
+
+
+def _hook(plugin: object, name: str) -> Callable[..., Any] | None:
+    """The method ``name`` of a plugin that need not have it, or None.
+
+    The one lookup by name: a plugin need not subclass its contract (a class with the
+    required methods is enough), so an optional hook is whatever it defines under the
+    name, if callable.
+    """
+    hook = getattr(plugin, name, None)
+    return hook if callable(hook) else None
 
 
 def build(group: str, settings: Settings) -> Any:
@@ -35,9 +51,9 @@ def build(group: str, settings: Settings) -> Any:
         ) from exc
 
 
-def setup(group: str, name: str, plugin: Any, context: RunContext) -> None:
+def setup(group: str, name: str, plugin: object, context: RunContext) -> None:
     """Call the plugin's ``setup(context)``, if it has one; its failure is one line."""
-    hook = getattr(plugin, "setup", None)
+    hook = plugin.setup if isinstance(plugin, _WITH_SETUP) else _hook(plugin, "setup")
     if hook is None:
         return
     try:
@@ -64,9 +80,9 @@ def dry_run(source: Any) -> int:
     """List what would run (``dry_run=true``); nothing runs."""
     # A source that can describe its items (counts per status, examples) says it better
     # than a dump of the first items' data.
-    describe = getattr(source, "describe", None)
-    described = callable(describe)
-    if callable(describe):
+    describe = _hook(source, "describe")
+    described = describe is not None
+    if describe is not None:
         for line in str(describe()).splitlines():
             logger.info(line)
     shown: list[Item] = []
@@ -107,17 +123,58 @@ def read_source(source: Any) -> Iterator[Item]:
         yield item
 
 
-def shutdown(executor: Any, wait: bool, timeout: float | None) -> None:
+def shutdown(executor: object, wait: bool, timeout: float | None) -> None:
     """Call the executor's ``shutdown``, if it has one."""
     # ``shutdown`` is part of the contract, but an executor written against the first
     # version of it (``map`` alone) still runs.
-    shutdown = getattr(executor, "shutdown", None)
-    if callable(shutdown):
-        shutdown(wait=wait, timeout=timeout)
+    if isinstance(executor, api.Executor):
+        executor.shutdown(wait=wait, timeout=timeout)
+    elif (hook := _hook(executor, "shutdown")) is not None:
+        hook(wait=wait, timeout=timeout)
 
 
-def close(plugin: Any) -> None:
-    """Call the plugin's ``close()``, if it has one."""
-    close = getattr(plugin, "close", None)
-    if callable(close):
-        close()
+def kill(executor: object) -> int:
+    """Call the executor's ``kill()``, if it has one: how many running items it stopped."""
+    if isinstance(executor, api.Executor):
+        return executor.kill() or 0
+    hook = _hook(executor, "kill")
+    return (hook() or 0) if hook is not None else 0
+
+
+def close(closable: object) -> None:
+    """Call ``close()`` of a plugin, or of the outcomes an executor's ``map`` returned
+    (a generator's ends it, which unblocks workers waiting to hand over outcomes), if it
+    has one."""
+    if isinstance(closable, (api.Task, Generator)):
+        closable.close()
+    elif (hook := _hook(closable, "close")) is not None:
+        hook()
+
+
+class Ending:
+    """How long the run may still wait for its running items while it ends.
+
+    Until the run is stopped (a signal, ``halt.mode=now``, a journal it cannot write),
+    each wait for running items (the executor's drain, its shutdown, the stack's) may
+    take ``grace`` seconds. Once it is stopped they share one countdown of ``grace``
+    seconds, so that the run ends ``timeout_grace`` after it was stopped, not once per
+    wait in turn.
+    """
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.at: float | None = None  # time.monotonic() when the countdown ends
+
+    def start(self) -> float:
+        """Start the countdown (once); the seconds left."""
+        if self.at is None:
+            self.at = time.monotonic() + self.grace
+        return self.remaining()
+
+    def remaining(self) -> float:
+        """The seconds a wait may take now."""
+        return self.grace if self.at is None else max(self.at - time.monotonic(), 0.0)
+
+    def shutdown(self, executor: object) -> None:
+        """Shut the executor down, waiting for running items the seconds left."""
+        shutdown(executor, True, self.remaining())

@@ -176,9 +176,7 @@ class Run:
         if not kill:
             return 0
         killed = self.commands.stop()
-        stop_running = getattr(self.executor, "kill", None)
-        if callable(stop_running):
-            killed += stop_running() or 0
+        killed += lifecycle.kill(self.executor)
         return killed
 
     def record(self, outcome: Outcome) -> None:
@@ -269,9 +267,7 @@ class Run:
     def _close_loop(self) -> None:
         if self.interrupted is None and (self.write_error or self.source_error):
             self.stop(kill=True)
-        close_outcomes = getattr(self.outcomes, "close", None)
-        if callable(close_outcomes):
-            close_outcomes()  # unblocks workers waiting to hand over outcomes
+        lifecycle.close(self.outcomes)  # unblocks workers waiting to hand over outcomes
         try:
             with signals.deferred(lambda signum: None):  # a signal must not cut a flush
                 self.journal.close()
