@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import runner.api
 import runner.toolkit
 from tests.conftest import REPO
@@ -83,3 +85,13 @@ def test_toolkit_names_are_all_there() -> None:
     assert missing == []
     assert not set(runner.toolkit.__all__) & set(runner.api.__all__)
     assert runner.toolkit.run_command.__module__ != "runner.toolkit"  # re-exported, one copy
+
+
+def test_items_compare_by_value_and_are_unhashable() -> None:
+    """Two items with the same id and data are equal; an item (its data is mutable) has no
+    hash, so it cannot be a set member or a dict key."""
+    assert runner.api.Item("a", {"k": [1]}) == runner.api.Item("a", {"k": [1]})
+    assert runner.api.Item("a", {"k": [1]}) != runner.api.Item("a", {"k": [2]})
+    assert runner.api.Item("a") != "a"
+    with pytest.raises(TypeError, match="unhashable type: 'Item'"):
+        hash(runner.api.Item("a"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -180,6 +181,21 @@ def test_a_record_written_after_a_torn_one_is_still_read(tmp_path: Path) -> None
     log.add("c", "z", "")
     log.close()
     assert [r["id"] for r in read_streams(tmp_path)] == ["b", "c"]
+
+
+def test_a_stream_log_carried_to_another_process_opens_the_file_for_itself(
+    tmp_path: Path,
+) -> None:
+    """A pickled StreamLog (as a process executor carries a task) keeps its path and
+    none of its descriptor: the copy appends to the same file after the original closed."""
+    log = StreamLog(tmp_path / STREAMS_FILE)
+    log.add("a", "1", "")
+    copy = pickle.loads(pickle.dumps(log))
+    assert type(copy) is StreamLog and copy.path == log.path
+    log.close()
+    copy.add("b", "2", "")
+    copy.close()
+    assert [r["id"] for r in read_streams(tmp_path)] == ["a", "b"]
 
 
 def test_streams_of_an_id_that_is_not_utf8_are_found_by_that_id(tmp_path: Path) -> None:
