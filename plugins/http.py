@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.api import Item, RetryableError, Task, TaskFailure
-from runner.toolkit import detect_rate_limit, fill_for_item, template_fields
+from runner.toolkit import detect_rate_limit
+from runner_plugins.tasks import Placeholders
 
 #: Answers that mean "too many requests" or "overloaded": retryable, holding every start.
 RATE_LIMITED = (429, 503)
@@ -46,11 +47,10 @@ class HttpTask(Task):
         self.body = body
         self.headers = dict(headers or {})
         self.timeout = float(timeout)
-        self._parts = [url, body or "", *self.headers.values()]
-        self.fields = template_fields(self._parts)
+        self.placeholders = Placeholders([url, body or "", *self.headers.values()], "placeholder")
 
     def run(self, item: Item) -> dict[str, Any]:
-        url, body, *header_values = fill_for_item(self._parts, self.fields, item)
+        url, body, *header_values = self.placeholders.fill(item)
         headers = dict(zip(self.headers, header_values, strict=True))
         data = body.encode("utf-8") if self.body is not None else None
         request = urllib.request.Request(url, data=data, headers=headers, method=self.method)

@@ -1,14 +1,16 @@
-"""Built-in tasks: ``sleep`` and ``shell``."""
+"""Built-in tasks: ``sleep`` and ``shell`` (and the placeholders of an argv template)."""
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.api import Item, RetryableError, RunContext, Task, TaskFailure
+from runner.api import Item, RetryableError, RunContext, StopRun, Task, TaskFailure
 from runner.toolkit import (
     STREAMS_FILE,
     StreamLog,
@@ -17,6 +19,48 @@ from runner.toolkit import (
     run_command,
     template_fields,
 )
+
+#: The exit code of a run stopped by a template no item can fill (runner/errors.py's 2).
+EXIT_USAGE = 2
+
+
+class Placeholders:
+    """A template's ``{field}`` placeholders, filled from each item.
+
+    A placeholder that no item has had so far (``{nosuch}``: a typo, or a field the source
+    does not give) would fail every item: the first item that lacks it stops the run
+    instead (``StopRun``, exit 2, one line naming it and the item's fields), before its
+    command or request. One that an earlier item had fails only the items that lack it:
+    that is bad input, not a bad template.
+    """
+
+    def __init__(self, template: Sequence[str], what: str) -> None:
+        self.template = list(template)
+        self.what = what  # "command placeholder": how the message names one
+        self.fields = template_fields(self.template)
+        self._seen: set[str] = set()  # the fields some item had
+        self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple[type[Placeholders], tuple[list[str], str]]:
+        # Built anew in another process: a lock is this process's, and so are the fields
+        # its items had.
+        return type(self), (self.template, self.what)
+
+    def fill(self, item: Item) -> list[str]:
+        """The template filled from ``item``; StopRun or TaskFailure when it cannot be."""
+        fields = {"id", *item.data}
+        with self._lock:
+            unknown = [f for f in self.fields if f not in fields and f not in self._seen]
+            self._seen.update(f for f in self.fields if f in fields)
+        if unknown:
+            stop = StopRun(
+                f"{self.what} {{{unknown[0]}}} has no value in item {item.id!r}, nor in any "
+                f"item before it: the items have no such field (item {item.id!r} has "
+                f"{', '.join(sorted(fields))}); the run stops, nothing was run with it"
+            )
+            stop.exit_code = EXIT_USAGE
+            raise stop
+        return fill_for_item(self.template, self.fields, item, self.what)
 
 
 class SleepTask(Task):
@@ -77,7 +121,7 @@ class ShellTask(Task):
     ) -> None:
         if not command:
             raise ValueError("command is empty: give an argv list, e.g. command=[echo,'{id}']")
-        self.fields = template_fields(command)
+        self.placeholders = Placeholders(command, "command placeholder")
         self.command: list[str] = list(command)
         if timeout is not None and not (
             isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0
@@ -107,7 +151,7 @@ class ShellTask(Task):
             self.streams.close()
 
     def run(self, item: Item) -> Any:
-        argv = fill_for_item(self.command, self.fields, item, "command placeholder")
+        argv = self.placeholders.fill(item)
         try:
             result = run_command(argv, cwd=self.cwd, timeout=self.timeout)
         except OSError as exc:

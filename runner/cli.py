@@ -21,6 +21,7 @@ from runner.errors import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    exit_codes_text,
     sweep_exit_code,
     unknown_key,
 )
@@ -68,6 +69,7 @@ def _register_hydra_plugins() -> None:
     from hydra.core.config_search_path import ConfigSearchPath
     from hydra.core.plugins import Plugins
     from hydra.plugins.search_path_plugin import SearchPathPlugin
+    from omegaconf import OmegaConf
 
     from runner.config.configsource import RunnerConfigSource
 
@@ -77,6 +79,8 @@ def _register_hydra_plugins() -> None:
 
     Plugins.instance().register(RunnerConfigSource)
     Plugins.instance().register(RunnerSearchPath)
+    # --help's header shows the exit codes from runner/errors.py, their one list.
+    OmegaConf.register_new_resolver("runner_exit_codes", exit_codes_text, replace=True)
 
 
 def one_line(exc: BaseException) -> str:

@@ -17,7 +17,7 @@ from loguru import logger
 from runner import api
 from runner.api import Item, Outcome, RunContext
 from runner.config.settings import Settings
-from runner.errors import EXIT_FAILED_ITEMS, EXIT_OK, UsageError, WriteError
+from runner.errors import EXIT_FAILED_ITEMS, EXIT_OK, REFUSED_WRITES, UsageError, WriteError
 from runner.execute import lifecycle, signals
 from runner.execute.commands import CommandGroup
 from runner.execute.concurrency import AdaptiveLimit
@@ -72,10 +72,17 @@ def execute(settings: Settings, output_dir: Path) -> int:
             return lifecycle.dry_run(plugins["source"])
         run = Run(settings, output_dir, context, plugins, previous)
         try:
-            return run.run(Progress(run.total, settings.progress))
-        finally:
-            if context.summary:  # a run that got as far as its summary
-                write_run_report(output_dir, context)
+            code = run.run(Progress(run.total, settings.progress))
+        except BaseException:
+            if context.summary:  # a run that got as far as its summary: its error stays
+                refused = write_run_report(output_dir, context)
+                if refused is not None:
+                    logger.warning(refused.reason)
+            raise
+        refused = write_run_report(output_dir, context)
+        if refused is not None:
+            raise refused
+        return code
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -126,6 +133,7 @@ class Run:
         self.halt = settings.halt
         self.tally = Tally()
         self.clock_offset = time.time() - time.perf_counter()
+        self.started = time.perf_counter()  # the run's own start, set again by start()
         self.first_start = float("inf")
         self.last_finish = 0.0
         self.last_flush = 0.0
@@ -158,6 +166,7 @@ class Run:
             f"output: {self.output_dir}"
         )
         self.progress = progress
+        self.started = time.perf_counter()
         self.journal = Journal(
             self.output_dir / resume.JOURNAL,
             None if previous is None else self.done_before.values(),
@@ -291,17 +300,19 @@ class Run:
             progress.done, progress.failed = sum(self.journal.saved), self.journal.saved[1]
         summary = self.summary()
         self.context.summary = summary
+        written = ["results.jsonl", "summary.json", "runner.log"]
         try:
             atomic_write_json(self.output_dir / "summary.json", summary)
         except OSError as exc:
             self.write_error = self.write_error or WriteError(self.output_dir / "summary.json", exc)
+            written.remove("summary.json")
         done = progress.done
         logger.info(
             f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed of {done} "
             f"in {summary['wall_seconds']:.2f}s ({summary['items_per_second']:.1f} items/s)."
             + (f" {summary['skipped']} item(s) did not run." if summary["skipped"] else "")
         )
-        _log_ending(summary, self.output_dir)
+        _log_ending(summary, self.output_dir, written)
         failure: BaseException | None = self.write_error or self.interrupted or self.stopped_by
         if self.source_error is not None and self.write_error is None:
             # What ran is journaled and summarised; the rest of the source cannot be read.
@@ -317,12 +328,15 @@ class Run:
             except api.StopRun as exc:
                 failure = lifecycle.stopped({"message": str(exc)}, exc.exit_code)
             except Exception as exc:
-                error_with_traceback(
-                    f"postprocessor {settings.name('postprocessor')!r} failed: "
-                    f"{type(exc).__name__}: {exc}",
-                    exc,
-                )
-                code = EXIT_FAILED_ITEMS
+                if isinstance(exc, OSError) and exc.errno in REFUSED_WRITES and exc.filename:
+                    failure = WriteError(exc.filename, exc)  # its file, refused by the disk
+                else:
+                    error_with_traceback(
+                        f"postprocessor {settings.name('postprocessor')!r} failed: "
+                        f"{type(exc).__name__}: {exc}",
+                        exc,
+                    )
+                    code = EXIT_FAILED_ITEMS
         if failure is not None:
             raise failure
         return code
@@ -349,8 +363,9 @@ class Run:
             "already_succeeded": len(self.done_before),
             "wall_seconds": round(wall, 6),
             "items_per_second": round(done / wall, 3) if wall > 0 else 0.0,
-            "started_at": _iso(first_start + self.clock_offset) if done else None,
-            "finished_at": _iso(last_finish + self.clock_offset) if done else None,
+            # The run's own start and end: an interrupted run with no item finished has them too.
+            "started_at": _iso(min(self.started, first_start) + self.clock_offset),
+            "finished_at": _iso((last_finish if done else time.perf_counter()) + self.clock_offset),
             **self.tally.figures(),
             "concurrency": self.limit.summary()
             if self.limit is not None
@@ -362,15 +377,17 @@ class Run:
 ENDING_TYPES = 5
 
 
-def _log_ending(summary: dict[str, Any], output_dir: Path) -> None:
-    """What failed and why, grouped by error type, and where the run's files are."""
+def _log_ending(summary: dict[str, Any], output_dir: Path, written: list[str]) -> None:
+    """What failed and why, grouped by error type, and where the run's files are (those
+    of ``written`` that exist: a full disk may have refused some)."""
     failures = list(summary["failures_by_type"].items())
     for kind, entry in failures[:ENDING_TYPES]:
         logger.warning(f"  {entry['count']} x {kind}, e.g. {entry['example']}")
     if len(failures) > ENDING_TYPES:
         logger.warning(f"  ... and {len(failures) - ENDING_TYPES} more error type(s)")
     where = shown_path(output_dir)
-    logger.info(f"Results in {where}{os.sep} (results.jsonl, summary.json, runner.log)")
+    files = [name for name in written if (output_dir / name).is_file()]
+    logger.info(f"Results in {where}{os.sep} ({', '.join(files) or 'no file'})")
 
 
 def signal_name(signum: int | None) -> str:

@@ -37,13 +37,19 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     its permission bits; a new one gets ``0666`` less the umask, as ``open`` would give it
     (``mkstemp`` alone would make every file private to its owner). The temporary file,
     named ``.<name>.<random>.tmp`` (see :data:`TEMP_NAME`), is removed if writing fails.
+    An OSError raised names ``path`` as its ``filename``: a full disk's ``write`` names no
+    file, and the temporary file's name would mean nothing to the user.
     """
     target = Path(path)
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        mode = 0o666 & ~_UMASK
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_UMASK
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        exc.filename = str(target)
+        raise
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), mode)
@@ -51,11 +57,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            exc.filename = str(target)
         raise
 
 

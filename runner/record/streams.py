@@ -7,12 +7,14 @@ have any.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from runner.show.labels import printable
 
@@ -94,26 +96,46 @@ def read_streams(run_dir: Path, item_id: str | None = None) -> Iterator[dict[str
                 yield record
 
 
+class _Arguments(argparse.ArgumentParser):
+    """argparse's parser, whose usage error is one line (argparse's own is two)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (usage: {USAGE})\n")
+
+
+USAGE = "python -m runner.streams RUN_DIR [ITEM_ID], or RUN_DIR -- ITEM_ID for an id like -x"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) not in (1, 2) or args[0] in ("-h", "--help"):
-        sys.stderr.write("usage: python -m runner.streams RUN_DIR [ITEM_ID]\n")
-        return 2
-    run_dir = Path(args[0])
+    """``python -m runner.streams RUN_DIR [ITEM_ID]``; its exit code (2: a usage error).
+
+    ``--`` ends the options, as for any command: ``RUN_DIR -- --version`` reads the
+    item whose id is ``--version``.
+    """
+    parser = _Arguments(
+        prog="python -m runner.streams",
+        description="Print an item's stdout and stderr kept in a run folder (every attempt, "
+        "in order), or without ITEM_ID the ids that printed anything.",
+        epilog="Give -- before an id that starts with '-': RUN_DIR -- -x.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder")
+    parser.add_argument("item_id", metavar="ITEM_ID", nargs="?", help="an item's id")
+    options = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    run_dir, item_id = Path(options.run_dir), options.item_id
     if not (run_dir / STREAMS_FILE).is_file():
         sys.stderr.write(f"runner.streams: no {STREAMS_FILE} in {str(run_dir)!r}\n")
         return 2
-    if len(args) == 1:
+    if item_id is None:
         seen = dict.fromkeys(record["id"] for record in read_streams(run_dir))
         sys.stdout.write("".join(f"{printable(item_id, 1000)}\n" for item_id in seen))
         return 0
     found = False
-    for record in read_streams(run_dir, args[1]):
+    for record in read_streams(run_dir, item_id):
         found = True
         sys.stdout.write(record["stdout"])
         sys.stderr.write(record["stderr"])
     if not found:
-        name = printable(args[1])
+        name = printable(item_id)
         sys.stderr.write(f"runner.streams: item {name!r} printed nothing or is not in this run\n")
         return 1
     return 0

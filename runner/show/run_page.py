@@ -19,6 +19,7 @@ from typing import Any
 from loguru import logger
 from markupsafe import Markup
 
+from runner.errors import WriteError
 from runner.record.files import atomic_write_text
 from runner.show.figures import COLORS, Figure, Mark, Panel, render_svg, step_points
 from runner.show.pages import markdown_blocks, render
@@ -189,9 +190,13 @@ def run_page(
     )
 
 
-def write_run_report(output_dir: Path, context: Any) -> Path | None:
-    """Write ``report.html`` into the run folder; never raises (a page must not cost the
-    run its exit code)."""
+def write_run_report(output_dir: Path, context: Any) -> WriteError | None:
+    """Write ``report.html`` into the run folder; never raises.
+
+    A page that cannot be made (a bug, a journal that cannot be read) costs a warning, not
+    the run its exit code; a page the disk refuses is returned, for the run to end with
+    (exit 74) unless it already ends with another error.
+    """
     path = output_dir / REPORT_FILE
     try:
         text = run_page(
@@ -199,8 +204,13 @@ def write_run_report(output_dir: Path, context: Any) -> Path | None:
             durations(output_dir / "results.jsonl"),
             getattr(context, "report_sections", ()),
         )
-        atomic_write_text(path, text)
     except Exception as exc:
-        logger.opt(exception=exc).warning(f"Could not write {path}: {exc}")
+        message = f"Could not make {path}: {type(exc).__name__}: {exc}".splitlines()[0]
+        logger.warning(message)
+        logger.bind(file_only=True).opt(exception=exc).info(f"Traceback of: {message}")
         return None
-    return path
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        return WriteError(path, exc)
+    return None
