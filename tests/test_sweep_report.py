@@ -81,7 +81,8 @@ def test_speedup_is_relative_within_each_combination_of_other_keys() -> None:
     assert [r.efficiency for r in report.rows] == [1.0, 1.0, 1.0, 0.5]
     assert verdict(report) == (
         "Fastest: parallel=4, executor=thread (24.0 items/s, speedup 2.00); "
-        "no fewer workers come within 5% of it"
+        "no fewer workers come within 5% of it; it is the most workers tried and still "
+        "100% efficient: more workers may be faster (try parallel=8)"
     )
     assert report.no_plot is None
 
@@ -252,6 +253,28 @@ def test_the_verdict_names_the_fewest_workers_within_the_margin() -> None:
     assert "Within 5%: the fewest workers" in to_markdown(report, Path("/sweep"))
 
 
+def test_a_fastest_count_still_scaling_at_the_top_of_the_sweep_says_to_try_more() -> None:
+    """parallel=8, the most workers tried, is fastest at 81% efficiency: the verdict says
+    that more workers may be faster and which count to try next; not when a count above
+    it was tried, nor at low efficiency."""
+    report = build_report(_scaling(8.0, 4.2, 2.2, 1.23))
+    assert report.fastest is not None and report.fastest.parallel == 8
+    assert verdict(report) == (
+        "Fastest: parallel=8 (1148.0 items/s, speedup 6.50); no fewer workers come within "
+        "5% of it; it is the most workers tried and still 81% efficient: more workers may "
+        "be faster (try parallel=16)"
+    )
+    assert verdict(report) in to_markdown(report, Path("/sweep"))
+    # A slower count tried above it, or a top count at low efficiency: the sweep found the
+    # turn, and the verdict ends as before.
+    past_the_turn = build_report(_scaling(8.0, 4.2, 2.2, 1.23, 1.3))
+    assert past_the_turn.fastest is not None and past_the_turn.fastest.parallel == 8
+    assert verdict(past_the_turn).endswith("; no fewer workers come within 5% of it")
+    flat = build_report(_scaling(8.0, 4.4, 2.5, 2.0))
+    assert flat.fastest is not None and flat.fastest.efficiency == pytest.approx(0.5)
+    assert "may be faster" not in verdict(flat)
+
+
 def test_the_margin_is_a_module_constant(monkeypatch: pytest.MonkeyPatch) -> None:
     """A wider margin reaches fewer workers; a narrower one may leave only the fastest."""
     jobs = _scaling(71.0, 36.0, 20.0, 10.4, 10.0)
@@ -312,7 +335,8 @@ def test_repeats_are_compared_by_their_median() -> None:
     assert report.fastest is report.points[2] and report.fastest.typical is report.rows[7]
     assert verdict(report) == (
         "Fastest: parallel=4 (median of 3 run(s): 10.9 items/s, speedup 3.64); "
-        "no fewer workers come within 5% of it"
+        "no fewer workers come within 5% of it; it is the most workers tried and still "
+        "91% efficient: more workers may be faster (try parallel=8)"
     )
     assert settings_lines(report) == [
         "| parallel | jobs | wall (s) | items/s | items/s range | speedup | efficiency |",
@@ -365,6 +389,7 @@ def test_the_plot_scales_axes_honestly_and_draws_the_ideal() -> None:
     rate_ax, efficiency_ax = figure.panels
     for ax in (rate_ax, efficiency_ax):
         assert ax.xscale == "log2" and ax.ylim[0] == 0
+        assert ax.xlabel == "workers (parallel, log2 scale)"  # doublings spaced alike
         assert [value for value, _ in ax.xticks or []] == [1, 2, 4]
     [ideal] = _lines(rate_ax, "ideal")
     base_rate = 1412 / 8.0

@@ -19,6 +19,9 @@ MARGIN = 0.05
 #: from the job folders alone a key that changes nothing (``+repeat=1,2,3``) cannot be told
 #: from one that does (``executor=thread,sequential`` also gives rows differing in one key).
 REPEAT_NAMES = ("repeat", "rep", "trial", "seed")
+#: A fastest setting that is also the most workers its series tried, at this efficiency
+#: or more, was still scaling: the verdict says that more workers may be faster.
+STILL_SCALING = 0.75
 #: Marks the setting of a ``parallel=auto`` job among a point's other values.
 AUTO = "parallel=auto"
 #: The job statuses the plot marks as failed.
@@ -261,4 +264,17 @@ def verdict(report: Report) -> str:
             )
         elif any(p.rate and (p.parallel or 0) < best.parallel for p in report.points):
             clause = f"; no fewer workers come within {margin} of it"
-    return f"Fastest: {best.settings} ({text}){clause}"
+    return f"Fastest: {best.settings} ({text}){clause}{_still_scaling(report, best)}"
+
+
+def _still_scaling(report: Report, best: Point) -> str:
+    """What to try next when the fastest is the most workers tried and still efficient:
+    the sweep stopped before the count where adding workers stops paying."""
+    if best.parallel is None or best.efficiency is None or best.efficiency < STILL_SCALING:
+        return ""
+    if any((p.parallel or 0) > best.parallel for p in report.points if p.others == best.others):
+        return ""
+    return (
+        f"; it is the most workers tried and still {best.efficiency:.0%} efficient: more "
+        f"workers may be faster (try parallel={2 * best.parallel})"
+    )

@@ -34,9 +34,9 @@ def sweep_figure(report: Report) -> Figure:
     # again, and on log-log axes the gap to the diagonal shrinks to a sliver at the
     # counts where it matters. Efficiency (100% = linear scaling) reads the loss at every
     # count on the same scale.
-    rate = Panel("Throughput", "workers (parallel)", "items per second", xscale="log2",
+    rate = Panel("Throughput", "workers (parallel, log2 scale)", "items per second", xscale="log2",
                  xticks=ticks)  # fmt: skip
-    eff = Panel("Efficiency (100% = linear scaling)", "workers (parallel)",
+    eff = Panel("Efficiency (100% = linear scaling)", "workers (parallel, log2 scale)",
                 "efficiency (speedup / growth in workers)", xscale="log2", xticks=ticks,
                 percent=True)  # fmt: skip
     ideal = "ideal (dashed): linear from each line's fewest workers"
