@@ -113,3 +113,45 @@ def test_a_journal_that_starts_from_earlier_lines_holds_them_and_nothing_else(
     j.write(Outcome("x", "ok", 0.1, None))
     j.close()
     assert [o.id for o in JournalOutcomes(path)] == ["a", "x"]
+
+
+def test_lines_keep_the_order_outcomes_came_in_and_each_result_as_it_was(tmp_path: Path) -> None:
+    """Successes with a None, str or int result get their lines at the flush, in one go;
+    mixed with failures, retried items and other results (and flushes), every line is
+    still in the order written, the same text, and a result changed after it was written
+    is journaled as it was then."""
+    error = {"type": "E", "message": "m", "traceback": ""}
+    changing: dict[str, Any] = {"n": 1}
+    outcomes = [
+        Outcome("a", "ok", 0.1),
+        Outcome("b", "ok", 0.2, "text"),
+        Outcome("c", "failed", 0.3, None, error),
+        Outcome("d", "ok", 0.4, 7),
+        Outcome("e", "ok", 0.5, changing),
+        Outcome("f", "ok", 0.6, None, retries=({"error": error, "seconds": 0.1, "wait": 0},)),
+        Outcome("g", "ok", 0.7, 2**70),
+        Outcome("h", "ok", 0.8, [1]),
+        Outcome("i", "ok", 0.9),
+    ]
+    journal = Journal(tmp_path / "results.jsonl")
+    for number, outcome in enumerate(outcomes):
+        journal.write(outcome)
+        if outcome is outcomes[4]:
+            changing["n"] = 2  # once written: the journal keeps what the item returned
+        if number == 6:
+            journal.flush()
+    journal.close()
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == list("abcdefghi")
+    encode = json.JSONEncoder(ensure_ascii=False, default=journal_module._fallback).encode
+    for line, outcome in zip(lines, outcomes, strict=True):
+        record: dict[str, Any] = {"id": outcome.id, "status": outcome.status}
+        record["seconds"] = outcome.seconds
+        if outcome.status == "ok":
+            record["result"] = {"n": 1} if outcome.id == "e" else outcome.result
+        else:
+            record["error"] = outcome.error
+        if outcome.retries:
+            record["retries"] = list(outcome.retries)
+        assert line == encode(record)
+    assert journal.saved == [8, 1]

@@ -135,7 +135,9 @@ class SafeCall:
     def bind(self) -> Callable[[Item], Outcome]:
         """The call for the calling thread only, for an executor's long-lived worker:
         the same outcomes, without looking up the thread's state at every item."""
-        return functools.partial(self._decide, None if self.timeout is None else self._slot())
+        # The function itself, not the bound method: one call less per item.
+        slot = None if self.timeout is None else self._slot()
+        return functools.partial(SafeCall._decide, self, slot)
 
     def admit(self) -> bool:
         """Wait until an item may start (the gate); False: the run is stopping."""
@@ -265,19 +267,8 @@ class SafeCall:
         except (Stopped, CommandsStopped):
             # The run is stopping: an item that did not end by itself did not finish.
             finished = clock()
-            if retries:
-                last = retries.pop()
-                outcome = Outcome(
-                    item.id,
-                    "failed",
-                    finished - started,
-                    None,
-                    last["error"],
-                    item.label,
-                    started,
-                    finished,
-                    tuple(retries),
-                )
+            if retries:  # failed with the error of the last attempt that ended
+                outcome = self._failed(item, retries.pop()["error"], started, finished, retries)
             else:
                 outcome = Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
         except (Exception, SystemExit) as exc:
@@ -287,17 +278,7 @@ class SafeCall:
                 # Whether or not this item is tried again, the others should wait too.
                 pause = self.retry.wait_for(len(retries) + 1, exc)
                 self.gate.pause(pause, str(exc)[:120])
-            outcome = Outcome(
-                item.id,
-                "failed",
-                finished - started,
-                None,
-                error_info(exc, pause),
-                item.label,
-                started,
-                finished,
-                tuple(retries),
-            )
+            outcome = self._failed(item, error_info(exc, pause), started, finished, retries)
         except BaseException:  # Ctrl-C in a library caller: the thread's slot is freed
             if claim is not None:
                 with contextlib.suppress(IndexError):
@@ -307,16 +288,10 @@ class SafeCall:
             raise
         else:
             outcome = Outcome(
-                item.id,
-                "ok",
-                finished - started,
-                result,
-                None,
-                item.label,
-                started,
-                finished,
-                tuple(retries) if retries else (),
+                item.id, "ok", finished - started, result, None, item.label, started, finished
             )
+            if retries:
+                outcome.retries = tuple(retries)
         if claim is not None:
             try:
                 claim.pop()  # no later command of this thread inherits the deadline
@@ -325,6 +300,15 @@ class SafeCall:
                 slot.late = None
                 return Outcome(item.id, "skipped", 0.0, None, None, item.label, started)
         return outcome
+
+    @staticmethod
+    def _failed(
+        item: Item, error: dict[str, Any], began: float, end: float, retries: Any
+    ) -> Outcome:
+        """A failed outcome; ``retries``, the failed attempts before the last one."""
+        return Outcome(
+            item.id, "failed", end - began, None, error, item.label, began, end, tuple(retries)
+        )
 
     def _attempt(self, item: Item, slot: AttemptSlot | None) -> Any:
         """One attempt, the way every attempt after the first runs (see ``_decide``);

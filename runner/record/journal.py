@@ -46,18 +46,60 @@ def _utf8(lines: list[str]) -> bytes:
         ).encode("utf-8")
 
 
+def _result_text(result: Any) -> str:
+    convert = _SCALARS.get(type(result))
+    return _encode(result) if convert is None else convert(result)
+
+
+def success_lines(outcomes: Iterable[Outcome]) -> list[str]:
+    """Successes' journal lines, the same text ``_encode`` gives for their records.
+
+    The one place a success's line is built; in one comprehension, as a run's fast items
+    reach the journal in thousands between two flushes.
+    """
+    string = _string
+    return [
+        f'{{"id": {string(outcome.id)}, "status": "ok", '
+        f'"seconds": {round(outcome.seconds, 6)!r}, '
+        f'"result": {"null" if outcome.result is None else _result_text(outcome.result)}}}\n'
+        for outcome in outcomes
+    ]
+
+
 def success_line(outcome: Outcome) -> str:
-    """A success's journal line, the same text ``_encode`` gives for its record."""
-    result = outcome.result
-    if result is None:
-        text = "null"
+    """A success's journal line (see :func:`success_lines`)."""
+    return success_lines((outcome,))[0]
+
+
+def _line(outcome: Outcome) -> str:
+    """The journal line of any outcome: a result JSON cannot hold is kept as its text."""
+    if outcome.status == "ok" and not outcome.retries:
+        try:
+            return success_line(outcome)
+        except (TypeError, ValueError):
+            pass  # the record's own path below keeps such a result as its text
+    if outcome.status == "ok":
+        record = {
+            "id": outcome.id,
+            "status": "ok",
+            "seconds": round(outcome.seconds, 6),
+            "result": outcome.result,
+        }
     else:
-        convert = _SCALARS.get(type(result))
-        text = _encode(result) if convert is None else convert(result)
-    return (
-        f'{{"id": {_string(outcome.id)}, "status": "ok", '
-        f'"seconds": {round(outcome.seconds, 6)!r}, "result": {text}}}\n'
-    )
+        record = {
+            "id": outcome.id,
+            "status": outcome.status,
+            "seconds": round(outcome.seconds, 6),
+            "error": outcome.error,
+        }
+    if outcome.retries:
+        record["retries"] = list(outcome.retries)  # every earlier attempt, in order
+    try:
+        line = _encode(record)
+    except (TypeError, ValueError):  # a result JSON cannot hold (non-text keys, a cycle)
+        record["result"] = repr(outcome.result)
+        line = _encode(record)
+    return line + "\n"
 
 
 #: Bytes read at a time from a journal's end, looking for its last whole line.
@@ -120,48 +162,46 @@ class Journal:
             raise WriteError(path, exc) from exc
         self._fd = fd
         self._lines: list[str] = []
+        self._waiting: list[Outcome] = []  # successes whose lines are built at the flush
         self._pending = [0, 0]  # outcomes in _lines: ok, not ok
         #: Outcomes of this run on disk, whole: ok, and not ok.
         self.saved = [0, 0]
 
     def write(self, outcome: Outcome) -> None:
-        if outcome.status == "ok" and not outcome.retries:
-            try:
-                self._lines.append(success_line(outcome))
-            except (TypeError, ValueError):
-                pass  # the record's own path below keeps such a result as its text
-            else:
-                self._pending[0] += 1
-                if len(self._lines) >= MAX_BUFFERED:
-                    self.flush()
-                return
-        if outcome.status == "ok":
-            record = {
-                "id": outcome.id,
-                "status": "ok",
-                "seconds": round(outcome.seconds, 6),
-                "result": outcome.result,
-            }
-        else:
-            record = {
-                "id": outcome.id,
-                "status": outcome.status,
-                "seconds": round(outcome.seconds, 6),
-                "error": outcome.error,
-            }
-        if outcome.retries:
-            record["retries"] = list(outcome.retries)  # every earlier attempt, in order
-        try:
-            line = _encode(record)
-        except (TypeError, ValueError):  # a result JSON cannot hold (non-text keys, a cycle)
-            record["result"] = repr(outcome.result)
-            line = _encode(record)
-        self._lines.append(line + "\n")
+        result = outcome.result
+        if (
+            outcome.status == "ok"
+            and not outcome.retries
+            and (result is None or type(result) in _SCALARS)
+        ):
+            # A success whose result cannot change (None, a str, an int) waits for the
+            # flush to get its line, with the others: one comprehension, no call per item.
+            waiting = self._waiting
+            waiting.append(outcome)
+            if len(waiting) + len(self._lines) >= MAX_BUFFERED:
+                self.flush()
+            return
+        self._settle()  # the journal keeps the outcomes' order
+        self._lines.append(_line(outcome))
         self._pending[outcome.status != "ok"] += 1
         if len(self._lines) >= MAX_BUFFERED:
             self.flush()
 
+    def _settle(self) -> None:
+        """The waiting successes' lines, after the lines before them."""
+        waiting = self._waiting
+        if not waiting:
+            return
+        try:
+            lines = success_lines(waiting)
+        except (TypeError, ValueError):  # a number too long for text: one at a time
+            lines = [_line(outcome) for outcome in waiting]
+        self._lines += lines
+        self._pending[0] += len(waiting)
+        waiting.clear()
+
     def flush(self) -> None:
+        self._settle()
         if not self._lines or self._fd < 0:
             return
         data = memoryview(_utf8(self._lines))
