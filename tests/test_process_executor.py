@@ -341,7 +341,8 @@ def _wait_for(path: Path, words: int = 1) -> list[int]:
 
 def test_kill_stops_a_running_command_and_its_grandchild(tmp_path: Path) -> None:
     """kill() from another thread, after shutdown(wait=False): the worker's command and
-    its grandchild die, the item's outcome is dropped and map ends."""
+    its grandchild die, the item comes back skipped (it did not finish: the run records
+    nothing for it) and map ends."""
     executor = ProcessExecutor()
     fn = SafeCall(Command(tmp_path), group=CommandGroup(grace=1.0))
     outcomes: list[Outcome] = []
@@ -352,7 +353,7 @@ def test_kill_stops_a_running_command_and_its_grandchild(tmp_path: Path) -> None
     assert executor.kill() == 1
     consumer.join(15)
     assert not consumer.is_alive()
-    assert outcomes == []
+    assert [(o.id, o.status) for o in outcomes] == [("0", "skipped")]
     assert not process_running(child, grace=2) and not process_running(grandchild, grace=2)
 
 

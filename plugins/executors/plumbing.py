@@ -32,6 +32,17 @@ class WorkerDied(TaskFailure):
     earlier starts of it: it may have run, and is not run again."""
 
 
+class Interrupted(TaskFailure):
+    """The run stopped (a signal, ``halt.mode=now``) and the item was still running when
+    ``timeout_grace`` had passed: it was not waited for, and may have done part of its work."""
+
+
+def interrupted(grace: float, how: str) -> str:
+    """The message of an item :class:`Interrupted` after ``grace`` s (``how``: what became
+    of its attempt)."""
+    return f"still running timeout_grace={grace:g} s after the run stopped: {how}"
+
+
 class Feed:
     """The source, read a few items at a time; a source that fails ends the feed and
     keeps its error, so the items it gave before still run and the error is raised last."""

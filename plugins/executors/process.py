@@ -31,15 +31,24 @@ from runner.toolkit import TimedOut
 from runner_plugins.executors.plumbing import (
     PICKLE,
     Feed,
+    Interrupted,
     NotPicklable,
     WorkerDied,
     drain_deadline,
     failed,
+    interrupted,
     item_row,
     next_chunk,
     unpicklable,
 )
-from runner_plugins.executors.process_worker import ATTEMPT, SEQ, STARTED, STOP, work
+from runner_plugins.executors.process_worker import (
+    ATTEMPT,
+    GRACEFUL,
+    SEQ,
+    STARTED,
+    STOP,
+    work,
+)
 
 TICK = 0.1  # seconds between looks at stop requests, overdue attempts, kills and exits
 
@@ -153,7 +162,12 @@ class _Pool:
                 if self.stopping:
                     for worker in list(self.workers.values()):
                         _tell_stop(worker)
+                    if self.killed and time.monotonic() >= self.drain_until:
+                        self._end_killed()  # what still runs is killed and recorded
                     if not self.workers or time.monotonic() >= self.drain_until:
+                        if self.out:
+                            out, self.out = self.out, []
+                            yield from out
                         break
                 else:
                     self._dispatch()
@@ -291,8 +305,9 @@ class _Pool:
             *finished, item = started
             began = time.perf_counter() - (time.monotonic() - worker.shm[STARTED])
             lost = f"it may have run: its outcome was lost with its worker process ({why})"
-            if self.killed:
-                pass  # stopped by kill(): they never finished
+            if self.killed:  # still running when the grace after kill() ran out
+                how = f"its worker process was killed ({why})"
+                self.out.append(failed(item, Interrupted(interrupted(self.grace, how)), began))
             elif worker.killed_for == worker.shm[SEQ]:
                 stopped = "its worker process was stopped"
                 error: TaskFailure = TimedOut(f"timed out after {self.timeout:g} s ({stopped})")
@@ -304,8 +319,8 @@ class _Pool:
             else:
                 error = WorkerDied(f"the worker process running item {item.id!r} died ({why})")
                 self.out.append(failed(item, error, began))
-            if not self.killed:  # these ran to their end, their outcomes still batched
-                self.out.extend(failed(done, WorkerDied(lost)) for done in finished)
+            # These ran to their end, their outcomes still batched.
+            self.out.extend(failed(done, WorkerDied(lost)) for done in finished)
         elif not worker.shm[SEQ] and not worker.spoke and not self.stopping:
             self.failed_starts += 1
             if self.failed_starts >= 3:
@@ -343,13 +358,28 @@ class _Pool:
                     worker.proc.terminate()
                     worker.kill_at = now + self.grace
 
+    def _end_killed(self) -> None:
+        """After kill() and the drain time: SIGKILL every worker still running, and
+        record the items they ran as interrupted."""
+        for worker in list(self.workers.values()):
+            worker.proc.kill()
+            worker.proc.join(self.grace)  # SIGKILL: at once, unless the machine crawls
+            while worker.results in self.workers and worker.results.poll():
+                self._read(worker)  # what it sent before its end is its outcomes
+            if worker.results in self.workers:
+                self._bury(worker)
+
     def kill(self) -> int:
-        """SIGTERM every worker (it stops its commands); how many were running an item."""
+        """SIGTERM every worker, which stops its commands and starts nothing more, and
+        SIGKILL after the grace; how many were running an item."""
         self.stopping = self.killed = True
         running = 0
         with self.lock:
             for worker in self.workers.values():
                 running += int(worker.shm[SEQ]) > worker.done
+                worker.shm[STOP] = GRACEFUL  # its Python task may still end by itself
+                with contextlib.suppress(OSError):
+                    worker.tasks.send_bytes(b"")  # an idle one ends now
                 worker.proc.terminate()
                 worker.kill_at = min(worker.kill_at, time.monotonic() + self.grace)
         return running

@@ -28,8 +28,10 @@ from runner_plugins.executors.plumbing import PICKLE, outcome_row, sendable
 # Each worker's shared array: how many items it started (the last one is the running
 # one until its outcome arrives), when that one and its running attempt started
 # (time.monotonic(), which the processes of a machine share; 0: between attempts), and
-# a flag the driver sets to say "start nothing more".
+# a flag the driver sets to say "start nothing more" (1), or "start nothing more, stop
+# your commands, and finish the running item if you can before SIGKILL" (GRACEFUL).
 SEQ, STARTED, ATTEMPT, STOP = range(4)
+GRACEFUL = 2.0
 SEND_AT_ONCE = 0.002  # the outcome of an item that took longer goes back at once...
 BATCH_SECONDS = 0.005  # ...cheaper ones wait in the worker's batch at most this long
 
@@ -53,6 +55,8 @@ def work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> N
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         current_group().stop(wait=0)  # the wrapper's group: this worker's commands
+        if shm[STOP] == GRACEFUL:
+            return  # the run stops: its Python task has until SIGKILL to end by itself
         if sending.now:
             sending.terminated = True
         else:

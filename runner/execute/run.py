@@ -60,17 +60,19 @@ def execute(settings: Settings, output_dir: Path) -> int:
     context.resumed_from = previous
     plugins = {group: lifecycle.build(group, settings) for group in GROUPS}
     context.source, context.task = plugins["source"], plugins["task"]
+    ending = lifecycle.Ending(settings.timeout_grace)
     with contextlib.ExitStack() as stack:
         for group in GROUPS:
             plugin = plugins[group]
             lifecycle.setup(group, settings.name(group), plugin, context)
             if group == "executor":
-                stack.callback(lifecycle.shutdown, plugin, True, settings.timeout_grace)
+                # Its wait, once the run is stopped, is what is left of the one grace.
+                stack.callback(ending.shutdown, plugin)
             else:
                 stack.callback(lifecycle.close, plugin)
         if settings.dry_run:
             return lifecycle.dry_run(plugins["source"])
-        run = Run(settings, output_dir, context, plugins, previous)
+        run = Run(settings, output_dir, context, plugins, previous, ending)
         try:
             code = run.run(Progress(run.total, settings.progress))
         except BaseException:
@@ -115,8 +117,10 @@ class Run:
         context: RunContext,
         plugins: dict[str, Any],
         previous: Path | None,
+        ending: lifecycle.Ending | None = None,
     ) -> None:
         self.settings, self.output_dir, self.context = settings, output_dir, context
+        self.ending = ending or lifecycle.Ending(settings.timeout_grace)
         self.source, self.task, self.executor, self.post = (plugins[g] for g in GROUPS)
         self.previous = previous
         self.total = lifecycle.length(self.source)
@@ -176,8 +180,11 @@ class Run:
         )
         self.outcomes = self.executor.map(safe_call, self.items, settings.parallel)
 
-    def stop(self, kill: bool, drain: float | None = None) -> int:
-        """Start nothing more; with ``kill`` also stop the running commands."""
+    def stop(self, kill: bool) -> int:
+        """Start nothing more; with ``kill`` also stop the running commands, and give
+        the items still running what is left of ``timeout_grace`` to end."""
+        # Without kill, running items finish (halt.mode=soon, a task's StopRun).
+        drain = self.ending.start() if kill else None
         lifecycle.shutdown(self.executor, wait=False, timeout=drain)
         self.gate.stop()
         if self.limit is not None:
@@ -244,7 +251,7 @@ class Run:
         def on_signal() -> None:
             signalled.wait()
             if not loop_done.is_set():
-                killed = self.stop(kill=True, drain=self.settings.timeout_grace)
+                killed = self.stop(kill=True)
                 logger.warning(
                     f"Interrupted ({signal_name(signals.received())}): nothing new starts; "
                     f"killed {killed} running command(s)."
@@ -295,7 +302,7 @@ class Run:
             self.interrupted = signals.Interrupted(signals.received() or signal.SIGINT)
         # Running items end before the task is closed (the stack's order) and before the
         # post-processor reads what they did.
-        lifecycle.shutdown(self.executor, wait=True, timeout=settings.timeout_grace)
+        lifecycle.shutdown(self.executor, wait=True, timeout=self.ending.remaining())
         if self.write_error is not None:  # count what is on disk, whole, not what was buffered
             progress.done, progress.failed = sum(self.journal.saved), self.journal.saved[1]
         summary = self.summary()
