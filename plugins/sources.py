@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
-from runner.api import Item, Source
+from loguru import logger
+
+from runner.api import Item, RunContext, Source
 
 
 def _readable_file(path: str, what: str) -> Path:
@@ -22,8 +24,12 @@ def _readable_file(path: str, what: str) -> Path:
     return file
 
 
-def _text_lines(path: Path) -> Iterator[tuple[int, str | None, str]]:
-    """``(lineno, text, problem)`` for each non-blank line of ``path``, read as bytes.
+def _text_lines(
+    path: Path, strip: bool = True, skip_blank: bool = True
+) -> Iterator[tuple[int, str | None, str]]:
+    """``(lineno, text, problem)`` for each line of ``path``, read as bytes: its text
+    without the line ending, also without surrounding whitespace with ``strip``; a line
+    that is empty or whitespace only is passed over with ``skip_blank``.
 
     Each line is decoded on its own, so one that is not UTF-8 costs only itself: its
     text is None and ``problem`` says where the bad byte is. The file is streamed, never
@@ -38,15 +44,15 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str | None, str]]:
                 bad = f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
                 yield lineno, None, f"is not valid UTF-8 ({bad})"
                 continue
-            text = text.strip()
-            if text:
-                yield lineno, text, ""
+            if skip_blank and not text.strip():
+                continue
+            yield lineno, text.strip() if strip else text.rstrip("\r\n"), ""
 
 
-def _count_lines(path: Path) -> int:
+def _count_lines(path: Path, strip: bool = True, skip_blank: bool = True) -> int:
     # One pass over the file for progress's N; the items are read in a second pass, so
     # the file is never held in memory.
-    return sum(1 for _ in _text_lines(path))
+    return sum(1 for _ in _text_lines(path, strip, skip_blank))
 
 
 class RangeSource(Source):
@@ -66,24 +72,41 @@ class RangeSource(Source):
 
 
 class LinesSource(Source):
-    """One item per non-empty line of ``path``: ``line`` (stripped) and ``lineno``.
+    """One item per line of ``path``: ``line`` and ``lineno`` (its id, counted from 1).
 
-    A line that is not UTF-8 is an item that fails naming the file and line.
+    By default a line's surrounding whitespace is stripped (``strip``) and a line that is
+    empty or whitespace only is no item (``skip_blank``); the run's first log line says
+    so. ``strip=false`` keeps the text as it is but the line ending; ``skip_blank=false``
+    makes a blank line an item too. A line that is not UTF-8 is an item that fails naming
+    the file and line.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, strip: bool = True, skip_blank: bool = True) -> None:
         self.path = _readable_file(path, "lines source")
+        self.strip = strip
+        self.skip_blank = skip_blank
+
+    def setup(self, context: RunContext) -> None:
+        # What is done to the text is no surprise: the first lines of the log say it.
+        done = [
+            *(["surrounding whitespace stripped (strip=false keeps it)"] * self.strip),
+            *(["blank lines skipped (skip_blank=false makes them items)"] * self.skip_blank),
+        ]
+        if done:
+            logger.info(f"lines source {str(self.path)!r}: {'; '.join(done)}")
 
     def __len__(self) -> int:
-        return _count_lines(self.path)
+        return _count_lines(self.path, self.strip, self.skip_blank)
 
     def __iter__(self) -> Iterator[Item]:
-        for lineno, line, problem in _text_lines(self.path):
+        for lineno, line, problem in _text_lines(self.path, self.strip, self.skip_blank):
             if line is None:
                 error = f"{str(self.path)!r} line {lineno} {problem}"
                 yield Item(str(lineno), {"lineno": lineno}, error=error)
             else:
-                yield Item(str(lineno), {"line": line, "lineno": lineno}, label=line)
+                # A blank line's label is its line number: an empty label shows nothing.
+                label = line if line.strip() else f"line {lineno}"
+                yield Item(str(lineno), {"line": line, "lineno": lineno}, label=label)
 
 
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}

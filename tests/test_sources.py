@@ -30,6 +30,34 @@ def test_lines_skips_blank_lines(tmp_path: Path) -> None:
     assert [(i.id, i["line"]) for i in source] == [("1", "a"), ("3", "b"), ("5", "c")]
 
 
+def test_lines_keeps_spaces_and_blank_lines_when_told(run_app: RunCli, tmp_path: Path) -> None:
+    """source.strip=false keeps a line's spaces (not its line ending) and
+    source.skip_blank=false makes a blank line an item; a run with the defaults says in
+    its log that it strips and skips."""
+    (tmp_path / "in.txt").write_text("a\r\n\n  b  \n   \nc")
+    kept = LinesSource(str(tmp_path / "in.txt"), strip=False, skip_blank=False)
+    assert len(kept) == 5
+    lines = [(i.id, i["line"], i.label) for i in kept]
+    assert lines == [("1", "a", "a"), ("2", "", "line 2"), ("3", "  b  ", "  b  "),
+                     ("4", "   ", "line 4"), ("5", "c", "c")]  # fmt: skip
+    stripped = LinesSource(str(tmp_path / "in.txt"), strip=True, skip_blank=False)
+    assert [i["line"] for i in stripped] == ["a", "", "b", "", "c"]
+    spaced = LinesSource(str(tmp_path / "in.txt"), strip=False)
+    assert [(i.id, i["line"]) for i in spaced] == [("1", "a"), ("3", "  b  "), ("5", "c")]
+    result = run_app("source=lines", "source.path=in.txt", "task.seconds=0")
+    assert result.returncode == 0, result.output
+    assert len(result.results()) == 3
+    log = (result.run_dir / "runner.log").read_text()
+    assert "surrounding whitespace stripped (strip=false keeps it)" in log
+    assert "blank lines skipped (skip_blank=false makes them items)" in log
+    result = run_app(
+        "source=lines", "source.path=in.txt", "source.skip_blank=false", "task.seconds=0"
+    )
+    assert result.returncode == 0, result.output
+    assert sorted(r["id"] for r in result.results()) == ["1", "2", "3", "4", "5"]
+    assert "blank lines skipped" not in (result.run_dir / "runner.log").read_text()
+
+
 def test_lines_missing_file_names_it(tmp_path: Path) -> None:
     """A missing file is refused with its path in the message."""
     with pytest.raises(FileNotFoundError, match=r"nope\.txt"):
