@@ -13,11 +13,13 @@ scripted (:attr:`FakeLlmApi.script`): a list of steps taken one per request, the
   ``429:N`` also sends ``retry-after: N``; ``429@reset:N`` sends no retry-after, only
   the provider's rate-limit reset headers (N seconds from now, nothing remaining);
 - ``malformed``: 200 with a body that is not JSON; ``drop``: the connection closed
-  without an answer; ``slow:N``: a good answer after N seconds.
+  without an answer; ``slow:N``: a good answer after N seconds; ``trickle:N``: a good
+  answer sent a byte at a time, N seconds apart.
 
-A request without the expected key gets the provider's 401. Every request is recorded
-(:attr:`FakeLlmApi.requests`) with when it came, its path, headers, body and the
-client's port (one port per kept-alive connection).
+A request without the expected key gets the provider's 401 (any key does when
+:attr:`FakeLlmApi.key` is None); ``echo_key`` is a 403 whose message quotes the key
+sent. Every request is recorded (:attr:`FakeLlmApi.requests`) with when it came, its
+path, headers, body and the client's port (one port per kept-alive connection).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class Request:
 class FakeLlmApi:
     """Both APIs on a loopback port (see the module doc); a context manager."""
 
-    def __init__(self, key: str = "sk-test-fake-key-0123456789") -> None:
+    def __init__(self, key: str | None = "sk-test-fake-key-0123456789") -> None:
         self.key = key
         self.script: dict[str, list[str]] = {}
         self.scores: dict[str, float] = {}
@@ -126,19 +128,22 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": {"type": "not_found", "message": self.path}})
                 return
             given = headers.get("x-api-key") if anthropic else headers.get("authorization")
-            if given != (api.key if anthropic else f"Bearer {api.key}"):
+            if api.key is not None and given != (api.key if anthropic else f"Bearer {api.key}"):
                 self._error(anthropic, 401, "authentication_error", "invalid x-api-key")
                 return
             model = str(body.get("model"))
-            self._answer(anthropic, model, api.next_step(model))
+            self._answer(anthropic, model, api.next_step(model), given)
 
-        def _answer(self, anthropic: bool, model: str, step: str) -> None:
+        def _answer(self, anthropic: bool, model: str, step: str, given: str | None) -> None:
             name, _, arg = step.partition(":")
+            if name == "echo_key":  # as a service that quotes the key it refuses
+                self._error(anthropic, 403, "permission_error", f"key {given} may not use {model}")
+                return
             if name == "slow":
                 api.sleep(float(arg))
                 name = "good"
-            if name in ("good", "no_verdict"):
-                self._reply(anthropic, model, verdict=name == "good")
+            if name in ("good", "no_verdict", "trickle"):
+                self._reply(anthropic, model, verdict=name != "no_verdict", pause=float(arg or 0))
             elif name == "malformed":
                 self._send(200, b"<html>502 Bad Gateway</html>", "text/html")
             elif name == "drop":
@@ -182,7 +187,7 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
                 "x-ratelimit-reset-tokens": "20ms",
             }
 
-        def _reply(self, anthropic: bool, model: str, verdict: bool) -> None:
+        def _reply(self, anthropic: bool, model: str, verdict: bool, pause: float = 0) -> None:
             score = api.scores.get(model, 0.7)
             text = (
                 PREFIX
@@ -229,7 +234,7 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
                         "total_tokens": tokens_in + tokens_out,
                     },
                 }
-            self._send(200, answer)
+            self._send(200, answer, pause=pause)
 
         def _error(
             self,
@@ -251,6 +256,7 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
             body: Any,
             content_type: str = "application/json",
             headers: dict[str, str] | None = None,
+            pause: float = 0,
         ) -> None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
@@ -259,6 +265,12 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
             for name, value in (headers or {}).items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            if not pause:
+                self.wfile.write(data)
+                return
+            for i in range(len(data)):  # a byte at a time: each wait shorter than a timeout
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                api.sleep(pause)
 
     return Handler

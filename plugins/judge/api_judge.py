@@ -34,6 +34,8 @@ from runner_plugins.judge.reply import ReplyError
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 #: Characters of an error answer kept in a failure message.
 MESSAGE_CHARS = 300
+#: The ``prices`` entry of every model without one of its own.
+ANY_MODEL = "*"
 #: What the key is replaced with wherever a call's text is kept.
 BLANKED = "[api key]"
 
@@ -79,11 +81,12 @@ def read_prices(value: Mapping[str, Any] | None) -> dict[str, Price]:
 
 def price_for(prices: Mapping[str, Price], model: str) -> Price | None:
     """The price of ``model``: its own entry, else the longest entry it starts with
-    (``claude-opus-4-5`` prices ``claude-opus-4-5-20251101``), else None."""
+    (``claude-opus-4-5`` prices ``claude-opus-4-5-20251101``), else the entry ``*``
+    (every other model: a local server's, say), else None."""
     if model in prices:
         return prices[model]
-    starts = [name for name in prices if model.startswith(name)]
-    return prices[max(starts, key=len)] if starts else None
+    starts = [name for name in prices if name != ANY_MODEL and model.startswith(name)]
+    return prices[max(starts, key=len)] if starts else prices.get(ANY_MODEL)
 
 
 class Clients:
