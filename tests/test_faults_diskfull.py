@@ -185,3 +185,50 @@ def test_room_enough_ends_with_exit_0(tmp_path: Path, disk: Disk) -> None:
     assert code == 0, lines
     assert {"summary.json", "summary.md", "report.html"} <= set(os.listdir(run_dir))
     assert "summary.json" in _results_in(lines)
+
+
+# A judge that answers after leaving exactly ``keep`` inodes free on the disk it fills.
+JUDGE = """
+import json, os, sys
+folder, keep, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+os.makedirs(folder, exist_ok=True)
+made = []
+try:
+    while True:
+        path = os.path.join(folder, f"{os.getpid()}-{len(made)}")
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+        made.append(path)
+except OSError:
+    pass
+for path in made[:keep]:
+    os.unlink(path)
+print("```json\\n" + json.dumps({"score": 0.7, "passed": True, "reasoning": model}) + "\\n```")
+"""
+
+
+def test_judge_summary_copy_refused_names_the_run_folders_file(tmp_path: Path, disk: Disk) -> None:
+    """The experiment has room, the run folder one inode (summary.json's): the judge
+    summary's copy into the run folder is refused, and the one line names that file (it
+    named the experiment's summary folder, which was written)."""
+    from tests.judge_support import copy_fixture
+
+    experiment = copy_fixture(tmp_path / "experiment")
+    folder = disk(inodes=64)
+    script = tmp_path / "judge.py"
+    script.write_text(JUDGE)
+    argv = [sys.executable, str(script), str(folder / "filler"), "1", "{model}"]
+    done = run_in_process(
+        "task=judge_rerun",
+        f"source.experiment={experiment}",
+        "source.status=[complete]",
+        "source.tiers=[T0]",
+        f"task.command=[{','.join(json.dumps(part) for part in argv)}]",
+        cwd=tmp_path,
+        run_dir=folder / "run",
+    )
+    assert "Traceback" not in done.output, done.output
+    assert done.returncode == 74, done.output
+    error = _error(done.output.splitlines())
+    refused = folder / "run" / "judge_summary.json"
+    assert f"cannot write '{refused}': No space left on device (ENOSPC)" in error
+    assert (experiment / "summary" / "judge_summary.json").is_file()

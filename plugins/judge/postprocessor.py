@@ -105,7 +105,9 @@ class JudgeConsensus(PostProcessor):
             )
         except OSError as exc:
             if refused(exc):
-                raise stop_repair(config.root / SUMMARY_DIR, exc, LEFT_STALE) from exc
+                # The file refused (the experiment's summary or the run folder's copy).
+                where = Path(exc.filename) if exc.filename else config.root / SUMMARY_DIR
+                raise stop_repair(where, exc, LEFT_STALE) from exc
             raise
         markdown = next((p for p in paths if p.suffix == ".md"), None)
         if markdown is not None:  # the run's report.html shows it below the run's figures
