@@ -169,12 +169,10 @@ class CostLedger:
         self._totals: dict[str, dict[str, Any]] = {}
         self._largest: dict[str, float] = {}
 
-    def __getstate__(self) -> dict[str, Any]:
-        # A copy in another process reads the file from this run's start, not from here.
-        return {"path": self.path, "start": self.start}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)  # type: ignore[misc]
+    def __reduce__(self) -> tuple[type[CostLedger], tuple[Path, int]]:
+        # A copy in another process is made anew, and reads the file from this run's
+        # start, not from where this one has read to.
+        return type(self), (self.path, self.start)
 
     def add(self, record: Mapping[str, Any]) -> None:
         """Append one call's record (a :func:`cost_record`, plus anything to keep with it)."""
