@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runner.api import Item, RetryableError, Task, TaskFailure
-from runner.toolkit import detect_rate_limit
+from runner.toolkit import retry_after_seconds
 from runner_plugins.tasks import Placeholders
 
 #: Answers that mean "too many requests" or "overloaded": retryable, holding every start.
@@ -24,10 +24,11 @@ class HttpTask(Task):
 
     A 2xx answer succeeds with ``{"status", "bytes", "body"}`` (the body's first 1000
     characters). 429 and 503 are rate limits: retryable (``retry.attempts``), with the
-    Retry-After header as the wait, and every worker holds its next start meanwhile
-    (``rate_limit``). Any other status fails the item with the status and the start of
-    the body; so does a connection that cannot be made or a ``timeout`` (seconds per
-    request). Values are put in as they are: quote what a URL cannot hold in the source.
+    Retry-After header (seconds or an HTTP-date) as the wait, and every worker holds its
+    next start meanwhile (``rate_limit``). Any other status fails the item with the status
+    and the start of the body; so does a connection that cannot be made or a ``timeout``
+    (seconds per request). Values are put in as they are: quote what a URL cannot hold in
+    the source.
     """
 
     def __init__(
@@ -68,7 +69,9 @@ class HttpTask(Task):
                 f": {text.strip()}" if text.strip() else ""
             )
             if exc.code in RATE_LIMITED:
-                _, wait = detect_rate_limit(f"Retry-After: {exc.headers.get('Retry-After', '')}")
+                # Seconds or an HTTP-date; an invalid value (negative, say) asks nothing,
+                # and the run's backoff applies.
+                wait = retry_after_seconds(exc.headers.get("Retry-After"))
                 raise RetryableError(f"rate limited: {message}", wait, rate_limited=True) from None
             raise TaskFailure(message) from None
         except (urllib.error.URLError, TimeoutError, OSError) as exc:

@@ -28,7 +28,8 @@ Items' output
     :data:`STREAMS_FILE`; :func:`read_streams` reads them back.
 Failures
     :func:`detect_rate_limit` tells a rate-limited or overloaded service's reply from
-    other failures; :func:`error_info` is a failure as the journal stores it and
+    other failures; :func:`retry_after_seconds` reads a ``Retry-After`` header (seconds
+    or an HTTP-date); :func:`error_info` is a failure as the journal stores it and
     :class:`TimedOut` the failure of an attempt past the run's ``timeout`` (for
     executors that run items in other processes).
 Text
@@ -49,7 +50,7 @@ from runner.execute.commands import (
     join_group,
     run_command,
 )
-from runner.execute.ratelimits import detect_rate_limit
+from runner.execute.ratelimits import detect_rate_limit, retry_after_seconds
 from runner.execute.reaper import close as close_reaper
 from runner.execute.safecall import TimedOut, error_info
 from runner.execute.templates import fill_for_item, fill_template, template_fields
@@ -87,6 +88,7 @@ __all__ = [
     "markdown_table",
     "printable",
     "read_streams",
+    "retry_after_seconds",
     "run_command",
     "shown_path",
     "template_fields",

@@ -15,7 +15,7 @@ from typing import Any
 class Service(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, latency: float, capacity: int | None, retry_after: float) -> None:
+    def __init__(self, latency: float, capacity: int | None, retry_after: float | str) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.latency = latency
         self.capacity = capacity
@@ -49,7 +49,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if busy:
                 status, body = 429, b"too many requests\n"
-                headers = {"Retry-After": f"{service.retry_after:g}"}
+                wait = service.retry_after  # text goes as it is: an HTTP-date, "-5"
+                headers = {"Retry-After": wait if isinstance(wait, str) else f"{wait:g}"}
             else:
                 time.sleep(service.latency)
                 status, body, headers = 200, f"ok {self.path}\n".encode(), {}
@@ -74,7 +75,7 @@ class Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def serve(
-    latency: float = 0.1, capacity: int | None = None, retry_after: float = 1.0
+    latency: float = 0.1, capacity: int | None = None, retry_after: float | str = 1.0
 ) -> Iterator[Service]:
     """Run the service in a thread for the block."""
     service = Service(latency, capacity, retry_after)

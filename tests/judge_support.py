@@ -9,9 +9,10 @@ from typing import Any
 
 from runner.api import Item, RunContext, Source
 from runner_plugins.judge.copies import copy_experiment
-from runner_plugins.judge.experiment import RunRef, load_config, run_slots
+from runner_plugins.judge.experiment import RunRef, load_config
 from runner_plugins.judge.local_judge import LATENCY_ENV
 from runner_plugins.judge.plugins import JudgeSlots
+from runner_plugins.judge.slotstatus import run_slots
 
 REPO = Path(__file__).resolve().parent.parent
 # A real experiment (BSD-3, see its LICENSE file), vendored so CI has it; tests only read

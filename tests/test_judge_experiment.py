@@ -12,14 +12,12 @@ from runner.toolkit import detect_rate_limit
 from runner_plugins.judge.experiment import (
     CONFIG_FILE,
     RunRef,
-    grade_for,
     load_config,
-    parse_reply,
-    read_judgment,
     replaced_dir,
     replaced_slot,
-    run_slots,
 )
+from runner_plugins.judge.judgment import grade_for, parse_reply
+from runner_plugins.judge.slotstatus import read_judgment, run_slots
 from tests.judge_support import FIXTURE
 
 

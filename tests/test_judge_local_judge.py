@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runner_plugins.judge import local_judge
-from runner_plugins.judge.experiment import parse_reply
+from runner_plugins.judge.judgment import parse_reply
 from runner_plugins.judge.local_judge import LATENCY_ENV, judge, model_shift, read_answer
 from runner_plugins.judge.sample import make_sample_experiment
 from tests.judge_support import FIXTURE

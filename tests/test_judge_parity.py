@@ -22,15 +22,15 @@ from runner.api import TaskFailure
 from runner.toolkit import detect_rate_limit
 from runner_plugins.judge.consensus import regenerate_run
 from runner_plugins.judge.experiment import (
-    STATUSES,
     SUMMARY_DIR,
     SUMMARY_JSON,
     SUMMARY_MD,
-    JudgeRateLimited,
     RunRef,
     load_config,
 )
+from runner_plugins.judge.judgecall import JudgeRateLimited
 from runner_plugins.judge.plugins import JudgeRerun, JudgeRuns, JudgeSlots
+from runner_plugins.judge.slotstatus import STATUSES
 from tests.conftest import RunCli
 from tests.judge_support import context_for, slots_for, tree
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runner_plugins.judge import gitstate, prompt
+from runner_plugins.judge import gitsnapshot, gitstate, gitstatus, prompt
 from runner_plugins.judge.experiment import RunRef
 from tests.conftest import RunCli
 from tests.judge_support import T3, copy_fixture, judge_command, remove_slot
@@ -226,7 +226,7 @@ def test_a_repository_reaching_outside_is_not_read(tmp_path: Path, kind: str) ->
             (info / "alternates").write_text(f"{elsewhere / '.git' / 'objects'}\n")
     text = prompt.build_prompt(run)
     assert [m for m in markers if m.exists()] == []
-    assert f"## Workspace State After Agent Execution\n\n{gitstate.UNREADABLE}\n\n---" in text
+    assert f"## Workspace State After Agent Execution\n\n{gitstatus.UNREADABLE}\n\n---" in text
 
 
 def test_the_prompt_is_bounded_and_says_what_was_cut(tmp_path: Path) -> None:
@@ -236,17 +236,17 @@ def test_the_prompt_is_bounded_and_says_what_was_cut(tmp_path: Path) -> None:
     run = make_run(tmp_path / "exp")
     agent_workspace(run.workspace)
     (run.dir / "agent" / "output.txt").write_text("line of agent output\n" * 100_000)
-    (run.workspace / "app.py").write_text("x = 1\n" * (gitstate.MAX_FILE_BYTES // 3))
+    (run.workspace / "app.py").write_text("x = 1\n" * (gitsnapshot.MAX_FILE_BYTES // 3))
     many = run.workspace / "many"
     many.mkdir()
-    for i in range(gitstate.MAX_LISTED + 500):
+    for i in range(gitstatus.MAX_LISTED + 500):
         (many / f"f{i:05d}.txt").write_text("")
     text = prompt.build_prompt(run)
     assert len(text.encode()) <= prompt.MAX_PROMPT_BYTES
     assert f"the rebuilt prompt is limited to {prompt.MAX_PROMPT_BYTES} bytes)" in text
     assert "- `many/f00000.txt` (created)" in text
-    assert f"... (503 more not listed: at most {gitstate.MAX_LISTED})" in text
-    assert f"(content not shown: larger than {gitstate.MAX_FILE_BYTES} bytes)" in text
+    assert f"... (503 more not listed: at most {gitstatus.MAX_LISTED})" in text
+    assert f"(content not shown: larger than {gitsnapshot.MAX_FILE_BYTES} bytes)" in text
     assert text.endswith(
         "Evaluate the agent's work using the rubric and criteria in your system prompt."
     )
@@ -303,7 +303,7 @@ def test_experiment_files_that_are_symlinks_are_not_read(tmp_path: Path) -> None
         "(T0/00/run_01/agent/output.txt is a symlink or leads outside the experiment: not read)"
         in text
     )
-    assert f"Execution\n\n{gitstate.UNREADABLE}\n\n---" in text
+    assert f"Execution\n\n{gitstatus.UNREADABLE}\n\n---" in text
 
 
 def worktree_run(root: Path, repo: Path) -> RunRef:
@@ -407,7 +407,7 @@ def test_a_worktree_reaching_outside_the_experiment_is_not_read(tmp_path: Path, 
     markers = hostile_config("fsmonitor", outside / ".git", tmp_path / "outside")
     text = prompt.build_prompt(run)
     assert [m for m in markers if m.exists()] == []
-    assert f"## Workspace State After Agent Execution\n\n{gitstate.UNREADABLE}\n\n---" in text
+    assert f"## Workspace State After Agent Execution\n\n{gitstatus.UNREADABLE}\n\n---" in text
 
 
 # --- files that would block a reader, and content that would blow up when read --------
@@ -457,7 +457,7 @@ def test_a_fifo_in_the_workspace_or_its_git_never_blocks(tmp_path: Path, where: 
     os.mkfifo(path)
     text, _ = build_in_child(run)
     if where.startswith(".git/"):
-        assert f"Execution\n\n{gitstate.UNREADABLE}\n\n---" in text
+        assert f"Execution\n\n{gitstatus.UNREADABLE}\n\n---" in text
     else:
         assert "- `app.py` (modified)\n- `hello.py` (created)\n" in text
         assert f"... (ignore file not applied: {where} (not a regular file))" in text
@@ -505,7 +505,7 @@ def test_a_packed_blob_too_large_is_not_inflated(tmp_path: Path) -> None:
     (workspace / "big.bin").write_text("small now\n")
     text, grew_kib = build_in_child(run)
     assert "- `big.bin` (modified)" in text
-    assert f"(content not shown: larger than {gitstate.MAX_FILE_BYTES} bytes)" in text
+    assert f"(content not shown: larger than {gitsnapshot.MAX_FILE_BYTES} bytes)" in text
     assert grew_kib < 20 * 1024, grew_kib
 
 
@@ -515,7 +515,7 @@ def test_a_tree_bomb_is_read_up_to_the_bound(
     """HEAD's tree names 8 copies of a tree nested 4 deep (4,096 files from a few
     objects): past MAX_SCANNED entries (lowered to 1,000 here) the walk stops and the
     state says HEAD was not compared; the work tree's changes are still listed."""
-    monkeypatch.setattr(gitstate, "MAX_SCANNED", 1000)
+    monkeypatch.setattr(gitsnapshot, "MAX_SCANNED", 1000)
     run = make_run(tmp_path / "exp")
     agent_workspace(run.workspace)
     workspace = run.workspace

@@ -16,8 +16,8 @@ from runner.config.settings import settings_from
 from runner.errors import UsageError
 from runner.execute.run import execute
 from runner_plugins.judge.experiment import load_config
+from runner_plugins.judge.runstate import scan_run
 from runner_plugins.judge.sample import MODELS, make_sample_experiment
-from runner_plugins.judge.source import scan_run
 from tests.conftest import Compose
 from tests.judge_support import tree
 

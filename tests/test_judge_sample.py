@@ -11,8 +11,9 @@ import pytest
 
 from runner_plugins.judge import sample as sample_module
 from runner_plugins.judge.consensus import consensus
-from runner_plugins.judge.experiment import load_config, read_judgment, run_slots
+from runner_plugins.judge.experiment import load_config
 from runner_plugins.judge.sample import make_sample_experiment
+from runner_plugins.judge.slotstatus import read_judgment, run_slots
 from tests.judge_support import tree
 
 

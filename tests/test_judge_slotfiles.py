@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from runner_plugins.judge import slotfiles
-from runner_plugins.judge.experiment import RunRef, slot_status
+from runner_plugins.judge.experiment import RunRef
+from runner_plugins.judge.slotstatus import slot_status
 from tests.judge_support import T3, tree
 
 

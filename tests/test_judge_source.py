@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from runner.api import StopRun
-from runner_plugins.judge import copies
-from runner_plugins.judge import experiment as experiment_module
+from runner_plugins.judge import copies, slotstatus
 from runner_plugins.judge import sample as sample_module
 from runner_plugins.judge import source as source_module
 from runner_plugins.judge.plugins import JudgeSlots
@@ -103,13 +102,13 @@ def test_the_experiment_is_read_once(
 ) -> None:
     """The first len() reads the slots; iteration and describe() re-read no judgment."""
     reads: list[Path] = []
-    read_judgment = experiment_module.read_judgment
+    read_judgment = slotstatus.read_judgment
 
     def counting(slot_dir: Path) -> dict[str, Any] | None:
         reads.append(slot_dir)
         return read_judgment(slot_dir)
 
-    monkeypatch.setattr(experiment_module, "read_judgment", counting)
+    monkeypatch.setattr(slotstatus, "read_judgment", counting)
     source = slots_for(sample, out)
     assert reads == []  # setup reads nothing: another plugin may still refuse the run
     count = len(source)

@@ -16,9 +16,10 @@ import pytest
 from runner_plugins.judge import markdown
 from runner_plugins.judge import summary as summary_module
 from runner_plugins.judge.consensus import regenerate_run
-from runner_plugins.judge.experiment import ExperimentConfig, load_config, run_slots
+from runner_plugins.judge.experiment import ExperimentConfig, load_config
 from runner_plugins.judge.sample import make_sample_experiment
 from runner_plugins.judge.slotfiles import write_timing
+from runner_plugins.judge.slotstatus import run_slots
 from runner_plugins.judge.summary import (
     SUMMARY_DIR,
     SUMMARY_JSON,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from runner.api import TaskFailure
-from runner_plugins.judge.experiment import JudgeRateLimited
+from runner_plugins.judge.judgecall import JudgeRateLimited
 from runner_plugins.judge.plugins import JudgeRerun
 from tests.judge_support import (
     T3,

@@ -45,13 +45,15 @@ def test_halt_thresholds() -> None:
 
 
 def test_retry_waits_grow_are_jittered_capped_and_honour_the_service() -> None:
-    """backoff * 2**(n-1), times 0.5..1, at most max_wait; a Retry-After is never shortened."""
+    """backoff * 2**(n-1), times 0.5..1, at most max_wait; a longer Retry-After is kept, up
+    to max_wait too (no single wait is longer)."""
     policy = RetryPolicy(attempts=5, backoff=1.0, max_wait=3.0)
     plain = RetryableError("busy")
     for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 3.0), (4, 3.0)):
         waits = [policy.wait_for(attempt, plain) for _ in range(50)]
         assert all(ceiling / 2 <= w <= ceiling for w in waits)
-    assert policy.wait_for(1, RetryableError("429", wait=30.0)) == 30.0
+    assert policy.wait_for(1, RetryableError("429", wait=2.5)) == 2.5
+    assert policy.wait_for(1, RetryableError("429", wait=30.0)) == 3.0
 
 
 def test_retrying_records_each_failed_attempt_then_succeeds() -> None:

@@ -179,21 +179,41 @@ def test_a_bad_halt_value_is_a_usage_error(
     ("override", "message"),
     [
         ("retry.attempts=0", "retry.attempts=0 is invalid: it must be an integer >= 1."),
-        ("retry.backoff=-1", "retry.backoff=-1.0 is invalid: it must be a number >= 0."),
-        ("retry.max_wait=inf", "retry.max_wait=inf is invalid: it must be a number >= 0."),
-        ("timeout_grace=nan", "timeout_grace=nan is invalid: it must be a number >= 0."),
-        ("timeout=0", "timeout=0.0 is invalid: it must be a number > 0, or null."),
-        ("timeout=inf", "timeout=inf is invalid: it must be a number > 0, or null."),
+        ("retry.backoff=-1", "retry.backoff=-1.0 is invalid: it must be a number >= 0 and "
+         "<= 1e+09."),
+        ("retry.backoff=1e300", "retry.backoff=1e+300 is invalid: it must be a number >= 0 and "
+         "<= 1e+09."),
+        ("retry.max_wait=inf", "retry.max_wait=inf is invalid: it must be a number > 0 and "
+         "<= 1e+09."),
+        ("retry.max_wait=0", "retry.max_wait=0.0 is invalid: it must be a number > 0 and "
+         "<= 1e+09."),
+        ("timeout_grace=nan", "timeout_grace=nan is invalid: it must be a number >= 0 and "
+         "<= 1e+09."),
+        ("timeout_grace=1e300", "timeout_grace=1e+300 is invalid: it must be a number >= 0 and "
+         "<= 1e+09."),
+        ("timeout=0", "timeout=0.0 is invalid: it must be a number > 0 and <= 1e+09, or null."),
+        ("timeout=-5", "timeout=-5.0 is invalid: it must be a number > 0 and <= 1e+09, or null."),
+        ("timeout=inf", "timeout=inf is invalid: it must be a number > 0 and <= 1e+09, or null."),
+        ("timeout=1e300", "timeout=1e+300 is invalid: it must be a number > 0 and <= 1e+09, or "
+         "null."),
         ("rate_limit.per_second=-2", "rate_limit.per_second=-2.0 is invalid: it must be a "
          "number > 0, or null."),
+        ("rate_limit.per_second=nan", "rate_limit.per_second=nan is invalid: it must be a "
+         "number > 0, or null."),
+        ("rate_limit.per_second=1e-300", "rate_limit.per_second=1e-300 is invalid: it must be a "
+         "number >= 0.00333 (a start at least every retry.max_wait=300 s), or null."),
+        ("rate_limit.per_second=0.05", "rate_limit.per_second=0.05 is invalid: it must be a "
+         "number >= 0.1 (a start at least every retry.max_wait=10 s), or null."),
     ],
 )  # fmt: skip
 def test_numbers_out_of_range_are_refused(
     compose_config: Compose, override: str, message: str
 ) -> None:
-    """Counts, waits and rates must be finite and in range; the message names the value."""
+    """Counts, waits and rates must be finite and in range (no wait a sleep cannot hold,
+    no start spacing above retry.max_wait); the message names the value and what is valid."""
+    extra = ["retry.max_wait=10"] if "retry.max_wait=10 " in message else []
     with pytest.raises(UsageError) as caught:
-        settings_from(compose_config(override))
+        settings_from(compose_config(override, *extra))
     assert str(caught.value) == message
 
 
@@ -213,7 +233,7 @@ def test_settings_hold_plain_values(compose_config: Compose) -> None:
         )
     )
     assert (settings.dry_run, settings.timeout, settings.timeout_grace) == (True, 3.0, 0.0)
-    assert settings.retry == RetryPolicy(attempts=3, backoff=0.5, max_wait=60.0)
+    assert settings.retry == RetryPolicy(attempts=3, backoff=0.5, max_wait=300.0)
     assert (settings.rate_limit, settings.resume) == (2.0, "last")
     assert settings.name("task") == "shell" and settings.plugins["task"]["name"] == "shell"
     assert settings.params("task")["command"] == ["echo", "{id}"]

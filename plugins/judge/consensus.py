@@ -16,14 +16,13 @@ from runner_plugins.judge.experiment import (
     RECORD_FILE,
     ExperimentConfig,
     RunRef,
-    grade_for,
-    make_judgment,
-    read_judgment,
     read_object,
 )
+from runner_plugins.judge.judgment import grade_for, make_judgment
 
 # The summary's names, importable from here as before it had its own module.
 from runner_plugins.judge.reply import clamp_score, is_number, passed_value
+from runner_plugins.judge.slotstatus import read_judgment
 
 
 def _passed(judgment: dict[str, Any]) -> bool:

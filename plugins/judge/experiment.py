@@ -1,9 +1,11 @@
-"""The judge experiment format: config, layout, slot statuses, and what a judge's reply means.
+"""The judge experiment format: its config and its layout.
 
 The format is specified in ``judge-experiment.md``. This module only reads, and is the
 one place that knows the layout: its file names and the one walk of its tiers, subtests
-and runs (:meth:`ExperimentConfig.runs`). A rerun's files are written by ``task.py`` and
-``slotfiles.py`` (a slot) and ``consensus.py`` (a run's consensus and the summary).
+and runs (:meth:`ExperimentConfig.runs`). A slot's status is read in ``slotstatus.py``,
+a judgment's fields are made in ``judgment.py``. A rerun's files are written by
+``task.py`` and ``slotfiles.py`` (a slot) and ``consensus.py`` (a run's consensus and
+the summary).
 """
 
 from __future__ import annotations
@@ -14,55 +16,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
-
-from runner.api import RetryableError
-from runner_plugins.judge.reply import (
-    NO_REASONING,
-    ReplyError,
-    clamp_score,
-    find_verdict,
-    is_number,
-    passed_value,
-)
-
-#: Every slot status, in the order tables show them.
-STATUSES = ("missing", "failed", "complete", "agent_failed")
-#: The statuses a rerun selects by default. Complete slots are re-judged only when the
-#: status filter asks for them; agent_failed slots are never rerun (nothing to judge).
-RERUNNABLE = ("missing", "failed")
-
-
-def grade_for(score: float, *, rounded: bool = True) -> str:
-    """Letter grade of a score: S = 1.0, A >= 0.8, B >= 0.6, C >= 0.4, D >= 0.2, else F.
-
-    The score is rounded to 9 places first, so float noise in a mean (0.7999999999999999)
-    never costs a grade; ``rounded=False`` grades it as the original does.
-    """
-    if rounded:
-        score = round(score, 9)
-    if score >= 1.0:
-        return "S"
-    for grade, floor in (("A", 0.8), ("B", 0.6), ("C", 0.4), ("D", 0.2)):
-        if score >= floor:
-            return grade
-    return "F"
-
-
-def make_judgment(
-    score: float, passed: bool, reasoning: str, is_valid: bool, criteria_scores: Any
-) -> dict[str, Any]:
-    """A judgment.json, or a consensus in judge/result.json: same fields, grade from the score."""
-    return {
-        "score": score,
-        "passed": passed,
-        "grade": grade_for(score),
-        "reasoning": reasoning,
-        "is_valid": is_valid,
-        "criteria_scores": criteria_scores,
-    }
-
-
-# --- layout ---------------------------------------------------------------------------
 
 # Each name relative to its experiment, run or slot.
 CONFIG_FILE = Path("config") / "experiment.json"
@@ -85,6 +38,17 @@ SUMMARY_MD = "judge_summary.md"
 def slot_name(number: int) -> str:
     """Folder name of slot ``number`` (1-based): ``judge_01``."""
     return f"{SLOT_PREFIX}{number:02d}"
+
+
+def replaced_dir(slot_dir: Path) -> Path:
+    """Where a slot is set aside while an attempt replaces it (see ``slotfiles``)."""
+    return slot_dir.with_name(f".{slot_dir.name}.replaced")
+
+
+def replaced_slot(path: Path) -> Path | None:
+    """The slot that ``path`` is the :func:`replaced_dir` of, or None when it is none."""
+    match = re.fullmatch(rf"\.({SLOT_PREFIX}\d+)\.replaced", path.name)
+    return path.with_name(match.group(1)) if match else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -319,104 +283,4 @@ def load_config(root: Path) -> ExperimentConfig:
         tiers=tuple(tiers),
         max_subtests=max_subtests,
         recorded=recorded_subtests(root, tiers),
-    )
-
-
-# --- statuses -------------------------------------------------------------------------
-
-
-def agent_finished(run_dir: Path) -> bool:
-    """True when the agent left something to judge: a non-empty output.txt and a result.json.
-
-    As in the original, one byte (a lone newline too) makes output.txt non-empty.
-    """
-    try:
-        has_output = (run_dir / AGENT_OUTPUT).stat().st_size > 0
-    except OSError:
-        return False
-    return has_output and (run_dir / AGENT_RESULT).is_file()
-
-
-def read_judgment(slot_dir: Path) -> dict[str, Any] | None:
-    """The slot's judgment if it makes the slot ``complete``, else None."""
-    try:
-        data = json.loads((current_slot_dir(slot_dir) / JUDGMENT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or not is_number(data.get("score")):
-        return None
-    return None if data.get("is_valid") is False else data
-
-
-def replaced_dir(slot_dir: Path) -> Path:
-    """Where a slot is set aside while an attempt replaces it (see ``slotfiles``)."""
-    return slot_dir.with_name(f".{slot_dir.name}.replaced")
-
-
-def replaced_slot(path: Path) -> Path | None:
-    """The slot that ``path`` is the :func:`replaced_dir` of, or None when it is none."""
-    match = re.fullmatch(rf"\.({SLOT_PREFIX}\d+)\.replaced", path.name)
-    return path.with_name(match.group(1)) if match else None
-
-
-def current_slot_dir(slot_dir: Path) -> Path:
-    """The folder holding the slot's files, before any recovery of an interrupted swap.
-
-    A slot caught between being set aside and its replacement arriving is, for a
-    reader, as it was.
-    """
-    if slot_dir.exists():
-        return slot_dir
-    replaced = replaced_dir(slot_dir)
-    return replaced if replaced.is_dir() else slot_dir
-
-
-def slot_status(slot_dir: Path) -> str:
-    """``missing``, ``failed`` or ``complete`` (the agent is checked by :func:`run_slots`)."""
-    if not current_slot_dir(slot_dir).exists():
-        return "missing"
-    return "complete" if read_judgment(slot_dir) is not None else "failed"
-
-
-def run_slots(config: ExperimentConfig, run: RunRef) -> list[Slot]:
-    """Every slot of ``run`` with its current status."""
-    agent_ok = agent_finished(run.dir)
-    return [
-        Slot(run, number, model, slot_status(run.slot_dir(number)) if agent_ok else "agent_failed")
-        for number, model in zip(config.slot_numbers, config.judge_models, strict=True)
-    ]
-
-
-# --- judge replies --------------------------------------------------------------------
-
-
-class JudgeRateLimited(RetryableError):
-    """The judge failed because its service is rate limited or overloaded: worth a retry.
-
-    ``retry_after`` (also ``wait``) is the wait in seconds the reply asked for, or None.
-    """
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message, retry_after, rate_limited=True)
-        self.retry_after = retry_after
-
-
-def parse_reply(text: str) -> dict[str, Any]:
-    """Turn a judge's reply into ``judgment.json`` content; raise ReplyError if it has none.
-
-    As the original parses it: ``passed`` false when absent, ``reasoning`` "No reasoning
-    provided" when absent or empty, ``criteria_scores`` from ``categories`` (else
-    ``criteria_scores``), null when absent. Unlike it, a non-numeric score is no score
-    and a reply's own ``"is_valid": false`` is kept (the slot then stays failed).
-    """
-    verdict = find_verdict(text)
-    if verdict is None:
-        raise ReplyError("reply has no JSON object with a numeric score")
-    is_valid = verdict.get("is_valid")
-    return make_judgment(
-        clamp_score(verdict["score"]),
-        passed_value(verdict.get("passed")),
-        str(verdict.get("reasoning") or NO_REASONING),
-        is_valid if isinstance(is_valid, bool) else True,
-        verdict.get("categories") or verdict.get("criteria_scores") or None,
     )

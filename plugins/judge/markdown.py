@@ -12,8 +12,8 @@ from typing import Any
 
 from runner.toolkit import markdown_table
 from runner_plugins.judge.costs import TOKENS, usd
-from runner_plugins.judge.experiment import STATUSES
 from runner_plugins.judge.slotfiles import FAILURE_KINDS
+from runner_plugins.judge.slotstatus import STATUSES
 
 #: How many listed runs (short of judges, consensus changed) a table shows.
 SHOWN = 20

@@ -10,7 +10,8 @@ its slots and the experiment summary. :class:`JudgeRuns` (source) and
 
 from runner_plugins.judge.postprocessor import JudgeConsensus
 from runner_plugins.judge.regenerate import JudgeRegenerate
-from runner_plugins.judge.source import JudgeRuns, JudgeSlots
+from runner_plugins.judge.runsource import JudgeRuns
+from runner_plugins.judge.slotsource import JudgeSlots
 from runner_plugins.judge.task import JudgeRerun
 
 __all__ = ["JudgeConsensus", "JudgeRegenerate", "JudgeRerun", "JudgeRuns", "JudgeSlots"]

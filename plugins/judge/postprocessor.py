@@ -16,7 +16,7 @@ from runner_plugins.judge.costs import BudgetExhausted, grand_total, in_order, u
 from runner_plugins.judge.experiment import SUMMARY_DIR, ExperimentConfig
 from runner_plugins.judge.markdown import verdict
 from runner_plugins.judge.regenerate import experiment_of
-from runner_plugins.judge.source import RunState, stale_runs
+from runner_plugins.judge.runstate import RunState, stale_runs
 from runner_plugins.judge.summary import LISTED, cost_figures, summary_outdated, write_summary
 from runner_plugins.judge.task import JudgeRerun
 from runner_plugins.judge.writes import refused, stop_repair

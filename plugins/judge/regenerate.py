@@ -7,7 +7,7 @@ from typing import Any
 from runner.api import Item, RunContext, Task, TaskFailure
 from runner_plugins.judge.consensus import regenerate_run
 from runner_plugins.judge.experiment import ExperimentConfig, RunRef
-from runner_plugins.judge.source import JudgeRuns
+from runner_plugins.judge.runsource import JudgeRuns
 from runner_plugins.judge.writes import refused, stop_repair
 
 

@@ -1,7 +1,7 @@
 """Reading a judge's reply: the verdict in its free text, and the values of its fields.
 
 The reply is text holding one JSON object with a numeric score. What the judgment made
-from it holds (grade, validity) is the format's business, in ``experiment.parse_reply``.
+from it holds (grade, validity) is the format's business, in ``judgment.parse_reply``.
 A judge run as ``claude --output-format json`` wraps that text in Claude Code's result
 envelope (:func:`read_envelope`), which also says whether the call failed and what it cost.
 """

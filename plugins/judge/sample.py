@@ -30,9 +30,9 @@ from runner_plugins.judge.experiment import (
     WORKSPACE,
     ExperimentConfig,
     RunRef,
-    parse_reply,
 )
 from runner_plugins.judge.folders import build_whole
+from runner_plugins.judge.judgment import parse_reply
 from runner_plugins.judge.prompt import PROMPT_FILE
 from runner_plugins.judge.reply import clamp_score
 from runner_plugins.judge.slotfiles import RESPONSE_FILE, STDERR_FILE, write_model, write_timing

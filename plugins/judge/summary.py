@@ -25,19 +25,17 @@ from runner_plugins.judge.consensus import run_judgments, stored_consensus
 from runner_plugins.judge.costs import grand_total, in_order, totals_of
 from runner_plugins.judge.experiment import (
     JUDGMENT_FILE,
-    STATUSES,
     SUMMARY_DIR,
     SUMMARY_JSON,
     SUMMARY_MD,
     ExperimentConfig,
     Slot,
-    current_slot_dir,
     read_object,
-    run_slots,
 )
 from runner_plugins.judge.markdown import summary_markdown
 from runner_plugins.judge.reply import clamp_score, is_number, passed_value
 from runner_plugins.judge.slotfiles import ATTEMPTS, TIMING_FILE, failure_kind, was_rerun
+from runner_plugins.judge.slotstatus import STATUSES, current_slot_dir, run_slots
 
 __all__ = [
     "SUMMARY_DIR",

@@ -1,13 +1,15 @@
-"""The judge tasks: JudgeRerun judges one slot, JudgeRegenerate derives one run's consensus."""
+"""``task=judge_rerun``: JudgeRerun judges one slot and swaps the slot in whole.
+
+The judge itself is called in ``judgecall`` (the one place that knows how: a command,
+the local judge or the Claude Code CLI); this module decides what becomes of the slot.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
-import shutil
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,32 +17,31 @@ from loguru import logger
 
 from runner.api import Item, RetryableError, RunContext, Task, TaskFailure
 from runner.toolkit import (
-    CommandResult,
     CommandsStopped,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
-    detect_rate_limit,
     fill_template,
-    run_command,
     template_fields,
 )
-from runner_plugins.judge import local_judge
+from runner_plugins.judge import judgecall
 from runner_plugins.judge.costs import (
     LEDGER_FILE,
     BudgetExhausted,
     CostLedger,
-    cost_record,
     estimated_record,
     usd,
 )
-from runner_plugins.judge.experiment import (
-    JUDGMENT_FILE,
+from runner_plugins.judge.experiment import JUDGMENT_FILE
+from runner_plugins.judge.judgecall import (
+    DEFAULT_COMMAND,
+    REPLY_FORMATS,
     JudgeRateLimited,
-    parse_reply,
+    placeholder_values,
 )
 from runner_plugins.judge.local_judge import LATENCY_ENV
-from runner_plugins.judge.reply import Envelope, ReplyError, is_number, read_envelope
+from runner_plugins.judge.reply import Envelope, is_number
+from runner_plugins.judge.runsource import JudgeRuns
 from runner_plugins.judge.slotfiles import (
     ATTEMPTS,
     RESPONSE_FILE,
@@ -52,43 +53,8 @@ from runner_plugins.judge.slotfiles import (
     write_model,
     write_timing,
 )
-from runner_plugins.judge.source import JudgeRuns
 from runner_plugins.judge.writes import refused, stop_repair
 
-#: The local judge's file: run as a script with ``-S`` (it needs only the standard library)
-#: its start-up costs half the CPU of ``-m``, so that, like a remote judge, it is mostly wait.
-LOCAL_JUDGE = str(Path(local_judge.__file__).resolve())
-DEFAULT_COMMAND = (
-    "{python}",
-    "-S",
-    "{local_judge}",
-    "--model",
-    "{model}",
-    "--prompt-file",
-    "{prompt_file}",
-    "--run-dir",
-    "{run_dir}",
-)
-#: The exit code (sysexits.h) of a judge that failed for a reason worth a retry.
-EX_TEMPFAIL = 75
-#: How a judge's stdout holds its reply: as text, or inside Claude Code's JSON result
-#: envelope (``claude -p --output-format json``), which also says what the call cost.
-REPLY_FORMATS = ("text", "claude_json")
-#: The placeholders a judge command template may use.
-PLACEHOLDERS = (
-    "python",
-    "local_judge",
-    "model",
-    "prompt_file",
-    "workspace",
-    "slot_dir",
-    "run_dir",
-    "experiment",
-    "tier",
-    "subtest",
-    "run",
-    "slot",
-)
 #: What a repair stopped by a full disk leaves, and what to do (see ``writes``).
 STOPPED_REPAIR = (
     "no judge starts any more (those running finish), every slot is as it was or whole, "
@@ -192,29 +158,9 @@ class JudgeRerun(Task):
             raise ValueError("command is empty; give the judge command as an argv list")
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ValueError(f"timeout must be a number of seconds > 0, got {self.timeout!r}")
-        unknown = [f for f in template_fields(self.command) if f not in PLACEHOLDERS]
-        if unknown:
-            raise ValueError(
-                f"command template {self.command!r} has an unknown placeholder "
-                f"{{{unknown[0]}}}; valid placeholders: {list(PLACEHOLDERS)}"
-            )
-        program = fill_template(self.command, self._values(dict.fromkeys(PLACEHOLDERS, "")))[0]
-        if not context.dry_run and _executable(program) is None:
-            where = "is not an executable file" if os.sep in program else "is not found on PATH"
-            raise ValueError(
-                f"judge program {program!r} {where}; install it or give another "
-                "command, e.g. 'task.command=[my-judge,\"{prompt_file}\"]'"
-            )
+        judgecall.check_command(self.command, dry_run=context.dry_run)
         if self.reply_format == "claude_json" and not context.dry_run:
             self.ledger = CostLedger(Path(context.output_dir) / LEDGER_FILE)
-
-    @staticmethod
-    def _values(data: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "python": sys.executable,
-            "local_judge": LOCAL_JUDGE,
-            **{k: data[k] for k in PLACEHOLDERS[2:]},
-        }
 
     def run(self, item: Item) -> dict[str, Any]:
         """Judge one slot; return its score or raise TaskFailure (see the class doc)."""
@@ -271,53 +217,52 @@ class JudgeRerun(Task):
         raise TaskFailure(failure)
 
     def _attempt(self, item: Item, attempt: Path) -> _Attempt:
-        """Run the judge and write the attempt's files into ``attempt``; say how it went."""
+        """Call the judge and write the attempt's files into ``attempt``; say how it went.
+
+        The one step that knows the judge is a command (``judgecall``): a judge of
+        another kind overrides it, and :meth:`run` decides the slot from what it says.
+        """
         # {slot_dir} is where this attempt's files go: a judge that writes there writes
         # into the attempt, which is swapped in whole (never into the live slot).
-        argv = fill_template(self.command, self._values(item.data) | {"slot_dir": str(attempt)})
+        argv = fill_template(
+            self.command, placeholder_values(item.data) | {"slot_dir": str(attempt)}
+        )
         workspace = Path(item["workspace"])
-        done = _Attempt()
-        result: CommandResult | None = None
-        reply, kind = "", "other"
-        try:
-            result = run_command(
-                argv,
-                cwd=workspace if workspace.is_dir() else item["run_dir"],
-                timeout=self.timeout,
-                env=self._env,
-            )
-        except OSError as exc:
-            done.failure = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
-            kind = "cannot_start"
-        else:
-            envelope = read_envelope(result.stdout) if self.reply_format != "text" else None
-            if envelope is not None:
-                done.cost = cost_record(envelope.fields, item["model"])
-            if self.ledger is not None:  # counted at once: the budget must see it
-                self._count(item, self.ledger, done.cost, envelope)
-            try:
-                done.judgment, reply = _judgment(result, self.timeout, self.reply_format, envelope)
-            except ReplyError as exc:
-                done.failure, kind = str(exc), exc.kind
+        done = judgecall.call(
+            argv,
+            cwd=workspace if workspace.is_dir() else item["run_dir"],
+            timeout=self.timeout,
+            env=self._env,
+            reply_format=self.reply_format,
+            model=item["model"],
+        )
+        result = done.result
+        if result is not None and self.ledger is not None:  # at once: the budget must see it
+            self._count(item, self.ledger, done.cost, done.envelope)
         if result is not None:
             atomic_write_bytes(attempt / STDOUT_FILE, result.stdout_bytes)
             atomic_write_bytes(attempt / STDERR_FILE, result.stderr_bytes)
         seconds = 0.0 if result is None else result.seconds
         extra: dict[str, Any] = {} if done.cost is None else {"cost": done.cost}
         if done.judgment is not None:
-            atomic_write_text(attempt / RESPONSE_FILE, reply)
+            atomic_write_text(attempt / RESPONSE_FILE, done.reply)
             write_model(attempt, item["model"], command=argv)
             write_timing(attempt, seconds, rerun=True, extra=extra)
             atomic_write_json(attempt / JUDGMENT_FILE, done.judgment)
-            return done
-        if result is not None and not result.timed_out:
-            limited, done.retry_after = detect_rate_limit(result.stderr + "\n" + result.stdout)
-            if limited:
-                done.rate_limited, kind = True, "rate_limited"
+        else:
+            if done.rate_limited:
                 extra = {"rate_limited": True, "retry_after": done.retry_after} | extra
-        write_timing(attempt, seconds, rerun=True, failure=done.failure, kind=kind, extra=extra)
-        done.tempfail = result is not None and result.returncode == EX_TEMPFAIL
-        return done
+            write_timing(
+                attempt, seconds, rerun=True, failure=done.failure, kind=done.kind, extra=extra
+            )
+        return _Attempt(
+            done.judgment,
+            done.failure,
+            done.rate_limited,
+            done.retry_after,
+            done.tempfail,
+            done.cost,
+        )
 
     def _count(
         self,
@@ -352,44 +297,6 @@ class _Attempt:
     tempfail: bool = False
     #: What the call cost, when the judge reported it (``costs.cost_record``).
     cost: dict[str, Any] | None = None
-
-
-def _executable(program: str) -> str | None:
-    if os.sep in program:
-        return program if os.path.isfile(program) and os.access(program, os.X_OK) else None
-    return shutil.which(program)
-
-
-def _judgment(
-    result: CommandResult, timeout: float, reply_format: str, envelope: Envelope | None
-) -> tuple[dict[str, Any], str]:
-    """The judgment of a finished command and the reply it came from.
-
-    ReplyError says why there is none, its ``kind`` one of ``slotfiles.FAILURE_KINDS``.
-    """
-    if result.timed_out:
-        raise ReplyError(
-            f"timed out after {round(min(timeout, result.seconds), 2):g} s", kind="timeout"
-        )
-    if envelope is not None and envelope.error is not None:
-        raise ReplyError(envelope.error, kind="judge_error")
-    if result.returncode != 0:
-        tail = " | ".join(line.strip() for line in result.stderr.strip().splitlines()[-3:])
-        raise ReplyError(
-            f"judge exited with code {result.returncode}"
-            + (f": {tail[-300:]}" if tail else " (stderr empty)"),
-            kind="exit_code",
-        )
-    if envelope is None and reply_format == "claude_json":
-        raise ReplyError(
-            "reply has no JSON object of Claude Code's result (reply_format claude_json "
-            "needs the judge to print --output-format json)"
-        )
-    reply = result.stdout if envelope is None else envelope.text
-    judgment: dict[str, Any] = parse_reply(reply)
-    if not judgment["is_valid"]:
-        raise ReplyError("judge marked its reply invalid (is_valid: false)", kind="marked_invalid")
-    return judgment, reply
 
 
 def _number(value: Any, name: str, unit: str, *, positive: bool) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -22,17 +23,20 @@ class RetryConfig:
     # limit); 1 never retries.
     attempts: int = 1
     # Seconds before the second attempt; doubled for each further one, times a random
-    # factor in [0.5, 1]. A wait the service asks for (Retry-After) is never shortened.
+    # factor in [0.5, 1]. A longer wait the service asks for (Retry-After) is kept.
     backoff: float = 1.0
-    # The longest computed wait, in seconds.
-    max_wait: float = 60.0
+    # The longest single wait, in seconds: a backoff, a Retry-After, a rate-limit pause,
+    # the spacing of rate_limit.per_second. 5 minutes outlasts a per-minute limit's reset
+    # with room; a longer answer (a day's quota) would only stall the run.
+    max_wait: float = 300.0
 
 
 @dataclasses.dataclass
 class RateLimitConfig:
     """``rate_limit.*``: how fast items may start."""
 
-    # At most this many attempts start per second, across all workers (null: no cap).
+    # At most this many attempts start per second, across all workers (null: no cap); at
+    # least one per retry.max_wait.
     per_second: Optional[float] = None  # noqa: UP045  (OmegaConf needs Optional)
 
 
@@ -100,6 +104,10 @@ _NESTED: dict[str, type] = {
     "auto": AutoConfig,
 }
 
+#: The longest wait a setting may ask, in seconds (about 31 years): beyond it a sleep would
+#: overflow (Python's threads hold waits up to ``threading.TIMEOUT_MAX``), and no run
+#: means it.
+LONGEST_WAIT = min(1e9, threading.TIMEOUT_MAX)
 #: The largest ``parallel`` accepted (README): each worker is a thread and most run a
 #: command, so far more would exhaust threads and processes before it gained speed.
 MAX_PARALLEL = 4096
@@ -216,6 +224,14 @@ def settings_from(cfg: DictConfig) -> Settings:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     resume = plain["resume"]
+    max_wait = _number(retry["max_wait"], "retry.max_wait", low=0, strict=True, high=LONGEST_WAIT)
+    per_second = _optional(plain["rate_limit"]["per_second"], "rate_limit.per_second")
+    if per_second is not None and 1.0 / per_second > max_wait:
+        raise UsageError(
+            f"rate_limit.per_second={plain['rate_limit']['per_second']!r} is invalid: it "
+            f"must be a number >= {1.0 / max_wait:.3g} (a start at least every "
+            f"retry.max_wait={max_wait:g} s), or null."
+        )
     return Settings(
         parallel=parallel,
         auto=auto,
@@ -225,13 +241,13 @@ def settings_from(cfg: DictConfig) -> Settings:
         plugins=plugins,
         retry=RetryPolicy(
             attempts=_number(retry["attempts"], "retry.attempts", low=1, integer=True),
-            backoff=_number(retry["backoff"], "retry.backoff", low=0),
-            max_wait=_number(retry["max_wait"], "retry.max_wait", low=0),
+            backoff=_number(retry["backoff"], "retry.backoff", low=0, high=LONGEST_WAIT),
+            max_wait=max_wait,
         ),
-        rate_limit=_optional(plain["rate_limit"]["per_second"], "rate_limit.per_second"),
+        rate_limit=per_second,
         halt=halt_policy,
-        timeout=_optional(plain["timeout"], "timeout"),
-        timeout_grace=_number(plain["timeout_grace"], "timeout_grace", low=0),
+        timeout=_optional(plain["timeout"], "timeout", high=LONGEST_WAIT),
+        timeout_grace=_number(plain["timeout_grace"], "timeout_grace", low=0, high=LONGEST_WAIT),
         resume=None if resume is None else str(resume),
     )
 
@@ -245,25 +261,40 @@ def _with_defaults(plain: dict[Any, Any]) -> dict[Any, Any]:
     return values
 
 
-def _number(value: Any, key: str, *, low: float, integer: bool = False) -> Any:
-    """``value`` as a finite number >= ``low`` (an int if ``integer``), or a UsageError."""
+def _number(
+    value: Any,
+    key: str,
+    *,
+    low: float,
+    strict: bool = False,
+    high: float | None = None,
+    integer: bool = False,
+    optional: bool = False,
+) -> Any:
+    """``value`` as a finite number >= ``low`` (> with ``strict``), <= ``high`` (an int if
+    ``integer``; None allowed if ``optional``), or a UsageError naming what is valid."""
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     if ok and integer:
         ok = isinstance(value, int)
-    if not ok or not math.isfinite(value) or value < low:
+    if ok:
+        ok = math.isfinite(value) and (value > low if strict else value >= low)
+        ok = ok and (high is None or value <= high)
+    if not ok:
         kind = "an integer" if integer else "a number"
-        raise UsageError(f"{key}={value!r} is invalid: it must be {kind} >= {low:g}.")
+        valid = f"{kind} {'>' if strict else '>='} {low:g}"
+        if high is not None:
+            valid += f" and <= {high:g}"
+        raise UsageError(
+            f"{key}={value!r} is invalid: it must be {valid}{', or null' if optional else ''}."
+        )
     return value
 
 
-def _optional(value: Any, key: str) -> float | None:
+def _optional(value: Any, key: str, high: float | None = None) -> float | None:
     """A positive, finite number of seconds (or per second), or None."""
     if value is None:
         return None
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
-        raise UsageError(f"{key}={value!r} is invalid: it must be a number > 0, or null.")
-    return float(value)
+    return float(_number(value, key, low=0, strict=True, high=high, optional=True))
 
 
 def _unresolvable(cfg: DictConfig, exc: OmegaConfBaseException) -> str:

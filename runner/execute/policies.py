@@ -33,19 +33,24 @@ class RetryPolicy:
 
     The n-th wait is ``backoff * 2**(n-1)`` seconds, at most ``max_wait``, times a
     random factor in [0.5, 1] (jitter, so that workers that failed together do not
-    retry together); a wait the service asked for (``RetryableError.wait``) is never
-    shortened.
+    retry together); a longer wait the service asked for (``RetryableError.wait``, a
+    Retry-After) is kept, up to ``max_wait``: no single wait is longer, whatever a
+    service answers (a day's quota would otherwise stall the run for hours).
     """
 
     attempts: int = 1
     backoff: float = 1.0
-    max_wait: float = 60.0
+    max_wait: float = 300.0
 
     def wait_for(self, attempt: int, error: RetryableError) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        computed = min(self.max_wait, self.backoff * 2.0 ** (attempt - 1))
+        # 2.0 ** 1024 raises OverflowError; beyond 2 ** 1023 every wait is max_wait anyway.
+        computed = min(self.max_wait, self.backoff * 2.0 ** min(attempt - 1, 1023))
         computed *= random.uniform(0.5, 1.0)
-        return max(computed, float(error.wait or 0.0))
+        asked = error.wait
+        if asked is None or not asked > 0:  # none, negative or NaN: the backoff applies
+            return computed
+        return float(min(self.max_wait, max(computed, asked)))  # an int may pass a float's range
 
 
 class Gate:
