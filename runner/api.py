@@ -288,6 +288,13 @@ class ItemCall(Protocol):
         ...
 
     @property
+    def paced(self) -> bool:
+        """True when ``rate_limit.per_second`` spaces the starts: an executor that hands
+        items to other processes then sends one only when a worker can start it at once
+        (none queued ahead), so that it starts when :meth:`admit` let it through."""
+        ...
+
+    @property
     def limit(self) -> ConcurrencyLimit | None:
         """With ``parallel=auto``: a worker holds one of its places while it runs items;
         an executor that hands items to other processes keeps at most

@@ -46,6 +46,10 @@ class DaskExecutor(Executor):
     each, so that no thread waits for the driver); on a cluster at ``address``, at most
     ``parallel`` batches are out. Items read but not yet handed on stay under ``3 * slots
     * max_batch`` (slots: the batches out, ``parallel`` or twice that), whatever the source.
+    With ``rate_limit.per_second``, an item goes out alone, as soon as the run's gate
+    admits it, and only while a thread is free to start it: so the cap holds for the
+    starts on the workers too (a retry, which runs on the worker after its wait, is not
+    held by the gate).
 
     A task lost as a whole (its worker died, its outcome cannot be read back) may have
     started each of its items once, and as often again as the worker recorded retries
@@ -201,7 +205,7 @@ class DaskExecutor(Executor):
 
     def map(self, fn: ItemCall, items: Iterable[Item], parallel: int) -> Iterator[Outcome]:
         self._stop.clear()
-        admit, auto, receive = fn.admit, fn.limit, fn.receive
+        admit, auto, receive, paced = fn.admit, fn.limit, fn.receive, fn.paced
         blob = dumps(fn.portable)
         attempts = fn.portable.attempts
         feed = Feed(iter(items))
@@ -216,7 +220,7 @@ class DaskExecutor(Executor):
         worker_side = _worker_side()
         # The run's state on every worker (and any that joins), from before its first
         # batch until its end: a plugin, so that nothing of it stays on a worker after.
-        run = worker_side.WorkerRun(token)
+        run = worker_side.WorkerRun(token, blob)
         # First starts a lost task may have cost (the scheduler's own reruns included).
         per_loss = self._allowed_failures + 1
         if per_loss > 1:
@@ -254,14 +258,19 @@ class DaskExecutor(Executor):
             # batch queued for each thread hides the round trip through the driver.
             own = self._cluster is not None and threads <= parallel
             slots = max(parallel, 1) + (threads if own else 0)
+            if paced:
+                # per_second: an item goes out only when a thread can start it at once, so
+                # that it starts when admit() let it through; queued ones would start as
+                # others end, as many at once as ended (10 in 0.2 s at 5 per second).
+                slots = max(1, min(parallel, threads))
             done = distributed_module().as_completed(
                 loop=client.loop, with_results=True, raise_errors=False
             )
 
             def take() -> list[Item]:
                 """The next batch, each item admitted; empty when nothing more goes out."""
-                if per_item is None:
-                    size = 1  # slow until shown otherwise
+                if per_item is None or paced:
+                    size = 1  # slow until shown otherwise; paced: each starts when admitted
                 else:
                     size = round(self.batch_seconds / per_item) if per_item else self.max_batch
                     size = max(1, min(size, self.max_batch))
@@ -279,6 +288,16 @@ class DaskExecutor(Executor):
                     if clock() - began > 0.001:
                         break  # admit waited (a rate limit): what it let through goes now
                 return batch
+
+            def send(sent: list[list[Item]], payloads: list[bytes], budgets: list[int]) -> None:
+                n = len(sent)
+                keys = [f"runner-batch-{token[:8]}-{next(count)}" for _ in sent]
+                futures = client.map(
+                    worker_side.run_batch, [run.name] * n, [blob] * n, payloads, budgets, key=keys
+                )
+                with self._lock:
+                    self._out.update(zip(futures, sent, strict=True))
+                done.update(futures)
 
             def fail(batch: list[Item], exc: BaseException, what: str) -> None:
                 if len(batch) > 1:
@@ -306,7 +325,7 @@ class DaskExecutor(Executor):
 
             while True:
                 # Until items' times are known, one item per slot and none queued.
-                room = slots if per_item is not None else max(parallel, 1)
+                room = slots if per_item is not None or paced else max(parallel, 1)
                 if auto is not None:  # parallel=auto: a batch runs its items one by one
                     room = min(room, auto.current)
                 sent: list[list[Item]] = []
@@ -322,20 +341,11 @@ class DaskExecutor(Executor):
                         budgets.append(losses.budget(batch))
                     except Exception as exc:
                         fail(batch, exc, "it cannot be sent to a Dask worker")
+                    if paced and sent:  # out now: it starts when admitted, not with the next
+                        send(sent, payloads, budgets)
+                        sent, payloads, budgets = [], [], []
                 if sent:  # one graph: the scheduler takes them in one step
-                    n = len(sent)
-                    keys = [f"runner-batch-{token[:8]}-{next(count)}" for _ in sent]
-                    futures = client.map(
-                        worker_side.run_batch,
-                        [run.name] * n,
-                        [blob] * n,
-                        payloads,
-                        budgets,
-                        key=keys,
-                    )
-                    with self._lock:
-                        self._out.update(zip(futures, sent, strict=True))
-                    done.update(futures)
+                    send(sent, payloads, budgets)
                 while ready:
                     yield ready.popleft()
                 if not self._out:

@@ -56,9 +56,10 @@ class WorkerRun(WorkerPlugin):
     once; the signal to start no more items; the command group of the items' commands,
     which ``stop(kill=True)`` stops. Removing the plugin (the run's end) stops it too."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, blob: bytes | None = None) -> None:
         self.name = PREFIX + token
         self.token = token
+        self.blob = blob
         self.stopping = threading.Event()
         self.group = CommandGroup()
         self._wrapper: PortableCall | None = None
@@ -67,9 +68,18 @@ class WorkerRun(WorkerPlugin):
         # The item the calling thread runs: its attempts so far, and how many it may make.
         self._local = threading.local()
 
-    def __reduce__(self) -> tuple[type[WorkerRun], tuple[str]]:
-        # Only the name travels: each worker makes its own event, group and lock.
-        return (WorkerRun, (self.name.removeprefix(PREFIX),))
+    def __reduce__(self) -> tuple[type[WorkerRun], tuple[str, bytes | None]]:
+        # Only the name and the wrapper's bytes travel: each worker makes its own event,
+        # group and lock.
+        return (WorkerRun, (self.token, self.blob))
+
+    def setup(self, worker: Worker) -> None:
+        # The wrapper unpickled (the task's modules imported) before the first batch, so
+        # that a worker's first item starts when it arrives, as ``per_second`` admitted
+        # it; a wrapper that cannot load fails the batches that need it instead.
+        if self.blob is not None:
+            with contextlib.suppress(Exception):
+                self.wrapper(self.blob)
 
     def teardown(self, worker: Worker) -> None:
         self.stopping.set()  # a batch still running starts no further item

@@ -143,6 +143,8 @@ class _Pool:
         self.max_chunk = executor.max_chunk
         self.portable = pickle.dumps(portable, PICKLE)
         self.admit, self.receive, self.limit = fn.admit, fn.receive, fn.limit
+        # per_second: one item at a time per worker, none queued, so it starts as admitted.
+        self.paced = fn.paced
         self.timeout, self.grace = portable.timeout, portable.grace
         self.feed, self.parallel = Feed(source), n
         self.stopping = self.killed = self.closed = False
@@ -215,7 +217,8 @@ class _Pool:
         for worker in list(self.workers.values()):
             # The chunk it runs and the next, so that it never waits for the driver; no
             # next while items are slow, so that one worker does not hold two.
-            if len(worker.held) <= (worker.chunk if worker.chunk > 1 else 0):
+            chunk = 1 if self.paced else worker.chunk
+            if len(worker.held) <= (chunk if chunk > 1 else 0) and (worker.spoke or not self.paced):
                 if not self.stopping and not worker.killed_for:
                     if not worker.held:
                         if busy >= cap:
@@ -224,9 +227,17 @@ class _Pool:
                     elif busy > cap:
                         busy -= 1  # the limit went down: this one drains, gets no more
                         continue
-                    self._send(worker, self._take(worker.chunk))
+                    self._send(worker, self._take(chunk))
         while len(self.workers) < cap and busy < cap and not self.stopping:
             busy += 1
+            if self.paced:  # its item is admitted once it is ready: a start takes a while
+                starting = sum(1 for worker in self.workers.values() if not worker.spoke)
+                if len(self.backlog) <= starting:
+                    self.backlog.extend(self.feed.take(starting + 1 - len(self.backlog)))
+                if len(self.backlog) <= starting:
+                    return  # a worker starts for an item, never for none
+                self._start()
+                continue
             first = self._take(1)  # a worker starts for an item, never for none
             if not first:
                 return
@@ -276,6 +287,8 @@ class _Pool:
             self._bury(worker)
             return
         worker.spoke, self.failed_starts = True, 0
+        if kind == "ready":
+            return
         if kind == "interrupt":
             self.interrupted = payload
         elif kind == "error":

@@ -101,6 +101,7 @@ def work(portable: bytes, tasks: Connection, results: Connection, shm: Any) -> N
             return
         if call.timeout is not None:
             call.run = stamped_run(call.run, shm)  # each attempt's start, for the watchdog
+        send("ready", None)  # with per_second, items come only once a worker can start them
         threading.Thread(target=receive, name="runner-worker-inbox", daemon=True).start()
         while (data := chunks.get()) and not shm[STOP]:
             sent = time.time()

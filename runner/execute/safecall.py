@@ -139,6 +139,11 @@ class SafeCall:
         slot = None if self.timeout is None else self._slot()
         return functools.partial(SafeCall._decide, self, slot)
 
+    @property
+    def paced(self) -> bool:
+        """Whether ``per_second`` spaces the starts (see :class:`runner.api.ItemCall`)."""
+        return self._spaced
+
     def admit(self) -> bool:
         """Wait until an item may start (the gate); False: the run is stopping."""
         if self.gate.idle:
