@@ -5,8 +5,9 @@
 in ~950 small files). A few slots have a fixed fate so that every status and every kind
 of failure is present whatever the seed; the rest are drawn from
 ``random.Random(seed)``, so one seed always gives byte-identical files. Tier T1 also
-holds a subtest beyond ``max_subtests`` and a non-numeric folder, which enumeration
-must skip. The files are written into a temporary sibling folder that is renamed into
+holds a non-numeric folder (``notes``), which enumeration skips without a word; no stray
+numeric folder, whose warning would open every demo run (tests/test_judge_parity.py
+plants its own). The files are written into a temporary sibling folder that is renamed into
 place at the end, so a sample folder is either whole or absent.
 """
 
@@ -238,6 +239,5 @@ def _write_sample(dest: Path, seed: int) -> None:
     )
     for run in config.runs():
         _write_run(config, run, rng)
-    # Folders that enumeration must skip: a subtest beyond max_subtests, a non-numeric one.
-    _write_run(config, RunRef(dest, "T1", "03", 1), random.Random(seed))
+    # A folder that enumeration skips: a non-numeric one.
     _write(dest / "T1" / "notes" / "README.md", "Not a subtest: the name is not numeric.\n")
