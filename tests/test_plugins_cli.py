@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from runner.config import listing, registry
 from tests.conftest import REPO, RunCli
+from tests.plugin_support import write_distribution
 
 EXAMPLE = REPO / "examples" / "runner-plugin-example"
 
@@ -68,6 +70,7 @@ def test_json_gives_the_same_rows_to_machines(plugin_path: Path) -> None:
         "value": "tmp_repeat_pkg:Repeat",
         "error": None,
         "also_registered_by": [],
+        "variant_of": None,
         "loads": True,
         "status": "ok",
     }
@@ -75,6 +78,60 @@ def test_json_gives_the_same_rows_to_machines(plugin_path: Path) -> None:
     assert not broken["loads"] and broken["error"].startswith("ModuleNotFoundError")
     assert by_key[("task", "twin", "twin-a")]["also_registered_by"] == ["twin-b 0.1"]
     assert {r["group"] for r in records} == {"source", "task", "executor", "postprocessor"}
+
+
+def test_option_files_under_other_names_are_listed_as_variants(
+    site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An option file a plugin package ships under a name no entry point has (such as
+    judge_rerun_claude) is a row of its own: its file, the plugin it configures, and
+    whether it composes (a key the plugin does not take is its error)."""
+    write_distribution(
+        site,
+        "variant-plugins",
+        {"runner.tasks": {"tmp_echo": "tmp_echo_pkg:Echo"}},
+        {
+            "tmp_echo_pkg/__init__.py": """
+                from runner.api import Item, Task
+
+
+                class Echo(Task):
+                    def __init__(self, word: str = "hi") -> None:
+                        self.word = word
+
+                    def run(self, item: Item) -> str:
+                        return self.word
+            """,
+            "tmp_echo_pkg/conf/task/tmp_echo_loud.yaml": "name: tmp_echo\nword: HI\n",
+            "tmp_echo_pkg/conf/task/tmp_echo_typo.yaml": "name: tmp_echo\nwrod: hi\n",
+        },
+        version="0.2",
+    )
+    registry.refresh()
+    assert listing.main(["--json"]) == 0
+    records = {(r["group"], r["name"]): r for r in json.loads(capsys.readouterr().out)}
+    loud = records[("task", "tmp_echo_loud")]
+    assert loud == {
+        "group": "task",
+        "name": "tmp_echo_loud",
+        "distribution": "variant-plugins",
+        "version": "0.2",
+        "value": "tmp_echo_pkg/conf/task/tmp_echo_loud.yaml",
+        "error": None,
+        "also_registered_by": [],
+        "variant_of": "tmp_echo",
+        "loads": True,
+        "status": "ok (variant of task tmp_echo)",
+    }
+    typo = records[("task", "tmp_echo_typo")]
+    assert not typo["loads"] and "wrod" in typo["error"] and typo["variant_of"] == "tmp_echo"
+    claude = records[("task", "judge_rerun_claude")]
+    assert claude["variant_of"] == "judge_rerun" and claude["loads"]
+    assert claude["distribution"] == "itemrunner"
+    assert listing.main([]) == 0
+    table = capsys.readouterr().out.splitlines()
+    [row] = [line for line in table if line.split()[:2] == ["task", "judge_rerun_claude"]]
+    assert row.endswith("ok (variant of task judge_rerun)")
 
 
 @pytest.mark.slow

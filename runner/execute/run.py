@@ -147,11 +147,15 @@ class Run:
         self.source_error: Exception | None = None
         self.write_error: WriteError | None = None
         self.outcomes: Iterator[Outcome] = iter(())
+        self.signalled = threading.Event()  # a first signal, from run()'s start on
 
     def run(self, progress: Observer) -> int:
         """Every step in order; the exit code, or the run's failure raised."""
-        self.start(progress)
-        self.consume()
+        # A signal from the start on stops the run as one during the loop does: it still
+        # ends with its journal and summary.
+        with signals.deferred(lambda signum: self.signalled.set()):
+            self.start(progress)
+            self.consume()
         return self.finish()
 
     def start(self, progress: Observer) -> None:
@@ -245,7 +249,7 @@ class Run:
         running items return within timeout_grace, and the interruption is kept for
         ``finish``.
         """
-        signalled = threading.Event()
+        signalled = self.signalled
         loop_done = threading.Event()
 
         def on_signal() -> None:
