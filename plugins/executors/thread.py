@@ -67,7 +67,12 @@ class ThreadExecutor(Executor):
         if parallel <= 1 or len(head) <= 1:
             yield from self._sequential.map(fn, itertools.chain(head, source), 1)
             return
-        yield from self._threaded(fn, itertools.chain(head, source), parallel)
+        # The outcomes of each batch in turn, with no generator frame resumed per item.
+        batches = self._threaded(fn, itertools.chain(head, source), parallel)
+        try:
+            yield from itertools.chain.from_iterable(batches)
+        finally:
+            batches.close()  # stops the workers now, not when the generator is collected
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
         if not wait and timeout is not None:
@@ -91,7 +96,10 @@ class ThreadExecutor(Executor):
                 if alive:
                     alive[0].join(0.05)
 
-    def _threaded(self, fn: ItemCall, source: Iterator[Item], parallel: int) -> Iterator[Outcome]:
+    def _threaded(
+        self, fn: ItemCall, source: Iterator[Item], parallel: int
+    ) -> Iterator[list[Outcome]]:
+        """The outcomes, a batch at a time."""
         feed = Feed(source)
         lock = threading.Lock()  # the feed's, and the count of workers
         batches: queue.Queue[Any] = queue.Queue(maxsize=parallel * self.queue_factor)
@@ -147,12 +155,13 @@ class ThreadExecutor(Executor):
                             auto.release()
                         return
                     began = clock()
-                    done = []
+                    done: list[Outcome] = []
                     if auto is None:
+                        add = done.append
                         for item in todo:
                             if stop.up and feed.error is None:
                                 break  # shut down: items taken but not started never start
-                            done.append(run_item(item))
+                            add(run_item(item))
                     else:
                         # The place is given back once: here, or by the collector when it
                         # records one of these items as timed out (list.pop is atomic).
@@ -203,7 +212,7 @@ class ThreadExecutor(Executor):
                             if not stop.up:
                                 for _ in late:
                                     start_worker()
-                        yield from late
+                        yield late
                 if batch is _DONE:
                     finished += 1
                     continue
@@ -213,7 +222,7 @@ class ThreadExecutor(Executor):
                     for outcome in batch:
                         if outcome.status == "skipped" and outcome.id in late_ids:
                             late_ids.discard(outcome.id)
-                yield from batch
+                yield batch
         finally:
             # Interrupted or closed early: stop pulling new items and unblock any worker
             # waiting on the full queue; shutdown(wait=True) waits for running items.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -57,10 +58,12 @@ class Progress:
             from tqdm import tqdm  # only on a terminal: keeps start-up light elsewhere
 
             self._bar = tqdm(total=total, unit="item", dynamic_ncols=True, mininterval=0.2)
-        self._every = total is not None and total <= EVERY_ITEM_UP_TO
+        every = total is not None and total <= EVERY_ITEM_UP_TO
+        #: Items shown each: every item of a short run, the first few of a long one.
+        self._shown_up_to = math.inf if every else FIRST_LINES
 
     def update(self, outcome: Outcome) -> None:
-        self.done += 1
+        self.done = done = self.done + 1
         ok = outcome.status == "ok"
         if not ok:
             self.failed += 1
@@ -72,9 +75,8 @@ class Progress:
             return
         now = time.monotonic()
         show = (
-            self._every
-            or self.done <= FIRST_LINES
-            or self.done == self.total
+            done <= self._shown_up_to
+            or done == self.total
             or now - self._last_line >= INTERVAL_SECONDS
             or (not ok and self._failure_lines < FAILURE_LINES)
         )
