@@ -48,6 +48,8 @@ print("x" * int(chars))
 """
 
 Disk = Callable[..., Path]
+#: The end of a run is the driver's whatever runs the items: each executor ends the same.
+EXECUTORS = ["thread", "process", "sequential", "dask"]
 
 
 @pytest.fixture
@@ -86,7 +88,7 @@ def _run(
     count: int = 3,
     keep: int = 0,
     chars: int = 0,
-    postprocessor: str = "summary",
+    executor: str = "thread",
 ) -> tuple[int, list[str], Path]:
     """Run ``count`` shell items into a folder on ``disk``, the last filling it; the exit
     code, the console's lines and the run folder."""
@@ -98,7 +100,7 @@ def _run(
         "task=shell",
         "source=range",
         f"source.count={count}",
-        f"postprocessor={postprocessor}",
+        f"executor={executor}",
         "task.keep_streams=false",
         f"task.command=[{','.join(json.dumps(part) for part in command)}]",
         cwd=tmp_path,
@@ -129,10 +131,13 @@ def _journal(run_dir: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in data.splitlines()]
 
 
-def test_summary_json_refused_ends_with_exit_74_and_one_line(tmp_path: Path, disk: Disk) -> None:
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_summary_json_refused_ends_with_exit_74_and_one_line(
+    tmp_path: Path, disk: Disk, executor: str
+) -> None:
     """No page left: summary.json cannot be written; the run says so in one line (exit
-    74), and the closing line no longer claims it."""
-    code, lines, run_dir = _run(tmp_path, disk(), "data")
+    74), and the closing line no longer claims it; with every executor."""
+    code, lines, run_dir = _run(tmp_path, disk(), "data", executor=executor)
     assert code == 74, lines
     error = _error(lines)
     assert f"cannot write '{run_dir / 'summary.json'}': No space left on device (ENOSPC)" in error
@@ -143,10 +148,12 @@ def test_summary_json_refused_ends_with_exit_74_and_one_line(tmp_path: Path, dis
     assert leftover_temp_files(run_dir) == []
 
 
-def test_journal_refused_keeps_whole_lines(tmp_path: Path, disk: Disk) -> None:
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_journal_refused_keeps_whole_lines(tmp_path: Path, disk: Disk, executor: str) -> None:
     """Lines of 1 KB: the fourth item's line needs a page the full disk has not; the run
-    ends with exit 74 naming results.jsonl, whose three whole lines stay."""
-    code, lines, run_dir = _run(tmp_path, disk(), "data", count=4, chars=1000)
+    ends with exit 74 naming results.jsonl, whose three whole lines stay; with every
+    executor."""
+    code, lines, run_dir = _run(tmp_path, disk(), "data", count=4, chars=1000, executor=executor)
     assert code == 74, lines
     assert f"cannot write '{run_dir / 'results.jsonl'}': " in _error(lines)
     assert "(ENOSPC)" in _error(lines)
