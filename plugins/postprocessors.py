@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from runner.api import Outcome, PostProcessor, RunContext
-from runner.toolkit import SLOWEST, atomic_write_text, markdown_table, printable
+from runner.toolkit import SLOWEST, atomic_write_text, markdown_table, parallel_text, printable
 
 
 class NoPostProcessor(PostProcessor):
@@ -40,7 +40,7 @@ class SummaryReport(PostProcessor):
             s.get("failed"),
             f"{s.get('wall_seconds', 0):.3f}",
             f"{s.get('items_per_second', 0):.1f}",
-            s.get("parallel"),
+            parallel_text(s.get("parallel"), s.get("concurrency")),
         ]
         resumed = s.get("resumed_from")
         if resumed:

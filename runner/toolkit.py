@@ -34,7 +34,8 @@ Failures
     executors that run items in other processes).
 Text
     :func:`printable` makes an id or label safe to print on one line; :func:`shown_path`
-    shows a path as the console does; :func:`markdown_table` writes a Markdown table
+    shows a path as the console does; :func:`parallel_text` shows ``parallel`` as a heading
+    does (``auto (1..64, settled at 16)``); :func:`markdown_table` writes a Markdown table
     (for a report section); :data:`SLOWEST` is how many items ``summary.json`` lists as
     slowest.
 """
@@ -62,7 +63,7 @@ from runner.record.files import (
 )
 from runner.record.streams import STREAMS_FILE, StreamLog, read_streams
 from runner.record.tally import SLOWEST
-from runner.show.labels import printable, shown_path
+from runner.show.labels import parallel_text, printable, shown_path
 from runner.show.markdown import markdown_table
 
 __all__ = [
@@ -86,6 +87,7 @@ __all__ = [
     "join_group",
     "leftover_temp_files",
     "markdown_table",
+    "parallel_text",
     "printable",
     "read_streams",
     "retry_after_seconds",

@@ -151,6 +151,25 @@ def test_summary_and_report_record_the_concurrency(run_app: RunCli, tmp_path: Pa
     assert fixed.summary()["concurrency"] == {"mode": "fixed", "parallel": 3}
 
 
+def test_an_auto_run_is_headed_by_its_range_and_ends_saying_where_it_settled(
+    run_app: RunCli,
+) -> None:
+    """The first line names auto's range, not its ceiling as if it were a fixed count; the
+    Done line, summary.md and report.html say the range and where the run settled."""
+    result = run_app("parallel=auto", "auto.max=8", "source.count=200", "task.seconds=0.02")
+    assert result.returncode == 0, result.output
+    settled = result.summary()["concurrency"]["settled"]
+    assert "with executor 'thread', parallel=auto (1..8); output:" in result.output
+    assert "parallel=8" not in result.output
+    shown = f"auto (1..8, settled at {settled})"
+    assert f" parallel={shown}." in result.output
+    assert f"| {shown} |" in (result.run_dir / "summary.md").read_text()
+    assert f"parallel={shown}," in (result.run_dir / "report.html").read_text()
+    fixed = run_app("parallel=3", "source.count=5", "task.seconds=0")
+    assert "parallel=3; output:" in fixed.output and "settled" not in fixed.output
+    assert "| 3 |" in (fixed.run_dir / "summary.md").read_text()
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [

@@ -27,7 +27,7 @@ from runner.record import resume
 from runner.record.files import atomic_write_json
 from runner.record.journal import Journal, JournalOutcomes
 from runner.record.tally import Tally
-from runner.show.labels import shown_path
+from runner.show.labels import parallel_text, shown_path
 from runner.show.logs import error_with_traceback
 from runner.show.progress import Progress
 from runner.show.run_page import write_run_report
@@ -166,11 +166,13 @@ class Run:
                 f"Resuming {str(previous)!r}: {len(self.done_before)} item(s) succeeded there "
                 "and are not run again"
             )
-        total = self.total
+        total, auto = self.total, settings.auto
+        # With auto, settings.parallel is only its ceiling: the line says auto's range.
+        bounds = {"mode": "auto", "min": auto[0], "max": auto[1]} if auto else None
         logger.info(
             f"Running task {settings.name('task')!r} on source {settings.name('source')!r} "
             f"({'?' if total is None else total} items) with executor "
-            f"{settings.name('executor')!r}, parallel={settings.parallel}; "
+            f"{settings.name('executor')!r}, parallel={parallel_text(settings.parallel, bounds)}; "
             f"output: {self.output_dir}"
         )
         self.progress = progress
@@ -317,11 +319,12 @@ class Run:
         except OSError as exc:
             self.write_error = self.write_error or WriteError(self.output_dir / "summary.json", exc)
             written.remove("summary.json")
-        done = progress.done
+        done, auto = progress.done, self.limit is not None
         logger.info(
             f"Done: {summary['succeeded']} succeeded, {summary['failed']} failed of {done} "
             f"in {summary['wall_seconds']:.2f}s ({summary['items_per_second']:.1f} items/s)."
             + (f" {summary['skipped']} item(s) did not run." if summary["skipped"] else "")
+            + (f" parallel={parallel_text(settings.parallel, summary['concurrency'])}." * auto)
         )
         _log_ending(summary, self.output_dir, written)
         failure: BaseException | None = self.write_error or self.interrupted or self.stopped_by

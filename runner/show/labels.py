@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 # Longest id or label a line shows, and longest failure message, in characters.
 LABEL_CHARS = 80
@@ -43,3 +45,14 @@ def shown_path(path: str | os.PathLike[str]) -> str:
     except ValueError:  # another drive
         return absolute
     return relative if len(relative) < len(absolute) else absolute
+
+
+def parallel_text(parallel: object, concurrency: Mapping[str, Any] | None = None) -> str:
+    """``parallel`` as a heading shows it: ``8``, or for ``parallel=auto`` (a
+    ``concurrency`` of mode ``auto``, as summary.json holds it) ``auto (1..64)``, with
+    ``, settled at 16`` once the run knows (``parallel`` is then only auto's ceiling)."""
+    if not concurrency or concurrency.get("mode") != "auto":
+        return str(parallel)
+    text = f"auto ({concurrency.get('min')}..{concurrency.get('max')}"
+    settled = concurrency.get("settled")
+    return text + (f", settled at {settled})" if settled is not None else ")")

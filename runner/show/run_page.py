@@ -22,6 +22,7 @@ from markupsafe import Markup
 from runner.errors import WriteError
 from runner.record.files import atomic_write_text
 from runner.show.figures import COLORS, Figure, Mark, Panel, render_svg, step_points
+from runner.show.labels import parallel_text
 from runner.show.pages import markdown_blocks, render
 
 REPORT_FILE = "report.html"
@@ -172,7 +173,8 @@ def run_page(
         "run.html",
         title=f"runner: {s.get('task')} on {s.get('source')}",
         subtitle=(
-            f"executor {s.get('executor')}, parallel={s.get('parallel')}, "
+            f"executor {s.get('executor')}, "
+            f"parallel={parallel_text(s.get('parallel'), s.get('concurrency'))}, "
             f"post-processor {s.get('postprocessor')}; {s.get('started_at') or 'nothing ran'}"
         ),
         verdict=verdict,
