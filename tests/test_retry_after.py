@@ -51,11 +51,13 @@ def test_a_date_already_past_asks_no_wait_and_now_defaults_to_the_clock() -> Non
 
 @pytest.mark.parametrize(
     "value",
-    [None, "", "-5", "+5", "-0.5", "1e3", "inf", "nan", "soon", "5 s", "9" * 400,
+    [None, "", "-5", "+5", "-0.5", "1e3", "1_000", "inf", "nan", "soon", "5 s", "\u0663",
+     "9" * 400,
      "Sun, 31 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 25:00:00 GMT"],
 )  # fmt: skip
 def test_an_invalid_value_asks_nothing(value: str | None) -> None:
-    """Negative, signed, exponent, non-finite, too large for a float, not a date: None."""
+    """Negative, signed, exponent, underscores, non-finite, not ASCII digits ("٣"), too
+    large for a float, not a date: None."""
     assert retry_after_seconds(value, now=EXAMPLE) is None
 
 

@@ -24,11 +24,11 @@ _RETRY_AFTER = re.compile(
     r"retry[ _-]?after[^\w-]{0,4}"
     r"(\d+(?:\.\d+)?(?![\w.])|[a-z]{3}, \d{2} [a-z]{3} \d{4} \d{2}:\d{2}:\d{2} gmt)"
     r"|try again in (\d+(?:\.\d+)?)\s*s",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 # delta-seconds: digits only (RFC 9110 section 10.2.3); a decimal part is taken too, as
 # services send them. No sign, exponent, "inf" or "nan": those are no wait a service asks.
-_DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?")
+_DELTA_SECONDS = re.compile(r"\d+(?:\.\d+)?", re.ASCII)  # "٣" is no wait either
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
