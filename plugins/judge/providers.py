@@ -21,10 +21,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
+from runner.toolkit import retry_after_seconds
 from runner_plugins.judge.reply import ReplyError, is_number
 
 #: The entry-point group of judge providers.
@@ -106,23 +106,13 @@ class Provider(ABC):
 
 
 def retry_after(headers: Mapping[str, str], now: float) -> float | None:
-    """The wait a ``retry-after-ms`` or ``retry-after`` header asks for, in seconds
-    (RFC 9110: seconds or an HTTP date), or None when there is none or it is unreadable."""
+    """The wait a ``retry-after-ms`` (OpenAI's) or ``retry-after`` header asks for, in
+    seconds, or None when there is none or it is unreadable."""
     lowered = {k.lower(): v.strip() for k, v in headers.items()}
     millis = _seconds(lowered.get("retry-after-ms", ""))
     if millis is not None:
         return millis / 1000
-    value = lowered.get("retry-after", "")
-    seconds = _seconds(value)
-    if seconds is not None or not value:
-        return seconds
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, when.timestamp() - now)
+    return retry_after_seconds(lowered.get("retry-after"), now)
 
 
 def _seconds(text: str) -> float | None:

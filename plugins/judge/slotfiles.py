@@ -69,6 +69,8 @@ FAILURE_KINDS = {
     "unusable_reply": "reply without a usable verdict",
     "marked_invalid": "the judge marked its verdict invalid",
     "cannot_start": "judge program could not start",
+    "api_error": "the judge's API refused the request (HTTP 4xx)",
+    "api_unavailable": "the judge's API failed or could not be reached (HTTP 5xx, connection)",
     "other": "other",
 }
 # The reasons runner wrote before timing.json had failure_kind, by how they begin.

@@ -212,11 +212,11 @@ class JudgeRerun(Task):
             wait = done.retry_after
             hint = f" (retry after {wait:g} s)" if wait is not None else ""
             raise JudgeRateLimited(f"judge rate limited or overloaded{hint}: {failure}", wait)
-        if done.tempfail:
-            raise RetryableError(f"judge exited with EX_TEMPFAIL (75), worth a retry: {failure}")
+        if done.retry is not None:
+            raise RetryableError(f"{done.retry}, worth a retry: {failure}")
         raise TaskFailure(failure)
 
-    def _attempt(self, item: Item, attempt: Path) -> _Attempt:
+    def _attempt(self, item: Item, attempt: Path) -> Attempt:
         """Call the judge and write the attempt's files into ``attempt``; say how it went.
 
         The one step that knows the judge is a command (``judgecall``): a judge of
@@ -255,12 +255,12 @@ class JudgeRerun(Task):
             write_timing(
                 attempt, seconds, rerun=True, failure=done.failure, kind=done.kind, extra=extra
             )
-        return _Attempt(
+        return Attempt(
             done.judgment,
             done.failure,
             done.rate_limited,
             done.retry_after,
-            done.tempfail,
+            "judge exited with EX_TEMPFAIL (75)" if done.tempfail else None,
             done.cost,
         )
 
@@ -285,7 +285,7 @@ class JudgeRerun(Task):
 
 
 @dataclasses.dataclass
-class _Attempt:
+class Attempt:
     """How one attempt went: its judgment, or why it failed and whether a retry is worth it."""
 
     judgment: dict[str, Any] | None = None
@@ -293,8 +293,9 @@ class _Attempt:
     #: The service said it is rate limited or overloaded, maybe with a Retry-After.
     rate_limited: bool = False
     retry_after: float | None = None
-    #: The judge exited with EX_TEMPFAIL (75).
-    tempfail: bool = False
+    #: Why another attempt is worth it (the judge exited with EX_TEMPFAIL, its API
+    #: failed), or None.
+    retry: str | None = None
     #: What the call cost, when the judge reported it (``costs.cost_record``).
     cost: dict[str, Any] | None = None
 
