@@ -40,7 +40,7 @@ class Interrupted(TaskFailure):
 def interrupted(grace: float, how: str) -> str:
     """The message of an item :class:`Interrupted` after ``grace`` s (``how``: what became
     of its attempt)."""
-    return f"still running timeout_grace={grace:g} s after the run stopped: {how}"
+    return f"still running timeout_grace={grace:.3g} s after the run stopped: {how}"
 
 
 class Feed:

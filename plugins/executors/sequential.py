@@ -1,25 +1,23 @@
-"""The ``sequential`` executor: items one after another in the calling thread."""
+"""The ``sequential`` executor: items one after another, in order, in one worker thread."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from runner.api import Executor, Item, ItemCall, Outcome
+from runner.api import Item, ItemCall, Outcome
+from runner_plugins.executors.thread import ThreadExecutor
 
 
-class SequentialExecutor(Executor):
-    """Runs items one after another in the calling thread."""
+class SequentialExecutor(ThreadExecutor):
+    """Runs items one after another, in order, whatever ``parallel`` says.
+
+    They run in one worker thread, not the calling one, which stays free to hand
+    outcomes on, to enforce the run's ``timeout`` and to end the run within
+    ``timeout_grace`` of a signal, as the ``thread`` executor does (its one-worker case).
+    """
 
     def __init__(self) -> None:
-        self._stopped = False
+        super().__init__()
 
     def map(self, fn: ItemCall, items: Iterable[Item], parallel: int) -> Iterator[Outcome]:
-        self._stopped = False
-        run_item = fn.bind()
-        for item in items:
-            if self._stopped:
-                return
-            yield run_item(item)
-
-    def shutdown(self, wait: bool = True, timeout: float | None = None) -> None:
-        self._stopped = True
+        return super().map(fn, items, 1)

@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 from runner.api import Executor, Item, ItemCall, Outcome
-from runner_plugins.executors.plumbing import Feed, drain_deadline, next_chunk
-from runner_plugins.executors.sequential import SequentialExecutor
+from runner_plugins.executors.plumbing import (
+    Feed,
+    Interrupted,
+    drain_deadline,
+    failed,
+    interrupted,
+    next_chunk,
+)
 
 _DONE = object()
 _WAKE = object()
+
+
+@dataclasses.dataclass(slots=True)
+class _Handover:
+    """A batch that ends with a failure: its worker starts nothing more until the
+    collector has handed it on (``handed``), so that a halt it causes stops it first."""
+
+    outcomes: list[Outcome]
+    handed: threading.Event
 
 
 class _Flag:
@@ -38,8 +54,15 @@ class ThreadExecutor(Executor):
     found, so a source of two items starts at most three threads whatever ``parallel``
     says. Items read from the source but not yet handed to the caller are bounded by
     ``(parallel * (queue_factor + 1) + 1) * max_chunk`` (a chunk per worker, full queue,
-    the batch being yielded), whatever the length of the source. With ``parallel <= 1``,
-    or a source of at most one item, it runs sequentially.
+    the batch being yielded), whatever the length of the source.
+
+    The calling thread runs no item, even at ``parallel=1``: it hands outcomes on, and
+    enforces the run's ``timeout`` (a worker takes a stuck one's place) and the drain
+    after ``shutdown(wait=False, timeout)``: an item still running then is handed on as
+    failed (``Interrupted``) and its thread, which nothing can stop, is left to end by
+    itself (a daemon: the process does not wait for it). A worker whose item fails
+    hands its batch on and waits until it has been taken before it starts another, so
+    that nothing starts between a failure that halts the run and the halt.
     """
 
     def __init__(self, max_chunk: int = 64, queue_factor: int = 2) -> None:
@@ -51,24 +74,14 @@ class ThreadExecutor(Executor):
         self.queue_factor = queue_factor
         self._stop = _Flag()
         self._threads: list[threading.Thread] = []
-        self._sequential = SequentialExecutor()
         self._batches: queue.Queue[Any] = queue.Queue()
         self._drain_until: float | None = None
+        self._grace = 0.0  # the drain's length, for the message of an item left running
 
     def map(self, fn: ItemCall, items: Iterable[Item], parallel: int) -> Iterator[Outcome]:
         self._stop.up = False
-        source = iter(items)
-        head: list[Item] = []
-        try:
-            head.extend(itertools.islice(source, 2))
-        except Exception:  # the source failed at once: what it gave still runs
-            yield from self._sequential.map(fn, head, 1)
-            raise
-        if parallel <= 1 or len(head) <= 1:
-            yield from self._sequential.map(fn, itertools.chain(head, source), 1)
-            return
         # The outcomes of each batch in turn, with no generator frame resumed per item.
-        batches = self._threaded(fn, itertools.chain(head, source), parallel)
+        batches = self._threaded(fn, iter(items), max(parallel, 1))
         try:
             yield from itertools.chain.from_iterable(batches)
         finally:
@@ -78,8 +91,8 @@ class ThreadExecutor(Executor):
         if not wait and timeout is not None:
             # Outcomes of running items are still yielded, for at most ``timeout`` s.
             self._drain_until = drain_deadline(timeout)
+            self._grace = timeout
         self._stop.up = True
-        self._sequential.shutdown(wait, timeout)
         with contextlib.suppress(queue.Full):
             self._batches.put_nowait(_WAKE)  # a collector waiting for a batch looks again
         if wait:
@@ -98,7 +111,7 @@ class ThreadExecutor(Executor):
 
     def _threaded(
         self, fn: ItemCall, source: Iterator[Item], parallel: int
-    ) -> Iterator[list[Outcome]]:
+    ) -> Generator[list[Outcome], None, None]:
         """The outcomes, a batch at a time."""
         feed = Feed(source)
         lock = threading.Lock()  # the feed's, and the count of workers
@@ -116,6 +129,9 @@ class ThreadExecutor(Executor):
         late_ids: set[str] = set()
         auto = fn.limit
         holders: dict[str, list[bool]] = {}  # parallel=auto: item id -> its worker's place
+        # Each worker's chunk while it runs it, for the drain's end: (items, outcomes so
+        # far, when it began). Set before the chunk runs, removed once it is handed on.
+        running: dict[int, tuple[list[Item], list[Outcome], float]] = {}
 
         def give_back(place: list[bool] | None) -> None:
             if place is not None and auto is not None:
@@ -136,32 +152,41 @@ class ThreadExecutor(Executor):
         def worker() -> None:
             chunk = 1
             run_item = fn.bind()
+            key = threading.get_ident()
+            left: list[Item] = []  # the rest of a chunk cut short by a failure
             try:
                 while not stop.up:
                     # parallel=auto: run only while holding one of its places.
                     if auto is not None and not auto.acquire():
                         return
-                    with lock:
-                        todo = feed.take(chunk)
-                        wanted = limit[0] if auto is None else min(limit[0], auto.current)
-                        if feed.error is not None:
-                            stop.up = True
-                        elif len(todo) == chunk and len(threads) < wanted:
-                            # The source may hold more: another worker, which ends at
-                            # once if it finds none (so at most one more than items).
-                            start_worker()
+                    if left:
+                        todo, left = left, []
+                    else:
+                        with lock:
+                            todo = feed.take(chunk)
+                            wanted = limit[0] if auto is None else min(limit[0], auto.current)
+                            if feed.error is not None:
+                                stop.up = True
+                            elif len(todo) == chunk and len(threads) < wanted:
+                                # The source may hold more: another worker, which ends at
+                                # once if it finds none (so at most one more than items).
+                                start_worker()
                     if not todo:
                         if auto is not None:
                             auto.release()
                         return
                     began = clock()
                     done: list[Outcome] = []
+                    running[key] = (todo, done, began)
                     if auto is None:
                         add = done.append
                         for item in todo:
                             if stop.up and feed.error is None:
                                 break  # shut down: items taken but not started never start
-                            add(run_item(item))
+                            outcome = run_item(item)
+                            add(outcome)
+                            if outcome.status == "failed":
+                                break  # handed on before the next starts (see _Handover)
                     else:
                         # The place is given back once: here, or by the collector when it
                         # records one of these items as timed out (list.pop is atomic).
@@ -170,10 +195,22 @@ class ThreadExecutor(Executor):
                             if stop.up and feed.error is None:
                                 break
                             holders[item.id] = place
-                            done.append(run_item(item))
+                            outcome = run_item(item)
+                            done.append(outcome)
                             holders.pop(item.id, None)
+                            if outcome.status == "failed":
+                                break
                         give_back(place)
-                    batches.put(done)
+                    if done and done[-1].status == "failed":
+                        left = todo[len(done) :]
+                        handover = _Handover(done, threading.Event())
+                        batches.put(handover)
+                        del running[key]
+                        while not handover.handed.wait(0.05) and not stop.up:
+                            pass
+                    else:
+                        batches.put(done)
+                        del running[key]
                     chunk = next_chunk(chunk, clock() - began, max_chunk)
             except BaseException as exc:  # fn never raises; this is a bug or an exit
                 errors.append(exc)
@@ -192,7 +229,9 @@ class ThreadExecutor(Executor):
                     try:
                         batch = batches.get(timeout=max(self._drain_until - time.monotonic(), 0))
                     except queue.Empty:
-                        break  # items still running past the drain time are not waited for
+                        # Items still running past the drain time are not waited for.
+                        yield self._left_running(batches, running, late_ids)
+                        break
                 elif tick is not None:
                     try:
                         batch = batches.get(timeout=tick)
@@ -218,11 +257,16 @@ class ThreadExecutor(Executor):
                     continue
                 if batch is _WAKE:
                     continue
+                handover = batch if type(batch) is _Handover else None
+                if handover is not None:
+                    batch = handover.outcomes
                 if late_ids:  # a stuck attempt came back: its worker counts again
                     for outcome in batch:
                         if outcome.status == "skipped" and outcome.id in late_ids:
                             late_ids.discard(outcome.id)
                 yield batch
+                if handover is not None:
+                    handover.handed.set()  # taken: its worker may start the next item
         finally:
             # Interrupted or closed early: stop pulling new items and unblock any worker
             # waiting on the full queue; shutdown(wait=True) waits for running items.
@@ -237,3 +281,36 @@ class ThreadExecutor(Executor):
             raise feed.error
         if errors:
             raise errors[0]
+
+    def _left_running(
+        self,
+        batches: queue.Queue[Any],
+        running: dict[int, tuple[list[Item], list[Outcome], float]],
+        late_ids: set[str],
+    ) -> list[Outcome]:
+        """At the drain's end: the outcomes handed over but not taken yet, those of the
+        chunks still running, and each item still running as ``Interrupted``; once each.
+
+        A worker hands its batch over before it leaves ``running``: so the chunks are
+        read first and what was handed over then overrides them (it finished after all).
+        """
+        how = "its thread runs on, and what it returns is dropped"
+        error = Interrupted(interrupted(self._grace, how))
+        outcomes: dict[str, Outcome] = {}
+        for todo, done, began in list(running.values()):
+            finished = list(done)
+            outcomes.update((outcome.id, outcome) for outcome in finished)
+            if len(finished) < len(todo):
+                item = todo[len(finished)]
+                if item.id not in late_ids:  # one the watchdog recorded is not again
+                    started = began + sum(outcome.seconds for outcome in finished)
+                    outcomes[item.id] = failed(item, error, started)
+        with contextlib.suppress(queue.Empty):
+            while True:
+                batch = batches.get_nowait()
+                if type(batch) is _Handover:
+                    batch.handed.set()
+                    batch = batch.outcomes
+                if isinstance(batch, list):
+                    outcomes.update((outcome.id, outcome) for outcome in batch)
+        return list(outcomes.values())
