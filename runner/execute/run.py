@@ -60,19 +60,19 @@ def execute(settings: Settings, output_dir: Path) -> int:
     context.resumed_from = previous
     plugins = {group: lifecycle.build(group, settings) for group in GROUPS}
     context.source, context.task = plugins["source"], plugins["task"]
-    ending = lifecycle.Ending(settings.timeout_grace)
+    countdown = lifecycle.Ending(settings.timeout_grace)
     with contextlib.ExitStack() as stack:
         for group in GROUPS:
             plugin = plugins[group]
             lifecycle.setup(group, settings.name(group), plugin, context)
             if group == "executor":
                 # Its wait, once the run is stopped, is what is left of the one grace.
-                stack.callback(ending.shutdown, plugin)
+                stack.callback(countdown.shutdown, plugin)
             else:
                 stack.callback(lifecycle.close, plugin)
         if settings.dry_run:
             return lifecycle.dry_run(plugins["source"])
-        run = Run(settings, output_dir, context, plugins, previous, ending)
+        run = Run(settings, output_dir, context, plugins, previous, countdown)
         try:
             code = run.run(Progress(run.total, settings.progress))
         except BaseException:
@@ -117,10 +117,10 @@ class Run:
         context: RunContext,
         plugins: dict[str, Any],
         previous: Path | None,
-        ending: lifecycle.Ending | None = None,
+        countdown: lifecycle.Ending | None = None,
     ) -> None:
         self.settings, self.output_dir, self.context = settings, output_dir, context
-        self.ending = ending or lifecycle.Ending(settings.timeout_grace)
+        self.countdown = countdown or lifecycle.Ending(settings.timeout_grace)
         self.source, self.task, self.executor, self.post = (plugins[g] for g in GROUPS)
         self.previous = previous
         self.total = lifecycle.length(self.source)
@@ -190,7 +190,7 @@ class Run:
         """Start nothing more; with ``kill`` also stop the running commands, and give
         the items still running what is left of ``timeout_grace`` to end."""
         # Without kill, running items finish (halt.mode=soon, a task's StopRun).
-        drain = self.ending.start() if kill else None
+        drain = self.countdown.start() if kill else None
         lifecycle.shutdown(self.executor, wait=False, timeout=drain)
         self.gate.stop()
         if self.limit is not None:
@@ -308,7 +308,7 @@ class Run:
             self.interrupted = signals.Interrupted(signals.received() or signal.SIGINT)
         # Running items end before the task is closed (the stack's order) and before the
         # post-processor reads what they did.
-        lifecycle.shutdown(self.executor, wait=True, timeout=self.ending.remaining())
+        lifecycle.shutdown(self.executor, wait=True, timeout=self.countdown.remaining())
         if self.write_error is not None:  # count what is on disk, whole, not what was buffered
             progress.done, progress.failed = sum(self.journal.saved), self.journal.saved[1]
         summary = self.summary()
