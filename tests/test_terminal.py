@@ -20,10 +20,11 @@ from tests.conftest import run_runner, runner_command
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def run_in_terminal(args: list[str], cwd: Path, columns: int) -> tuple[int, str]:
-    """``python -m runner args`` with stderr and stdout on a pty ``columns`` wide."""
+def run_in_terminal(args: list[str], cwd: Path, columns: int, rows: int = 40) -> tuple[int, str]:
+    """``python -m runner args`` with stderr and stdout on a pty ``columns`` wide and
+    ``rows`` high."""
     leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     proc = subprocess.Popen(
         runner_command(*args), cwd=cwd, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower
     )
@@ -63,8 +64,27 @@ def test_failures_appear_above_the_bar_as_they_happen(tmp_path: Path) -> None:
         out,
     )
     assert len(failed) >= 5
-    assert re.search(r"\d+ x TaskFailure, e\.g\. \d+: item \d+ fails by design", out)
+    # The end lists as many failed items as the 40-line terminal has room for (32).
+    listed = re.findall(r"^\S+ WARNING   (\d+): TaskFailure: item \1 fails by design", out, re.M)
+    count = int(re.findall(r"Failed items \((\d+)", out)[-1])
+    assert len(listed) == min(count, 32) >= 5, out
+    assert re.search(r"To run the \d+ failed item\(s\) again: python -m runner ", out)
     assert "Results in run/" in out or f"Results in {tmp_path / 'run'}" in out
+
+
+def test_the_failed_items_listed_at_the_end_fit_a_short_terminal(tmp_path: Path) -> None:
+    """A terminal 15 lines high lists 7 failed items at the end (8 lines are kept for
+    what follows), each within its 70 columns, and counts the rest."""
+    args = ["source.count=40", "task.seconds=0", "task.fail_rate=0.9", "task.seed=1"]
+    code, out = run_in_terminal([*args, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, 70, 15)
+    assert code == 1, out
+    lines = out.splitlines()
+    header = max(i for i, line in enumerate(lines) if "Failed items (" in line)
+    failed = int(re.findall(r"Failed items \((\d+)", lines[header])[0])
+    listed = lines[header + 1 : header + 8]
+    assert all(re.search(r"WARNING   \d+: TaskFailure: item", line) for line in listed), out
+    assert all(len(line) <= 70 for line in listed)
+    assert lines[header + 8].endswith(f"... and {failed - 7} more (results.jsonl has every one)")
 
 
 def test_a_terminal_without_width_gets_lines(tmp_path: Path) -> None:

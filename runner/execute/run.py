@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import signal
 import threading
 import time
@@ -27,7 +26,8 @@ from runner.record import resume
 from runner.record.files import atomic_write_json
 from runner.record.journal import Journal, JournalOutcomes
 from runner.record.tally import Tally
-from runner.show.labels import parallel_text, shown_path
+from runner.show import ending
+from runner.show.labels import parallel_text
 from runner.show.logs import error_with_traceback
 from runner.show.progress import Progress
 from runner.show.run_page import write_run_report
@@ -326,7 +326,9 @@ class Run:
             + (f" {summary['skipped']} item(s) did not run." if summary["skipped"] else "")
             + (f" parallel={parallel_text(settings.parallel, summary['concurrency'])}." * auto)
         )
-        _log_ending(summary, self.output_dir, written)
+        ending.log_ending(
+            summary, self.output_dir, written, self.tally.first_failed, ending.run_overrides()
+        )
         failure: BaseException | None = self.write_error or self.interrupted or self.stopped_by
         if self.source_error is not None and self.write_error is None:
             # What ran is journaled and summarised; the rest of the source cannot be read.
@@ -385,23 +387,6 @@ class Run:
             if self.limit is not None
             else {"mode": "fixed", "parallel": settings.parallel},
         }
-
-
-#: Error types the end-of-run lines name (summary.json has them all).
-ENDING_TYPES = 5
-
-
-def _log_ending(summary: dict[str, Any], output_dir: Path, written: list[str]) -> None:
-    """What failed and why, grouped by error type, and where the run's files are (those
-    of ``written`` that exist: a full disk may have refused some)."""
-    failures = list(summary["failures_by_type"].items())
-    for kind, entry in failures[:ENDING_TYPES]:
-        logger.warning(f"  {entry['count']} x {kind}, e.g. {entry['example']}")
-    if len(failures) > ENDING_TYPES:
-        logger.warning(f"  ... and {len(failures) - ENDING_TYPES} more error type(s)")
-    where = shown_path(output_dir)
-    files = [name for name in written if (output_dir / name).is_file()]
-    logger.info(f"Results in {where}{os.sep} ({', '.join(files) or 'no file'})")
 
 
 def signal_name(signum: int | None) -> str:

@@ -12,6 +12,9 @@ from runner.show.labels import printable
 SLOWEST = 10
 #: Characters of an error type's example (``id: message``).
 EXAMPLE_CHARS = 200
+#: Failed items kept by name, in the order they failed, for the end of the run's console
+#: lines (which show as many as fit the terminal; results.jsonl has them all).
+FIRST_FAILED = 50
 
 
 class Tally:
@@ -26,6 +29,8 @@ class Tally:
         self.floor = -1.0 if size else float("inf")
         self._slowest: list[tuple[float, str]] = []
         self._failures: dict[str, list[Any]] = {}  # type -> [count, example]
+        #: The first FIRST_FAILED failed items: (id, "Type: message"), both escaped.
+        self.first_failed: list[tuple[str, str]] = []
 
     def slow(self, outcome: Outcome) -> None:
         entry = (outcome.seconds, outcome.id)
@@ -45,6 +50,9 @@ class Tally:
             self._failures[kind] = [1, example]
         else:
             entry[0] += 1
+        if len(self.first_failed) < FIRST_FAILED:
+            reason = printable(f"{kind}: {error.get('message', '')}", EXAMPLE_CHARS)
+            self.first_failed.append((printable(outcome.id), reason))
 
     def figures(self) -> dict[str, Any]:
         """``slowest`` (slowest first) and ``failures_by_type`` (most frequent first)."""
