@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Mapping
@@ -128,6 +129,9 @@ class JudgeRerunApi(JudgeRerun):
             )
         if context.dry_run:
             return
+        # httpx logs each request at INFO: a second console line per slot, beside the
+        # progress line; what failed is in each slot's timing.json and the journal.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         try:
             self.judge.key()
         except TaskFailure as exc:
