@@ -12,9 +12,9 @@ scripted (:attr:`FakeLlmApi.script`): a list of steps taken one per request, the
 - ``429``, ``529``, ``503``, ``500``, ``400``: that status with the provider's error body;
   ``429:N`` also sends ``retry-after: N``; ``429@reset:N`` sends no retry-after, only
   the provider's rate-limit reset headers (N seconds from now, nothing remaining);
-- ``malformed``: 200 with a body that is not JSON; ``drop``: the connection closed
-  without an answer; ``slow:N``: a good answer after N seconds; ``trickle:N``: a good
-  answer sent a byte at a time, N seconds apart.
+- ``malformed``: 200 with a body that is not JSON; ``huge``: 200 with 17 MiB of reply;
+  ``drop``: the connection closed without an answer; ``slow:N``: a good answer after N
+  seconds; ``trickle:N``: a good answer sent a byte at a time, N seconds apart.
 
 A request without the expected key gets the provider's 401 (any key does when
 :attr:`FakeLlmApi.key` is None); ``echo_key`` is a 403 whose message quotes the key
@@ -144,6 +144,9 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
                 name = "good"
             if name in ("good", "no_verdict", "trickle"):
                 self._reply(anthropic, model, verdict=name != "no_verdict", pause=float(arg or 0))
+            elif name == "huge":  # a reply of 17 MiB
+                text = json.dumps({"content": [{"type": "text", "text": "x" * (17 << 20)}]})
+                self._send(200, text.encode())
             elif name == "malformed":
                 self._send(200, b"<html>502 Bad Gateway</html>", "text/html")
             elif name == "drop":

@@ -344,6 +344,22 @@ def test_a_reply_without_a_verdict_leaves_the_slot_failed(
         assert record["total_cost_usd"] == 0.006 and "estimated" not in record
 
 
+def test_an_answer_too_long_to_hold_is_not_read(
+    run_app: RunCli, experiment: Path, api: FakeLlmApi
+) -> None:
+    """A reply over 16 MiB is read no further: the slot fails and keeps its first 64 KiB."""
+    remove_slot(experiment)
+    api.script[SONNET] = ["huge"]
+    result = _judge(run_app, experiment, api)
+    assert result.returncode == 1
+    slot = _slot(experiment)
+    assert (
+        "the API's answer is longer than 16777216 bytes: not read"
+        in (_read(slot / "timing.json")["reason"])
+    )
+    assert (slot / "stdout.log").stat().st_size < 65 * 1024
+
+
 def test_a_missing_key_stops_the_run_before_the_first_call(
     run_app: RunCli, experiment: Path, api: FakeLlmApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:

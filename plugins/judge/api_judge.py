@@ -32,6 +32,8 @@ from runner_plugins.judge.reply import ReplyError
 
 #: The most bytes of a reply read: a judge's answer is a few KiB.
 MAX_REPLY_BYTES = 16 * 1024 * 1024
+#: Bytes kept of an answer longer than MAX_REPLY_BYTES (in the slot's stdout.log).
+KEPT_BYTES = 64 * 1024
 #: Characters of an error answer kept in a failure message.
 MESSAGE_CHARS = 300
 #: The ``prices`` entry of every model without one of its own.
@@ -231,14 +233,19 @@ class HttpJudge:
         if key:
             call.body = call.body.replace(key.encode("utf-8"), BLANKED.encode("utf-8"))
         status = call.status
+        whole = len(call.body) <= MAX_REPLY_BYTES
         try:
-            data: Any = json.loads(call.body) if len(call.body) <= MAX_REPLY_BYTES else None
+            data: Any = json.loads(call.body) if whole else None
         except ValueError:
             data = None
+        if not whole:  # the slot keeps the start of it, not 16 MiB
+            call.body = _cut(call.body, key) + b"\n... (cut: longer than %d bytes)\n" % (
+                MAX_REPLY_BYTES
+            )
         if 200 <= status < 300:
             call.billed = True
             if data is None:
-                call.failure, call.kind = _unreadable(call.body), "unusable_reply"
+                call.failure, call.kind = _unreadable(call.body, whole), "unusable_reply"
                 return
             try:
                 call.reply = self.provider.reply(data)
@@ -264,11 +271,21 @@ def _one_line(text: str) -> str:
     return line if len(line) <= MESSAGE_CHARS else line[:MESSAGE_CHARS] + "..."
 
 
-def _unreadable(body: bytes) -> str:
-    if len(body) > MAX_REPLY_BYTES:
+def _unreadable(body: bytes, whole: bool) -> str:
+    if not whole:
         return f"the API's answer is longer than {MAX_REPLY_BYTES} bytes: not read"
     start = _one_line(body[:200].decode("utf-8", "replace"))
     return f"the API's answer is not JSON: {start!r}"
+
+
+def _cut(body: bytes, key: str | None) -> bytes:
+    """The first KEPT_BYTES of ``body``, without a start of the key at the cut."""
+    kept = body[:KEPT_BYTES]
+    secret = (key or "").encode("utf-8")
+    for size in range(min(len(secret), len(kept)), 0, -1):
+        if kept.endswith(secret[:size]):
+            return kept[:-size]
+    return kept
 
 
 def _blank(text: str, key: str | None) -> str:
