@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 
+from runner.execute.command_group import use_group
+from runner.toolkit import CommandGroup, CommandsStopped
 from runner_plugins.judge.api_judge import BLANKED
 from runner_plugins.judge.costs import LEDGER_FILE
+from runner_plugins.judge.plugins import JudgeRerunApi
 from tests.conftest import RunCli
 from tests.fake_llm_api import ANTHROPIC_PATH, OPENAI_PATH, PREFIX, FakeLlmApi
-from tests.judge_support import T3, remove_slot, tree
+from tests.judge_support import T3, context_for, one_item, remove_slot, tree
 from tests.plugin_support import write_distribution
 
 OPUS, SONNET, HAIKU = "claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5"
@@ -358,6 +361,23 @@ def test_an_answer_too_long_to_hold_is_not_read(
         in (_read(slot / "timing.json")["reason"])
     )
     assert (slot / "stdout.log").stat().st_size < 65 * 1024
+
+
+def test_no_call_starts_once_the_run_is_interrupted(
+    experiment: Path, api: FakeLlmApi, out: Path
+) -> None:
+    """Once the run's command group is stopped (Ctrl-C), a slot's call is refused as its
+    command would be: no request, the slot as it was."""
+    slot = remove_slot(experiment)
+    task = JudgeRerunApi("anthropic", api.url, KEY_ENV)
+    task.setup(context_for(out))
+    group = CommandGroup()
+    group.stop()
+    with use_group(group), pytest.raises(CommandsStopped, match="not started"):
+        task.run(one_item(experiment, out))
+    task.close()
+    assert api.requests == []
+    assert not slot.exists() and not list(slot.parent.glob(".judge_02.*"))
 
 
 def test_a_missing_key_stops_the_run_before_the_first_call(

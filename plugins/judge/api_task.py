@@ -12,7 +12,12 @@ from typing import Any
 from loguru import logger
 
 from runner.api import Item, RunContext, TaskFailure
-from runner.toolkit import atomic_write_bytes, atomic_write_json, atomic_write_text
+from runner.toolkit import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    current_group,
+)
 from runner_plugins.judge.api_judge import BLANKED, Call, HttpJudge, price_for, read_prices
 from runner_plugins.judge.costs import LEDGER_FILE, CostLedger, cost_record, estimated_record
 from runner_plugins.judge.experiment import JUDGMENT_FILE
@@ -149,6 +154,8 @@ class JudgeRerunApi(JudgeRerun):
         model = str(item["model"])
         judge = self.judge
         assert judge is not None, "setup refuses a task without a judge"
+        # As a command would not start: once the run is interrupted, no call is paid for.
+        current_group().refuse_if_stopped(f"POST {judge.url}")
         call = judge.ask(model, prompt)
         done = Attempt()
         reply_text = ""
