@@ -29,9 +29,11 @@ def installed(site: Path) -> Path:
 
 
 def error_line(output: str) -> str:
-    """The one ``runner: error:`` line of a run's output."""
+    """The one ``runner: error:`` line of a run's output, from that mark on (a plugin that
+    cannot load stops its job, whose log lines start with the time and level)."""
     assert "Traceback" not in output, output
-    lines = [line for line in output.splitlines() if line.startswith("runner: error:")]
+    mark = "runner: error:"
+    lines = [line[line.index(mark) :] for line in output.splitlines() if mark in line]
     assert len(lines) == 1, output
     return lines[0]
 

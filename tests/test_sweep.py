@@ -16,8 +16,9 @@ from omegaconf import OmegaConf
 
 from runner import sweep
 from runner.record.jobs import write_job_status
-from tests.conftest import CliResult, start_runner
+from tests.conftest import CliResult, run_runner, start_runner
 from tests.inprocess import run_in_process
+from tests.plugin_support import write_distribution
 
 
 def _multirun(tmp_path: Path, *args: str) -> tuple[CliResult, Path]:
@@ -106,6 +107,31 @@ def test_a_job_that_cannot_run_gets_an_error_row_and_a_nonzero_exit(tmp_path: Pa
     assert "No plot: `parallel` has the same value in every job" in markdown
     assert not (sweep_dir / "sweep.svg").exists()
     assert "<img" not in (sweep_dir / "sweep.html").read_text()
+
+
+def test_a_plugin_that_fails_to_import_costs_only_its_own_job(tmp_path: Path) -> None:
+    """-m task=sleep,shout where shout raises on import: the sleep job runs, shout's job
+    gets an error row naming the plugin and why, and the sweep exits 2. A process: the
+    plugin is installed as a distribution on PYTHONPATH, as a user's would be."""
+    site = tmp_path / "site"
+    write_distribution(
+        site,
+        "shout-plugin",
+        {"runner.tasks": {"shout": "shout_mod:Shout"}},
+        {"shout_mod.py": "raise RuntimeError('shout is broken on import')\n"},
+    )
+    sweep_dir = tmp_path / "sweep"
+    proc = run_runner(
+        "-m", "task=sleep,shout", "source.count=3", "task.seconds=0", "progress=off",
+        f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, env={"PYTHONPATH": str(site)},
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    ok, error = _jobs(sweep_dir)
+    assert ok["status"] == "ok" and ok["succeeded"] == 3 and ok["swept"] == {"task": "sleep"}
+    assert error["status"] == "error" and error["code"] == 2 and error["swept"] == {"task": "shout"}
+    assert error["error"].startswith("Cannot load task 'shout': entry point 'shout' in group")
+    assert error["error"].endswith("failed to import: RuntimeError: shout is broken on import")
+    assert "Traceback" not in proc.stderr
 
 
 def test_a_repeated_sweep_compares_the_median_of_its_repeats(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 from runner.api import GROUPS
 from runner.config import registry
 from runner.config.settings import RunConfig
-from runner.errors import unknown_key
+from runner.errors import PluginError, unknown_key
 
 SCHEME = "runner"
 
@@ -184,7 +184,17 @@ class RunnerConfigSource(ConfigSource):
 
     def _plugin_node(self, group: str, option: str, raw: DictConfig) -> DictConfig:
         name = str(raw.get("name", option))
-        cls = registry.load_plugin(group, name)
+        try:
+            cls = registry.load_plugin(group, name)
+        except PluginError:
+            # Hydra composes every job of a sweep before it launches the first, so an
+            # error here would stop jobs that do not use this plugin. The node is the file
+            # as it is, open to any key; the job that selects it stops at its start
+            # (settings_from loads the plugin again) with this error, on its own row.
+            node = OmegaConf.merge(raw, {"name": name})
+            assert isinstance(node, DictConfig)
+            OmegaConf.set_struct(node, False)
+            return node
         schema = registry.schema_for(name, cls)
         return _typed(schema, raw)
 

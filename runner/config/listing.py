@@ -110,9 +110,11 @@ def variant_error(group: str, option: str) -> tuple[str | None, str | None]:
         return f"cannot read {path}: {registry.import_failure(exc)}", None
     base = str(node.get("name", option)) if isinstance(node, DictConfig) else None
     try:
-        # Builds the option's node as a run would: the plugin loads and the file's keys
-        # and values fit its constructor.
         with contextlib.redirect_stdout(sys.stderr):
+            # The plugin loads (a node whose plugin does not is left open, for its run to
+            # refuse), and the file's keys and values fit its constructor, as a run builds it.
+            if base is not None:
+                registry.load_plugin(group, base)
             RunnerConfigSource("runner", "runner://runner_conf").load_config(f"{group}/{option}")
     except (Exception, SystemExit) as exc:  # third-party import-time code may do anything
         return registry.import_failure(exc.__cause__ or exc), base
