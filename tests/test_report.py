@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import subprocess
@@ -80,6 +81,21 @@ def test_durations_sample_a_long_journal_evenly(tmp_path: Path) -> None:
     assert durations(journal) == [float(i) for i in range(10)]
     assert durations(journal, sample=5) == [0.0, 2.0, 4.0, 6.0, 8.0]
     assert durations(tmp_path / "missing.jsonl") == []
+
+
+def test_durations_read_lines_across_blocks_and_stop_at_a_torn_last_line(tmp_path: Path) -> None:
+    """A journal of several megabytes (read a block at a time) with a line longer than a
+    block: every sampled line's duration, in order, and nothing of a torn last line."""
+    journal = tmp_path / "results.jsonl"
+    lines = [
+        f'{{"id": "{i}", "status": "ok", "seconds": {i / 1000}, "result": '
+        + ('"' + "x" * 3_000_000 + '"' if i == 20_000 else "null")
+        + "}\n"
+        for i in range(40_001)
+    ]
+    journal.write_text("".join(lines) + '{"id": "torn", "status": "ok", "seconds": 9')
+    step = math.ceil(len(lines) / 7_000)
+    assert durations(journal, sample=7_000) == [i / 1000 for i in range(0, len(lines), step)]
 
 
 def _page(summary: dict[str, object], sections: list[tuple[str, str]] = ()) -> str:  # type: ignore[assignment]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -30,7 +31,16 @@ REPORT_FILE = "report.html"
 HISTOGRAM_SAMPLE = 50_000
 #: Histogram bins per doubling of the duration (each bin 2 ** (1 / 4) = 1.19 times wider).
 BINS_PER_DOUBLING = 4
-_SECONDS = b'"seconds": '
+#: A line's first ``"seconds": `` and its value (up to a comma); the rest of the line is
+#: matched too, so that the next match is on a later line.
+_SECONDS = re.compile(rb'"seconds": ([^,\n]*)[^\n]*')
+
+
+def _number(text: bytes) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def durations(journal: Path, sample: int = HISTOGRAM_SAMPLE) -> list[float]:
@@ -50,21 +60,27 @@ def durations(journal: Path, sample: int = HISTOGRAM_SAMPLE) -> list[float]:
                 left -= len(chunk)
             fh.seek(0)
             step = max(1, math.ceil(lines / sample))
-            found = []
-            read = 0
-            for number, line in enumerate(fh):
-                read += len(line)
-                if number >= lines or read > size:
-                    break  # a torn last line, or lines written after the count
-                if number % step:
+            found: list[float] = []
+            # A block at a time: its lines split and its sampled ones searched at once (a
+            # line at a time cost about 40 ms per 100k lines at the end of every run).
+            number, left = 0, size  # the next line's number
+            torn: list[bytes] = []  # the start of a line a later block ends (or a torn one)
+            while left > 0 and number < lines and (chunk := fh.read(min(1 << 20, left))):
+                left -= len(chunk)
+                cut = chunk.rfind(b"\n")
+                if cut < 0:
+                    torn.append(chunk)
                     continue
-                at = line.find(_SECONDS)
-                if at >= 0:
-                    end = line.find(b",", at)
-                    try:
-                        found.append(float(line[at + len(_SECONDS) : end]))
-                    except ValueError:
-                        continue
+                whole = b"".join([*torn, chunk[:cut]]).split(b"\n")
+                torn = [chunk[cut + 1 :]]
+                del whole[lines - number :]  # lines written after the count
+                first, number = -number % step, number + len(whole)
+                texts = _SECONDS.findall(b"\n".join(whole[first::step]))
+                try:
+                    values = list(map(float, texts))
+                except ValueError:  # not a number: that line is left out
+                    values = [value for value in map(_number, texts) if value is not None]
+                found += values
             return found
     except OSError:
         return []
