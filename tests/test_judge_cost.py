@@ -21,7 +21,6 @@ import pytest
 
 from runner_plugins.judge.costs import (
     LEDGER_FILE,
-    BudgetExhausted,
     CostLedger,
     cost_record,
     usd,
@@ -315,11 +314,12 @@ def test_a_claude_run_records_each_calls_cost_and_totals_per_model(
     # T3 lost its three passing judges; the two fake verdicts (0.3) fail it now.
     assert summary["repair"]["consensus_changes"]["runs"] == [
         {"run": T3, "passed_before": True, "passed_after": False}
+        | {"valid_judges": 2, "judges": 3, "provisional": True}  # haiku's judge failed
     ]
     assert f"judge cost: $1.00 for 4 call(s) ({OPUS} $0.50 in 2, {SONNET} $0.25 in 1" in (
         result.output
     )
-    assert f"pass/fail changed: {T3} pass -> fail" in result.output
+    assert f"pass/fail changed: {T3} pass -> fail (provisional: 2 of 3 judges)" in result.output
     markdown = (result.run_dir / "judge_summary.md").read_text()
     assert "| `claude-opus-4-5-20251101` | 2 | $0.50 | 58 | 1,312 |" in markdown
 
@@ -352,8 +352,8 @@ def test_a_budget_stops_new_judges_and_leaves_their_slots_as_they_were(
     run_app: RunCli, experiment: Path, claude: dict[str, str]
 ) -> None:
     """One judge at a time, $0.25 a call, a $0.60 budget: three calls (the third crosses
-    it), then every other slot fails with BudgetExhausted, untouched, and the run's last
-    line says what was spent."""
+    it), then no other slot is judged: each is left untouched and not journaled (a slot
+    the budget left is no failure of its own), and one line says how many and what to do."""
     runs = ["T0/00/run_01", "T1/01/run_01", "T2/01/run_01"]
     for run in runs:
         remove_slot(experiment, run, 1)
@@ -365,25 +365,24 @@ def test_a_budget_stops_new_judges_and_leaves_their_slots_as_they_were(
         "task.budget_usd=0.6",
         env=claude | {"FAKE_CLAUDE_COST": "0.25"},
     )
-    assert result.returncode == 1, result.output
-    records = result.results()
-    assert [r["status"] for r in records] == ["ok"] * 3 + ["failed"] * 3
-    for record in records[3:]:
-        assert record["error"]["type"] == BudgetExhausted.__name__
-        assert record["error"]["message"].startswith(
-            "judge budget of $0.60 reached ($0.75 spent by this run's judge calls)"
-        )
-        slot = record["id"].rsplit("/", 1)
-        assert not (experiment / slot[0] / "judge" / slot[1]).exists()
-        assert not list((experiment / slot[0] / "judge").glob(f".{slot[1]}.*"))
+    assert result.returncode == 0, result.output  # every judge that started succeeded
+    judged = [f"{runs[0]}/judge_01", f"{runs[0]}/judge_02", f"{runs[1]}/judge_01"]
+    assert [(r["id"], r["status"]) for r in result.results()] == [(j, "ok") for j in judged]
+    assert result.summary()["skipped"] == 3
+    for slot in (f"{runs[1]}/judge/judge_02", f"{runs[2]}/judge/judge_01"):
+        assert not (experiment / slot).exists()
+        assert not list((experiment / slot).parent.glob(f".{(experiment / slot).name}.*"))
     slots = f"{runs[2]}/judge/judge_"  # T2's: never judged, so exactly as they were
     assert {k: v for k, v in tree(experiment).items() if k.startswith(slots)} == {
         k: v for k, v in before.items() if k.startswith(slots)
     }
+    [line] = [line for line in result.output.splitlines() if "BudgetExhausted" in line]
     assert (
         "judge budget of $0.60 reached: $0.75 spent; 3 slot(s) not judged and left as they "
-        "were (BudgetExhausted)"
-    ) in result.output
+        "were (BudgetExhausted); run the same command again to judge them (task.budget_usd "
+        "caps what each run spends)"
+    ) in line
+    assert "FAIL" not in result.output
     repair = _read(result.run_dir / "judge_summary.json")["repair"]
     assert (repair["budget_usd"], repair["budget_reached"], repair["budget_stopped"]) == (
         0.6,
@@ -415,11 +414,11 @@ def test_no_judge_starts_once_the_budget_is_reached_whatever_the_workers(
         "parallel=3",
         env=env | {"FAKE_CLAUDE_LOG": str(log)},
     )
-    assert result.returncode == 1, result.output
+    assert result.returncode == 0, result.output
     calls = len(log.read_text().splitlines())
     statuses = [r["status"] for r in result.results()]
-    assert 3 <= calls <= 4 and statuses.count("ok") == calls
-    assert statuses.count("failed") == 9 - calls
+    assert 3 <= calls <= 4 and statuses == ["ok"] * calls
+    assert result.summary()["skipped"] == 9 - calls
     judged = sum(
         (experiment / r / "judge" / f"judge_0{n}").exists() for r in runs for n in (1, 2, 3)
     )
@@ -449,8 +448,8 @@ def test_a_judge_killed_at_its_timeout_is_counted_at_the_bound(
     assert result.returncode == 1, result.output
     assert len(log.read_text().splitlines()) == 3
     records = result.results()
-    assert [r["error"]["message"].split(" ")[0] for r in records] == ["timed"] * 3 + ["judge"] * 3
-    assert [r["error"]["type"] for r in records[3:]] == [BudgetExhausted.__name__] * 3
+    assert [r["error"]["message"].split(" ")[0] for r in records] == ["timed"] * 3
+    assert result.summary()["skipped"] == 3  # the budget left them: not journaled
     ledger = _ledger(result.run_dir)
     assert [(r["total_cost_usd"], r["estimated"], r["ok"]) for r in ledger] == [
         (1.0, True, False)
@@ -487,9 +486,9 @@ def test_a_judge_killed_by_a_signal_counts_what_its_model_cost_before(
         (model, 0.25, i >= 3) for i, model in enumerate(calls)
     ]
     records = result.results()
-    assert [r["status"] for r in records] == ["ok"] * 3 + ["failed"] * 6
+    assert [r["status"] for r in records] == ["ok"] * 3 + ["failed"] * 2
     assert "judge exited with code -9" in records[3]["error"]["message"]
-    assert [r["error"]["type"] for r in records[5:]] == [BudgetExhausted.__name__] * 4
+    assert result.summary()["skipped"] == 4  # the budget left them: not journaled
     assert "judge budget of $1.20 reached: $1.25 spent; 4 slot(s) not judged" in result.output
 
 

@@ -215,11 +215,13 @@ def test_runs_whose_consensus_pass_fail_changed_are_named_with_before_and_after(
     assert [o.status for o in outcomes] == ["ok", "ok"]
     _consensus(outcomes, context)
     repair = json.loads((experiment / "summary" / "judge_summary.json").read_text())["repair"]
+    decided = {"valid_judges": 3, "judges": 3, "provisional": False}
     assert repair["consensus_changes"] == {
         "count": 2,
+        "provisional": 0,
         "runs": [
-            {"run": "T0/00/run_01", "passed_before": None, "passed_after": True},
-            {"run": T3, "passed_before": True, "passed_after": False},
+            {"run": "T0/00/run_01", "passed_before": None, "passed_after": True} | decided,
+            {"run": T3, "passed_before": True, "passed_after": False} | decided,
         ],
     }
     assert (repair["succeeded"], repair["failed"], repair["consensus_regenerated"]) == (2, 0, 3)

@@ -286,8 +286,9 @@ def test_cost_totals_sum_every_recorded_attempt_per_model(tmp_path: Path) -> Non
     assert (figures["total"]["calls"], figures["total"]["total_cost_usd"]) == (3, 0.3)
     text = summary_markdown(build_summary(config))
     assert "**$0.30** in 3 call(s)" in text
-    assert "| `judge-a` | 2 | $0.30 | 10 | 200 | 3,000 | 40,000 | 1.5 |" in text
-    assert "| `judge-b` | 1 | $0.00 (1 unknown) |" in text
+    # The kept attempt reported no duration; judge-b's one call reported none: '-', not 0.0.
+    assert "| `judge-a` | 2 | $0.30 | 10 | 200 | 3,000 | 40,000 | 1.5 (1 unreported) |" in text
+    assert "| `judge-b` | 1 | $0.00 (1 unknown) | 0 | 0 | 0 | 0 | - |" in text
 
 
 def test_no_reported_cost_says_so(tmp_path: Path) -> None:

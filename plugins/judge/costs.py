@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from runner.api import TaskFailure
+from runner.toolkit import CommandsStopped
 from runner_plugins.judge.reply import is_number
 
 #: The run folder's ledger: one JSON line per judge call that reported what it cost.
@@ -37,8 +37,14 @@ TOKENS = (
 _COST_KEYS = ("total_cost_usd", "total_cost", "cost_usd")
 
 
-class BudgetExhausted(TaskFailure):
-    """The run's judge calls have cost its ``budget_usd``: no further judge starts."""
+class BudgetExhausted(CommandsStopped):
+    """The run's judge calls have cost its ``budget_usd``: no further judge starts.
+
+    Not a failure of the slot but the run's cap, so it is what a stopping run raises for
+    an item it does not start: the item is skipped (neither journaled nor given a line
+    of its own), and the judge post-processor says in one line how many slots were left
+    and how to judge them (a budget reached with 30 slots to go used to print 30 lines).
+    """
 
 
 def _count(value: Any) -> int | float | None:
@@ -95,7 +101,8 @@ def add_cost(totals: dict[str, dict[str, Any]], record: Mapping[str, Any]) -> No
     Unknown values count as 0; a call that reported no cost at all is counted in
     ``calls_without_cost`` too, so that a total never looks complete when it is not. An
     estimated record (:func:`estimated_record`) counts at its bound, and in
-    ``estimated_calls`` and ``estimated_cost_usd`` (present only once there is one).
+    ``estimated_calls`` and ``estimated_cost_usd``; a call that reported no duration, in
+    ``calls_without_duration`` (each present only once there is one).
     """
     total = totals.setdefault(str(record.get("model")), new_total())
     total["calls"] += 1
@@ -110,6 +117,8 @@ def add_cost(totals: dict[str, dict[str, Any]], record: Mapping[str, Any]) -> No
     for key in (*TOKENS, "duration_ms"):
         value = record.get(key)
         total[key] += value if is_number(value) else 0
+    if not is_number(record.get("duration_ms")):  # so that a summary shows '-', not 0.0 s
+        total["calls_without_duration"] = total.get("calls_without_duration", 0) + 1
 
 
 def grand_total(totals: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -48,6 +48,14 @@ def verdict(passed: bool | None) -> str:
     return {True: "pass", False: "fail", None: "none"}[passed]
 
 
+def provisional_note(change: Mapping[str, Any]) -> str:
+    """`` (provisional: 2 of 3 judges)`` for a consensus change that fewer valid judgments
+    than judge models decided (the judges still to come may turn it back), else ''."""
+    if not change.get("provisional"):  # summaries written before it was recorded: not said
+        return ""
+    return f" (provisional: {change['valid_judges']} of {change['judges']} judges)"
+
+
 def _scores(stats: Mapping[str, Any]) -> list[str]:
     return [_score(stats["mean_score"]), _rate(stats["pass_rate"])]
 
@@ -113,6 +121,57 @@ def _agreement(summary: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _kappa(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+#: Why a kappa cell reads ``-`` (the footnote under the agreement tables).
+KAPPA_UNDEFINED = (
+    "`-` for kappa: undefined, because both sides gave every compared run one and the same "
+    "verdict (chance agreement is then 100%), or no run was compared; the agreement column "
+    "still says how often they agreed."
+)
+
+
+def _outliers(summary: Mapping[str, Any]) -> list[str]:
+    agreement = summary["judge_agreement"]
+
+    def figures(stats: Mapping[str, Any]) -> list[Any]:
+        return [stats["runs_compared"], _rate(stats["agreement_rate"]), _kappa(stats["kappa"])]
+
+    judges = [
+        [f"`{model}`", *figures(stats), _score(stats["mean_score_gap"])]
+        for model, stats in agreement["judges"].items()
+    ]
+    header = ["judge model", "runs compared", "same pass/fail as the consensus (% of runs)"]
+    header += ["Cohen's kappa with the consensus", "mean score gap to the consensus (0-1)"]
+    lines = [
+        "## Which judge disagrees",
+        "",
+        "Agreement here means **the same pass/fail verdict**: that is what a run's consensus "
+        "decides (a strict majority of its valid judgments); a grade is only its score's band, "
+        "so distance in score is the score gap. Over the runs whose agent finished: a judge "
+        "model against the consensus where its judgment is valid (its own verdict is part of "
+        "the consensus), two models against each other where both judgments are valid. "
+        "Cohen's kappa discounts the agreement expected by chance (1: always agree, 0: as "
+        "often as chance, below 0: less).",
+        "",
+        *_table(header, judges),
+    ]
+    if agreement["pairs"]:
+        pairs = [
+            [" and ".join(f"`{m}`" for m in pair["judges"]), *figures(pair)]
+            for pair in agreement["pairs"]
+        ]
+        header = ["judge models", "runs both judged", "same pass/fail (% of runs both judged)"]
+        lines += ["", *_table([*header, "Cohen's kappa"], pairs)]
+    undefined = [s["kappa"] for s in agreement["judges"].values()]
+    undefined += [p["kappa"] for p in agreement["pairs"]]
+    if None in undefined:
+        lines += ["", KAPPA_UNDEFINED]
+    return lines
+
+
 def _short(summary: Mapping[str, Any]) -> list[str]:
     short, judges = summary["runs_short_of_judges"], len(summary["judge_models"])
     lines = ["## Runs with fewer valid judgments than judge models", ""]
@@ -151,6 +210,15 @@ def _failures(summary: Mapping[str, Any]) -> list[str]:
 
 
 def _cost_table(per_model: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    def seconds(total: Mapping[str, Any]) -> str:
+        # A judge that reported no time (a text judge, a call killed at its timeout) has
+        # none to sum: '-', not 0.0 s.
+        unreported = total.get("calls_without_duration", 0)
+        if unreported >= total["calls"]:
+            return "-"
+        time = f"{total['duration_ms'] / 1000:,.1f}"
+        return time + (f" ({unreported} unreported)" if unreported else "")
+
     def dollars(total: Mapping[str, Any]) -> str:
         unknown = total["calls_without_cost"]
         return f"{usd(total['total_cost_usd'])}" + (f" ({unknown} unknown)" if unknown else "")
@@ -161,7 +229,7 @@ def _cost_table(per_model: Mapping[str, Mapping[str, Any]]) -> list[str]:
             t["calls"],
             dollars(t),
             *(f"{t[key]:,}" for key in TOKENS),
-            f"{t['duration_ms'] / 1000:,.1f}",
+            seconds(t),
         ]
         for model, t in per_model.items()
     ]
@@ -187,13 +255,15 @@ def _cost(summary: Mapping[str, Any]) -> list[str]:
 
 def _repair(repair: Mapping[str, Any]) -> list[str]:
     changes, cost = repair["consensus_changes"], repair["cost"]
+    provisional = changes.get("provisional", 0)
     lines = [
         "## This repair",
         "",
         f"- run folder: `{repair['run_folder']}`",
         f"- items: {repair['succeeded']} succeeded, {repair['failed']} failed",
         f"- consensus regenerated for {repair['consensus_regenerated']} run(s); "
-        f"its pass/fail changed in **{changes['count']}** run(s)",
+        f"its pass/fail changed in **{changes['count']}** run(s)"
+        + (f", {provisional} of them provisional" if provisional else ""),
     ]
     spent = cost["total"]
     if spent["calls"]:
@@ -211,7 +281,11 @@ def _repair(repair: Mapping[str, Any]) -> list[str]:
         )
     if changes["count"]:
         rows = [
-            [f"`{c['run']}`", verdict(c["passed_before"]), f"**{verdict(c['passed_after'])}**"]
+            [
+                f"`{c['run']}`",
+                verdict(c["passed_before"]),
+                f"**{verdict(c['passed_after'])}**" + provisional_note(c),
+            ]
             for c in changes["runs"][:SHOWN]
         ]
         lines += ["", *_table(["run whose consensus changed", "before", "after"], rows)]
@@ -233,8 +307,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"- judge models: {', '.join(summary['judge_models'])}",
         "- **runs** count runs (`<tier>/<subtest>/run_NN`); **slots** count judge slots, "
         "one per run and judge model; scores are 0-1",
+        "- **agreement** between judges means the same pass/fail verdict, which is what a "
+        "run's consensus decides (a strict majority of its valid judgments)",
     ]
-    sections = [_groups, _judges, _agreement, _short, _failures, _cost]
+    sections = [_groups, _judges, _agreement, _outliers, _short, _failures, _cost]
     lines = head
     for section in sections:
         lines += ["", *section(summary)]

@@ -11,10 +11,10 @@ from loguru import logger
 
 from runner.api import Outcome, PostProcessor, RunContext
 from runner.toolkit import shown_path
-from runner_plugins.judge.consensus import regenerate_run, stored_consensus
+from runner_plugins.judge.consensus import regenerate_run, run_judgments, stored_consensus
 from runner_plugins.judge.costs import BudgetExhausted, grand_total, in_order, usd
 from runner_plugins.judge.experiment import SUMMARY_DIR, ExperimentConfig
-from runner_plugins.judge.markdown import verdict
+from runner_plugins.judge.markdown import provisional_note, verdict
 from runner_plugins.judge.regenerate import experiment_of
 from runner_plugins.judge.runstate import RunState, stale_runs
 from runner_plugins.judge.summary import LISTED, cost_figures, summary_outdated, write_summary
@@ -78,7 +78,8 @@ class JudgeConsensus(PostProcessor):
                     f"judge_consensus: {run.id}: run_result.json missing or "
                     "unreadable, only judge/result.json was written"
                 )
-        changes = consensus_changes(states)
+        changes = consensus_changes(config, states)
+        provisional = sum(c["provisional"] for c in changes)
         task = context.task if isinstance(context.task, JudgeRerun) else None
         spent = task.ledger.totals() if task is not None and task.ledger is not None else {}
         spent = in_order(spent, config.judge_models)
@@ -88,15 +89,24 @@ class JudgeConsensus(PostProcessor):
             logger.info(f"judge_consensus: nothing to do; {shown_path(config.root)} unchanged")
             return
         dollars = grand_total(spent)["total_cost_usd"]
+        reached = budget is not None and dollars >= budget
+        if reached:
+            # Slots the budget left are skipped, not journaled (BudgetExhausted): the run's
+            # count of items that did not run is theirs. (Older journals failed them.)
+            stopped += context.summary.get("skipped") or 0
         repair: dict[str, Any] = {
             "run_folder": str(Path(context.output_dir).absolute()),
             "succeeded": ok,
             "failed": failed,
             "consensus_regenerated": len(stale),
-            "consensus_changes": {"count": len(changes), "runs": changes[:LISTED]},
+            "consensus_changes": {
+                "count": len(changes),
+                "provisional": provisional,
+                "runs": changes[:LISTED],
+            },
             "cost": cost_figures(spent),
             "budget_usd": budget,
-            "budget_reached": budget is not None and dollars >= budget,
+            "budget_reached": reached,
             "budget_stopped": stopped,
         }
         try:
@@ -115,6 +125,7 @@ class JudgeConsensus(PostProcessor):
         logger.info(
             f"judge_consensus: {ok} item(s) succeeded, {failed} failed; consensus regenerated "
             f"for {len(stale)} run(s), its pass/fail changed for {len(changes)}"
+            + (f" ({provisional} provisional: not every judge decided it)" if provisional else "")
         )
         if changes:
             logger.info(f"judge_consensus: pass/fail changed: {_named(changes)}")
@@ -125,17 +136,31 @@ class JudgeConsensus(PostProcessor):
         log_cost(spent, budget, stopped)
 
 
-def consensus_changes(states: Iterable[RunState]) -> list[dict[str, Any]]:
-    """The runs whose stored consensus pass/fail differs from what the source read."""
+def consensus_changes(config: ExperimentConfig, states: Iterable[RunState]) -> list[dict[str, Any]]:
+    """The runs whose stored consensus pass/fail differs from what the source read.
+
+    A change decided by fewer valid judgments than judge models is ``provisional``: the
+    judges still to come may turn it back (a 1-1 tie fails a run that a third pass
+    would pass).
+    """
     changes = []
+    judges = len(config.judge_models)
     for state in states:
         if not state.judged:
             continue
         stored = stored_consensus(state.run)
         now = None if stored is None else stored.get("passed") is True
         if now != state.passed:
+            valid = sum(j is not None for j in run_judgments(config, state.run))
             changes.append(
-                {"run": state.run.id, "passed_before": state.passed, "passed_after": now}
+                {
+                    "run": state.run.id,
+                    "passed_before": state.passed,
+                    "passed_after": now,
+                    "valid_judges": valid,
+                    "judges": judges,
+                    "provisional": valid < judges,
+                }
             )
     return changes
 
@@ -143,6 +168,7 @@ def consensus_changes(states: Iterable[RunState]) -> list[dict[str, Any]]:
 def _named(changes: Sequence[dict[str, Any]]) -> str:
     named = ", ".join(
         f"{c['run']} {verdict(c['passed_before'])} -> {verdict(c['passed_after'])}"
+        + provisional_note(c)
         for c in changes[:NAMED]
     )
     return named + (f" and {len(changes) - NAMED} more" if len(changes) > NAMED else "")
@@ -176,8 +202,8 @@ def log_cost(spent: dict[str, dict[str, Any]], budget: float | None, stopped: in
     elif stopped:
         logger.warning(
             f"judge budget of {usd(budget)} reached: {usd(dollars)} spent; {stopped} slot(s) "
-            "not judged and left as they were (BudgetExhausted); run again with a larger "
-            "task.budget_usd to judge them"
+            "not judged and left as they were (BudgetExhausted); run the same command again "
+            "to judge them (task.budget_usd caps what each run spends)"
         )
     else:
         logger.warning(

@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from runner.toolkit import atomic_write_json, atomic_write_text
-from runner_plugins.judge.consensus import run_judgments, stored_consensus
+from runner_plugins.judge.agreement import UNITS as AGREEMENT_UNITS
+from runner_plugins.judge.agreement import Agreement
+from runner_plugins.judge.consensus import consensus, run_judgments, stored_consensus
 from runner_plugins.judge.costs import grand_total, in_order, totals_of
 from runner_plugins.judge.experiment import (
     JUDGMENT_FILE,
@@ -72,8 +74,9 @@ UNITS = {
     "cost": "US dollars and tokens as the judges reported them (claude_json), summed over "
     "every attempt recorded in the experiment",
     "repair": "what the run that wrote this summary did: its items, the runs whose consensus "
-    "pass/fail it changed, what its own judge calls cost, its budget",
-}
+    "pass/fail it changed (provisional: decided by fewer valid judgments than judge models), "
+    "what its own judge calls cost, its budget",
+} | AGREEMENT_UNITS
 
 
 class _Tally:
@@ -208,6 +211,7 @@ def build_summary(config: ExperimentConfig) -> dict[str, Any]:
     # Every tier is listed, one without subtests too; runs() gives the rest in order.
     tallies: dict[str, dict[str, _Tally]] = {tier: {} for tier in config.tiers}
     judges = {model: _Judge() for model in config.judge_models}
+    agreement = Agreement(config.judge_models)
     failed_slots: Counter[str] = Counter()
     failed_attempts: Counter[str] = Counter()
     costs: list[dict[str, Any]] = []
@@ -222,6 +226,8 @@ def build_summary(config: ExperimentConfig) -> dict[str, Any]:
             if len(short) < LISTED:
                 valid = sum(j is not None for j in judgments)
                 short.append({"run": run.id, "valid_judges": valid, "judges": len(slots)})
+        if slots and slots[0].status != "agent_failed":  # an unjudgeable run agrees on nothing
+            agreement.add(judgments, consensus(judgments))
         for slot, judgment in zip(slots, judgments, strict=True):
             judges[slot.model].add(slot, judgment)
             if slot.status == "failed":
@@ -253,6 +259,7 @@ def build_summary(config: ExperimentConfig) -> dict[str, Any]:
         "totals": total.as_dict(),
         "tiers": tiers,
         "judges": {model: judge.as_dict() for model, judge in judges.items()},
+        "judge_agreement": agreement.as_dict(),
         "failures": {
             "failed_slots": _ordered(failed_slots),
             "failed_attempts": _ordered(failed_attempts),
