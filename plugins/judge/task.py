@@ -93,7 +93,7 @@ class JudgeRerun(Task):
       ``cost`` and the run's ``judge_costs.jsonl``);
     - ``budget_usd``: with ``claude_json``, once this run's judge calls have cost this
       many US dollars no further judge starts (running ones finish): each slot left
-      fails with BudgetExhausted and stays exactly as it was. null: no cap;
+      is skipped (BudgetExhausted) and stays exactly as it was. null: no cap;
     - ``unreported_cost_usd``: with ``claude_json``, what a call that reported no cost
       (killed by ``timeout`` or a signal, or ended without an envelope) is counted at,
       unless a call of the same model cost more earlier in this run: then that. Such a
