@@ -223,6 +223,14 @@ def main() -> None:
     """Entry point of ``python -m runner`` and the ``runner`` command."""
     import hydra
 
+    if "--version" in sys.argv[1:]:  # Hydra's own --version would name only Hydra
+        from runner.config.listing import version_text
+
+        try:
+            print(version_text(), flush=True)
+        except BrokenPipeError:
+            quiet_broken_pipe()
+        sys.exit(EXIT_OK)
     console = logs.Console()
     console.configure()
     # Hydra prints --info, --cfg and --help through stdlib logging to stdout: a reader

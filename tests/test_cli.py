@@ -416,3 +416,34 @@ def test_an_unknown_key_gets_the_same_line_with_or_without_plus(run_app: RunCli,
         lines.append(line[line.index("Unknown key") :])
     assert lines[0] == lines[1]
     assert "hydra" not in lines[0]
+
+
+def test_version_names_runner_and_where_its_plugins_come_from(
+    plugin_path: Path, tmp_path: Path
+) -> None:
+    """--version names runner and its version first (not Hydra's alone), then each
+    distribution that registers plugins, as pytest --version does; exit 0."""
+    import hydra
+
+    import runner
+
+    proc = run_runner("--version", cwd=tmp_path, env={"PYTHONPATH": str(plugin_path)})
+    assert proc.returncode == 0, proc.stderr
+    first, *rest = proc.stdout.splitlines()
+    assert first.startswith(f"runner {runner.__version__} (Python ")
+    assert first.endswith(f", Hydra {hydra.__version__})")
+    assert rest[0] == "plugins from:"
+    assert "  itemrunner 0.1.0: 6 sources, 6 tasks, 4 executors, 3 postprocessors" in rest
+    assert "  tmp-repeat 0.1: 2 tasks" in rest and "  twin-a 0.1: 1 task" in rest
+    assert proc.stderr == ""
+
+
+def test_info_prints_each_section_once(tmp_path: Path) -> None:
+    """--info prints its Defaults Tree and Config once, on stdout, and nothing on stderr:
+    runner's console does not repeat what Hydra prints through logging."""
+    proc = run_runner("--info", "all", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for header in ("Defaults Tree", "Defaults List", "Config"):
+        assert proc.stdout.splitlines().count(header) == 1, proc.stdout
+    assert proc.stdout.count("    task: sleep\n") == 1 and proc.stdout.count("parallel: 1\n") == 1
+    assert proc.stderr == ""

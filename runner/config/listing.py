@@ -150,6 +150,31 @@ def _registration_rows(group: str) -> list[PluginRow]:
     return rows
 
 
+def version_text() -> str:
+    """What ``--version`` prints: runner's version, then each distribution that registers
+    plugins with how many of each group (as ``pytest --version`` names its plugins)."""
+    import platform
+
+    import hydra
+
+    from runner import __version__
+
+    counts: dict[str, dict[str, int]] = {}
+    for group in GROUPS:
+        for registered in registry.specs(group).values():
+            for spec in registered:
+                by_group = counts.setdefault(f"{spec.distribution} {spec.version}", {})
+                by_group[group] = by_group.get(group, 0) + 1
+    lines = [
+        f"runner {__version__} (Python {platform.python_version()}, Hydra {hydra.__version__})",
+        "plugins from:" if counts else "plugins from: none installed",
+    ]
+    for distribution, by_group in sorted(counts.items()):
+        shown = ", ".join(f"{n} {group}{'s' * (n != 1)}" for group, n in by_group.items())
+        lines.append(f"  {distribution}: {shown}")
+    return "\n".join(lines)
+
+
 def format_table(rows: Sequence[PluginRow]) -> str:
     """The rows as plain text in aligned columns, with a header and a closing count."""
     cells = [[c.upper() for c in COLUMNS]]

@@ -21,6 +21,13 @@ class InterceptHandler(logging.Handler):
     """Route stdlib logging records (Hydra's, libraries') into loguru."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        # Hydra's --info prints through the root logger on a stdout handler it adds
+        # beside this one: its lines are on screen already, not to be shown twice.
+        if any(
+            type(handler) is logging.StreamHandler and record.levelno >= handler.level
+            for handler in logging.getLogger().handlers
+        ):
+            return
         try:
             level: str | int = logger.level(record.levelname).name
         except ValueError:
