@@ -456,6 +456,7 @@ def test_the_budget_counts_each_calls_cost(
         ("+task.prices.x={input:1}", "prices['x'] is {'input': 1}"),
         ("task.max_tokens=0", "max_tokens must be a whole number of tokens > 0, got 0"),
         ("task.base_url=null", "task.base_url is not set; give task.provider (installed: ["),
+        ("task.api_key_env=sk-ant-api03-xyz", "api_key_env must be the name of an environment"),
     ],
 )
 def test_a_bad_setting_is_one_line_and_exit_2(
@@ -465,6 +466,7 @@ def test_a_bad_setting_is_one_line_and_exit_2(
     result = _judge(run_app, experiment, api, override)
     assert result.returncode == 2, result.output
     assert named in result.stderr, result.stderr
+    assert "sk-ant" not in result.output  # a key given in the variable's place is not shown
     assert api.requests == []
 
 

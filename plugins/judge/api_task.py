@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,6 +37,8 @@ from runner_plugins.judge.slotfiles import (
 )
 from runner_plugins.judge.task import Attempt, JudgeRerun, _budget
 
+#: What an environment variable's name may be (POSIX).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: The most bytes of a run's judge_prompt.md sent (a model's context is far smaller).
 MAX_PROMPT_READ = 4 * 1024 * 1024
 
@@ -95,10 +98,14 @@ class JudgeRerunApi(JudgeRerun):
                 f"base_url {base_url!r} is not an http:// or https:// URL; e.g. "
                 "task.base_url=https://api.anthropic.com"
             )
-        if api_key_env is not None and not (isinstance(api_key_env, str) and api_key_env):
+        if api_key_env is not None and not (
+            isinstance(api_key_env, str) and _ENV_NAME.fullmatch(api_key_env)
+        ):
+            # Not shown: what was given in its place may be the key itself.
             raise ValueError(
-                f"api_key_env {api_key_env!r} must name an environment variable "
-                "(e.g. ANTHROPIC_API_KEY), or be null for a server that needs no key"
+                "api_key_env must be the name of an environment variable (letters, digits, "
+                "_; e.g. ANTHROPIC_API_KEY), not the key itself, or null for a server that "
+                "needs no key; what was given is not shown"
             )
         self.provider = provider
         self.prices = read_prices(prices)
