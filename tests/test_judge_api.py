@@ -180,14 +180,16 @@ def test_each_worker_keeps_one_connection_alive(
     assert len({r.port for r in api.requests}) == 1
 
 
+@pytest.mark.parametrize("executor", ["process", "dask"])
 def test_worker_processes_make_their_own_clients(
-    run_app: RunCli, experiment: Path, api: FakeLlmApi
+    run_app: RunCli, experiment: Path, api: FakeLlmApi, executor: str
 ) -> None:
-    """The process executor sends the task to its workers without clients; each makes
-    its own, and their calls count in the one ledger."""
+    """The process and Dask executors send the task to their workers without clients or
+    key; each makes its own clients and reads the key from its environment, and their
+    calls count in the one ledger."""
     for slot in (1, 2, 3):
         remove_slot(experiment, T3, slot)
-    result = _judge(run_app, experiment, api, "executor=process", "parallel=2")
+    result = _judge(run_app, experiment, api, f"executor={executor}", "parallel=2")
     assert result.returncode == 0, result.output
     assert len(api.requests) == 3
     assert len((result.run_dir / LEDGER_FILE).read_text().splitlines()) == 3
