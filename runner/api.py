@@ -251,6 +251,13 @@ class PortableCall(Protocol):
         ``finished`` as ``time.time()`` seconds (see :meth:`ItemCall.receive`)."""
         ...
 
+    def overdue(self) -> list[Outcome]:
+        """Timed-out outcomes of this process's attempts past their deadline, once each,
+        as :meth:`ItemCall.overdue` gives them but in ``time.time()`` seconds: for a
+        worker that runs items in threads it watches (what the attempt returns later
+        is ``skipped``)."""
+        ...
+
 
 class ItemCall(Protocol):
     """What an executor's ``map`` is given: call it with an item for the item's outcome.

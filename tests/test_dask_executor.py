@@ -551,7 +551,7 @@ def test_shutdown_with_a_timeout_stops_waiting_for_running_items(
     cli_cluster: str, tmp_path: Path
 ) -> None:
     """shutdown(wait=False, timeout): map ends once the time is up; a Python task still
-    running on a worker is dropped (it never finished)."""
+    running on a worker is handed on as Interrupted (it never finished)."""
     mark = tmp_path / "started"
     executor = DaskExecutor(cli_cluster)
     seen: list[Outcome] = []
@@ -566,7 +566,10 @@ def test_shutdown_with_a_timeout_stops_waiting_for_running_items(
         time.sleep(0.05)
     executor.shutdown(wait=False, timeout=0.2)
     consumer.join(30)  # the task sleeps 60 s
-    assert not consumer.is_alive() and seen == []
+    assert not consumer.is_alive()
+    assert [(o.id, o.status, (o.error or {}).get("type")) for o in seen] == [
+        ("0", "failed", "Interrupted")
+    ]
 
 
 @pytest.mark.slow

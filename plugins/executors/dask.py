@@ -25,7 +25,15 @@ from loguru import logger
 from runner.api import Executor, Item, ItemCall, Outcome, RunContext
 from runner_plugins.executors.dask_cluster import close, connect, distributed_module, dumps, shape
 from runner_plugins.executors.dask_losses import Losses
-from runner_plugins.executors.plumbing import PICKLE, Feed, item_row, lost_error
+from runner_plugins.executors.plumbing import (
+    PICKLE,
+    Feed,
+    Interrupted,
+    failed,
+    interrupted,
+    item_row,
+    lost_error,
+)
 
 _DASK_LOG = logging.getLogger("distributed")
 
@@ -114,6 +122,10 @@ class DaskExecutor(Executor):
         self._run: str | None = None  # the name of the run map serves, while it does
         self._out: dict[Any, list[Item]] = {}  # future -> its batch
         self._given_up: set[Any] = set()  # futures cancelled here: their items never finish
+        #: When the batches were given up: the items running on the workers then, each
+        #: with its start (``time.time()``), recorded as Interrupted.
+        self._left_running: dict[str, float] = {}
+        self._grace = 0.0  # the drain's length, for their message
         self._timer: threading.Timer | None = None
 
     def setup(self, context: RunContext) -> None:
@@ -152,7 +164,7 @@ class DaskExecutor(Executor):
         with self._lock:
             client, cluster = self._client, self._cluster
             self._client = self._cluster = None
-        close(client, cluster)
+        close(client, cluster, abandon=bool(self._left_running))
         if client is not None:
             _DASK_LOG.setLevel(self._log_level)
 
@@ -162,6 +174,7 @@ class DaskExecutor(Executor):
         if not wait:
             if timeout is not None and self._run is not None and self._timer is None:
                 # Outcomes of running items are still yielded, for at most ``timeout`` s.
+                self._grace = timeout
                 self._timer = threading.Timer(timeout, self._give_up)
                 self._timer.daemon = True
                 self._timer.start()
@@ -194,14 +207,33 @@ class DaskExecutor(Executor):
         return sum(n for n in done.values() if isinstance(n, int))
 
     def _give_up(self) -> None:
-        """Cancel every batch still out: map drops their items (they never finished)."""
+        """Cancel every batch still out: map records the items running on the workers as
+        Interrupted and drops the others (they never started)."""
         with self._lock:
             out = list(self._out)
+            client, name = self._client, self._run
+        if out and client is not None and name is not None:
+            with contextlib.suppress(Exception):  # the cluster is gone: nothing runs there
+                found = client.run(_worker_side().running_items, name, on_error="ignore")
+                for running in found.values():
+                    if isinstance(running, dict):
+                        self._left_running.update(running)
+        with self._lock:
             self._given_up.update(out)
-            client = self._client
         if out and client is not None:
             with contextlib.suppress(Exception):
                 client.cancel(out, reason="the run stopped")
+
+    def _interrupted(self, batch: list[Item]) -> list[Outcome]:
+        """The items of a batch given up that were running on a worker, as Interrupted."""
+        how = "its Dask task was cancelled (a Python task runs on to its end on the worker)"
+        error = Interrupted(interrupted(self._grace, how))
+        now, wall = time.perf_counter(), time.time()
+        return [
+            failed(item, error, now - (wall - self._left_running[item.id]))
+            for item in batch
+            if item.id in self._left_running
+        ]
 
     def map(self, fn: ItemCall, items: Iterable[Item], parallel: int) -> Iterator[Outcome]:
         self._stop.clear()
@@ -359,7 +391,10 @@ class DaskExecutor(Executor):
                         given_up = future in self._given_up
                         self._given_up.discard(future)
                     if given_up and future.status != "finished":
-                        continue  # cancelled here: its items never finished
+                        # Cancelled here: its items never finished; those running are
+                        # recorded as such, the others never started.
+                        ready.extend(self._interrupted(batch))
+                        continue
                     if future.status != "finished":
                         error = result[1] if isinstance(result, tuple) else result
                         lost(batch, error, "the Dask task running it failed")
@@ -398,6 +433,7 @@ class DaskExecutor(Executor):
                 self._given_up.clear()
             self._run = None
             self._close()
+            self._left_running.clear()
         if interrupted:
             raise KeyboardInterrupt
         if feed.error is not None:

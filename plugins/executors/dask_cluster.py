@@ -97,9 +97,32 @@ def connect(address: str | None, sizes: dict[str, int], processes: bool) -> tupl
         return client, None, DASK_ALLOWED_FAILURES
 
 
-def close(client: Any, cluster: Any) -> None:
-    """Close the client, then the cluster started for the run (None: there was none)."""
-    for closable in (client, cluster):
-        if closable is not None:
-            with contextlib.suppress(Exception):  # a scheduler already gone
-                closable.close()
+#: Seconds a worker of the run's LocalCluster is given to close when items were left
+#: running (``abandon``): then its process is killed.
+ABANDON_SECONDS = 0.5
+
+
+def close(client: Any, cluster: Any, abandon: bool = False) -> None:
+    """Close the client, then the cluster started for the run (None: there was none).
+
+    ``abandon``: items were left running on it (the run stopped and its grace is over),
+    so its workers are not waited for: a worker process gets ``ABANDON_SECONDS`` to
+    close (Dask's Nanny then kills it), a worker thread closes without waiting for the
+    threads running items (they run on to their end, as daemons). Otherwise closing
+    waits for them, up to Dask's own timeouts (seconds).
+    """
+    if client is not None:
+        with contextlib.suppress(Exception):  # a scheduler already gone
+            client.close()
+    if cluster is None:
+        return
+    if abandon:
+        nanny = distributed_module().Nanny
+        for worker in list(cluster.workers.values()):
+            with contextlib.suppress(Exception):  # it has gone already
+                if isinstance(worker, nanny):
+                    cluster.sync(worker.close, timeout=ABANDON_SECONDS)
+                else:
+                    cluster.sync(worker.close, timeout=ABANDON_SECONDS, executor_wait=False)
+    with contextlib.suppress(Exception):
+        cluster.close()

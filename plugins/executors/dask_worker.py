@@ -18,12 +18,13 @@ from __future__ import annotations
 import contextlib
 import pickle
 import threading
+import time
 from typing import Any
 
 from distributed import Queue, Worker, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from runner.api import Item, PortableCall, TaskFailure
+from runner.api import Item, Outcome, PortableCall, TaskFailure
 from runner.toolkit import CommandGroup, join_group
 from runner_plugins.executors.dask_losses import REFUSED
 from runner_plugins.executors.plumbing import PICKLE, WorkerDied, outcome_row, sendable
@@ -67,6 +68,9 @@ class WorkerRun(WorkerPlugin):
         self._queue: Any = None  # the run's queue of retries, once one is recorded
         # The item the calling thread runs: its attempts so far, and how many it may make.
         self._local = threading.local()
+        #: Each thread's running item: its id and when it started (``time.time()``).
+        self.running: dict[int, tuple[str, float]] = {}
+        self._late: dict[str, Outcome] = {}  # timed out, for the thread that runs each
 
     def __reduce__(self) -> tuple[type[WorkerRun], tuple[str, bytes | None]]:
         # Only the name and the wrapper's bytes travel: each worker makes its own event,
@@ -138,18 +142,57 @@ class WorkerRun(WorkerPlugin):
         local = self._local
         local.budget = budget
         interrupted = False
+        thread = threading.get_ident()
         try:
             for row in pickle.loads(payload):
                 if self.stopping.is_set():
                     break  # shut down: the batch's items not started never start
                 local.tries = 0
-                outcomes.extend(map(outcome_row, wrapper([Item(*row)])))
+                self.running[thread] = (row[0], time.time())
+                if wrapper.timeout is None:
+                    outcomes.extend(map(outcome_row, wrapper([Item(*row)])))
+                else:
+                    outcomes.extend(map(outcome_row, self._watched(wrapper, Item(*row), budget)))
         except KeyboardInterrupt:
             interrupted = True  # Dask would lose it in the worker: the driver raises it
+        finally:
+            self.running.pop(thread, None)
         try:
             return pickle.dumps((outcomes, interrupted), PICKLE)
         except Exception:  # a result that does not pickle: only its item fails
             return pickle.dumps(([sendable(row) for row in outcomes], interrupted), PICKLE)
+
+    def _watched(self, wrapper: PortableCall, item: Item, budget: int) -> list[Outcome]:
+        """``wrapper([item])`` in a thread of its own, watched from this one: an attempt
+        past the run's ``timeout`` is recorded as timed out when the thread executor
+        would record it (``timeout + timeout_grace + 0.5`` s after it started), and its
+        thread, which nothing can stop, runs on as a daemon (what it returns is dropped).
+        """
+        local = self._local
+        box: list[Any] = []  # the attempt's outcomes, or what it raised
+
+        def attempt() -> None:
+            local.tries, local.budget = 0, budget
+            try:
+                box.append(wrapper([item]))
+            except BaseException as exc:  # a KeyboardInterrupt the task raised
+                box.append(exc)
+
+        thread = threading.Thread(target=attempt, name="runner-dask-item", daemon=True)
+        thread.start()
+        tick = min(wrapper.timeout or 1.0, 1.0) / 4  # as the thread executor's watchdog
+        while True:
+            thread.join(tick)
+            if box:
+                if isinstance(box[0], BaseException):
+                    raise box[0]
+                outcomes: list[Outcome] = box[0]
+                return outcomes
+            with self._lock:  # every thread's watcher reads the one safe call's watchdog
+                self._late.update((late.id, late) for late in wrapper.overdue())
+                timed_out = self._late.pop(item.id, None)
+            if timed_out is not None:
+                return [timed_out]
 
     def stop(self, kill: bool) -> int:
         self.stopping.set()
@@ -176,6 +219,13 @@ def stop_run(name: str, kill: bool, dask_worker: Worker) -> int:
     (with ``kill``, its commands are stopped); how many commands were."""
     run = _held(dask_worker, name)
     return 0 if run is None else run.stop(kill)
+
+
+def running_items(name: str, dask_worker: Worker) -> dict[str, float]:
+    """Sent to every worker with ``Client.run``: the run's items running there now, each
+    with when it started (``time.time()``)."""
+    run = _held(dask_worker, name)
+    return {} if run is None else dict(run.running.values())
 
 
 def runs_held(dask_worker: Worker) -> list[str]:

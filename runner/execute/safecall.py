@@ -28,6 +28,8 @@ from runner.execute.commands import (
     group_var,
     thread_attempt,
 )
+from runner.execute.admission import Admission
+from runner.execute.concurrency import AdaptiveLimit
 from runner.execute.policies import Gate, RetryPolicy, Stopped, retrying
 
 clock = time.perf_counter
@@ -69,7 +71,9 @@ class SafeCall:
 
     With a ``retry`` policy of more than one attempt, a ``RetryableError`` is tried again
     after its wait (the failed attempts go into ``Outcome.retries``); every attempt first
-    passes the ``gate`` (rate-limit pauses, ``per_second``). The first attempt runs
+    passes the ``gate`` (rate-limit pauses, ``per_second``), then the limits the
+    service's refusals taught (:class:`Admission`): a refused item waits alone, the
+    others go on under those limits. The first attempt runs
     without the retry machinery: it costs nothing until something fails. An item the
     run stops before it ends by itself (in the gate, or a command killed because the run
     is stopping) is ``skipped``: it did not finish.
@@ -87,10 +91,12 @@ class SafeCall:
     """
 
     __slots__ = (
+        "_alone",
         "_local",
         "_patience",
         "_slots",
         "_spaced",
+        "admission",
         "gate",
         "group",
         "limit",
@@ -117,6 +123,15 @@ class SafeCall:
         self.timeout = timeout
         #: ``parallel=auto``: how many items may run at once now.
         self.limit = limit
+        adaptive = limit if isinstance(limit, AdaptiveLimit) else None
+        #: The attempts in flight and what the service's refusals taught (this process's).
+        self.admission = Admission(adaptive, self.gate.sleep, lambda: self.gate.stopping)
+        # A refused item waits alone; with parallel=auto it leaves its place meanwhile.
+        self._alone = (
+            self.gate.sleep
+            if adaptive is None
+            else lambda seconds: adaptive.aside(lambda: self.gate.sleep(seconds))
+        )
         #: With a ``timeout``: how often an executor calls :meth:`overdue`.
         self.tick = None if timeout is None else min(timeout / 4, 0.25)
         #: For executors that run items in other processes.
@@ -243,6 +258,14 @@ class SafeCall:
                         started = gate.ticket(started, at)  # a sleep, or a burst reset
                 else:
                     started = gate.enter(started)
+            admission = self.admission
+            if admission.active:  # a refusal came: wait for what it taught
+                in_flight = admission.enter()
+                started = clock()
+            else:
+                flight = admission.flight
+                flight.append(None)
+                in_flight = len(flight)
             if timeout is not None:
                 if slot is None:
                     slot = self._slot()
@@ -253,6 +276,7 @@ class SafeCall:
             try:
                 result = self.run(item)
             except RetryableError as first:
+                admission.end(in_flight, started, first)
                 if self.retry.attempts <= 1:
                     raise
                 retries = []
@@ -264,7 +288,16 @@ class SafeCall:
                     functools.partial(self._record_retry, retries, held),
                     first,
                     clock() - started,
+                    self._alone,
                 )
+            except BaseException:
+                admission.end(in_flight, started)
+                raise
+            else:
+                if admission.active:
+                    admission.end(in_flight, started)
+                else:
+                    admission.flight.pop()
             finished = clock()
             if timeout is not None and finished - started > timeout and not retries:
                 took = finished - started
@@ -280,9 +313,9 @@ class SafeCall:
             finished = clock()
             pause = None
             if isinstance(exc, RetryableError) and exc.rate_limited:
-                # Whether or not this item is tried again, the others should wait too.
+                # The others go on under what the refusal taught (Admission); the wait is
+                # recorded for a driver running the item elsewhere.
                 pause = self.retry.wait_for(len(retries) + 1, exc)
-                self.gate.pause(pause, str(exc)[:120])
             outcome = self._failed(item, error_info(exc, pause), started, finished, retries)
         except BaseException:  # Ctrl-C in a library caller: the thread's slot is freed
             if claim is not None:
@@ -324,7 +357,14 @@ class SafeCall:
             if slot.late is not None:  # the watchdog has recorded the item: no more attempts
                 raise TimedOut(f"timed out after {timeout:g} s (recorded at its deadline)")
             slot.started, slot.timeout = began, math.inf if timeout is None else timeout
-        result = self.run(item)
+        admission = self.admission
+        in_flight = admission.begin()
+        try:
+            result = self.run(item)
+        except BaseException as exc:
+            admission.end(in_flight, began, exc)
+            raise
+        admission.end(in_flight, began)
         if timeout is not None and clock() - began > timeout:
             raise TimedOut(f"timed out after {timeout:g} s (the task ran {clock() - began:.1f} s)")
         return result
@@ -386,6 +426,15 @@ class Portable:
                 self.run, self.retry, Gate(), CommandGroup(grace=self.grace), self.timeout
             )
         return self._call
+
+    def overdue(self) -> list[Outcome]:
+        """This process's timed-out outcomes (:meth:`SafeCall.overdue`), in ``time.time()``."""
+        offset = time.time() - clock()
+        outcomes = self.build().overdue()
+        for outcome in outcomes:
+            outcome.started += offset
+            outcome.finished += offset
+        return outcomes
 
     def __call__(self, items: list[Item]) -> list[Outcome]:
         decide = self.build()._decide  # any thread's: Dask's workers call it from several
