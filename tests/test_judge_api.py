@@ -392,8 +392,8 @@ def test_a_missing_key_stops_the_run_before_the_first_call(
     before = tree(experiment)
     result = _judge(run_app, experiment, api)
     assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if "Error" in line or "error" in line]
-    assert len(errors) == 1 and repr(KEY_ENV) in errors[0], result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert f"the environment variable {KEY_ENV!r} (task.api_key_env)" in line, line
     assert api.requests == []
     assert tree(experiment) == before
 
