@@ -23,16 +23,19 @@ UNITS = {
     "judge_agreement.verdict": "what is compared: the pass/fail verdict (passed)",
     "judge_agreement.judges.<model>.runs_compared": "runs whose agent finished in which the "
     "model's judgment is valid (each has a consensus, the model's own verdict included)",
-    "judge_agreement.<judges.<model> or pairs[]>.agreed": "how many of the runs compared "
-    "have the same pass/fail on both sides",
+    "judge_agreement.judges.<model>.agreed": "how many of those runs have the model's "
+    "pass/fail as their consensus",
     "judge_agreement.judges.<model>.agreement_rate": "fraction (0-1) of those runs whose "
     "consensus has the model's pass/fail",
     "judge_agreement.judges.<model>.kappa": "Cohen's kappa of the model's pass/fail against "
-    "the consensus's over those runs; null when undefined (one verdict only on both sides)",
+    "the consensus's over those runs; null when undefined (both gave every run one and "
+    "the same verdict)",
     "judge_agreement.judges.<model>.mean_score_gap": "mean over those runs of the model's "
     "score minus the consensus score, as an absolute value (0-1)",
     "judge_agreement.pairs[].runs_compared": "runs whose agent finished in which both "
     "models' judgments are valid",
+    "judge_agreement.pairs[].agreed": "in how many of those runs the two models give "
+    "the same pass/fail",
     "judge_agreement.pairs[].agreement_rate": "fraction (0-1) of those runs in which the "
     "two models give the same pass/fail",
     "judge_agreement.pairs[].kappa": "Cohen's kappa of the two models' pass/fail over those "

@@ -143,7 +143,11 @@ def _outliers(summary: Mapping[str, Any]) -> list[str]:
         [f"`{model}`", *figures(stats), _score(stats["mean_score_gap"])]
         for model, stats in agreement["judges"].items()
     ]
-    header = ["judge model", "runs compared", "same pass/fail as the consensus (% of runs)"]
+    header = [
+        "judge model",
+        "runs compared",
+        "same pass/fail as the consensus (% of runs compared)",
+    ]
     header += ["Cohen's kappa with the consensus", "mean score gap to the consensus (0-1)"]
     lines = [
         "## Which judge disagrees",
