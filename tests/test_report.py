@@ -98,6 +98,22 @@ def test_durations_read_lines_across_blocks_and_stop_at_a_torn_last_line(tmp_pat
     assert durations(journal, sample=7_000) == [i / 1000 for i in range(0, len(lines), step)]
 
 
+def test_the_histogram_counts_each_item_once_in_its_bin() -> None:
+    """Repeated durations (fast items share a few microsecond values), zero, negative
+    and NaN ones: each item in one bin (the first holds those of no length)."""
+    values = [1e-5] * 1000 + [2e-5] * 10 + [0.0, -1.0, float("nan")] + [1.0]
+    figure = histogram(values)
+    assert figure is not None
+    [mark] = figure.panels[0].marks
+    assert sum(mark.ys) == len(values)
+    ones = 4 * 0  # log2(1.0) * 4
+    first = -30 * 4
+    assert mark.ys[0] == 3  # 0, -1 and NaN, in the first bin
+    assert mark.ys[math.floor(math.log2(1e-5) * 4) - first] == 1000
+    assert mark.ys[math.floor(math.log2(2e-5) * 4) - first] == 10
+    assert mark.ys[ones - first] == 1 and mark.ys[-1] == 1
+
+
 def _page(summary: dict[str, object], sections: list[tuple[str, str]] = ()) -> str:  # type: ignore[assignment]
     return run_page({"task": "sleep", "source": "range", **summary}, [0.01], sections)
 
