@@ -18,8 +18,9 @@ scripted (:attr:`FakeLlmApi.script`): a list of steps taken one per request, the
 
 A request without the expected key gets the provider's 401 (any key does when
 :attr:`FakeLlmApi.key` is None); ``echo_key`` is a 403 whose message quotes the key
-sent. Every request is recorded (:attr:`FakeLlmApi.requests`) with when it came, its
-path, headers, body and the client's port (one port per kept-alive connection).
+sent, ``escaped_key`` a good answer whose verdict quotes it, JSON-escaped. Every
+request is recorded (:attr:`FakeLlmApi.requests`) with when it came, its path, headers,
+body and the client's port (one port per kept-alive connection).
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
             if name == "echo_key":  # as a service that quotes the key it refuses
                 self._error(anthropic, 403, "permission_error", f"key {given} may not use {model}")
                 return
+            if name == "escaped_key":  # the key in the reply text, JSON-escaped in the body
+                self._reply(anthropic, model, verdict=True, extra=f" (your key: {given})")
+                return
             if name == "slow":
                 api.sleep(float(arg))
                 name = "good"
@@ -190,12 +194,18 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
                 "x-ratelimit-reset-tokens": "20ms",
             }
 
-        def _reply(self, anthropic: bool, model: str, verdict: bool, pause: float = 0) -> None:
+        def _reply(
+            self, anthropic: bool, model: str, verdict: bool, pause: float = 0, extra: str = ""
+        ) -> None:
             score = api.scores.get(model, 0.7)
             text = (
                 PREFIX
                 + json.dumps(
-                    {"score": score, "passed": score >= 0.5, "reasoning": f"{model} judged it"}
+                    {
+                        "score": score,
+                        "passed": score >= 0.5,
+                        "reasoning": f"{model} judged it{extra}",
+                    }
                 )
                 + "\n```"
                 if verdict
@@ -237,7 +247,10 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
                         "total_tokens": tokens_in + tokens_out,
                     },
                 }
-            self._send(200, answer, pause=pause)
+            data = json.dumps(answer)
+            if extra:  # what it holds only as JSON escapes (\u0073k-...), never as is
+                data = data.replace(extra, "".join(f"\\u{ord(c):04x}" for c in extra))
+            self._send(200, data.encode(), pause=pause)
 
         def _error(
             self,

@@ -401,13 +401,18 @@ def test_a_missing_key_stops_the_run_before_the_first_call(
 def test_a_key_the_service_quotes_back_is_blanked(
     run_app: RunCli, experiment: Path, api: FakeLlmApi
 ) -> None:
-    """A service that quotes the key in its error: the failure, the slot's files and the
-    journal hold it blanked."""
-    remove_slot(experiment)
+    """A service that quotes the key in its error, or in a reply as JSON escapes: the
+    failure, the slot's files and the journal hold it blanked."""
+    remove_slot(experiment, T3, 1)
+    remove_slot(experiment, T3, 2)
     api.script[SONNET] = ["echo_key"]
+    api.script[OPUS] = ["escaped_key"]
     result = _judge(run_app, experiment, api)
     assert result.returncode == 1
-    assert f"key {BLANKED} may not use" in result.results()[0]["error"]["message"]
+    [failed] = [r for r in result.results() if r["status"] == "failed"]
+    assert f"key {BLANKED} may not use" in failed["error"]["message"]
+    reasoning = _read(_slot(experiment, 1) / "judgment.json")["reasoning"]
+    assert reasoning == f"{OPUS} judged it (your key: {BLANKED})"
     _no_key_anywhere(api, experiment, result.run_dir)
 
 

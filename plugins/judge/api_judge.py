@@ -248,13 +248,17 @@ class HttpJudge:
                 call.failure, call.kind = _unreadable(call.body, whole), "unusable_reply"
                 return
             try:
-                call.reply = self.provider.reply(data)
+                reply = self.provider.reply(data)
             except ReplyError as exc:
-                call.failure, call.kind = str(exc), exc.kind
+                call.failure, call.kind = _blank(str(exc), key), exc.kind
+                return
+            # Again once decoded: a JSON escape (\u0073k-...) hides the key from the bytes.
+            call.reply = dataclasses.replace(reply, text=_blank(reply.text, key))
             return
         message = self.provider.error_message(data) if data is not None else None
         if message is None:
             message = call.body.decode("utf-8", "replace").strip()
+        message = _blank(message, key)
         said = f"HTTP {status}" + (f": {_one_line(message)}" if message else "")
         if status in RATE_LIMITED:
             call.rate_limited, call.retry, call.kind = True, True, "rate_limited"

@@ -19,7 +19,7 @@ from runner.toolkit import (
     atomic_write_text,
     current_group,
 )
-from runner_plugins.judge.api_judge import BLANKED, Call, HttpJudge, price_for, read_prices
+from runner_plugins.judge.api_judge import Call, HttpJudge, price_for, read_prices
 from runner_plugins.judge.costs import LEDGER_FILE, CostLedger, cost_record, estimated_record
 from runner_plugins.judge.experiment import JUDGMENT_FILE
 from runner_plugins.judge.gitrepo import inside, read_capped
@@ -191,7 +191,7 @@ class JudgeRerunApi(JudgeRerun):
         if done.cost is not None:
             extra["cost"] = done.cost
         if done.judgment is not None:
-            atomic_write_text(attempt / RESPONSE_FILE, reply_text.replace(*_blank(judge)))
+            atomic_write_text(attempt / RESPONSE_FILE, reply_text)
             write_model(attempt, model, command=["POST", judge.url])
             write_timing(attempt, call.seconds, rerun=True, extra=extra)
             atomic_write_json(attempt / JUDGMENT_FILE, done.judgment)
@@ -271,9 +271,3 @@ def _prompt(item: Item) -> str:
             "left as it was"
         )
     return data.decode("utf-8", errors="replace")
-
-
-def _blank(judge: HttpJudge) -> tuple[str, str]:
-    """What to replace in a reply so that it never holds the key, and with what."""
-    key = judge.key()
-    return (key, BLANKED) if key else (BLANKED, BLANKED)
