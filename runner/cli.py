@@ -7,6 +7,7 @@ import gc
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,17 +156,25 @@ def _job(cfg: Any, console: logs.Console) -> int:
 
     from runner.config.settings import settings_from
     from runner.execute.run import execute
-    from runner.record.jobs import write_job_status
+    from runner.record.jobs import STATUS_FILE, write_job_status
     from runner.record.resume import FolderInUse
 
     hydra_config = HydraConfig.get()
     output_dir = Path(hydra_config.runtime.output_dir)
+    sweep = hydra_config.mode == RunMode.MULTIRUN
+    # A run refused for its config leaves no folder (there is nothing in it to read): one
+    # made for it, where Hydra wrote only its .hydra/ record, unless a sweep's report
+    # needs the job's job.json.
+    fresh = not sweep and _holds_only(output_dir, {hydra_config.output_subdir})
+    refused = False  # for its config, before anything ran: the folder goes
+    ours = {hydra_config.output_subdir, logs.RUN_LOG, STATUS_FILE}  # what it may hold then
     sink = logs.add_run_log(output_dir)
     # A sweep's jobs may run side by side (a parallel launcher): say whose line it is.
-    prefix = f"[job {hydra_config.job.num}] " if hydra_config.mode == RunMode.MULTIRUN else ""
+    prefix = f"[job {hydra_config.job.num}] " if sweep else ""
     code, error = EXIT_INTERRUPTED, ""  # what job.json records
     record = True  # a folder that holds another run keeps that run's job.json
     try:
+        console.configure(prefix=prefix)  # a config error is a line of this job too
         settings = settings_from(cfg)
         console.configure(settings.log_level, prefix)
         _freeze_startup_objects()
@@ -175,6 +184,8 @@ def _job(cfg: Any, console: logs.Console) -> int:
         code, error = exc.exit_code, one_line(exc)
         record = not isinstance(exc, FolderInUse)
         logger.error(f"runner: error: {error}")
+        # Nothing ran if the folder holds no more than it did, the log and job.json.
+        refused = fresh and code == EXIT_USAGE and _holds_only(output_dir, ours)
         return code
     except KeyboardInterrupt as exc:
         code = signals.exit_code_of(exc)
@@ -185,10 +196,33 @@ def _job(cfg: Any, console: logs.Console) -> int:
         logs.error_with_traceback(f"runner: {error}", exc)
         return code
     finally:
-        if record:
+        if record and not refused:
             write_job_status(output_dir, code, error)
         logs.remove_run_log(sink)
+        if refused:
+            _remove_run_folder(output_dir, ours)
         console.end_job()
+
+
+def _holds_only(folder: Path, names: set[str | None]) -> bool:
+    """Whether every entry of ``folder`` is one of ``names``."""
+    try:
+        return all(entry.name in names for entry in folder.iterdir())
+    except OSError:
+        return False
+
+
+def _remove_run_folder(folder: Path, names: set[str | None]) -> None:
+    """Remove a run folder holding only the entries ``names`` (Hydra's record of the run,
+    runner.log, job.json); one that cannot go leaves the folder (its runner.log says why
+    the run stopped)."""
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            if entry.name in names and entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            elif entry.name in names:
+                entry.unlink()
+        folder.rmdir()
 
 
 def signal_name(code: int) -> str:

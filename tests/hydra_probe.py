@@ -13,5 +13,7 @@ class ReturnProbe(Callback):
     """What a sweeper that optimises would read: the job's return value."""
 
     def on_job_end(self, config: Any, job_return: Any, **kwargs: Any) -> None:
+        # Beside the folder, not in it: a run refused for its config leaves no folder.
         folder = Path(config.hydra.runtime.output_dir)
-        (folder / "return_value.json").write_text(json.dumps(job_return.return_value))
+        returned = folder.with_name(f"{folder.name}.return_value.json")
+        returned.write_text(json.dumps(job_return.return_value))

@@ -24,6 +24,7 @@ from tests.conftest import (
     runner_command,
     start_runner,
 )
+from tests.inprocess import run_in_process
 
 
 def test_sleep_run_leaves_log_journal_and_summary(run_cli: RunCli) -> None:
@@ -344,11 +345,11 @@ def test_a_job_returns_its_throughput_to_hydra(run_app: RunCli, tmp_path: Path) 
     probe = "+hydra.callbacks.probe._target_=tests.hydra_probe.ReturnProbe"
     ran = run_app("source.count=20", "task.seconds=0.01", "parallel=2", probe, cwd=REPO)
     assert ran.returncode == 0, ran.output
-    returned = json.loads((ran.run_dir / "return_value.json").read_text())
+    returned = json.loads(ran.run_dir.with_name("run0.return_value.json").read_text())
     assert returned == pytest.approx(ran.summary()["items_per_second"]) and returned > 0
     broken = run_app("source=lines", "source.path=/nonexistent", probe, cwd=REPO)
     assert broken.returncode == 2
-    assert json.loads((broken.run_dir / "return_value.json").read_text()) == 0.0
+    assert json.loads(broken.run_dir.with_name("run1.return_value.json").read_text()) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -447,3 +448,23 @@ def test_info_prints_each_section_once(tmp_path: Path) -> None:
         assert proc.stdout.splitlines().count(header) == 1, proc.stdout
     assert proc.stdout.count("    task: sleep\n") == 1 and proc.stdout.count("parallel: 1\n") == 1
     assert proc.stderr == ""
+
+
+def test_a_run_refused_for_its_config_leaves_no_folder(run_app: RunCli, tmp_path: Path) -> None:
+    """A config error found once the run folder exists (a missing input, a bad parallel)
+    ends with one line and exit 2 and leaves no folder behind; a folder that held
+    something before keeps it, with job.json saying why the run stopped."""
+    for bad, named in ((("source=lines", "source.path=missing.txt"), "'missing.txt'"),
+                       (("parallel=0",), "parallel=0")):  # fmt: skip
+        result = run_app(*bad, "task.seconds=0")
+        assert result.returncode == 2, result.output
+        [line] = [line for line in result.output.splitlines() if "runner: error:" in line]
+        assert named in line
+        assert not result.run_dir.exists() and result.run_dir.parent.is_dir()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine\n")
+    result = run_in_process("parallel=0", cwd=tmp_path, run_dir=kept)
+    assert result.returncode == 2, result.output
+    assert (kept / "notes.txt").read_text() == "mine\n"
+    assert json.loads((kept / "job.json").read_text())["code"] == 2

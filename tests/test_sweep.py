@@ -132,6 +132,8 @@ def test_a_plugin_that_fails_to_import_costs_only_its_own_job(tmp_path: Path) ->
     assert error["error"].startswith("Cannot load task 'shout': entry point 'shout' in group")
     assert error["error"].endswith("failed to import: RuntimeError: shout is broken on import")
     assert "Traceback" not in proc.stderr
+    [line] = [line for line in proc.stderr.splitlines() if "runner: error:" in line]
+    assert line.startswith("[job 1] ")  # refused at its start, still a line of its job
 
 
 def test_a_repeated_sweep_compares_the_median_of_its_repeats(tmp_path: Path) -> None:

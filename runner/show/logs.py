@@ -13,6 +13,8 @@ from loguru import logger
 if TYPE_CHECKING:  # loguru's types exist only in its stubs
     from loguru import Record
 
+#: Each run's log file, in its folder.
+RUN_LOG = "runner.log"
 CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
 FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"
 
@@ -140,7 +142,7 @@ class RunLog:
 
 def add_run_log(run_dir: Path) -> RunLog:
     """Start writing runner.log in ``run_dir``; stop with ``remove_run_log``."""
-    sink = RunLog(run_dir / "runner.log")
+    sink = RunLog(run_dir / RUN_LOG)
     sink.sink_id = logger.add(sink, level="INFO", format=FILE_FORMAT, enqueue=False, colorize=False)
     return sink
 
