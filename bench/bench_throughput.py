@@ -1,7 +1,9 @@
 """Target 1: throughput of 100k no-op items at parallel=6, journal included.
 
-Target: runner >= 2x a bare ``ThreadPoolExecutor(6)`` submit-all loop (submit every item,
-then iterate ``as_completed``), both measured in this run.
+Target (issue 21): runner >= 6x a bare ``ThreadPoolExecutor(6)`` submit-all loop (submit
+every item, then iterate ``as_completed``), both measured in this run. The ratio is taken
+per round (a bare-pool run and the runner run right after it) and its median reported, so
+that a change of load between rounds does not reach the ratio.
 
 * baseline: the same items (range source) and the same task function (sleep task with
   seconds=0, a no-op) submitted one Future per item; no journal, no progress.
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import _common as c
 
-TARGET_RATIO = 2.0
+TARGET_RATIO = 6.0
 
 
 def bare_pool(count: int, parallel: int) -> float:
@@ -97,14 +99,18 @@ def main() -> None:
     bare = c.median(bare_rates)
     inproc = c.median(runner_rates)
     cli = c.median(cli_rates)
+    # Per round: each runner run against the bare pool measured just before it; the CLI
+    # runs, which come after all rounds, against the median bare pool.
+    inproc_ratio = c.median([r / b for r, b in zip(runner_rates, bare_rates, strict=True)])
+    cli_ratio = cli / bare
     rows = [
         c.row(
             "1",
             f"{n:,} no-op items, parallel={par}, journal written (runner in-process)",
-            f"{c.fmt_rate(inproc)} ({inproc / bare:.2f}x baseline)",
+            f"{c.fmt_rate(inproc)} ({inproc_ratio:.2f}x baseline, median of the rounds' ratios)",
             f"{c.fmt_rate(bare)} (ThreadPoolExecutor({par}) submit-all + as_completed)",
             f">= {TARGET_RATIO:g}x baseline",
-            inproc >= TARGET_RATIO * bare,
+            inproc_ratio >= TARGET_RATIO,
             bare_rates=bare_rates,
             runner_rates=runner_rates,
             runner_summary_rates=runner_window_rates,
@@ -113,11 +119,11 @@ def main() -> None:
             "1",
             f"{n:,} no-op items, parallel={par}, journal written (python -m runner, "
             "summary.json items_per_second)",
-            f"{c.fmt_rate(cli)} ({cli / bare:.2f}x baseline); whole process incl. "
+            f"{c.fmt_rate(cli)} ({cli_ratio:.2f}x baseline); whole process incl. "
             f"start-up {c.fmt_rate(c.median(cli_e2e_rates))}",
             f"{c.fmt_rate(bare)} (same as above)",
             f">= {TARGET_RATIO:g}x baseline",
-            cli >= TARGET_RATIO * bare,
+            cli_ratio >= TARGET_RATIO,
             cli_rates=cli_rates,
             cli_whole_process_rates=cli_e2e_rates,
         ),
