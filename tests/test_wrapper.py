@@ -82,7 +82,9 @@ def test_an_item_marked_bad_fails_without_running_the_task() -> None:
 def test_with_per_second_a_pause_holds_the_next_starts_then_spaces_them() -> None:
     """With rate_limit.per_second, the wrapper's fast path draws start times: a
     rate-limit pause moves them on, so no item starts before the pause ends and the
-    starts after it are still spaced by the cap."""
+    starts after it are still spaced by the cap. (A refusal in this process teaches the
+    limits instead of pausing: the pause is a driver's, for an item refused in another
+    process, whose record carries the wait.)"""
     from runner.execute.policies import Gate
 
     def task(item: Item) -> None:
@@ -94,6 +96,7 @@ def test_with_per_second_a_pause_holds_the_next_starts_then_spaces_them() -> Non
     assert first.status == "failed" and first.error is not None
     pause = first.error["pause"]
     assert pause >= 0.3  # at least what the service asked for
+    call.gate.pause(pause - (time.perf_counter() - first.finished), "429 elsewhere")
     time.sleep(0.2)  # within the pause, and long enough for the cap's next start to be due
     later = [call(Item(str(n))) for n in range(4)]
     assert all(outcome.status == "ok" for outcome in later)

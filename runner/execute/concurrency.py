@@ -32,6 +32,7 @@ import itertools
 import math
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
@@ -40,8 +41,10 @@ from loguru import logger
 GAIN = 1.05
 #: Share of a rate-limited level the limit falls to.
 BACKOFF = 0.75
-#: Seconds a measuring window lasts at least.
+#: Seconds a measuring window lasts at least; during slow start, where a doubling of a
+#: latency-bound task doubles its throughput (far above noise), SLOW_WINDOW.
 WINDOW = 0.5
+SLOW_WINDOW = 0.1
 #: Quiet windows before a ceiling is tried again; doubled each time it fails again, up to
 #: PROBE_MAX (a level that gave nothing is retried rarely, one that did is kept).
 PROBE_START = 4
@@ -108,25 +111,53 @@ class AdaptiveLimit:
 
     # -- what the run reports ------------------------------------------------------
 
-    def rate_limited(self, reason: str = "rate limited") -> None:
+    def rate_limited(
+        self, reason: str = "rate limited", in_flight: int | None = None, cut: bool = True
+    ) -> None:
         """A worker met a rate limit: lower the limit now; the level becomes a ceiling.
 
-        Signals within ``WINDOW`` of a cut are counted but cut nothing more: they come from
-        requests started before it.
+        ``in_flight``: how many attempts ran when the refused one started (the service
+        serves fewer): the limit falls to one less, at once, during slow start or after
+        it, and a refusal of an attempt started before an earlier cut cuts nothing more.
+        Without it (a signal from another process), the limit falls to ``BACKOFF`` of its
+        level during slow start and by one after it, and signals within ``WINDOW`` of a cut
+        are counted but cut nothing more: they come from requests started before it.
+        ``cut=False``: counted only (the refusal taught something else: a rate limit).
         """
         with self._cond:
             self.limited += 1
-            if self._clock() < self._holdoff_until:
+            if not cut:
                 return
             level = self.current
-            cut = math.floor(level * BACKOFF) if self._slow_start else level - 1
+            if in_flight is not None:
+                if in_flight > level:
+                    return
+                target = in_flight - 1
+                why = f"the service refused one of {in_flight} at once: {reason}"
+            else:
+                if self._clock() < self._holdoff_until:
+                    return
+                target = math.floor(level * BACKOFF) if self._slow_start else level - 1
+                why = f"rate limited at {level}: {reason}"
             self._slow_start = False
-            self._too_high(level)
-            self._set(max(self.minimum, cut), f"rate limited at {level}: {reason}")
+            self._too_high(level if in_flight is None else in_flight)
+            self._set(max(self.minimum, target), why)
             self._holdoff_until = self._clock() + WINDOW
-            # Windows that saw the pause compare with nothing measured before it.
+            # Windows that saw the cut compare with nothing measured before it.
             self._previous = None
             self._restart_window()
+
+    def aside(self, wait: Callable[[], None]) -> None:
+        """Run ``wait()`` with the caller's place given up, then take one back (waiting for
+        room): an item waiting for its retry leaves its place to one that can run."""
+        self.release()
+        try:
+            wait()
+        finally:
+            with self._cond:
+                while self.running >= self.current and not self._stopped:
+                    self._cond.wait(0.5)
+                self.running += 1  # even when stopping: the executor gives it back
 
     def _too_high(self, level: int) -> None:
         """``level`` gave no more (or was rate limited): wait longer before trying it
@@ -143,7 +174,7 @@ class AdaptiveLimit:
             return
         now = self._clock()
         elapsed = now - self._window_start
-        if elapsed < WINDOW:
+        if elapsed < (SLOW_WINDOW if self._slow_start else WINDOW):
             return
         with self._cond:
             self._decide(self._done / elapsed, self._busy / max(self._done, 1))

@@ -152,6 +152,11 @@ class Gate:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
+
 
 @dataclasses.dataclass(frozen=True)
 class HaltPolicy:
@@ -219,6 +224,7 @@ def retrying(
     record: Callable[[BaseException, float, float], None],
     first: RetryableError,
     first_seconds: float,
+    alone: Callable[[float], None] | None = None,
 ) -> Any:
     """Try ``run`` again after its first attempt failed with ``first``, until it succeeds,
     raises a non-retryable error or uses every attempt of ``policy``.
@@ -227,7 +233,10 @@ def retrying(
     this is called only for a retryable failure. ``record(error, seconds, wait)`` is
     called for each failed attempt that another follows. Built on tenacity; every wait
     goes through ``gate``, so that it ends when the run stops, and a rate-limited
-    failure pauses the whole run instead of this item alone.
+    failure pauses the whole run instead of this item alone. With ``alone`` (the caller
+    learns from refusals instead: ``runner.execute.admission``), the item waits alone
+    through it, a service's Retry-After stretched by up to a quarter so that the items
+    one burst refused do not come back together.
     """
     import tenacity
 
@@ -236,8 +245,10 @@ def retrying(
 
     def hold(error: RetryableError, attempt: int, seconds: float) -> float:
         wait = policy.wait_for(attempt, error)
+        if alone is not None and error.rate_limited and error.wait is not None:
+            wait = min(policy.max_wait, wait * random.uniform(1.0, 1.25))
         record(error, seconds, wait)
-        if error.rate_limited:
+        if error.rate_limited and alone is None:
             gate.pause(wait, str(error)[:120])
             return 0.0  # the gate holds this attempt like every other
         return wait
@@ -257,12 +268,13 @@ def retrying(
         began[0] = clock()
         return run()
 
-    gate.sleep(hold(first, 1, first_seconds))
+    sleep = gate.sleep if alone is None else alone
+    sleep(hold(first, 1, first_seconds))
     retryer = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(policy.attempts - 1),
         wait=wait,
         retry=tenacity.retry_if_exception_type(RetryableError),
-        sleep=gate.sleep,
+        sleep=sleep,
         reraise=True,
     )
     return retryer(attempt)

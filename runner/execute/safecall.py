@@ -20,6 +20,7 @@ from runner.api import (
     StopRun,
     TaskFailure,
 )
+from runner.execute.admission import Admission
 from runner.execute.commands import (
     AttemptSlot,
     CommandGroup,
@@ -28,7 +29,6 @@ from runner.execute.commands import (
     group_var,
     thread_attempt,
 )
-from runner.execute.admission import Admission
 from runner.execute.concurrency import AdaptiveLimit
 from runner.execute.policies import Gate, RetryPolicy, Stopped, retrying
 
@@ -351,14 +351,14 @@ class SafeCall:
     def _attempt(self, item: Item, slot: AttemptSlot | None) -> Any:
         """One attempt, the way every attempt after the first runs (see ``_decide``);
         ``slot``: the thread's, with a timeout."""
-        began = clock()
         timeout = self.timeout
-        if slot is not None:
-            if slot.late is not None:  # the watchdog has recorded the item: no more attempts
-                raise TimedOut(f"timed out after {timeout:g} s (recorded at its deadline)")
-            slot.started, slot.timeout = began, math.inf if timeout is None else timeout
+        if slot is not None and slot.late is not None:  # recorded by the watchdog: no more
+            raise TimedOut(f"timed out after {timeout:g} s (recorded at its deadline)")
         admission = self.admission
-        in_flight = admission.begin()
+        in_flight = admission.begin()  # a wait for the learned limits is not the attempt's
+        began = clock()
+        if slot is not None:
+            slot.started, slot.timeout = began, math.inf if timeout is None else timeout
         try:
             result = self.run(item)
         except BaseException as exc:
