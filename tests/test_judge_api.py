@@ -201,8 +201,8 @@ def test_worker_processes_make_their_own_clients(
 def test_a_429_pauses_for_its_retry_after_and_the_retry_judges(
     run_app: RunCli, experiment: Path, api: FakeLlmApi
 ) -> None:
-    """429 with retry-after: the attempt is kept as rate limited, the run pauses at
-    least the wait asked for, and the retry judges the slot."""
+    """429 with retry-after: the attempt is kept as rate limited, the retry waits at
+    least what was asked for, and judges the slot."""
     remove_slot(experiment)
     api.script[SONNET] = ["429:1.5"]
     result = _judge(run_app, experiment, api, "retry.attempts=2", "retry.backoff=0.01")
@@ -212,7 +212,7 @@ def test_a_429_pauses_for_its_retry_after_and_the_retry_judges(
     [record] = result.results()
     assert record["status"] == "ok" and len(record["retries"]) == 1
     assert record["retries"][0]["error"]["type"] == "JudgeRateLimited"
-    assert result.summary()["rate_limit_pauses"] == 1
+    assert record["retries"][0]["wait"] >= 1.5
     [kept] = (_slot(experiment) / "attempts").iterdir()
     timing = _read(kept / "timing.json")
     assert (timing["failure_kind"], timing["retry_after"], timing["http_status"]) == (
@@ -235,7 +235,7 @@ def test_a_429_without_retry_after_waits_for_the_limit_to_reset(
     first, second = api.of(SONNET)
     assert second.at - first.at >= 1.0  # a reset time is whole seconds: at least 1 s of 2
     wait = result.results()[0]["retries"][0]["wait"]
-    assert 1.0 <= wait <= 2.0
+    assert 1.0 <= wait <= 3.0  # the 2 s asked for (runner may stretch a wait by a quarter)
 
 
 def test_a_rate_limit_is_a_signal_to_parallel_auto(
@@ -267,7 +267,7 @@ def test_an_overloaded_service_fails_the_slot_as_rate_limited(
     run_app: RunCli, experiment: Path, api: FakeLlmApi, status: str
 ) -> None:
     """529 (Anthropic's overloaded) and 503 are rate limits: without retries the slot
-    is failed, its timing.json says rate_limited, and the run paused."""
+    is failed and its timing.json says rate_limited."""
     remove_slot(experiment)
     api.script[SONNET] = [status]
     result = _judge(run_app, experiment, api)
@@ -277,7 +277,6 @@ def test_an_overloaded_service_fails_the_slot_as_rate_limited(
     assert f"HTTP {status}: overloaded_error" in record["error"]["message"]
     timing = _read(_slot(experiment) / "timing.json")
     assert (timing["failed"], timing["failure_kind"]) == (True, "rate_limited")
-    assert result.summary()["rate_limit_pauses"] == 1
     assert not (result.run_dir / LEDGER_FILE).exists()  # a refusal costs nothing
 
 
