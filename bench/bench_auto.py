@@ -34,7 +34,7 @@ import _common as c
 sys.path.insert(0, str(c.REPO_DIR))
 from tests.http_service import Service, serve
 
-SECTION = "## parallel=auto (issue 14)"
+SECTION = "## parallel=auto"
 TARGET_RATIO, TARGET_REFUSED = 0.90, 0.05
 ARGS = ["task=http", "retry.attempts=20", "retry.backoff=0.1", "progress=off",
         "postprocessor=none"]  # fmt: skip

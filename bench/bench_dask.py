@@ -15,7 +15,7 @@ Cluster start-up is outside the items phase in both Dask runs; it is reported as
 whole ``execute`` time of the runner run. Target: runner's dask executor >= 0.80.
 
 Usage: ``python bench/bench_dask.py [--repeat R] [--docs] [--json PATH]`` (about 30 s on
-2 cores; ``--docs`` writes the "Dask executor (issue 11)" section of docs/BENCHMARKS.md).
+2 cores; ``--docs`` writes the "Dask executor" section of docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 import _common as c
 
 TARGET = 0.80
-SECTION = "## Dask executor (issue 11)"
+SECTION = "## Dask executor"
 
 
 def cluster_shape(parallel: int) -> tuple[int, int]:

@@ -18,7 +18,7 @@ Rounds alternate the two executors (starting with a different one each round); f
 are medians and ratios are medians of the per-round ratios.
 
 Usage: ``python bench/bench_process.py [--repeat R] [--docs] [--json PATH]`` (about a
-minute on 2 cores; ``--docs`` writes the "Process executor (issue 11)" section of
+minute on 2 cores; ``--docs`` writes the "Process executor" section of
 docs/BENCHMARKS.md).
 """
 
@@ -36,7 +36,7 @@ from typing import Any
 
 import _common as c
 
-SECTION = "## Process executor (issue 11)"
+SECTION = "## Process executor"
 CPU_TARGET = 1.7  # process speed-up over thread, CPU-bound items
 NOOP_TARGET = 3.0  # process wall time over thread wall time, no-op items
 EXECUTORS = ("thread", "process")

@@ -193,7 +193,7 @@ def docs_section(
     ratio_in, ratio_cli = paired["inproc"], paired["cli"]
     met = min(ratio_in, ratio_cli) >= TARGET_RATIO
     rounds = f"{repeat} interleaved round" + ("s" if repeat != 1 else "")
-    return f"""{SECTION} (issue 10)
+    return f"""{SECTION}
 
 Target: {n:,} no-op items at parallel={par} with retries, a timeout, a rate limit and a
 halt threshold configured (nothing retried, timed out, limited or halted) run at >=

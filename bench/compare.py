@@ -24,7 +24,7 @@ child's own ``ru_maxrss``. Each workload runs ``--repeat`` rounds (5 by default;
 of load hits all alike; figures are medians.
 
 Usage: ``python bench/compare.py`` (about 15 minutes on 2 cores; writes the section
-"Against the peers (issue 12)" of docs/BENCHMARKS.md and docs/peers.png) or
+"Against the peers" of docs/BENCHMARKS.md and docs/peers.png) or
 ``python bench/compare.py --quick`` (tiny counts, one round, under a minute; writes
 nothing unless given ``--out DIR``).
 """
@@ -55,7 +55,7 @@ import bench_memory
 import bench_startup
 import bench_throughput
 
-SECTION = "## Against the peers (issue 12)"
+SECTION = "## Against the peers"
 RUNNER, BARE, JOBLIB, MPIRE, XARGS, GNU = (
     "runner", "bare pool", "joblib threads", "mpire threads", "xargs -P", "GNU parallel",
 )  # fmt: skip
