@@ -182,6 +182,11 @@ class RunContext:
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: Sections a post-processor adds to the run's report.html: (title, Markdown text).
     report_sections: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    #: Set by a post-processor when the run left items unrun that no failure accounts
+    #: for (a budget ran out): what was left, in a few words. The run then exits 1
+    #: (EXIT_FAILED_ITEMS), not 0, so that a script can tell its work is not done; the
+    #: plugin says on the terminal itself what was left and what to do.
+    unfinished: str | None = None
 
 
 class Source(ABC):

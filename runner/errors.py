@@ -20,7 +20,10 @@ INTERRUPT_CODES = (130, 143, 129)
 #: Every exit code runner ends with, and what it means, in one line each.
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_OK, "every item succeeded, or a dry run"),
-    (EXIT_FAILED_ITEMS, "some items failed, or the post-processor failed"),
+    (
+        EXIT_FAILED_ITEMS,
+        "some items failed or were left unrun (a budget ran out), or the post-processor failed",
+    ),
     (EXIT_USAGE, "usage error: one line names the bad value and the valid choices"),
     (EXIT_IO, "a file of the run could not be written (disk full): one line names it"),
     (EXIT_INTERRUPTED, "interrupted by SIGINT (Ctrl-C)"),

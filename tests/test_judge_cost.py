@@ -365,7 +365,9 @@ def test_a_budget_stops_new_judges_and_leaves_their_slots_as_they_were(
         "task.budget_usd=0.6",
         env=claude | {"FAKE_CLAUDE_COST": "0.25"},
     )
-    assert result.returncode == 0, result.output  # every judge that started succeeded
+    # Every judge that started succeeded, but slots were left unjudged: the work is not
+    # done, so a script must not read success (exit 1, with the budget's line, no FAIL).
+    assert result.returncode == 1, result.output
     judged = [f"{runs[0]}/judge_01", f"{runs[0]}/judge_02", f"{runs[1]}/judge_01"]
     assert [(r["id"], r["status"]) for r in result.results()] == [(j, "ok") for j in judged]
     assert result.summary()["skipped"] == 3
@@ -414,7 +416,7 @@ def test_no_judge_starts_once_the_budget_is_reached_whatever_the_workers(
         "parallel=3",
         env=env | {"FAKE_CLAUDE_LOG": str(log)},
     )
-    assert result.returncode == 0, result.output
+    assert result.returncode == 1, result.output  # slots left unjudged
     calls = len(log.read_text().splitlines())
     statuses = [r["status"] for r in result.results()]
     assert 3 <= calls <= 4 and statuses == ["ok"] * calls

@@ -134,6 +134,9 @@ class JudgeConsensus(PostProcessor):
             f"({paths[0].name}, {paths[1].name}), copied into the run folder"
         )
         log_cost(spent, budget, stopped)
+        if reached and stopped:
+            # The run's work is not done: it ends 1, not 0, with this line and no FAIL per slot.
+            context.unfinished = f"{stopped} slot(s) not judged: the judge budget was reached"
 
 
 def consensus_changes(config: ExperimentConfig, states: Iterable[RunState]) -> list[dict[str, Any]]:

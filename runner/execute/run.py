@@ -353,6 +353,8 @@ class Run:
                         exc,
                     )
                     code = EXIT_FAILED_ITEMS
+            if self.context.unfinished:  # items left unrun: the work is not done
+                code = EXIT_FAILED_ITEMS
         if failure is not None:
             raise failure
         return code
