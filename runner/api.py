@@ -99,7 +99,9 @@ class Outcome:
     """What became of one item; decided only by the run's safe call (:class:`ItemCall`).
 
     ``started`` and ``finished`` are ``time.perf_counter()`` readings; ``error`` is
-    ``{"type", "message", "traceback"}`` for a failed item.
+    ``{"type", "message", "traceback"}`` for a failed item; ``worker`` names what ran it,
+    as its executor knows it (``thread 2``, ``pid 4711``, a Dask worker's address), or is
+    empty.
     """
 
     id: str
@@ -113,6 +115,7 @@ class Outcome:
     #: The failed attempts before the last one (``retry.attempts``): each
     #: ``{"error": {...}, "seconds", "wait"}``; empty when the first attempt was the last.
     retries: tuple[dict[str, Any], ...] = ()
+    worker: str = ""
 
     @property
     def ok(self) -> bool:

@@ -54,12 +54,19 @@ def test_unserialisable_result_is_kept_as_text(tmp_path: Path) -> None:
 )  # fmt: skip
 @pytest.mark.parametrize("seconds", [0.0, 1.2e-6, 1.23456789e-3, 12345.6789])
 def test_a_success_line_has_the_bytes_of_the_generic_encoder(result: Any, seconds: float) -> None:
-    """The fast success line is byte for byte what the record's JSON encoding gives."""
-    outcome = Outcome('id "\x01é', "ok", seconds, result)
-    record = {"id": outcome.id, "status": "ok", "seconds": round(seconds, 6), "result": result}
-    expected = json.JSONEncoder(ensure_ascii=False, default=journal_module._fallback).encode(record)
-    assert journal_module.success_line(outcome) == expected + "\n"
-    assert json.loads(journal_module.success_line(outcome))["id"] == outcome.id
+    """The fast success line is byte for byte what the generic path gives (the shared
+    head, the result's JSON encoding), and reads back as the record: times as seconds
+    from the journal's origin, to the millisecond."""
+    origin = 1000.0
+    outcome = Outcome('id "\x01é', "ok", seconds, result, started=origin + 0.0014,
+                      finished=origin + seconds + 0.0014, worker='w "1"')  # fmt: skip
+    encode = json.JSONEncoder(ensure_ascii=False, default=journal_module._fallback).encode
+    line = journal_module.success_line(outcome, origin)
+    assert line == journal_module._head(outcome, origin) + f'"result": {encode(result)}}}\n'
+    record = {"id": outcome.id, "status": "ok", "seconds": round(seconds, 6), "started": 0.001,
+              "finished": round(seconds + 0.0014, 3), "worker": 'w "1"', "attempts": 1,
+              "result": result}  # fmt: skip
+    assert encode(json.loads(line)) == encode(record)
 
 
 def test_a_result_json_cannot_hold_is_journaled_as_its_text(tmp_path: Path) -> None:
@@ -147,6 +154,9 @@ def test_lines_keep_the_order_outcomes_came_in_and_each_result_as_it_was(tmp_pat
     for line, outcome in zip(lines, outcomes, strict=True):
         record: dict[str, Any] = {"id": outcome.id, "status": outcome.status}
         record["seconds"] = outcome.seconds
+        # Outcomes made without times (not by the safe call): none is recorded.
+        record |= {"started": None, "finished": None, "worker": "", "attempts": 1}
+        record["attempts"] += len(outcome.retries)
         if outcome.status == "ok":
             record["result"] = {"n": 1} if outcome.id == "e" else outcome.result
         else:

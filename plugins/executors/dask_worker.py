@@ -71,6 +71,7 @@ class WorkerRun(WorkerPlugin):
         #: Each thread's running item: its id and when it started (``time.time()``).
         self.running: dict[int, tuple[str, float]] = {}
         self._late: dict[str, Outcome] = {}  # timed out, for the thread that runs each
+        self.address = ""  # the worker's, once known
 
     def __reduce__(self) -> tuple[type[WorkerRun], tuple[str, bytes | None]]:
         # Only the name and the wrapper's bytes travel: each worker makes its own event,
@@ -81,6 +82,7 @@ class WorkerRun(WorkerPlugin):
         # The wrapper unpickled (the task's modules imported) before the first batch, so
         # that a worker's first item starts when it arrives, as ``per_second`` admitted
         # it; a wrapper that cannot load fails the batches that need it instead.
+        self.address = worker.address
         if self.blob is not None:
             with contextlib.suppress(Exception):
                 self.wrapper(self.blob)
@@ -113,6 +115,11 @@ class WorkerRun(WorkerPlugin):
                     return run(item)
 
                 portable.run = joined
+                if not self.address:
+                    with contextlib.suppress(ValueError):  # not in a task: its pid names it
+                        self.address = get_worker().address
+                # Its outcomes' worker, as Dask's dashboard names it.
+                portable.worker = self.address.removeprefix("tcp://")
                 self._wrapper = portable
         return self._wrapper
 

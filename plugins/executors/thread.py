@@ -144,12 +144,16 @@ class ThreadExecutor(Executor):
         def start_worker() -> None:
             # Called with the lock held, so the count and the list stay consistent.
             thread = threading.Thread(
-                target=worker, name=f"runner-worker-{len(threads)}", daemon=True
+                target=worker,
+                args=(f"thread {len(threads)}",),
+                name=f"runner-worker-{len(threads)}",
+                daemon=True,
             )
             threads.append(thread)
             thread.start()
 
-        def worker() -> None:
+        def worker(name: str) -> None:
+            # ``name``: what the journal records as the worker of each item it runs.
             chunk = 1
             run_item = fn.bind()
             key = threading.get_ident()
@@ -184,6 +188,7 @@ class ThreadExecutor(Executor):
                             if stop.up and feed.error is None:
                                 break  # shut down: items taken but not started never start
                             outcome = run_item(item)
+                            outcome.worker = name
                             add(outcome)
                             if outcome.status == "failed":
                                 break  # handed on before the next starts (see _Handover)
@@ -196,6 +201,7 @@ class ThreadExecutor(Executor):
                                 break
                             holders[item.id] = place
                             outcome = run_item(item)
+                            outcome.worker = name
                             done.append(outcome)
                             holders.pop(item.id, None)
                             if outcome.status == "failed":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import threading
 import time
 import traceback
@@ -409,6 +410,9 @@ class Portable:
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.grace = grace
+        #: The name its outcomes carry as their ``worker``: this process's id unless the
+        #: process that unpickled it names itself (a Dask worker, its address).
+        self.worker = ""
         self._call: SafeCall | None = None
 
     @property
@@ -431,16 +435,20 @@ class Portable:
         """This process's timed-out outcomes (:meth:`SafeCall.overdue`), in ``time.time()``."""
         offset = time.time() - clock()
         outcomes = self.build().overdue()
+        worker = self.worker or f"pid {os.getpid()}"
         for outcome in outcomes:
             outcome.started += offset
             outcome.finished += offset
+            outcome.worker = worker
         return outcomes
 
     def __call__(self, items: list[Item]) -> list[Outcome]:
         decide = self.build()._decide  # any thread's: Dask's workers call it from several
         offset = time.time() - clock()
         outcomes = [decide(None, item) for item in items]
+        worker = self.worker or f"pid {os.getpid()}"
         for outcome in outcomes:
             outcome.started += offset
             outcome.finished += offset
+            outcome.worker = worker
         return outcomes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,55 +52,66 @@ def _result_text(result: Any) -> str:
     return _encode(result) if convert is None else convert(result)
 
 
-def success_lines(outcomes: Iterable[Outcome]) -> list[str]:
-    """Successes' journal lines, the same text ``_encode`` gives for their records.
+def _head(outcome: Outcome, origin: float) -> str:
+    """A line's fields before its result or error: what every line holds, in one text
+    for every path (see :func:`success_lines`)."""
+    if outcome.started:
+        times = f'"started": {outcome.started - origin:.3f}, '
+        times += f'"finished": {outcome.finished - origin:.3f}, '
+    else:  # made without times (by an executor, not the safe call): none to record
+        times = '"started": null, "finished": null, '
+    return (
+        f'{{"id": {_string(outcome.id)}, "status": {_string(outcome.status)}, '
+        f'"seconds": {round(outcome.seconds, 6)!r}, {times}'
+        f'"worker": {_string(outcome.worker)}, "attempts": {1 + len(outcome.retries)}, '
+    )
 
-    The one place a success's line is built; in one comprehension, as a run's fast items
-    reach the journal in thousands between two flushes.
+
+def success_lines(outcomes: Iterable[Outcome], origin: float = 0.0) -> list[str]:
+    """Successes' journal lines (retried ones excepted), the text :func:`_head` and
+    ``_encode`` give for their records.
+
+    The one place a fast success's line is built; in one comprehension, as a run's fast
+    items reach the journal in thousands between two flushes. ``started`` and ``finished``
+    are written as seconds from ``origin`` (the run's start) to the millisecond: ``:.3f``
+    costs a quarter of ``repr(round(x, 3))``, and these two fields are most of what a
+    line costs beyond its id.
     """
     string = _string
     return [
         f'{{"id": {string(outcome.id)}, "status": "ok", '
         f'"seconds": {round(outcome.seconds, 6)!r}, '
+        f'"started": {outcome.started - origin:.3f}, '
+        f'"finished": {outcome.finished - origin:.3f}, '
+        f'"worker": {string(outcome.worker)}, "attempts": 1, '
         f'"result": {"null" if outcome.result is None else _result_text(outcome.result)}}}\n'
         for outcome in outcomes
     ]
 
 
-def success_line(outcome: Outcome) -> str:
+def success_line(outcome: Outcome, origin: float = 0.0) -> str:
     """A success's journal line (see :func:`success_lines`)."""
-    return success_lines((outcome,))[0]
+    return success_lines((outcome,), origin)[0]
 
 
-def _line(outcome: Outcome) -> str:
+def _line(outcome: Outcome, origin: float = 0.0) -> str:
     """The journal line of any outcome: a result JSON cannot hold is kept as its text."""
-    if outcome.status == "ok" and not outcome.retries:
+    if outcome.status == "ok" and not outcome.retries and outcome.started:
         try:
-            return success_line(outcome)
+            return success_line(outcome, origin)
         except (TypeError, ValueError):
             pass  # the record's own path below keeps such a result as its text
+    head = _head(outcome, origin)
     if outcome.status == "ok":
-        record = {
-            "id": outcome.id,
-            "status": "ok",
-            "seconds": round(outcome.seconds, 6),
-            "result": outcome.result,
-        }
+        try:
+            tail = f'"result": {_encode(outcome.result)}'
+        except (TypeError, ValueError):  # a result JSON cannot hold (non-text keys, a cycle)
+            tail = f'"result": {_encode(repr(outcome.result))}'
     else:
-        record = {
-            "id": outcome.id,
-            "status": outcome.status,
-            "seconds": round(outcome.seconds, 6),
-            "error": outcome.error,
-        }
-    if outcome.retries:
-        record["retries"] = list(outcome.retries)  # every earlier attempt, in order
-    try:
-        line = _encode(record)
-    except (TypeError, ValueError):  # a result JSON cannot hold (non-text keys, a cycle)
-        record["result"] = repr(outcome.result)
-        line = _encode(record)
-    return line + "\n"
+        tail = f'"error": {_encode(outcome.error)}'
+    if outcome.retries:  # every earlier attempt, in order
+        tail += f', "retries": {_encode(list(outcome.retries))}'
+    return head + tail + "}\n"
 
 
 #: Bytes read at a time from a journal's end, looking for its last whole line.
@@ -141,8 +153,13 @@ class Journal:
     raises :class:`WriteError`: the journal stays valid line by line.
     """
 
-    def __init__(self, path: Path, earlier: Iterable[str] | None = None) -> None:
+    def __init__(
+        self, path: Path, earlier: Iterable[str] | None = None, origin: float | None = None
+    ) -> None:
         self.path = path
+        #: The run's start, a ``time.perf_counter()`` reading: lines record when their
+        #: item started and finished as seconds from it (opened as the run starts: now).
+        self.origin = time.perf_counter() if origin is None else origin
         if earlier is not None:
             # A resumed run's journal starts as the earlier run's successes, whole, in
             # one rename: in its own folder, the lines of items that run again (failed,
@@ -173,6 +190,7 @@ class Journal:
             outcome.status == "ok"
             and not outcome.retries
             and (result is None or type(result) in _SCALARS)
+            and outcome.started  # made by the safe call, with times
         ):
             # A success whose result cannot change (None, a str, an int) waits for the
             # flush to get its line, with the others: one comprehension, no call per item.
@@ -182,7 +200,7 @@ class Journal:
                 self.flush()
             return
         self._settle()  # the journal keeps the outcomes' order
-        self._lines.append(_line(outcome))
+        self._lines.append(_line(outcome, self.origin))
         self._pending[outcome.status != "ok"] += 1
         if len(self._lines) >= MAX_BUFFERED:
             self.flush()
@@ -193,9 +211,9 @@ class Journal:
         if not waiting:
             return
         try:
-            lines = success_lines(waiting)
+            lines = success_lines(waiting, self.origin)
         except (TypeError, ValueError):  # a number too long for text: one at a time
-            lines = [_line(outcome) for outcome in waiting]
+            lines = [_line(outcome, self.origin) for outcome in waiting]
         self._lines += lines
         self._pending[0] += len(waiting)
         waiting.clear()
@@ -229,7 +247,12 @@ class Journal:
 
 
 def read_outcomes(path: Path) -> Iterator[Outcome]:
-    """Yield the outcomes recorded in a journal, skipping a torn last line."""
+    """Yield the outcomes recorded in a journal, skipping a torn last line.
+
+    Read back, ``started`` and ``finished`` are seconds from the start of the run that
+    wrote the line (0.0 where it recorded none, or was written before they were),
+    ``worker`` is empty there.
+    """
     if not path.exists():
         return
     with open(path, encoding="utf-8") as fh:
@@ -244,7 +267,10 @@ def read_outcomes(path: Path) -> Iterator[Outcome]:
                 result=record.get("result"),
                 error=record.get("error"),
                 label=record["id"],
+                started=record.get("started") or 0.0,
+                finished=record.get("finished") or 0.0,
                 retries=tuple(record.get("retries", ())),
+                worker=record.get("worker", ""),
             )
 
 
