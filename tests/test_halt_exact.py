@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import RunCli
+from tests.fault_matrix import executors
 
-EXECUTORS = ["sequential", "thread", "process", "dask"]
 COUNT = 12
 
 # Each item marks that it started (a file named for it). Item 0 fails once the other
@@ -62,7 +62,7 @@ def _halted_run(
     return parallel, result.run_dir, result.output, summary, result.results()
 
 
-@pytest.mark.parametrize("executor", EXECUTORS)
+@pytest.mark.parametrize("executor", executors("F7"))
 def test_halt_soon_starts_nothing_after_the_failure(
     run_app: RunCli, tmp_path: Path, executor: str
 ) -> None:
@@ -76,7 +76,7 @@ def test_halt_soon_starts_nothing_after_the_failure(
     assert "Halting (soon)" in output and "killed" not in output
 
 
-@pytest.mark.parametrize("executor", EXECUTORS)
+@pytest.mark.parametrize("executor", executors("F8"))
 def test_halt_now_kills_exactly_the_running_commands(
     run_app: RunCli, tmp_path: Path, executor: str
 ) -> None:

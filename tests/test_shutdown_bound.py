@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import start_runner
+from tests.fault_matrix import executors
 from tests.http_service import serve
 
-EXECUTORS = ["sequential", "thread", "process", "dask"]
 GRACE = 1.0
 #: The promised bound (docs/FAULTS.md): from the signal to the exit.
 BOUND = GRACE + 1.0
@@ -65,7 +65,7 @@ def _signal_once_running(executor: str, tmp_path: Path, count: int) -> tuple[int
     return proc.returncode, took, out
 
 
-@pytest.mark.parametrize("executor", EXECUTORS)
+@pytest.mark.parametrize("executor", executors("F1"))
 def test_a_signal_ends_the_run_within_the_grace_and_records_the_running_items(
     tmp_path: Path, executor: str
 ) -> None:

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 import pytest
 
 from tests.conftest import RunCli
+from tests.fault_matrix import executors
 
-EXECUTORS = ["sequential", "thread", "process", "dask"]
 TIMEOUT = 1.0
 GRACE = 1.0
 #: The bound docs/FAULTS.md promises for a Python task past its timeout: it is recorded
@@ -26,7 +26,7 @@ SLACK = 2.0
 STUCK = 20
 
 
-@pytest.mark.parametrize("executor", EXECUTORS)
+@pytest.mark.parametrize("executor", executors("F3"))
 def test_timeout_holds_at_parallel_1_for_a_single_item(run_app: RunCli, executor: str) -> None:
     """parallel=1, one item of a Python task stuck for 20 s, timeout=1: it is recorded as
     TimedOut within timeout + timeout_grace + 0.75 s, and the run does not wait for it."""
@@ -47,7 +47,7 @@ def test_timeout_holds_at_parallel_1_for_a_single_item(run_app: RunCli, executor
     assert took < STUCK, f"the run waited {took:.1f} s for its stuck item"
 
 
-@pytest.mark.parametrize("executor", ["sequential", "thread"])
+@pytest.mark.parametrize("executor", [e for e in executors("F3") if e in ("sequential", "thread")])
 def test_timeout_holds_for_every_item_at_parallel_1(run_app: RunCli, executor: str) -> None:
     """parallel=1 with three stuck items: each is recorded as TimedOut in turn, within its
     bound, a new worker taking the stuck one's place."""
