@@ -32,6 +32,13 @@ def test_retry_after_reads_seconds_milliseconds_and_http_dates() -> None:
     assert retry_after({}, NOW) is None
 
 
+@pytest.mark.parametrize("value", ["\u0663\u0660\u0660\u0660", "1_000", "1e3", "+5", " inf"])
+def test_retry_after_ms_is_ascii_digits_as_retry_after_is(value: str) -> None:
+    """retry-after-ms reads as retry-after does: "٣٠٠٠", "1_000" or "1e3" ask nothing."""
+    assert retry_after({"retry-after-ms": value}, NOW) is None
+    assert retry_after({"retry-after-ms": value, "retry-after": "4"}, NOW) == 4.0
+
+
 def test_reset_headers_give_the_wait_of_the_exhausted_limit() -> None:
     """Without retry-after, the latest reset among the limits with nothing remaining."""
     anthropic = {
@@ -63,6 +70,7 @@ def test_reset_headers_give_the_wait_of_the_exhausted_limit() -> None:
         ("", None),
         ("5", None),
         ("1s junk", None),
+        ("\u0663s", None),  # an Arabic-Indic 3: not a duration OpenAI writes
     ],
 )
 def test_durations_read_as_openai_writes_them(text: str, seconds: float | None) -> None:

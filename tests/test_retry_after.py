@@ -42,6 +42,16 @@ def test_both_forms_give_the_seconds_asked(value: str, seconds: float) -> None:
     assert retry_after_seconds(value, now=EXAMPLE - 10) == seconds
 
 
+def test_a_date_in_minus_0000_is_read_on_python_3_10_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """runner supports Python 3.10, whose datetime has no UTC constant (3.11 added it):
+    a date naming no zone ("-0000") is still read as UTC there."""
+    import datetime
+
+    monkeypatch.delattr(datetime, "UTC", raising=False)
+    value = "Sun, 06 Nov 1994 08:49:37 -0000"
+    assert retry_after_seconds(value, now=EXAMPLE - 10) == 10.0
+
+
 def test_a_date_already_past_asks_no_wait_and_now_defaults_to_the_clock() -> None:
     """A date in the past: 0 s. Without ``now``, the date is counted from time.time()."""
     assert retry_after_seconds("Sun, 06 Nov 1994 08:49:37 GMT") == 0.0

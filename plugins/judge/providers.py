@@ -115,12 +115,16 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     return retry_after_seconds(lowered.get("retry-after"), now)
 
 
+#: A number of milliseconds: ASCII digits, as retry-after's delta-seconds (float() would
+#: take "٣", "1_000", "1e3" and "+5" too, which no service means).
+_MILLIS = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
+
+
 def _seconds(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
+    if not _MILLIS.fullmatch(text):
         return None
-    return value if math.isfinite(value) and value >= 0 else None
+    value = float(text)
+    return value if math.isfinite(value) else None
 
 
 def rfc3339_wait(value: str, now: float) -> float | None:
@@ -134,7 +138,7 @@ def rfc3339_wait(value: str, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)", re.ASCII)
 
 
 def duration_wait(value: str) -> float | None:

@@ -52,8 +52,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:  # "-0000": UTC, as RFC 5322 reads it
-        when = when.replace(tzinfo=datetime.UTC)
+    if when.tzinfo is None:  # "-0000": UTC, as RFC 5322 reads it (no datetime.UTC in 3.10)
+        when = when.replace(tzinfo=datetime.timezone.utc)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
