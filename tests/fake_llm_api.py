@@ -13,6 +13,7 @@ scripted (:attr:`FakeLlmApi.script`): a list of steps taken one per request, the
   ``429:N`` also sends ``retry-after: N``; ``429@reset:N`` sends no retry-after, only
   the provider's rate-limit reset headers (N seconds from now, nothing remaining);
 - ``malformed``: 200 with a body that is not JSON; ``huge``: 200 with 17 MiB of reply;
+  ``nested``: 200 with JSON nested 100,000 deep;
   ``drop``: the connection closed without an answer; ``slow:N``: a good answer after N
   seconds; ``trickle:N``: a good answer sent a byte at a time, N seconds apart.
 
@@ -20,7 +21,9 @@ A request without the expected key gets the provider's 401 (any key does when
 :attr:`FakeLlmApi.key` is None); ``echo_key`` is a 403 whose message quotes the key
 sent, ``escaped_key`` a good answer whose verdict quotes it, JSON-escaped. Every
 request is recorded (:attr:`FakeLlmApi.requests`) with when it came, its path, headers,
-body and the client's port (one port per kept-alive connection).
+body and the client's port (one port per kept-alive connection); :attr:`FakeLlmApi.last`
+holds the body of the last request for each model (what a test asserts arrived: the
+system prompt, say).
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ class FakeLlmApi:
         self.scores: dict[str, float] = {}
         self.usage = (1000, 200)
         self.requests: list[Request] = []
+        #: Model -> the body of its last request.
+        self.last: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _handler(self))
@@ -91,6 +96,7 @@ class FakeLlmApi:
     def record(self, request: Request) -> None:
         with self._lock:
             self.requests.append(request)
+            self.last[request.model] = request.body
 
     def of(self, model: str) -> list[Request]:
         """The requests for ``model``, in order."""
@@ -153,6 +159,8 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
                 self._send(200, text.encode())
             elif name == "malformed":
                 self._send(200, b"<html>502 Bad Gateway</html>", "text/html")
+            elif name == "nested":  # JSON nested deeper than Python's json reads
+                self._send(200, b"[" * 100_000 + b"]" * 100_000)
             elif name == "drop":
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)

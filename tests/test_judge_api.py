@@ -17,6 +17,7 @@ from runner.toolkit import CommandGroup, CommandsStopped
 from runner_plugins.judge.api_judge import BLANKED
 from runner_plugins.judge.costs import LEDGER_FILE
 from runner_plugins.judge.plugins import JudgeRerunApi
+from runner_plugins.judge.system_prompt import MAX_SYSTEM_PROMPT_BYTES
 from tests.conftest import RunCli
 from tests.fake_llm_api import ANTHROPIC_PATH, OPENAI_PATH, PREFIX, FakeLlmApi
 from tests.judge_support import T3, context_for, one_item, remove_slot, tree
@@ -193,6 +194,100 @@ def test_worker_processes_make_their_own_clients(
     assert result.returncode == 0, result.output
     assert len(api.requests) == 3
     assert len((result.run_dir / LEDGER_FILE).read_text().splitlines()) == 3
+
+
+# --- the system prompt -------------------------------------------------------------
+
+SYSTEM_PROMPT = "You are a strict judge.\n\n## Rubric\n\n- functional: does it run? \u2713\n"
+
+
+@pytest.mark.parametrize("task", ["anthropic", "openai"])
+def test_the_system_prompt_goes_with_every_request(
+    run_app: RunCli, experiment: Path, api: FakeLlmApi, tmp_path: Path, task: str
+) -> None:
+    """task.system_prompt_file is read once and sent with each request where the provider
+    takes it: Anthropic's ``system``, OpenAI's first message (role ``system``); the judge
+    prompt stays the one user message."""
+    for slot in (1, 2):
+        remove_slot(experiment, T3, slot)
+    path = tmp_path / "system_prompt.md"
+    path.write_text(SYSTEM_PROMPT, encoding="utf-8")
+    result = _judge(
+        run_app, experiment, api, f"task.system_prompt_file={path}", "parallel=2", task=task
+    )
+    assert result.returncode == 0, result.output
+    assert sorted(api.last) == sorted([OPUS, SONNET])
+    prompt = (experiment / T3 / "judge_prompt.md").read_text("utf-8")
+    for body in api.last.values():
+        if task == "anthropic":
+            assert body["system"] == SYSTEM_PROMPT
+            assert body["messages"] == [{"role": "user", "content": prompt}]
+        else:
+            assert "system" not in body
+            assert body["messages"] == [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": prompt},
+            ]
+
+
+def test_without_a_system_prompt_none_is_sent(
+    run_app: RunCli, experiment: Path, api: FakeLlmApi
+) -> None:
+    """task.system_prompt_file defaults to null: the request is the user message alone."""
+    remove_slot(experiment)
+    result = _judge(run_app, experiment, api, task="openai")
+    assert result.returncode == 0, result.output
+    [body] = api.last.values()
+    assert [m["role"] for m in body["messages"]] == ["user"]
+
+
+def _bad_system_prompts(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Files no system prompt is read from, and what the one line says of each."""
+    good = tmp_path / "good.md"
+    good.write_text(SYSTEM_PROMPT)
+    link = tmp_path / "link.md"
+    link.symlink_to(good)
+    latin1 = tmp_path / "latin1.md"
+    latin1.write_bytes("Rubrik f\u00fcr den Richter".encode("latin-1"))
+    empty = tmp_path / "empty.md"
+    empty.write_text("\n  \n")
+    return {
+        "missing": (tmp_path / "nowhere.md", "does not exist"),
+        "symlink": (link, "is a symlink; give the file it leads to"),
+        "folder": (tmp_path, "is not a regular file"),
+        "not utf-8": (latin1, "is not UTF-8 text (byte 8)"),
+        "empty": (empty, "is empty; give null for none"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "symlink", "folder", "not utf-8", "empty"])
+def test_a_system_prompt_that_cannot_be_read_stops_the_run_before_any_call(
+    run_app: RunCli, experiment: Path, api: FakeLlmApi, tmp_path: Path, case: str
+) -> None:
+    """A system prompt file that is missing, a symlink, no regular file, not UTF-8 or
+    empty is one line naming it and exit 2; no request is made, no slot touched."""
+    path, why = _bad_system_prompts(tmp_path)[case]
+    remove_slot(experiment)
+    before = tree(experiment)
+    result = _judge(run_app, experiment, api, f"task.system_prompt_file={path}")
+    assert result.returncode == 2, result.output
+    assert f"task.system_prompt_file {str(path)!r} {why}" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert api.requests == []
+    assert tree(experiment) == before
+
+
+def test_a_system_prompt_over_the_cap_is_refused(
+    run_app: RunCli, experiment: Path, api: FakeLlmApi, tmp_path: Path
+) -> None:
+    """A system prompt is read up to the cap a run's prompt has (4 MiB), no further."""
+    path = tmp_path / "huge.md"
+    path.write_bytes(b"x" * (MAX_SYSTEM_PROMPT_BYTES + 1))
+    remove_slot(experiment)
+    result = _judge(run_app, experiment, api, f"task.system_prompt_file={path}")
+    assert result.returncode == 2, result.output
+    assert f"is larger than {MAX_SYSTEM_PROMPT_BYTES} bytes" in result.stderr
+    assert api.requests == []
 
 
 # --- faults ------------------------------------------------------------------------
@@ -531,3 +626,38 @@ def test_a_package_adds_a_provider_through_its_entry_point(
     assert request.body["messages"][0] == {"role": "system", "content": "Be brief."}
     timing = _read(_slot(experiment) / "timing.json")
     assert timing["cost"]["input_tokens"] == 1000 and timing["cost"]["total_cost_usd"] is None
+
+
+def test_a_provider_that_takes_no_system_prompt_refuses_one(
+    run_app: RunCli,
+    experiment: Path,
+    api: FakeLlmApi,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A provider written before the system prompt (its body() has no ``system``) still
+    judges without one, but a run that gives one stops before any call: exit 2, one line
+    naming the provider."""
+    site = tmp_path / "site"
+    write_distribution(
+        site,
+        "runner-judge-echo",
+        {"runner.judge_providers": {"echo": "echo_provider:Echo"}},
+        {"echo_provider.py": ECHO_PROVIDER},
+    )
+    monkeypatch.syspath_prepend(str(site))
+    system = tmp_path / "system_prompt.md"
+    system.write_text(SYSTEM_PROMPT)
+    remove_slot(experiment)
+    result = run_app(
+        "task=judge_rerun_api",
+        f"source.experiment={experiment}",
+        "task.provider=echo",
+        f"task.base_url={api.url}",
+        f"task.api_key_env={KEY_ENV}",
+        f"task.system_prompt_file={system}",
+    )
+    assert result.returncode == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "judge provider 'echo' takes no system prompt (its body() has no 'system'" in line
+    assert api.requests == []

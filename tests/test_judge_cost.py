@@ -37,8 +37,12 @@ model = args[args.index("--model") + 1]
 assert "--print" in args and args[args.index("--output-format") + 1] == "json", args
 assert os.path.isfile(args[args.index("--output-format") + 2]), "no prompt file"
 if os.environ.get("FAKE_CLAUDE_ARGV"):
+    system = None  # what the system prompt's file held when the judge read it
+    if "--system-prompt-file" in args:
+        with open(args[args.index("--system-prompt-file") + 1], encoding="utf-8") as fh:
+            system = fh.read()
     with open(os.environ["FAKE_CLAUDE_ARGV"], "a") as fh:
-        fh.write(json.dumps({"argv": args, "cwd": os.getcwd()}) + "\\n")
+        fh.write(json.dumps({"argv": args, "cwd": os.getcwd(), "system": system}) + "\\n")
 log = os.environ.get("FAKE_CLAUDE_LOG")
 if log:
     with open(log, "a") as fh:
@@ -346,6 +350,101 @@ def test_the_claude_judge_loads_no_settings_from_the_agents_workspace(
     assert Path(call["cwd"]) == workspace  # where project settings would be looked up
     assert argv[argv.index("--setting-sources") + 1] == "user"
     assert "--strict-mcp-config" in argv and "--mcp-config" not in argv
+    assert "--system-prompt-file" not in argv  # none given: Claude Code keeps its own
+
+
+# --- the system prompt ---------------------------------------------------------------
+
+SYSTEM_PROMPT = "You are a strict judge.\n\n## Rubric\n\n- functional: does it run?\n"
+
+
+def test_the_claude_judge_is_given_the_system_prompt_file(
+    run_app: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
+) -> None:
+    """task.system_prompt_file reaches Claude Code as --system-prompt-file, as the original
+    passes its config/judge/system_prompt.md: the path of the run folder's copy, read once
+    at setup, which holds what the file held; MODEL.md records the argv."""
+    remove_slot(experiment)
+    path = tmp_path / "system_prompt.md"
+    path.write_text(SYSTEM_PROMPT)
+    argv_log = tmp_path / "argv.jsonl"
+    result = run_app(
+        "task=judge_rerun_claude",
+        f"source.experiment={experiment}",
+        f"task.system_prompt_file={path}",
+        env=claude | {"FAKE_CLAUDE_ARGV": str(argv_log)},
+    )
+    assert result.returncode == 0, result.output
+    [call] = [json.loads(line) for line in argv_log.read_text().splitlines()]
+    copy = result.run_dir.absolute() / "judge_system_prompt.md"
+    assert call["argv"][:2] == ["--system-prompt-file", str(copy)]
+    assert call["argv"][2:4] == ["--model", SONNET]  # the shipped command follows
+    assert call["system"] == SYSTEM_PROMPT and copy.read_text() == SYSTEM_PROMPT
+    assert str(copy) in (experiment / T3 / "judge" / "judge_02" / "MODEL.md").read_text()
+
+
+def test_the_claude_judge_can_append_to_its_own_system_prompt(
+    run_app: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
+) -> None:
+    """task.system_prompt_flag picks the option: --append-system-prompt-file keeps Claude
+    Code's own system prompt and adds the file's."""
+    remove_slot(experiment)
+    path = tmp_path / "system_prompt.md"
+    path.write_text(SYSTEM_PROMPT)
+    argv_log = tmp_path / "argv.jsonl"
+    result = run_app(
+        "task=judge_rerun_claude",
+        f"source.experiment={experiment}",
+        f"task.system_prompt_file={path}",
+        "task.system_prompt_flag=--append-system-prompt-file",
+        env=claude | {"FAKE_CLAUDE_ARGV": str(argv_log)},
+    )
+    assert result.returncode == 0, result.output
+    [call] = [json.loads(line) for line in argv_log.read_text().splitlines()]
+    copy = result.run_dir.absolute() / "judge_system_prompt.md"
+    assert call["argv"][:2] == ["--append-system-prompt-file", str(copy)]
+    assert "--system-prompt-file" not in call["argv"]
+
+
+def test_a_missing_system_prompt_stops_the_claude_judge_before_any_call(
+    run_app: RunCli, experiment: Path, claude: dict[str, str], tmp_path: Path
+) -> None:
+    """A system prompt file that is not there: exit 2, one line naming its path; Claude
+    Code is never started and the experiment is untouched."""
+    remove_slot(experiment)
+    before = tree(experiment)
+    missing = tmp_path / "checkout" / "config" / "judge" / "system_prompt.md"
+    log = tmp_path / "calls.log"
+    result = run_app(
+        "task=judge_rerun_claude",
+        f"source.experiment={experiment}",
+        f"task.system_prompt_file={missing}",
+        env=claude | {"FAKE_CLAUDE_LOG": str(log)},
+    )
+    assert result.returncode == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert f"task.system_prompt_file {str(missing)!r} does not exist" in line, line
+    assert not log.exists()
+    assert tree(experiment) == before
+
+
+def test_a_judge_command_without_a_system_prompt_option_refuses_one(
+    run_app: RunCli, experiment: Path, tmp_path: Path
+) -> None:
+    """The local judge (or a command of one's own) names no option for a system prompt:
+    a run given one stops before any slot, exit 2, saying what to set."""
+    path = tmp_path / "system_prompt.md"
+    path.write_text(SYSTEM_PROMPT)
+    remove_slot(experiment)
+    before = tree(experiment)
+    result = run_app(
+        "task=judge_rerun", f"source.experiment={experiment}", f"task.system_prompt_file={path}"
+    )
+    assert result.returncode == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "task.system_prompt_file needs a judge command that takes a system prompt" in line
+    assert "task=judge_rerun_claude sets --system-prompt-file" in line
+    assert tree(experiment) == before
 
 
 def test_a_budget_stops_new_judges_and_leaves_their_slots_as_they_were(

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -40,6 +41,11 @@ MESSAGE_CHARS = 300
 ANY_MODEL = "*"
 #: What the key is replaced with wherever a call's text is kept.
 BLANKED = "[api key]"
+#: A key a header can carry: visible ASCII. Any other character makes httpx refuse the
+#: header with an error that quotes it escaped (b'sk-...\\n...'), which blanking misses.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+#: The JSON escapes a key's characters can hide behind (\u0073, \/).
+_ESCAPE = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|/)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +177,8 @@ class HttpJudge:
         self.max_tokens = max_tokens
         self.timeout = timeout
         self.clients = Clients(timeout)
+        #: The system prompt every request carries (task.system_prompt_file), or None.
+        self.system: str | None = None
 
     def key(self) -> str | None:
         """The key from the environment (None when ``api_key_env`` is null); TaskFailure
@@ -184,6 +192,12 @@ class HttpJudge:
                 "holds the API key is unset or empty: set it, or give another "
                 "task.api_key_env (null for a server that needs no key)"
             )
+        if not _HEADER_SAFE.fullmatch(key):
+            raise TaskFailure(
+                f"the environment variable {self.api_key_env!r} (task.api_key_env) holds "
+                "more than a key: a space, a line break or a character that is not ASCII, "
+                "which no header can carry; set it to the key alone (its value is not shown)"
+            )
         return key
 
     def ask(self, model: str, prompt: str) -> Call:
@@ -191,7 +205,10 @@ class HttpJudge:
         service's faults; TaskFailure for a missing key)."""
         key = self.key()
         headers = self.provider.headers(key)
-        body = self.provider.body(model, prompt, self.max_tokens)
+        if self.system is None:  # as a provider without a system parameter is called
+            body = self.provider.body(model, prompt, self.max_tokens)
+        else:
+            body = self.provider.body(model, prompt, self.max_tokens, system=self.system)
         started = time.monotonic()
         call = Call()
         try:
@@ -234,18 +251,22 @@ class HttpJudge:
             call.body = call.body.replace(key.encode("utf-8"), BLANKED.encode("utf-8"))
         status = call.status
         whole = len(call.body) <= MAX_REPLY_BYTES
+        deep = False
         try:
             data: Any = json.loads(call.body) if whole else None
         except ValueError:
             data = None
+        except RecursionError:  # nested deeper than Python's json reads: no answer either
+            data, deep = None, True
         if not whole:  # the slot keeps the start of it, not 16 MiB
-            call.body = _cut(call.body, key) + b"\n... (cut: longer than %d bytes)\n" % (
-                MAX_REPLY_BYTES
-            )
+            kept = _blank_escaped(call.body[:KEPT_BYTES], key, always=True)
+            call.body = _cut(kept, key) + b"\n... (cut: longer than %d bytes)\n" % (MAX_REPLY_BYTES)
+        else:
+            call.body = _blank_escaped(call.body, key)
         if 200 <= status < 300:
             call.billed = True
             if data is None:
-                call.failure, call.kind = _unreadable(call.body, whole), "unusable_reply"
+                call.failure, call.kind = _unreadable(call.body, whole, deep), "unusable_reply"
                 return
             try:
                 reply = self.provider.reply(data)
@@ -253,7 +274,12 @@ class HttpJudge:
                 call.failure, call.kind = _blank(str(exc), key), exc.kind
                 return
             # Again once decoded: a JSON escape (\u0073k-...) hides the key from the bytes.
-            call.reply = dataclasses.replace(reply, text=_blank(reply.text, key))
+            call.reply = dataclasses.replace(
+                reply,
+                text=_blank(reply.text, key),
+                id=_blank(reply.id, key) if reply.id else reply.id,
+                model=_blank(reply.model, key) if reply.model else reply.model,
+            )
             return
         message = self.provider.error_message(data) if data is not None else None
         if message is None:
@@ -275,9 +301,11 @@ def _one_line(text: str) -> str:
     return line if len(line) <= MESSAGE_CHARS else line[:MESSAGE_CHARS] + "..."
 
 
-def _unreadable(body: bytes, whole: bool) -> str:
+def _unreadable(body: bytes, whole: bool, deep: bool = False) -> str:
     if not whole:
         return f"the API's answer is longer than {MAX_REPLY_BYTES} bytes: not read"
+    if deep:
+        return "the API's answer is JSON nested too deep to read"
     start = _one_line(body[:200].decode("utf-8", "replace"))
     return f"the API's answer is not JSON: {start!r}"
 
@@ -294,3 +322,17 @@ def _cut(body: bytes, key: str | None) -> bytes:
 
 def _blank(text: str, key: str | None) -> str:
     return text.replace(key, BLANKED) if key else text
+
+
+def _blank_escaped(body: bytes, key: str | None, always: bool = False) -> bytes:
+    """``body`` without the key where JSON escapes (``\\u0073k-...``) hide it from the
+    bytes: then, or ``always``, kept with those escapes decoded (the log of an answer)."""
+    if not key:
+        return body
+    decoded = _ESCAPE.sub(
+        lambda m: chr(int(m[1], 16)).encode("utf-8", "replace") if m[1] else b"/", body
+    )
+    secret = key.encode("utf-8")
+    if secret not in decoded and not always:
+        return body
+    return decoded.replace(secret, BLANKED.encode("utf-8"))

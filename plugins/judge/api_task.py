@@ -25,7 +25,7 @@ from runner_plugins.judge.experiment import JUDGMENT_FILE
 from runner_plugins.judge.gitrepo import inside, read_capped
 from runner_plugins.judge.judgment import parse_reply
 from runner_plugins.judge.prompt import PROMPT_FILE
-from runner_plugins.judge.providers import installed, load_provider
+from runner_plugins.judge.providers import installed, load_provider, takes_system
 from runner_plugins.judge.reply import ReplyError, is_number
 from runner_plugins.judge.runsource import JudgeRuns
 from runner_plugins.judge.slotfiles import (
@@ -35,6 +35,7 @@ from runner_plugins.judge.slotfiles import (
     write_model,
     write_timing,
 )
+from runner_plugins.judge.system_prompt import read_system_prompt
 from runner_plugins.judge.task import Attempt, JudgeRerun, _budget
 
 #: What an environment variable's name may be (POSIX).
@@ -49,7 +50,8 @@ class JudgeRerunApi(JudgeRerun):
     answer, ``stderr.log`` why it failed).
 
     The prompt is the run's judge_prompt.md (never read through a symlink or from
-    outside the experiment), sent as the one user message to the slot's model.
+    outside the experiment), sent as the one user message to the slot's model, with the
+    system prompt when one is given.
 
     - ``provider``: a registered provider (``runner.judge_providers``): ``anthropic``,
       ``openai``, ``openai_compatible``, or one a package adds; required, as is
@@ -64,7 +66,10 @@ class JudgeRerunApi(JudgeRerun):
       call's cost is its usage at its price (unknown without one: then counted as
       unreported);
     - ``timeout``: seconds a request may take in all before it fails (retryable);
-    - ``budget_usd``, ``unreported_cost_usd``: as for :class:`JudgeRerun`.
+    - ``budget_usd``, ``unreported_cost_usd``: as for :class:`JudgeRerun`;
+    - ``system_prompt_file``: the judge's system prompt (see ``system_prompt``), read
+      once at setup and sent with every request as the provider places one (Anthropic's
+      ``system``, a first ``system`` message for OpenAI's); null: none.
 
     429, 503 and 529 are rate limits (retryable, pausing every worker for the wait the
     service asked for); another 4xx fails the slot with the provider's message; a 5xx,
@@ -81,9 +86,14 @@ class JudgeRerunApi(JudgeRerun):
         timeout: float = 600.0,
         budget_usd: float | None = None,
         unreported_cost_usd: float = 1.0,
+        system_prompt_file: str | None = None,
     ) -> None:
         # JudgeRerun's run() commits each attempt; what runs the judge is this class's.
-        super().__init__(timeout=timeout, unreported_cost_usd=unreported_cost_usd)
+        super().__init__(
+            timeout=timeout,
+            unreported_cost_usd=unreported_cost_usd,
+            system_prompt_file=system_prompt_file,
+        )
         self.budget_usd = _budget(budget_usd)  # a cost from usage: any budget can be reached
         if not (
             isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > 0
@@ -126,8 +136,8 @@ class JudgeRerunApi(JudgeRerun):
         self._lock = threading.Lock()
 
     def setup(self, context: RunContext) -> None:
-        """Check the source, that provider and base_url are given and, unless a dry run,
-        that the key is there (exit 2 if not)."""
+        """Check the source, that provider and base_url are given, read the system prompt
+        and, unless a dry run, check that the key is there (exit 2 if not)."""
         if isinstance(context.source, JudgeRuns):
             raise ValueError(
                 "judge_rerun_api judges slots: it needs the judge_slots source, not judge_runs "
@@ -139,6 +149,14 @@ class JudgeRerunApi(JudgeRerun):
                 f"{missing} is not set; give task.provider (installed: {sorted(installed())}) "
                 "and task.base_url, or use task=judge_rerun_anthropic or task=judge_rerun_openai"
             )
+        if self.system_prompt_file is not None:
+            if not takes_system(self.judge.provider):
+                raise ValueError(
+                    f"judge provider {self.provider!r} takes no system prompt (its body() "
+                    "has no 'system' parameter): give task.system_prompt_file=null, or a "
+                    f"provider that takes one ({', '.join(sorted(installed()))})"
+                )
+            self.judge.system = read_system_prompt(self.system_prompt_file)
         if context.dry_run:
             return
         # httpx logs each request at INFO: a second console line per slot, beside the

@@ -1,7 +1,8 @@
 """Judge providers: how one HTTP API is asked for a verdict, and how its answer is read.
 
 A provider knows a wire format and nothing else: the path under ``base_url``, the
-headers that carry the key, the body for (model, prompt, max_tokens), how a reply
+headers that carry the key, the body for (model, prompt, max_tokens, and the system
+prompt when the task has one), how a reply
 gives its text and token counts, how an error reply gives its message, and which
 headers say how long to wait once it refuses. Sending, timing, retries, costs and the
 slot's files are the judge's (``api_judge``), the same for every provider.
@@ -15,6 +16,7 @@ selects it with ``task.provider=<name>``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import re
 import time
@@ -63,8 +65,12 @@ class Provider(ABC):
         """The request's headers, the key among them (None: the server wants none)."""
 
     @abstractmethod
-    def body(self, model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
-        """The JSON body asking ``model`` for one answer to ``prompt``."""
+    def body(
+        self, model: str, prompt: str, max_tokens: int, system: str | None = None
+    ) -> dict[str, Any]:
+        """The JSON body asking ``model`` for one answer to ``prompt``, with ``system`` as
+        its system prompt (None: none). A provider whose ``body`` takes no ``system`` is
+        asked without it, and refuses a task given a system prompt (see :func:`takes_system`)."""
 
     @abstractmethod
     def reply(self, data: Any) -> Reply:
@@ -170,6 +176,15 @@ def count(value: Any) -> int | None:
 def unusable(what: str) -> ReplyError:
     """The error of a 2xx answer that holds no reply."""
     return ReplyError(f"the API's answer has no reply: {what}")
+
+
+def takes_system(provider: Provider) -> bool:
+    """Whether ``provider.body`` takes a ``system`` prompt (a provider written before
+    there was one does not)."""
+    try:
+        return "system" in inspect.signature(provider.body).parameters
+    except (TypeError, ValueError):  # no signature to read: it cannot be told one
+        return False
 
 
 def installed() -> dict[str, str]:

@@ -11,8 +11,9 @@ VERSION = "2023-06-01"
 
 
 class Anthropic(Provider):
-    """The key goes in ``x-api-key``; the reply is the text of the message's content
-    blocks; ``anthropic-ratelimit-*-reset`` give RFC 3339 times."""
+    """The key goes in ``x-api-key``; a system prompt in the body's ``system``; the reply
+    is the text of the message's content blocks; ``anthropic-ratelimit-*-reset`` give
+    RFC 3339 times."""
 
     path = "/v1/messages"
     limit_headers = "anthropic-ratelimit-"
@@ -20,10 +21,13 @@ class Anthropic(Provider):
     def headers(self, key: str | None) -> dict[str, str]:
         return {"anthropic-version": VERSION} | ({"x-api-key": key} if key else {})
 
-    def body(self, model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
+    def body(
+        self, model: str, prompt: str, max_tokens: int, system: str | None = None
+    ) -> dict[str, Any]:
         return {
             "model": model,
             "max_tokens": max_tokens,
+            **({"system": system} if system is not None else {}),
             "messages": [{"role": "user", "content": prompt}],
         }
 

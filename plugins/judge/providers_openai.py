@@ -10,7 +10,9 @@ from runner_plugins.judge.providers import Provider, Reply, count, duration_wait
 
 
 class OpenAI(Provider):
-    """A bearer key; the reply is the first choice's message; ``x-ratelimit-reset-*``
+    """A bearer key; a system prompt is the first message (role ``system``, which
+    OpenAI's reasoning models read as ``developer``); the reply is the first choice's
+    message; ``x-ratelimit-reset-*``
     give durations (``6m0s``). Asks for at most ``max_completion_tokens``, the name
     OpenAI's current models take (its reasoning models refuse ``max_tokens``)."""
 
@@ -22,11 +24,14 @@ class OpenAI(Provider):
     def headers(self, key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {key}"} if key else {}
 
-    def body(self, model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
+    def body(
+        self, model: str, prompt: str, max_tokens: int, system: str | None = None
+    ) -> dict[str, Any]:
+        first = [{"role": "system", "content": system}] if system is not None else []
         return {
             "model": model,
             self.max_tokens_field: max_tokens,
-            "messages": [{"role": "user", "content": prompt}],
+            "messages": [*first, {"role": "user", "content": prompt}],
         }
 
     def reply(self, data: Any) -> Reply:

@@ -53,6 +53,7 @@ from runner_plugins.judge.slotfiles import (
     write_model,
     write_timing,
 )
+from runner_plugins.judge.system_prompt import read_system_prompt, write_copy
 from runner_plugins.judge.writes import refused, stop_repair
 
 #: What a repair stopped by a full disk leaves, and what to do (see ``writes``).
@@ -93,11 +94,18 @@ class JudgeRerun(Task):
       ``cost`` and the run's ``judge_costs.jsonl``);
     - ``budget_usd``: with ``claude_json``, once this run's judge calls have cost this
       many US dollars no further judge starts (running ones finish): each slot left
-      is skipped (BudgetExhausted) and stays exactly as it was. null: no cap;
+      is skipped (BudgetExhausted) and stays exactly as it was, and the run ends 1 (its
+      work not done). null: no cap;
     - ``unreported_cost_usd``: with ``claude_json``, what a call that reported no cost
       (killed by ``timeout`` or a signal, or ended without an envelope) is counted at,
       unless a call of the same model cost more earlier in this run: then that. Such a
-      call's line in ``judge_costs.jsonl`` says ``"estimated": true``.
+      call's line in ``judge_costs.jsonl`` says ``"estimated": true``;
+    - ``system_prompt_file``: the judge's system prompt (the rubric and criteria the
+      judge prompt points at; see ``system_prompt``), read once at setup; null: none;
+    - ``system_prompt_flag``: the judge command's option that takes a system prompt's
+      file (``--system-prompt-file`` for Claude Code, as task=judge_rerun_claude sets);
+      with a ``system_prompt_file``, it and the path of the run folder's copy of the
+      file are put after the program. A command without one refuses a system prompt.
 
     A write into the experiment that its file system refuses (full, over quota,
     read-only: see ``writes``) leaves the slot as it was and stops the run (StopRun,
@@ -112,6 +120,8 @@ class JudgeRerun(Task):
         reply_format: str = "text",
         budget_usd: float | None = None,
         unreported_cost_usd: float = 1.0,
+        system_prompt_file: str | None = None,
+        system_prompt_flag: str | None = None,
     ) -> None:
         # Elements arrive as the user wrote them; one that Hydra re-typed (an unquoted
         # true or 1e3) is refused, as is a template no slot could fill.
@@ -137,6 +147,21 @@ class JudgeRerun(Task):
         if unreported is None:
             raise ValueError("unreported_cost_usd must be a number of US dollars >= 0, got None")
         self.unreported_cost_usd = unreported
+        if system_prompt_file is not None and not isinstance(system_prompt_file, str):
+            raise ValueError(
+                f"system_prompt_file must be the path of a file or null, got {system_prompt_file!r}"
+            )
+        if system_prompt_flag is not None and not (
+            isinstance(system_prompt_flag, str) and system_prompt_flag.startswith("-")
+        ):
+            raise ValueError(
+                "system_prompt_flag must be the judge command's option that takes a system "
+                f"prompt's file (e.g. --system-prompt-file) or null, got {system_prompt_flag!r}"
+            )
+        self.system_prompt_file = system_prompt_file
+        self.system_prompt_flag = system_prompt_flag
+        #: What goes after the judge's program: the flag and the system prompt's copy.
+        self._system_args: list[str] = []
         #: What this run's judge calls cost (``claude_json`` only); made by setup.
         self.ledger: CostLedger | None = None
         #: Why writes into the experiment are refused, once one was (``writes``): no
@@ -159,6 +184,18 @@ class JudgeRerun(Task):
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ValueError(f"timeout must be a number of seconds > 0, got {self.timeout!r}")
         judgecall.check_command(self.command, dry_run=context.dry_run)
+        if self.system_prompt_file is not None:
+            if self.system_prompt_flag is None:
+                raise ValueError(
+                    f"task.system_prompt_file needs a judge command that takes a system "
+                    f"prompt, and task.system_prompt_flag names no option of "
+                    f"{self.command[0]!r} for it: give its option (task=judge_rerun_claude "
+                    "sets --system-prompt-file), or task.system_prompt_file=null"
+                )
+            text = read_system_prompt(self.system_prompt_file)
+            if not context.dry_run:
+                copy = write_copy(text, Path(context.output_dir))
+                self._system_args = [self.system_prompt_flag, str(copy)]
         if self.reply_format == "claude_json" and not context.dry_run:
             self.ledger = CostLedger(Path(context.output_dir) / LEDGER_FILE)
 
@@ -227,6 +264,7 @@ class JudgeRerun(Task):
         argv = fill_template(
             self.command, placeholder_values(item.data) | {"slot_dir": str(attempt)}
         )
+        argv[1:1] = self._system_args
         workspace = Path(item["workspace"])
         done = judgecall.call(
             argv,
