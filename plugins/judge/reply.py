@@ -79,7 +79,7 @@ def find_verdict(text: str) -> dict[str, Any] | None:
     for candidate in itertools.chain(fenced, _top_level_objects(text)):
         try:
             obj = json.loads(candidate)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than json reads: no verdict
             continue
         if isinstance(obj, dict) and is_number(obj.get("score")):
             return obj
@@ -132,12 +132,12 @@ def read_envelope(stdout: str) -> Envelope | None:
     text = stdout.strip()
     try:
         messages = [json.loads(text)]
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json reads
         messages = []
         for line in reversed(text.splitlines()):
             try:
                 messages = [json.loads(line)]
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             break
     if messages and isinstance(messages[0], list):

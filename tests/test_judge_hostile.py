@@ -1,0 +1,108 @@
+"""The HTTP judge against a hostile service and a careless environment: the key stays out
+of every file even where a reply hides it behind JSON escapes or the environment holds
+more than a key, and an answer nested deeper than JSON can be read fails its slot like any
+unusable answer; a judge's reply text or a CLI's output nested that deep is no verdict."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner_plugins.judge.costs import LEDGER_FILE
+from runner_plugins.judge.reply import find_verdict, read_envelope
+from tests.conftest import RunCli
+from tests.fake_llm_api import FakeLlmApi
+from tests.judge_support import T3, remove_slot, tree
+
+OPUS = "claude-opus-4-5-20251101"
+KEY_ENV = "RUNNER_TEST_HOSTILE_KEY"
+KEY = "sk-test-hostile-key-0123456789"
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLlmApi]:
+    """The fake APIs, taking any key, with KEY in KEY_ENV."""
+    with FakeLlmApi(key=None) as fake:
+        monkeypatch.setenv(KEY_ENV, KEY)
+        yield fake
+
+
+def _judge(run_app: RunCli, experiment: Path, api: FakeLlmApi) -> Any:
+    return run_app(
+        "task=judge_rerun_anthropic",
+        f"source.experiment={experiment}",
+        f"task.base_url={api.url}",
+        f"task.api_key_env={KEY_ENV}",
+    )
+
+
+def _unescaped(data: bytes) -> str:
+    """A file's text with its JSON \\uXXXX escapes decoded, as any reader of it can."""
+    text = data.decode("utf-8", "replace")
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m[1], 16)), text)
+
+
+def test_a_key_hidden_by_json_escapes_is_in_no_file(
+    run_app: RunCli, experiment: Path, api: FakeLlmApi
+) -> None:
+    """A reply that quotes the key as JSON escapes (\\u0073k-...): stdout.log, which keeps
+    the answer, holds it blanked too, not merely escaped."""
+    slot = remove_slot(experiment, T3, 1)
+    api.script[OPUS] = ["escaped_key"]
+    result = _judge(run_app, experiment, api)
+    assert result.returncode == 0, result.output
+    assert "[api key]" in (slot / "stdout.log").read_text()
+    for root in (experiment, result.run_dir):
+        for name, data in tree(root).items():
+            assert KEY not in _unescaped(data), f"the key is in {root / name}"
+
+
+def test_a_variable_holding_more_than_a_key_stops_the_run_without_showing_it(
+    run_app: RunCli, experiment: Path, api: FakeLlmApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key with a second line (a file's whole text exported): no header can carry it, and
+    httpx's refusal would quote it escaped, past the blanking. Exit 2 before any call, one
+    line naming the variable, the key nowhere."""
+    monkeypatch.setenv(KEY_ENV, KEY + "\nsecond line")
+    remove_slot(experiment, T3, 1)
+    before = tree(experiment)
+    result = _judge(run_app, experiment, api)
+    assert result.returncode == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert f"the environment variable {KEY_ENV!r} (task.api_key_env) holds more" in line
+    assert KEY not in result.output
+    assert api.requests == []
+    assert tree(experiment) == before
+
+
+def test_an_answer_nested_too_deep_to_read_fails_the_slot_and_is_counted(
+    run_app: RunCli, experiment: Path, api: FakeLlmApi
+) -> None:
+    """A 200 whose JSON is nested 100,000 deep: the slot is failed with an unusable reply
+    (timing.json says so), and the call, which the service may bill, is in the ledger."""
+    slot = remove_slot(experiment, T3, 1)
+    api.script[OPUS] = ["nested"]
+    result = _judge(run_app, experiment, api)
+    assert result.returncode == 1, result.output
+    timing = json.loads((slot / "timing.json").read_text())
+    assert timing["failure_kind"] == "unusable_reply", timing
+    assert "nested too deep" in timing["reason"]
+    ledger = (result.run_dir / LEDGER_FILE).read_text().splitlines()
+    [record] = [json.loads(x) for x in ledger]
+    assert (record["slot"], record["ok"], record["estimated"]) == (f"{T3}/judge_01", False, True)
+
+
+def test_reply_text_nested_too_deep_is_no_verdict() -> None:
+    """A fenced block or a CLI's stdout nested deeper than JSON can be read is skipped as
+    any unreadable block is: a later verdict is still found."""
+    deep = "[" * 100_000 + "]" * 100_000
+    verdict = find_verdict(f"```json\n{deep}\n```\n```json\n" + '{"score": 0.5}\n```')
+    assert verdict == {"score": 0.5}
+    assert find_verdict("{" + deep + "}") is None
+    assert read_envelope(deep) is None
+    assert read_envelope(deep + '\n{"type": "result", "result": "ok"}') is not None
