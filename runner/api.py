@@ -310,6 +310,13 @@ class ItemCall(Protocol):
         ...
 
     @property
+    def halting(self) -> bool:
+        """True when a failure may halt the run (``halt.on_failures``): an executor whose
+        worker runs its next item before the caller has the failed outcome then waits
+        until it has it, so that nothing starts between the halting failure and the halt."""
+        ...
+
+    @property
     def limit(self) -> ConcurrencyLimit | None:
         """With ``parallel=auto``: a worker holds one of its places while it runs items;
         an executor that hands items to other processes keeps at most

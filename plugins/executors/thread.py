@@ -60,9 +60,10 @@ class ThreadExecutor(Executor):
     enforces the run's ``timeout`` (a worker takes a stuck one's place) and the drain
     after ``shutdown(wait=False, timeout)``: an item still running then is handed on as
     failed (``Interrupted``) and its thread, which nothing can stop, is left to end by
-    itself (a daemon: the process does not wait for it). A worker whose item fails
-    hands its batch on and waits until it has been taken before it starts another, so
-    that nothing starts between a failure that halts the run and the halt.
+    itself (a daemon: the process does not wait for it). When a failure may halt the
+    run (``fn.halting``), a worker whose item fails hands its batch on and waits until
+    it has been taken before it starts another, so that nothing starts between the
+    halting failure and the halt.
     """
 
     def __init__(self, max_chunk: int = 64, queue_factor: int = 2) -> None:
@@ -152,6 +153,8 @@ class ThreadExecutor(Executor):
             threads.append(thread)
             thread.start()
 
+        halting = fn.halting
+
         def worker(name: str) -> None:
             # ``name``: what the journal records as the worker of each item it runs.
             chunk = 1
@@ -182,11 +185,19 @@ class ThreadExecutor(Executor):
                     began = clock()
                     done: list[Outcome] = []
                     running[key] = (todo, done, began)
-                    if auto is None:
+                    if auto is None and not halting:
                         add = done.append
                         for item in todo:
                             if stop.up and feed.error is None:
                                 break  # shut down: items taken but not started never start
+                            outcome = run_item(item)
+                            outcome.worker = name
+                            add(outcome)
+                    elif auto is None:
+                        add = done.append
+                        for item in todo:
+                            if stop.up and feed.error is None:
+                                break
                             outcome = run_item(item)
                             outcome.worker = name
                             add(outcome)
@@ -204,10 +215,10 @@ class ThreadExecutor(Executor):
                             outcome.worker = name
                             done.append(outcome)
                             holders.pop(item.id, None)
-                            if outcome.status == "failed":
+                            if halting and outcome.status == "failed":
                                 break
                         give_back(place)
-                    if done and done[-1].status == "failed":
+                    if halting and done and done[-1].status == "failed":
                         left = todo[len(done) :]
                         handover = _Handover(done, threading.Event())
                         batches.put(handover)

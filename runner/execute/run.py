@@ -182,7 +182,13 @@ class Run:
             None if previous is None else self.done_before.values(),
         )
         safe_call = SafeCall(
-            self.task.run, settings.retry, self.gate, self.commands, settings.timeout, self.limit
+            self.task.run,
+            settings.retry,
+            self.gate,
+            self.commands,
+            settings.timeout,
+            self.limit,
+            halting=self.halt.active,
         )
         self.outcomes = self.executor.map(safe_call, self.items, settings.parallel)
 

@@ -100,6 +100,7 @@ class SafeCall:
         "admission",
         "gate",
         "group",
+        "halting",
         "limit",
         "portable",
         "retry",
@@ -116,9 +117,12 @@ class SafeCall:
         group: CommandGroup | None = None,
         timeout: float | None = None,
         limit: ConcurrencyLimit | None = None,
+        halting: bool = False,
     ) -> None:
         self.run = run
         self.retry = retry or RetryPolicy()
+        #: Whether a failure may halt the run (``runner.api.ItemCall.halting``).
+        self.halting = halting
         self.gate = gate or Gate()
         self.group = group or current_group()
         self.timeout = timeout
