@@ -17,11 +17,24 @@ Targets: auto >= 0.90 x the best fixed count's items/s, and <= 5% of its request
 refused after the first 10 s. ``--docs`` writes the "parallel=auto" section of
 docs/BENCHMARKS.md and docs/auto.png (the limit and the service's answers per second
 over time). Usage: ``python bench/bench_auto.py [--docs] [--json PATH]`` (about 4 min).
+
+``--family`` (issue 24) runs the whole family of services instead: ones that serve 3, 6 or
+12 at once at 50, 100 or 300 ms and refuse the rest with 429 and ``Retry-After: 1`` or
+with no header, and ones limited by rate (``RATE_SERVICES``: N a second at a latency),
+with ``retry.attempts=10 retry.backoff=0.1``, each run over at least 600 items (6 s of
+the service's capacity when that is more). For each: the best fixed count (the service's
+limit; for a rate limit, the better of ceil(N x latency) and one more), ``parallel=auto``
+and its ratio to the best and share of refused requests, and fixed counts at 2x and 5x
+the limit: their ratio to the best and the items that failed. Targets: auto >= 0.90x
+with <= 5% refused; 2x and 5x >= 0.80x with no item failed. ``--quick`` keeps the
+corners (3 and 12 at once, 50 and 300 ms, one rate limit): some ten minutes instead of
+about forty. ``--docs`` writes the table to docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import tempfile
@@ -35,6 +48,16 @@ sys.path.insert(0, str(c.REPO_DIR))
 from tests.http_service import Service, serve
 
 SECTION = "## parallel=auto"
+FAMILY_SECTION = "## parallel=auto against a family of services"
+FAMILY_ARGS = ["task=http", "retry.attempts=10", "retry.backoff=0.1", "progress=off",
+               "postprocessor=none"]  # fmt: skip
+#: (requests a second, latency) of the services limited by rate.
+RATE_SERVICES = [(20.0, 0.1), (50.0, 0.1), (100.0, 0.05), (30.0, 0.05)]
+TARGET_OVER = 0.80
+FAMILY_HEAD = (
+    "| service | items | best fixed: items/s | auto items/s | auto ratio | auto refused "
+    "| 2x the limit | 5x the limit | targets |\n|---|---:|---:|---:|---:|---:|---|---|---|"
+)
 TARGET_RATIO, TARGET_REFUSED = 0.90, 0.05
 ARGS = ["task=http", "retry.attempts=20", "retry.backoff=0.1", "progress=off",
         "postprocessor=none"]  # fmt: skip
@@ -51,6 +74,113 @@ def run(service: Service, parallel: str, count: int, folder: Path) -> tuple[dict
     if code not in (0, 1) or summary["succeeded"] != count:
         raise RuntimeError(f"parallel={parallel}: exit {code}, {summary['succeeded']} of {count}")
     return summary, began
+
+
+def family_run(
+    service: Service, parallel: str, count: int, folder: Path
+) -> tuple[float, int, float]:
+    """One run of the family: items/s (summary.json), items failed, share of answers 429."""
+    url = f"task.url='{service.url}/{{id}}'"
+    argv = [sys.executable, "-m", "runner", f"parallel={parallel}", url,
+            f"source.count={count}", *FAMILY_ARGS, f"hydra.run.dir={folder}"]  # fmt: skip
+    code, _, _, _ = c.run_measured(argv, cwd=folder.parent, log=folder.parent / "runs.log")
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    if code not in (0, 1):
+        raise RuntimeError(f"parallel={parallel}: exit {code}")
+    ok, refused = service.count(200), service.count(429)
+    failed = count - int(summary["succeeded"])
+    return float(summary["items_per_second"]), failed, refused / max(ok + refused, 1)
+
+
+def family(quick: bool) -> list[dict[str, Any]]:
+    """Every service of the family: what each count and auto got there."""
+    services: list[dict[str, Any]] = []
+    for capacity in (3, 12) if quick else (3, 6, 12):
+        for latency in (0.05, 0.3) if quick else (0.05, 0.1, 0.3):
+            for header in (1.0, None):
+                services.append({"capacity": capacity, "latency": latency, "retry_after": header,
+                                 "limit": capacity, "per_second": None, "best": [capacity],
+                                 "speed": capacity / latency})  # fmt: skip
+    for per_second, latency in RATE_SERVICES[-1:] if quick else RATE_SERVICES:
+        limit = math.ceil(per_second * latency)
+        services.append({"capacity": None, "latency": latency, "retry_after": 1.0,
+                         "limit": limit, "per_second": per_second, "best": [limit, limit + 1],
+                         "speed": per_second})  # fmt: skip
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-family-") as tmp:
+        root = Path(tmp)
+        for n, svc in enumerate(services):
+            count = max(600, round(6 * svc["speed"]))
+            got: dict[str, tuple[float, int, float]] = {}
+            limit = svc["limit"]
+            runs = [str(k) for k in svc["best"]] + [str(2 * limit), str(5 * limit), "auto"]
+            for parallel in runs:
+                # A fresh service per run: a rate limit's bucket starts full each time.
+                with serve(svc["latency"], svc["capacity"], svc["retry_after"],
+                           per_second=svc["per_second"]) as service:  # fmt: skip
+                    got[parallel] = family_run(service, parallel, count, root / f"{n}-{parallel}")
+            best = max(svc["best"], key=lambda k: got[str(k)][0])
+            row = {**svc, "count": count, "best_count": best, "best_rate": got[str(best)][0],
+                   "auto": got["auto"], "twice": got[str(2 * limit)],
+                   "five": got[str(5 * limit)]}  # fmt: skip
+            rows.append(row)
+            print(family_line(row), flush=True)
+    return rows
+
+
+def family_name(row: dict[str, Any]) -> str:
+    ms = f"{row['latency'] * 1000:g} ms"
+    if row["per_second"] is not None:
+        return f"{row['per_second']:g}/s, {ms}, Retry-After: 1"
+    header = "no header" if row["retry_after"] is None else f"Retry-After: {row['retry_after']:g}"
+    return f"{row['capacity']} at once, {ms}, {header}"
+
+
+def family_met(row: dict[str, Any]) -> bool:
+    top, auto = row["best_rate"], row["auto"]
+    return (auto[0] / top >= TARGET_RATIO and auto[2] <= TARGET_REFUSED
+            and all(r[0] / top >= TARGET_OVER and r[1] == 0
+                    for r in (row["twice"], row["five"])))  # fmt: skip
+
+
+def family_line(row: dict[str, Any]) -> str:
+    """One service's row of the table (Markdown)."""
+    top = row["best_rate"]
+    auto, twice, five = row["auto"], row["twice"], row["five"]
+    return (
+        f"| {family_name(row)} | {row['count']} | {row['best_count']}: {top:.1f} | "
+        f"{auto[0]:.1f} | **{auto[0] / top:.2f}** | {auto[2]:.1%} | "
+        f"{twice[0] / top:.2f}, {twice[1]} failed, {twice[2]:.1%} refused | "
+        f"{five[0] / top:.2f}, {five[1]} failed, {five[2]:.1%} refused | "
+        f"{'met' if family_met(row) else '**not met**'} |"
+    )
+
+
+def family_docs(rows: list[dict[str, Any]], load: list[float], quick: bool) -> None:
+    info = c.machine()
+    table = "\n".join(family_line(row) for row in rows)
+    met = sum(family_met(row) for row in rows)
+    section = f"""{FAMILY_SECTION}
+
+Services on the loopback address (`tests/http_service.py`) that serve 3, 6 or 12 requests
+at once at 50, 100 or 300 ms and refuse the rest with 429 and `Retry-After: 1` or with no
+header, and services limited by rate (a token bucket of N a second, a tenth of a second's
+worth kept). Every run is `python -m runner task=http` with `retry.attempts=10
+retry.backoff=0.1`, over 600 items or 6 s of the service's capacity when that is more, on
+a fresh service. "Best fixed" is the service's limit (for a rate limit, the better of
+ceil(N x latency) and one more); 2x and 5x are fixed counts at twice and five times that
+limit. Refused: the share of the service's answers that were 429. Targets: auto >=
+{TARGET_RATIO:.2f}x the best fixed count with <= {TARGET_REFUSED:.0%} refused; 2x and 5x >=
+{TARGET_OVER:.2f}x with no item failed. Produced by `python bench/bench_auto.py --family
+{"--quick " if quick else ""}--docs` on {info["date"]} ({info["cpu"]}, {info["cores"]} cores,
+runner at {info["commit"]}; load average {load[0]:.2f} at the start, {load[1]:.2f} at the end).
+
+{FAMILY_HEAD}
+{table}
+
+Targets met on **{met} of {len(rows)}** services.
+"""
+    print(f"\nwrote {c.write_section(FAMILY_SECTION, section)}")
 
 
 def chart(
@@ -94,8 +224,18 @@ def main() -> None:
     p.add_argument("--capacity", type=int, default=6)
     p.add_argument("--retry-after", type=float, default=0.5)
     p.add_argument("--docs", action="store_true")
+    p.add_argument("--family", action="store_true", help="every service of issue 24's family")
+    p.add_argument("--quick", action="store_true", help="with --family: its corners only")
     args = p.parse_args()
     load = [os.getloadavg()[0]]
+    if args.family:
+        rows = family(args.quick)
+        load.append(os.getloadavg()[0])
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        if args.docs:
+            family_docs(rows, load, args.quick)
+        return
     fixed: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-auto-") as tmp:
         root = Path(tmp)

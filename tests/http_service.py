@@ -1,6 +1,11 @@
 """A real HTTP service on the loopback address for tests and benchmarks: each request is
 answered after ``latency`` seconds, or at once with 429 + Retry-After while more than
-``capacity`` requests are in progress (a rate-limited API)."""
+``capacity`` requests are in progress (a rate-limited API).
+
+A service limited by rate instead: ``per_second`` answers 429 to a request that finds no
+token in its bucket (``per_second`` tokens a second, at most ``burst`` kept, by default
+a tenth of a second's worth; a refused request takes none). ``retry_after=None`` sends
+no Retry-After header."""
 
 from __future__ import annotations
 
@@ -15,11 +20,21 @@ from typing import Any
 class Service(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, latency: float, capacity: int | None, retry_after: float | str) -> None:
+    def __init__(
+        self,
+        latency: float,
+        capacity: int | None,
+        retry_after: float | str | None,
+        per_second: float | None = None,
+        burst: float | None = None,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.latency = latency
         self.capacity = capacity
         self.retry_after = retry_after
+        self.per_second = per_second
+        self.burst = burst if burst is not None else max(1.0, (per_second or 0) / 10)
+        self.tokens, self.filled = self.burst, time.monotonic()
         self.lock = threading.Lock()
         self.in_progress = 0
         self.most = 0
@@ -30,6 +45,18 @@ class Service(ThreadingHTTPServer):
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def take(self) -> bool:
+        """A token of the rate limit, if there is one (call with the lock held)."""
+        if self.per_second is None:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.filled) * self.per_second)
+        self.filled = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
     def count(self, status: int) -> int:
         with self.lock:
@@ -44,13 +71,16 @@ class Handler(BaseHTTPRequestHandler):
         with service.lock:
             service.in_progress += 1
             busy = service.capacity is not None and service.in_progress > service.capacity
+            busy = busy or not service.take()
             service.most = max(service.most, service.in_progress)
         status = 500
         try:
             if busy:
                 status, body = 429, b"too many requests\n"
                 wait = service.retry_after  # text goes as it is: an HTTP-date, "-5"
-                headers = {"Retry-After": wait if isinstance(wait, str) else f"{wait:g}"}
+                headers = {} if wait is None else {"Retry-After": str(wait)}
+                if isinstance(wait, float | int):
+                    headers["Retry-After"] = f"{wait:g}"
             else:
                 time.sleep(service.latency)
                 status, body, headers = 200, f"ok {self.path}\n".encode(), {}
@@ -75,10 +105,14 @@ class Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def serve(
-    latency: float = 0.1, capacity: int | None = None, retry_after: float | str = 1.0
+    latency: float = 0.1,
+    capacity: int | None = None,
+    retry_after: float | str | None = 1.0,
+    per_second: float | None = None,
+    burst: float | None = None,
 ) -> Iterator[Service]:
     """Run the service in a thread for the block."""
-    service = Service(latency, capacity, retry_after)
+    service = Service(latency, capacity, retry_after, per_second, burst)
     thread = threading.Thread(target=service.serve_forever, daemon=True)
     thread.start()
     try:

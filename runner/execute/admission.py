@@ -16,11 +16,14 @@ refusal which kind of limit the service has:
   served over the last ``RATE_SPAN`` seconds, and the pace is raised by ``RATE_STEP``
   after every ``RATE_PROBE`` seconds without a refusal.
 
-Which one it is: a level the service refused several times as often as it served
-(``CONCURRENT_SHARE``) is over a concurrency limit; one it mostly served, refusing now
-and then, is under a rate limit. The first refusal is read as a concurrency limit (the
-only evidence there is); later decisions wait until one typical attempt has had time to
-finish since the last change, so that they weigh answers to requests made under it.
+Which one it is: over a concurrency limit, the service refuses a level almost as soon as
+it is reached (within two typical attempts); under a rate limit it serves that level for a
+while, more a second than the level below gave, until its bucket is empty. The first
+refusal is read as a concurrency limit (the only evidence there is), and later decisions
+wait until one typical attempt has had time to finish since the last change, so that
+they weigh answers to requests made under it. A rate limit that a cap alone meets (a cap
+of ``k`` serves about ``k / latency`` a second) is met by the cap; pacing comes in when
+the cap's one more is served for a while and then refused.
 
 Only the refused item waits (its Retry-After, jittered, or its backoff): the others keep
 the service busy. Before the first refusal an attempt costs a list append and pop here.
@@ -44,13 +47,15 @@ from runner.execute.policies import Stopped
 #: doubled each time the service refuses that level again, up to PROBE_MAX.
 PROBE_START = 2.0
 PROBE_MAX = 64.0
-#: Seconds of served answers a learned rate is measured over.
+#: Seconds of served answers a learned rate is measured over; of answers kept.
 RATE_SPAN = 2.0
+KEPT_SECONDS = 10.0
+#: A level that served this much more a second than the one below, then was refused, is
+#: under a rate limit (its bucket emptied), not over a concurrency limit.
+RATE_GAIN = 1.1
 #: A learned rate is raised by this factor after every RATE_PROBE seconds without a refusal.
 RATE_STEP = 1.05
 RATE_PROBE = 1.0
-#: A level refused this many times as often as it was served is over a concurrency limit.
-CONCURRENT_SHARE = 3
 
 
 class Admission:
@@ -82,14 +87,16 @@ class Admission:
         self._sleep, self._stopping, self._clock = sleep, stopping, clock
         self._cond = threading.Condition()
         self._next_start = 0.0
-        self._changed = 0.0  # when a limit last changed (the evidence since counts)
+        self._changed = 0.0  # when a limit last changed (what was started before is old)
+        self._cap_changed = 0.0  # when the cap last changed (the levels refused since)
         self._cap_raised = self._rate_raised = 0.0  # when each was last raised
         self._probe_wait = PROBE_START
         self._probing = False  # the cap was raised and no refusal has said no yet
-        self._served_at: collections.Counter[int] = collections.Counter()
         self._refused_at: collections.Counter[int] = collections.Counter()
         self._served_times: collections.deque[float] = collections.deque()
+        self._reached: dict[int, float] = {}  # level -> when first in flight under the cap
         self._latency = 0.0  # of served attempts, a moving average
+        self._activated = 0.0  # when the first refusal came
         self._said_cap = self._said_rate = False
 
     # -- around every attempt ------------------------------------------------------
@@ -119,12 +126,19 @@ class Admission:
                     raise Stopped("the run is stopping")
                 self._cond.wait(0.1)
             self.flight.append(None)
-            return len(self.flight)
+            in_flight = len(self.flight)
+            if in_flight not in self._reached:
+                self._reached[in_flight] = self._clock()
+            return in_flight
 
     def end(self, in_flight: int, started: float, error: BaseException | None = None) -> None:
         """An attempt that began with ``in_flight`` at ``started`` ended (``error``: how)."""
-        self.flight.pop()
         refused = isinstance(error, RetryableError) and error.rate_limited
+        if refused:
+            # Those started after this one may have reached the service first: the most
+            # in flight either way (too many only delays the limit found, too few lowers it).
+            in_flight = max(in_flight, len(self.flight))
+        self.flight.pop()
         if not (self.active or refused):
             return
         now = self._clock()
@@ -139,11 +153,9 @@ class Admission:
     # -- what the answers teach ----------------------------------------------------
 
     def _served(self, in_flight: int, started: float, now: float) -> None:
-        if started >= self._changed:  # evidence about the limits now in force
-            self._served_at[in_flight] += 1
         times = self._served_times
         times.append(now)
-        while times[0] < now - RATE_SPAN:
+        while times[0] < now - KEPT_SECONDS:
             times.popleft()
         took = now - started
         self._latency = took if not self._latency else 0.8 * self._latency + 0.2 * took
@@ -160,25 +172,48 @@ class Admission:
     def _refused(self, in_flight: int, started: float, now: float, reason: str) -> None:
         self.refusals += 1
         first = not self.active
-        self.active = True
+        if first:
+            self.active, self._activated = True, now
         if not first and (started < self._changed or now - self._changed < self._latency):
             # Started before the last change, or answered before what was started
             # under it could be: not evidence about it yet.
-            if started >= self._changed:
+            if started >= self._cap_changed:
                 self._refused_at[in_flight] += 1
             self._note(reason)
             return
         self._refused_at[in_flight] += 1
         level = min(self._refused_at)
-        served = sum(count for at, count in self._served_at.items() if at >= level)
-        refused = sum(count for at, count in self._refused_at.items() if at >= level)
-        if first or served * CONCURRENT_SHARE < refused:
-            self._concurrency(level - 1, reason)
+        reached = self._reached.get(level)
+        if first or reached is None or now - reached < 2 * self._latency:
+            # Refused (almost) as soon as that many were in flight: a concurrency limit.
+            self._cut(now, level - 1, reason)
+        elif self.rate is not None:
+            self._paced(now, self._served_rate(now - RATE_SPAN, now), reason)
         else:
-            self._paced(now, reason)
+            # Served there a while, then refused: a rate limit if that level served more
+            # a second than the one below it did (a bucket emptied), else a concurrency
+            # limit the count of attempts in flight overstated for a while.
+            there = self._served_rate(reached, now)
+            known = reached - self._activated >= RATE_SPAN / 2  # the level below measured
+            if known and there >= RATE_GAIN * self._served_rate(reached - RATE_SPAN, reached):
+                self._paced(now, there, reason)
+            else:
+                self._cut(now, level - 1, reason)
         self._changed = now
-        self._served_at.clear()
+
+    def _cut(self, now: float, most: int, reason: str) -> None:
+        self._concurrency(most, reason)
+        # What each level gets is counted again under the new cap.
+        self._cap_changed = now
         self._refused_at.clear()
+        self._reached.clear()
+
+    def _served_rate(self, since: float, until: float) -> float:
+        """Answers served a second between two times (of the last KEPT_SECONDS)."""
+        since = max(since, self._activated)
+        if until - since <= 0:
+            return 0.0
+        return sum(1 for at in self._served_times if since <= at < until) / (until - since)
 
     def _concurrency(self, most: int, reason: str) -> None:
         """The service serves at most ``most`` at once."""
@@ -202,11 +237,9 @@ class Admission:
         else:
             logger.debug(f"At most {most} at once from now on ({reason})")
 
-    def _paced(self, now: float, reason: str) -> None:
+    def _paced(self, now: float, rate: float, reason: str) -> None:
         """The service serves so many a second: pace the starts at what it served."""
-        span = max(min(RATE_SPAN, now - self._changed), 0.25)
-        served = sum(1 for at in self._served_times if at >= now - span)
-        rate = max(served / span, 1.0 / span)
+        rate = max(rate, 1.0 / RATE_SPAN)
         if self.rate is not None:
             rate = min(rate, self.rate)
         self.rate = rate
