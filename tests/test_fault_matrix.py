@@ -38,6 +38,24 @@ def _reads_row(function: ast.FunctionDef) -> str | None:
     return None
 
 
+def _covers(path: str, function: ast.FunctionDef) -> set[str]:
+    """The executors a named test runs, as far as its source says: the row it reads; all
+    of them for a suite over the registry's executors; those its module names as a
+    string (``"process"``, ``"executor=dask"``) or in its file name; ``thread``, the
+    default, always."""
+    read = _reads_row(function)
+    if read is not None:
+        return set(fault_matrix.executors(read))
+    text = (REPO / path).read_text()
+    if 'names("executor")' in text:
+        return set(EXECUTORS)
+    covered = {"thread"} | {name for name in EXECUTORS if f"_{name}" in Path(path).stem}
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            covered |= {name for name in EXECUTORS if node.value in (name, f"executor={name}")}
+    return covered
+
+
 def test_the_table_has_its_rows_each_once() -> None:
     """Ids F1, F2, ... in order, each row naming its fault and at least one test."""
     assert IDS == [f"F{n}" for n in range(1, len(IDS) + 1)], IDS
@@ -68,6 +86,17 @@ def test_a_test_that_reads_the_table_reads_its_own_row(row: Row) -> None:
         if read is not None:
             assert read == row.id, f"{path}::{name} reads row {read}, is named in {row.id}"
             assert fault_matrix.executors(read) == row.marked()
+
+
+@pytest.mark.parametrize("row", rows(), ids=IDS)
+def test_the_named_tests_run_every_marked_executor(row: Row) -> None:
+    """An executor whose cell states a tested bound is one a named test runs."""
+    covered: set[str] = set()
+    for path, name in row.tests:
+        covered |= _covers(path, _functions(path)[name])
+    assert set(row.marked()) <= covered, (
+        f"{row.id}: no named test runs {set(row.marked()) - covered}"
+    )
 
 
 def test_the_rows_the_tests_read_are_in_the_table() -> None:
