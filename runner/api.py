@@ -338,7 +338,10 @@ class Executor(ABC):
     ``shutdown`` may be called from the thread consuming ``map`` (between outcomes) or
     after it stopped consuming: from then on no item starts (an item pulled but not
     started is dropped, not run); ``map`` still yields the outcomes of items that were
-    running and then ends. With ``wait`` it returns once nothing runs any more (at most
+    running and then ends. With ``wait=False`` and a ``timeout`` (the run stopped: a
+    signal, ``halt.mode=now``), ``map`` ends ``timeout`` seconds later, yielding each
+    item still running then as failed (``Interrupted``): the run exits within its grace
+    whatever a task does. With ``wait`` it returns once nothing runs any more (at most
     ``timeout`` seconds), so the run can close the task safely.
     """
 
@@ -353,8 +356,9 @@ class Executor(ABC):
 
         Called after ``shutdown(wait=False)``. Commands started in the run's own process
         are stopped by the run; an executor that runs items in other processes stops
-        them there (their outcomes are dropped, as items that never finished). Returns
-        how many running items it stopped, if it knows.
+        their commands there (those items are ``skipped``: they never finished), and
+        their Python code when the drain time ends. Returns how many running items it
+        stopped, if it knows.
         """
         return 0
 
