@@ -25,6 +25,8 @@ from tests.plugin_support import write_distribution
 
 OPUS, SONNET, HAIKU = "claude-opus-4-5-20251101", "claude-sonnet-4-5-20250929", "claude-haiku-4-5"
 KEY_ENV = "RUNNER_TEST_JUDGE_KEY"
+#: A judge's system prompt (task.system_prompt_file), not all ASCII.
+SYSTEM_PROMPT = "You are a strict judge.\n\n## Rubric\n\n- functional: does it run? \u2713\n"
 
 
 @pytest.fixture
@@ -183,22 +185,30 @@ def test_each_worker_keeps_one_connection_alive(
 
 @pytest.mark.parametrize("executor", ["process", "dask"])
 def test_worker_processes_make_their_own_clients(
-    run_app: RunCli, experiment: Path, api: FakeLlmApi, executor: str
+    run_app: RunCli, experiment: Path, api: FakeLlmApi, executor: str, tmp_path: Path
 ) -> None:
     """The process and Dask executors send the task to their workers without clients or
     key; each makes its own clients and reads the key from its environment, and their
-    calls count in the one ledger."""
+    calls count in the one ledger. The system prompt read at setup travels with the task."""
     for slot in (1, 2, 3):
         remove_slot(experiment, T3, slot)
-    result = _judge(run_app, experiment, api, f"executor={executor}", "parallel=2")
+    system = tmp_path / "system_prompt.md"
+    system.write_text(SYSTEM_PROMPT, encoding="utf-8")
+    result = _judge(
+        run_app,
+        experiment,
+        api,
+        f"executor={executor}",
+        "parallel=2",
+        f"task.system_prompt_file={system}",
+    )
     assert result.returncode == 0, result.output
     assert len(api.requests) == 3
+    assert [r.body["system"] for r in api.requests] == [SYSTEM_PROMPT] * 3
     assert len((result.run_dir / LEDGER_FILE).read_text().splitlines()) == 3
 
 
 # --- the system prompt -------------------------------------------------------------
-
-SYSTEM_PROMPT = "You are a strict judge.\n\n## Rubric\n\n- functional: does it run? \u2713\n"
 
 
 @pytest.mark.parametrize("task", ["anthropic", "openai"])

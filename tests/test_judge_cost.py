@@ -443,6 +443,7 @@ def test_a_judge_command_without_a_system_prompt_option_refuses_one(
     assert result.returncode == 2, result.output
     [line] = result.stderr.strip().splitlines()
     assert "task.system_prompt_file needs a judge command that takes a system prompt" in line
+    assert "task.system_prompt_flag names no option of the local judge" in line
     assert "task=judge_rerun_claude sets --system-prompt-file" in line
     assert tree(experiment) == before
 

@@ -186,11 +186,16 @@ class JudgeRerun(Task):
         judgecall.check_command(self.command, dry_run=context.dry_run)
         if self.system_prompt_file is not None:
             if self.system_prompt_flag is None:
+                judge = (
+                    "the local judge"
+                    if tuple(self.command) == DEFAULT_COMMAND
+                    else repr(self.command[0])
+                )
                 raise ValueError(
-                    f"task.system_prompt_file needs a judge command that takes a system "
-                    f"prompt, and task.system_prompt_flag names no option of "
-                    f"{self.command[0]!r} for it: give its option (task=judge_rerun_claude "
-                    "sets --system-prompt-file), or task.system_prompt_file=null"
+                    "task.system_prompt_file needs a judge command that takes a system "
+                    f"prompt, and task.system_prompt_flag names no option of {judge} for "
+                    "it: give its option (task=judge_rerun_claude sets --system-prompt-file), "
+                    "or task.system_prompt_file=null"
                 )
             text = read_system_prompt(self.system_prompt_file)
             if not context.dry_run:
