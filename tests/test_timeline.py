@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from runner.record.journal import read_outcomes
+from runner.show.run_page import run_page
+from runner.show.timeline import BINS, read_journal
+from tests.browser import rendered_dom, screenshot
 from tests.conftest import RunCli
 
 #: A shell task's script: ``index`` % 4 == 1 fails retryably once (EX_TEMPFAIL), then
@@ -140,3 +143,98 @@ def test_a_journal_written_before_these_fields_still_reads_and_resumes(run_app: 
     lines = again.results()
     assert sorted(line["id"] for line in lines) == sorted(str(i) for i in range(8))
     assert sorted(line["id"] for line in lines if "worker" in line) == failed
+
+
+def test_the_report_draws_the_timeline_throughput_and_the_failed_items(
+    run_app: RunCli, tmp_path: Path
+) -> None:
+    """report.html in Chromium: a row per worker with cells where it was busy and a red
+    one where an item failed, items finished and running over time with the rate-limited
+    wait shaded and the limit drawn, the failed item named with its error, attempts and
+    the command that prints its output; numbers rounded, times as people write them."""
+    run_dir = flaky_run(run_app, tmp_path, "parallel=3")
+    dom = rendered_dom(run_dir / "report.html", tmp_path)
+    workers = {line["worker"] for line in map(json.loads, (run_dir / "results.jsonl").open())}
+    assert "Over time" in dom
+    for worker in workers:
+        assert f">{worker}</text>" in dom  # its row's label
+    busy = re.findall(r'<rect class="busy"[^>]*><title>([^<]*)</title>', dom)
+    assert busy and all(title.split(",")[0] in workers for title in busy)
+    [failed_cell] = re.findall(r'<rect class="failed"[^>]*><title>([^<]*)</title>', dom)
+    assert failed_cell.endswith("1 failed")
+    assert re.search(r'<rect class="wait"[^>]*><title>a rate-limited item waited', dom)
+    assert re.search(r'<polyline class="throughput" points="[^"]+"', dom)
+    assert re.search(r'<polyline class="running" points="[^"]+"', dom)
+    assert re.search(r'<polyline class="limit" points="[^"]+"', dom)  # parallel=3
+    table = dom[dom.index("Failed items") :]
+    row = re.search(r"<tr><td>5</td><td>([^<]*)</td><td class=\"n\">1</td><td><code>([^<]*)", table)
+    assert row is not None, table[:2000]
+    assert row[1].startswith("TaskFailure: exit code 1: no such thing: item 5")
+    assert row[2] == f"python -m runner.streams {run_dir} -- 5"
+    assert "T0" not in dom and not re.search(r"\d{4}-\d\d-\d\dT\d\d:", dom)  # no ISO stamp
+    figures = dom[dom.index("Figures") : dom.index("Over time")]
+    assert not re.search(r"\d\.\d{4,}", figures), figures  # no 4.726596
+    png = screenshot(run_dir / "report.html", tmp_path / "report.png")
+    assert png.stat().st_size > 10_000
+
+
+def _journal(path: Path, count: int, workers: int, seconds: float) -> float:
+    """A journal of ``count`` items run back to back on each of ``workers`` workers, each
+    taking ``seconds``; items 7, 70_000 and the last failed. Their total busy time."""
+    lines = []
+    for index in range(count):
+        worker, slot = index % workers, index // workers
+        start = slot * seconds
+        status = "failed" if index in (7, 70_000, count - 1) else "ok"
+        tail = (
+            '"error": {"type": "E", "message": "broke\\nsecond line", "traceback": ""}'
+            if status == "failed"
+            else '"result": {"status": "failed", "started": 1}'  # a result quoting the fields
+        )
+        lines.append(
+            f'{{"id": "i{index}", "status": "{status}", "seconds": {seconds}, '
+            f'"started": {start:.3f}, "finished": {start + seconds:.3f}, '
+            f'"worker": "w{worker}", "attempts": 1, {tail}}}\n'
+        )
+    path.write_text("".join(lines))
+    return count * seconds
+
+
+def test_a_long_journal_is_drawn_in_bins_estimated_from_a_sample(tmp_path: Path) -> None:
+    """200k lines: the picture has a bounded number of shapes whatever the count, the busy
+    time estimated from the sample is close to the true one, and every failed line is
+    counted exactly (none is lost to the sample), its error shown on one line."""
+    journal = tmp_path / "results.jsonl"
+    total = _journal(journal, 200_000, 6, 0.001)
+    reading = read_journal(journal)
+    timeline = reading.timeline
+    assert timeline is not None and timeline.step > 1  # an estimate, and it says so
+    assert len(timeline.finished) <= BINS and sorted(timeline.busy) == [f"w{i}" for i in range(6)]
+    busy = sum(map(sum, timeline.busy.values()))
+    assert abs(busy - total) / total < 0.05
+    assert abs(sum(timeline.finished) - 200_000) / 200_000 < 0.05
+    assert reading.failed_count == 3
+    assert [row[0] for row in reading.failed] == ["i7", "i70000", "i199999"]
+    assert reading.failed[0][1] == "E: broke…" and reading.failed[0][3] == 8  # its line
+    assert sum(map(sum, timeline.failures.values())) == 3
+    page = run_page(
+        {"task": "t", "source": "s", "parallel": 6}, reading.durations, [], reading, "R"
+    )
+    assert page.count("<rect") <= 6 * BINS + 2 * BINS + 200  # cells, histogram, waits
+    assert "estimated from 1 line in" in page
+    assert "sed -n 8p R/results.jsonl" in page  # no streams kept: the line itself
+
+
+def test_a_resumed_runs_timeline_leaves_out_the_earlier_runs_lines(tmp_path: Path) -> None:
+    """The lines an earlier run wrote (timed from its start) head a resumed run's journal:
+    only the lines after them are drawn."""
+    journal = tmp_path / "results.jsonl"
+    _journal(journal, 1000, 2, 0.01)
+    earlier = journal.read_text()
+    journal.write_text(
+        earlier.replace('"worker": "w', '"worker": "old w')
+        + earlier.replace('"id": "i', '"id": "j')
+    )
+    timeline = read_journal(journal, skip=1000).timeline
+    assert timeline is not None and sorted(timeline.busy) == ["w0", "w1"]
+    assert sum(timeline.finished) == 1000

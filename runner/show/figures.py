@@ -30,9 +30,11 @@ GREY, RED = "#7f7f7f", "#d62728"
 @dataclasses.dataclass
 class Mark:
     """One drawn thing, in data units: a line through points, columns from 0 up to ``ys``,
-    a bar from ``lows`` to ``ys`` at each x (a spread), or dots (hollow circles)."""
+    a bar from ``lows`` to ``ys`` at each x (a spread), dots (hollow circles), or cells:
+    rectangles from ``xs`` to ``ends`` across and from ``lows`` to ``ys`` up, each as
+    opaque as its ``shades`` value (a timeline's busy spells, a shaded span of time)."""
 
-    kind: Literal["line", "columns", "spread", "dots"]
+    kind: Literal["line", "columns", "spread", "dots", "cells"]
     xs: list[float]
     ys: list[float]
     color: str
@@ -41,6 +43,8 @@ class Mark:
     markers: bool = False  # a line with a circle at each point
     lows: list[float] = dataclasses.field(default_factory=list)  # a spread's lower ends
     titles: list[str] = dataclasses.field(default_factory=list)  # a tooltip per column
+    ends: list[float] = dataclasses.field(default_factory=list)  # cells' right edges
+    shades: list[float] = dataclasses.field(default_factory=list)  # cells' opacity, 0 to 1
 
 
 @dataclasses.dataclass
@@ -68,6 +72,7 @@ class Panel:
     xticks: list[tuple[float, str]] | None = None  # None: about five, from the data
     xlim: tuple[float, float] | None = None  # None: the data's, padded on a log axis
     ytop: float | None = None  # None: the highest value, and a bit of room
+    yticks: list[tuple[float, str]] | None = None  # None: round values from 0 (no grid else)
     percent: bool = False  # y tick labels as percentages of 1
 
     def lines(self, gid: str) -> list[Mark]:
@@ -160,17 +165,20 @@ def _shapes(figure: Figure) -> dict[str, list[dict[str, object]]]:
             figure.panel_height - margin_bottom - 24,
         )
         bottom, right = ax.top + ax.height, ax.left + ax.width
-        for value in nice_ticks(panel.ylim[1] / 1.0001):
-            y = ax.y(value)
-            lines.append({"points": f"{ax.left},{y:.1f} {right},{y:.1f}", "cls": "grid"})
-            texts.append(
-                {
-                    "x": ax.left - 4,
-                    "y": y + 4,
-                    "anchor": "end",
-                    "text": _label(value, panel.percent),
-                }
-            )
+        if panel.yticks is None:
+            for value in nice_ticks(panel.ylim[1] / 1.0001):
+                y = ax.y(value)
+                lines.append({"points": f"{ax.left},{y:.1f} {right},{y:.1f}", "cls": "grid"})
+                texts.append(
+                    {
+                        "x": ax.left - 4,
+                        "y": y + 4,
+                        "anchor": "end",
+                        "text": _label(value, panel.percent),
+                    }
+                )
+        for value, text in panel.yticks or ():  # named rows: a label each, no grid
+            texts.append({"x": ax.left - 4, "y": ax.y(value) + 4, "anchor": "end", "text": text})
         ticks = panel.xticks
         if ticks is None:
             low, high = panel.xlim or (0.0, 1.0)
@@ -212,6 +220,9 @@ def _shapes(figure: Figure) -> dict[str, list[dict[str, object]]]:
 
 
 def _draw(mark: Mark, ax: _Axes, shapes: dict[str, list[dict[str, object]]]) -> None:
+    if mark.kind == "cells":
+        _cells(mark, ax, shapes["rects"])
+        return
     points = [(ax.x(x), ax.y(y)) for x, y in zip(mark.xs, mark.ys, strict=True)]
     if mark.kind == "columns":
         edge = ax.x(mark.xs[1]) - ax.x(mark.xs[0]) if len(mark.xs) > 1 else ax.width
@@ -267,6 +278,28 @@ def _draw(mark: Mark, ax: _Axes, shapes: dict[str, list[dict[str, object]]]) -> 
                 shapes["circles"].append(
                     {"x": px, "y": py, "r": 3.5, "fill": mark.color, "cls": mark.gid}
                 )
+
+
+def _cells(mark: Mark, ax: _Axes, rects: list[dict[str, object]]) -> None:
+    titles = mark.titles or [""] * len(mark.xs)
+    shades = mark.shades or [1.0] * len(mark.xs)
+    for x0, x1, low, high, title, shade in zip(
+        mark.xs, mark.ends, mark.lows, mark.ys, titles, shades, strict=True
+    ):
+        left, top = ax.x(x0), ax.y(high)
+        rects.append(
+            {
+                "x": left,
+                "y": top,
+                # At least a pixel wide: a short spell stays visible.
+                "w": max(ax.x(x1) - left, 1.0),
+                "h": max(ax.y(low) - top, 1.0),
+                "fill": mark.color,
+                "opacity": round(min(max(shade, 0.0), 1.0), 2),
+                "cls": mark.gid,
+                "title": title,
+            }
+        )
 
 
 def _entry(entry: Entry, x: float, y: float, shapes: dict[str, list[dict[str, object]]]) -> None:
