@@ -43,7 +43,8 @@ class BudgetExhausted(CommandsStopped):
     Not a failure of the slot but the run's cap, so it is what a stopping run raises for
     an item it does not start: the item is skipped (neither journaled nor given a line
     of its own), and the judge post-processor says in one line how many slots were left
-    and how to judge them (a budget reached with 30 slots to go used to print 30 lines).
+    and how to judge them (a budget reached with 30 slots to go used to print 30 lines),
+    and makes the run end 1, its work not done (``RunContext.unfinished``).
     """
 
 
