@@ -9,6 +9,7 @@ import pytest
 
 from runner_plugins.judge.api_judge import Price, price_for, read_prices
 from runner_plugins.judge.providers import (
+    Reply,
     duration_wait,
     installed,
     load_provider,
@@ -75,6 +76,16 @@ def test_reset_headers_give_the_wait_of_the_exhausted_limit() -> None:
 )
 def test_durations_read_as_openai_writes_them(text: str, seconds: float | None) -> None:
     assert duration_wait(text) == seconds
+
+
+def test_a_free_model_costs_nothing_without_usage() -> None:
+    """A local server priced at 0 that sends no usage: its calls cost $0, not an unknown
+    amount (which a budget counts at task.unreported_cost_usd, $1 a call); a priced
+    model without usage is still unknown, and a count a price of 0 multiplies is not needed."""
+    assert Price(0.0, 0.0).cost(Reply("verdict")) == 0.0
+    assert Price(3.0, 15.0).cost(Reply("verdict")) is None
+    assert Price(0.0, 10.0).cost(Reply("verdict", output_tokens=100_000)) == 1.0
+    assert Price(10.0, 0.0).cost(Reply("verdict", output_tokens=100_000)) is None
 
 
 def test_a_model_takes_its_own_price_else_the_longest_it_starts_with() -> None:

@@ -56,12 +56,16 @@ class Price:
     output: float
 
     def cost(self, reply: Reply) -> float | None:
-        """What ``reply`` cost, or None when it did not say how many tokens it used."""
-        if reply.input_tokens is None or reply.output_tokens is None:
-            return None
+        """What ``reply`` cost, or None when it did not say how many tokens it used; a
+        count is not needed at a price of 0 (a local server's answer without usage is
+        free, not a call of unknown cost counted at task.unreported_cost_usd)."""
         cached = (reply.cache_creation_input_tokens or 0) + (reply.cache_read_input_tokens or 0)
-        tokens_in = reply.input_tokens + cached  # runner asks for no caching: at full price
-        return round((tokens_in * self.input + reply.output_tokens * self.output) / 1e6, 9)
+        # runner asks for no caching: cached tokens at the full input price
+        tokens_in = None if reply.input_tokens is None else reply.input_tokens + cached
+        tokens_out = reply.output_tokens
+        if (tokens_in is None and self.input) or (tokens_out is None and self.output):
+            return None
+        return round(((tokens_in or 0) * self.input + (tokens_out or 0) * self.output) / 1e6, 9)
 
 
 def read_prices(value: Mapping[str, Any] | None) -> dict[str, Price]:
