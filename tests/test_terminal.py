@@ -59,7 +59,7 @@ def test_failures_appear_above_the_bar_as_they_happen(tmp_path: Path) -> None:
     assert code == 1, out
     assert "item/s" in out or "it/s" in out  # the bar
     failed = re.findall(
-        r"\[\d+/60\] (\d+) -> FAIL \(\d+ remaining, \d+s elapsed\): "
+        r"\[\d+/60\] (\d+) -> FAIL \(\d+ remaining, [\d.,]+ items/s, (?:ETA \w+, )?\d+s elapsed\): "
         r"TaskFailure: item \1 fails by design",
         out,
     )

@@ -1,4 +1,6 @@
-"""Progress: a tqdm bar on a terminal, thinned ``[k/N] <id> -> OK`` lines otherwise."""
+"""Progress: a tqdm bar on a terminal, thinned ``[k/N] <id> -> OK`` lines otherwise, each
+with the rate so far and, when the count is known, the time left at that rate (GNU
+parallel's ``--eta``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from loguru import logger
 
 from runner.api import Outcome
 from runner.show.labels import MESSAGE_CHARS, printable
+from runner.show.logs import console_prefix
 
 # Runs of up to this many items get a line per item; larger ones are thinned.
 EVERY_ITEM_UP_TO = 200
@@ -54,10 +57,19 @@ class Progress:
             mode = "bar" if self.width >= MIN_BAR_WIDTH else "lines"
         self.mode = mode
         self._bar: Any = None
+        #: What the console puts before each line (``[job 3] `` in a sweep): the lines
+        #: written above the bar, which bypass the console, start with it too.
+        self.prefix = console_prefix()
         if mode == "bar":
             from tqdm import tqdm  # only on a terminal: keeps start-up light elsewhere
 
-            self._bar = tqdm(total=total, unit="item", dynamic_ncols=True, mininterval=0.2)
+            self._bar = tqdm(
+                total=total,
+                unit="item",
+                dynamic_ncols=True,
+                mininterval=0.2,
+                desc=self.prefix.strip() or None,
+            )
         every = total is not None and total <= EVERY_ITEM_UP_TO
         #: Items shown each: every item of a short run, the first few of a long one.
         self._shown_up_to = math.inf if every else FIRST_LINES
@@ -89,7 +101,8 @@ class Progress:
         if self._bar is not None:
             logger.bind(file_only=True).info(line)
             if not ok:  # above the bar, as it happens: the count alone says too little
-                self._bar.write(self.fit(line, 0), file=sys.stderr)
+                prefix = self.prefix
+                self._bar.write(prefix + self.fit(line, len(prefix)), file=sys.stderr)
         elif ok:
             logger.info(self.fit(line))
         else:
@@ -107,13 +120,16 @@ class Progress:
         elapsed = now - self.started
         verdict = "OK" if outcome.status == "ok" else "FAIL"
         label = printable(outcome.label or outcome.id)
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        speed = f"{_rate(rate)} items/s, " if rate > 0 else ""
         if self.total is None:
-            message = f"[{self.done}/?] {label} -> {verdict} ({elapsed:.0f}s elapsed)"
+            message = f"[{self.done}/?] {label} -> {verdict} ({speed}{elapsed:.0f}s elapsed)"
         else:
             remaining = max(self.total - self.done, 0)
+            eta = f"ETA {_duration(remaining / rate)}, " if rate > 0 and remaining else ""
             message = (
                 f"[{self.done}/{self.total}] {label} -> {verdict} "
-                f"({remaining} remaining, {elapsed:.0f}s elapsed)"
+                f"({remaining} remaining, {speed}{eta}{elapsed:.0f}s elapsed)"
             )
         if outcome.error and outcome.status != "ok":
             # The message may quote the id or a command's stderr: escaped as well.
@@ -124,3 +140,18 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def _rate(rate: float) -> str:
+    """Items per second, rounded: 1,234 / 56.7 / 0.25."""
+    return f"{rate:,.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
+def _duration(seconds: float) -> str:
+    """A time left as a person reads it: 42s, 3m05s, 2h07m."""
+    whole = math.ceil(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
