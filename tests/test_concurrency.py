@@ -87,8 +87,10 @@ def test_a_task_whose_throughput_does_not_grow_settles_at_the_bottom() -> None:
 
 
 def test_a_rate_limit_cuts_the_limit_at_once_and_only_once_per_window() -> None:
-    """A 429 during slow start cuts to 3/4 of the level; signals right after it count
-    but cut nothing more; a later one takes one off."""
+    """A rate-limit signal that does not say how many were in flight (an item refused in
+    another process, through the gate) during slow start cuts to 3/4 of the level;
+    signals right after it count but cut nothing more; a later one takes one off. (One
+    refused here cuts to what was in flight: tests/test_admission.py.)"""
     limit = AdaptiveLimit(1, 64)
     limit.current = 8
     limit.rate_limited("HTTP 429")
