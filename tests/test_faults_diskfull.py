@@ -239,3 +239,37 @@ def test_judge_summary_copy_refused_names_the_run_folders_file(tmp_path: Path, d
     refused = folder / "run" / "judge_summary.json"
     assert f"cannot write '{refused}': No space left on device (ENOSPC)" in error
     assert (experiment / "summary" / "judge_summary.json").is_file()
+
+
+@pytest.mark.parametrize("executor", ["sequential", "process"])
+def test_streams_refused_stop_the_run_with_exit_74(
+    tmp_path: Path, disk: Disk, executor: str
+) -> None:
+    """Item 1 fills the disk, then prints 3000 characters: streams.jsonl cannot keep
+    them. Item 1 fails with StopRun naming streams.jsonl and the run stops there (exit
+    74), as a refused journal stops it; it no longer runs every item left, each failed
+    for its streams though its command ran, for a resume to run again."""
+    script = tmp_path / "fill.py"
+    script.write_text(FILL)
+    folder = disk()
+    fill = [sys.executable, "-S", str(script), "{id}", "1", "data", str(folder / "filler")]
+    done = run_in_process(
+        "task=shell",
+        "source=range",
+        "source.count=6",
+        f"executor={executor}",
+        "parallel=1",
+        f"task.command=[{','.join(json.dumps(part) for part in [*fill, '0', '3000'])}]",
+        cwd=tmp_path,
+        run_dir=folder / "run",
+    )
+    assert "Traceback" not in done.output, done.output
+    assert done.returncode == 74, done.output
+    journal = {str(r["id"]): r for r in _journal(folder / "run")}
+    assert set(journal) <= {"0", "1", "2"}, sorted(journal)  # 3 to 5 never started
+    refused = folder / "run" / "streams.jsonl"
+    error = journal["1"]["error"]
+    assert isinstance(error, dict) and error["type"] == "StopRun", error
+    assert str(error["message"]).startswith(
+        f"cannot write '{refused}': No space left on device (ENOSPC); item '1' ran but"
+    )

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
+from runner.api import StopRun
+from runner.errors import REFUSED_WRITES, os_error_text
 from runner.show.labels import printable
 
 #: The streams file of a run, in its folder.
@@ -48,7 +50,12 @@ class StreamLog:
             return self._fd
 
     def add(self, item_id: str, stdout: str, stderr: str) -> None:
-        """Keep one attempt's streams (nothing when both are empty)."""
+        """Keep one attempt's streams (nothing when both are empty).
+
+        A write the disk refuses (full, over quota, read-only) raises StopRun (exit 74):
+        no later item could keep its streams either, so the run stops there, as it does
+        when its journal is refused, rather than run every item left and fail each.
+        """
         if not stdout and not stderr:
             return
         record = {"id": item_id, "stdout": stdout, "stderr": stderr}
@@ -58,10 +65,19 @@ class StreamLog:
             # An id UTF-8 cannot hold (a file name that is not UTF-8): JSON's escapes keep
             # the file UTF-8 and read back as the same id, so the id finds its streams.
             data = (json.dumps(record) + "\n").encode("ascii")
-        fd = self._open()  # under the lock: a writer after close() opens the file again
-        view = memoryview(data)
-        while view:  # a regular file takes it in one write; a short one is finished off
-            view = view[os.write(fd, view) :]
+        try:
+            fd = self._open()  # under the lock: a writer after close() opens the file again
+            view = memoryview(data)
+            while view:  # a regular file takes it in one write; a short one is finished off
+                view = view[os.write(fd, view) :]
+        except OSError as exc:
+            if exc.errno not in REFUSED_WRITES:
+                raise
+            raise StopRun(
+                f"cannot write {str(self.path)!r}: {os_error_text(exc)}; item "
+                f"{printable(item_id)!r} ran but its output is not kept, and no item starts "
+                "after it: make room, then resume=RUN_DIR runs the rest"
+            ) from None
 
     def close(self) -> None:
         with self._lock:
