@@ -242,7 +242,8 @@ def test_every_fault_is_accounted_for_exactly_once_at_64_workers(
         seen[k] for k in ("hang", "escape", "raise", "sigkill", "sigsegv")
     )
     assert summary["skipped"] == 0 and summary["interrupted"] is False
-    assert summary["rate_limit_pauses"] >= 1
+    # The refusals taught a bound on how many run at once (none pauses the run).
+    assert "at once from now on (parallel is an upper bound" in result.output
 
     recorded = _recorded(marks)
     assert collections.Counter(role for role, _ in recorded.values())["escaped"] == ITEMS // 100

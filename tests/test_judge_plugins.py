@@ -249,8 +249,8 @@ def test_a_rate_limited_judge_is_retried_after_its_wait(
     assert record["status"] == "ok" and len(record["retries"]) == 2
     assert all(r["error"]["type"] == "JudgeRateLimited" for r in record["retries"])
     assert all(r["wait"] >= 0.3 for r in record["retries"])
-    assert result.summary()["rate_limit_pauses"] >= 1
     slot = experiment / T3 / "judge" / "judge_02"
     assert status_of(slot) == "complete"
     assert sorted(p.name for p in (slot / "attempts").iterdir()) == ["1", "2"]
-    assert "Rate limited: no item starts for" in result.output
+    # The refusal taught a bound on how many run at once (it pauses nothing else).
+    assert "The service refused a request with 1 in flight" in result.output
