@@ -6,20 +6,21 @@ concurrency-limits (compare throughput and latency at neighbouring limits) inste
 fixed target:
 
 * it starts at ``auto.min`` and doubles the limit after every measuring window in which
-  throughput grew (by ``GAIN`` or more) over the window before, up to ``auto.max``;
+  throughput grew (by ``GAIN`` or more) over the window before, up to ``auto.max``
+  (a window of ``SLOW_WINDOW`` s then: a short run must not spend its life climbing);
 * a window that did not gain returns to the best limit measured so far and remembers the
   level it tried as a *ceiling*: raising the limit gave nothing (a CPU-bound task on two
   cores, a service that slows down under load);
-* a rate-limit signal (a 429 or overloaded reply, Retry-After: any rate-limited
-  ``RetryableError``, as the wrapper's gate sees it) during slow start cuts the limit to
-  ``BACKOFF`` of the level that was rate limited, at once, and makes that level the
-  ceiling;
-* after slow start, a rate limit lowers the limit by one; below a ceiling the limit
-  creeps up by one per window while throughput holds; the ceiling itself is tried again
-  after ``PROBE_START`` quiet windows, twice as long each time it fails again (up to
-  ``PROBE_MAX``), so that a service's limit costs few rejected requests once found, a
-  level hit by a stray 429 is soon back, and a change of the service's capacity during
-  the day is still noticed.
+* a refusal (a 429 or overloaded reply: any rate-limited ``RetryableError``) that
+  ``runner.execute.admission`` reads as a concurrency limit cuts the limit at once to
+  one less than were in flight when it was sent, and makes the refused level the
+  ceiling; one from another process (the gate's signal, which does not say how many
+  were in flight) cuts it to ``BACKOFF`` of its level during slow start, by one after;
+* below a ceiling the limit creeps up by one per window while throughput holds; the
+  ceiling itself is tried again after ``PROBE_START`` quiet windows, twice as long each
+  time it fails again (up to ``PROBE_MAX``), so that a service's limit costs few
+  rejected requests once found, a level hit by a stray 429 is soon back, and a change
+  of the service's capacity during the day is still noticed.
 
 A window lasts at least ``WINDOW`` seconds and until ``2 x limit`` items finished (enough
 to average over). Retries happen inside the wrapper, so an item counts once. Every change
