@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 from loguru import logger
 
 from runner.api import Item, RunContext, TaskFailure
@@ -101,12 +102,10 @@ class JudgeRerunApi(JudgeRerun):
             raise ValueError(f"max_tokens must be a whole number of tokens > 0, got {max_tokens!r}")
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
-        if base_url is not None and not (
-            isinstance(base_url, str) and base_url.startswith(("http://", "https://"))
-        ):
+        if base_url is not None and not _is_root_url(base_url):
             raise ValueError(
-                f"base_url {base_url!r} is not an http:// or https:// URL; e.g. "
-                "task.base_url=https://api.anthropic.com"
+                f"base_url {base_url!r} is not an http:// or https:// URL of a host (a port "
+                "1-65535, no ?query or #fragment); e.g. task.base_url=https://api.anthropic.com"
             )
         if api_key_env is not None and not (
             isinstance(api_key_env, str) and _ENV_NAME.fullmatch(api_key_env)
@@ -268,6 +267,21 @@ class JudgeRerunApi(JudgeRerun):
             ledger.add(record | {"slot": item.id, "ok": ok})
         except OSError as exc:  # the paid judgment is kept; its cost is in timing.json
             logger.warning(f"cannot count the cost of {item.id} in the run's ledger: {exc}")
+
+
+def _is_root_url(value: object) -> bool:
+    """Whether ``value`` is an API's root URL that the provider's path can follow: one
+    httpx reads, naming a host (and a valid port), with nothing after its path. Checked
+    here, so that a typo is one line before any call, not a failed request per slot."""
+    if not (isinstance(value, str) and value.startswith(("http://", "https://"))):
+        return False
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL:
+        return False
+    port_ok = url.port is None or 0 < url.port < 65536
+    plain = not (url.query or url.fragment or any(c.isspace() for c in value))
+    return bool(url.host) and port_ok and plain
 
 
 def _prompt(item: Item) -> str:
