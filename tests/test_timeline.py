@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from runner.record.journal import read_outcomes
+from runner.show import timeline as timeline_module
 from runner.show.run_page import run_page
 from runner.show.timeline import BINS, read_journal
 from tests.browser import rendered_dom, screenshot
@@ -238,3 +239,24 @@ def test_a_resumed_runs_timeline_leaves_out_the_earlier_runs_lines(tmp_path: Pat
     timeline = read_journal(journal, skip=1000).timeline
     assert timeline is not None and sorted(timeline.busy) == ["w0", "w1"]
     assert sum(timeline.finished) == 1000
+
+
+def test_a_journal_of_long_lines_sampled_sparsely_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fewer lines in a block than lines between two samples (long results, a long run):
+    the sample still spans the journal, a line per stretch, and stands for all of them."""
+    monkeypatch.setattr(timeline_module, "SAMPLE", 5)  # a line in 800 of these 4000
+    big = "x" * 5000  # about 200 lines per block read
+    journal = tmp_path / "results.jsonl"
+    journal.write_text(
+        "".join(
+            f'{{"id": "{i}", "status": "ok", "seconds": 0.5, "started": {i * 0.5:.3f}, '
+            f'"finished": {i * 0.5 + 0.5:.3f}, "worker": "w", "attempts": 1, "result": "{big}"}}\n'
+            for i in range(4000)
+        )
+    )
+    timeline = read_journal(journal).timeline
+    assert timeline is not None and timeline.step == 800
+    assert sum(timeline.finished) == 4000  # five stretches of 800, a line drawn in each
+    assert timeline.end >= 2000

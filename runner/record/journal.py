@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -52,17 +53,23 @@ def _result_text(result: Any) -> str:
     return _encode(result) if convert is None else convert(result)
 
 
+def _number(value: float, digits: int) -> str:
+    """A float's JSON text to ``digits`` decimals (``NaN`` or ``Infinity`` as the encoder
+    writes them, from an executor's outcome made without a clock)."""
+    return f"{value:.{digits}f}" if math.isfinite(value) else _encode(value)
+
+
 def _head(outcome: Outcome, origin: float) -> str:
-    """A line's fields before its result or error: what every line holds, in one text
-    for every path (see :func:`success_lines`)."""
+    """A line's fields before its result or error: the same text for every line that
+    :func:`success_lines` gives a fast success."""
     if outcome.started:
-        times = f'"started": {outcome.started - origin:.3f}, '
-        times += f'"finished": {outcome.finished - origin:.3f}, '
+        times = f'"started": {_number(outcome.started - origin, 3)}, '
+        times += f'"finished": {_number(outcome.finished - origin, 3)}, '
     else:  # made without times (by an executor, not the safe call): none to record
         times = '"started": null, "finished": null, '
     return (
         f'{{"id": {_string(outcome.id)}, "status": {_string(outcome.status)}, '
-        f'"seconds": {round(outcome.seconds, 6)!r}, {times}'
+        f'"seconds": {_number(outcome.seconds, 6)}, {times}'
         f'"worker": {_string(outcome.worker)}, "attempts": {1 + len(outcome.retries)}, '
     )
 
@@ -72,15 +79,16 @@ def success_lines(outcomes: Iterable[Outcome], origin: float = 0.0) -> list[str]
     ``_encode`` give for their records.
 
     The one place a fast success's line is built; in one comprehension, as a run's fast
-    items reach the journal in thousands between two flushes. ``started`` and ``finished``
-    are written as seconds from ``origin`` (the run's start) to the millisecond: ``:.3f``
-    costs a quarter of ``repr(round(x, 3))``, and these two fields are most of what a
-    line costs beyond its id.
+    items reach the journal in thousands between two flushes. Times are written with a
+    fixed number of decimals (``seconds`` to the microsecond; ``started`` and
+    ``finished`` from ``origin``, the run's start, to the millisecond): ``:.6f`` costs
+    half of ``repr(round(x, 6))``, and these three numbers are most of what a line costs
+    beyond its id. A success's times come from the safe call's clock: finite.
     """
     string = _string
     return [
         f'{{"id": {string(outcome.id)}, "status": "ok", '
-        f'"seconds": {round(outcome.seconds, 6)!r}, '
+        f'"seconds": {outcome.seconds:.6f}, '
         f'"started": {outcome.started - origin:.3f}, '
         f'"finished": {outcome.finished - origin:.3f}, '
         f'"worker": {string(outcome.worker)}, "attempts": 1, '

@@ -97,6 +97,7 @@ class Figure:
     label: str  # what the figure shows, for a reader who cannot see it
     panel_width: int = 520
     panel_height: int = 300
+    margin_left: int = 64  # room for the y axis's labels (a timeline's worker names)
 
 
 def nice_ticks(top: float, count: int = 5) -> list[float]:
@@ -154,7 +155,7 @@ def _shapes(figure: Figure) -> dict[str, list[dict[str, object]]]:
         k: [] for k in ("rects", "lines", "circles", "texts")
     }
     lines, texts = shapes["lines"], shapes["texts"]
-    margin_left, margin_bottom, head = 64, 46, _head(figure)
+    margin_left, margin_bottom, head = figure.margin_left, 46, _head(figure)
     for index, panel in enumerate(figure.panels):
         box_left = index * figure.panel_width
         ax = _Axes(

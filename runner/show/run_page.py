@@ -153,7 +153,7 @@ def timeline_figure(timeline: Timeline) -> Figure:
         for index, (seconds, failures, items) in enumerate(
             zip(timeline.busy[name], timeline.failures[name], timeline.items[name], strict=True)
         ):
-            if items <= 0:
+            if seconds <= 0 and items <= 0:
                 continue
             start = index * width
             share = seconds / width
@@ -164,9 +164,9 @@ def timeline_figure(timeline: Timeline) -> Figure:
             mark.ys.append(y + 0.42)
             mark.shades.append(1.0 if failures else 0.2 + 0.8 * min(share, 1.0))
             done = f"{items:,.0f} item(s) ended"
-            title = f"{name}, {_span(start, start + width)}: {done}, busy {min(share, 1.0):.0%}"
-            if name == "other workers":
-                title = f"{name}, {_span(start, start + width)}: {done}, {share:.1f} busy"
+            # A worker of several threads (Dask's) or the shared row runs several at once.
+            how = f"busy {share:.0%}" if share <= 1 else f"{share:.1f} running on average"
+            title = f"{name}, {_span(start, start + width)}: {done}, {how}"
             if failures:
                 title += f", {failures} failed"
             mark.titles.append(title)
@@ -181,11 +181,10 @@ def timeline_figure(timeline: Timeline) -> Figure:
         ytop=count + 0.6,
         yticks=[(count - row, _shorten(name)) for row, name in enumerate(names)],
     )
-    figure = Figure(
+    return Figure(
         "", [panel], "items per worker over time", panel_width=880,
-        panel_height=max(150, 80 + 20 * count),
+        panel_height=max(150, 80 + 20 * count), margin_left=150,
     )  # fmt: skip
-    return figure
 
 
 def _shorten(text: str) -> str:
@@ -219,7 +218,8 @@ def activity_figure(
     marks = [level]
     legend = [Entry("items running (average)", COLORS[2])]
     if changes:
-        limit = step_points([c["seconds"] for c in changes], [c["parallel"] for c in changes], end)
+        times = [min(c["seconds"], end) for c in changes]  # a change after the last item
+        limit = step_points(times, [c["parallel"] for c in changes], end)
         limit.dashed, limit.color = True, GREY
         marks.append(limit)
         legend.append(Entry("parallel=auto's limit", GREY, dashed=True))

@@ -14,7 +14,6 @@ one regex, as ``run_page.durations`` reads it.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import math
 import os
@@ -29,7 +28,7 @@ BINS = 80
 #: Worker rows drawn at most; more workers share one last row.
 MAX_ROWS = 24
 #: Successful lines parsed at most (evenly spread over a longer journal).
-SAMPLE = 5_000
+SAMPLE = 3_000
 #: Failed items named in the table at most; the rest are counted.
 FAILED_ROWS = 50
 #: Lines of rate-limited waits read at most.
@@ -95,7 +94,8 @@ def _last_finish(fh: Any, size: int) -> float:
     read = 65536
     while True:
         fh.seek(max(size - read, 0))
-        ends = [float(match[3]) for match in _TIMING.findall(fh.read(read))]
+        found = (_number(match[3]) for match in _TIMING.findall(fh.read(read)))
+        ends = [end for end in found if end is not None]
         if ends or read >= size:  # long last lines (tracebacks): read further back
             fh.seek(0)
             return max(ends, default=0.0)
@@ -163,35 +163,40 @@ class _Bins:
         self.finished = [0.0] * count
         self._names: dict[bytes, str] = {}  # a worker's name in the journal -> its row's
 
-    def add(self, worker: bytes, seconds: float, finished: float, weight: float, ok: bool) -> None:
-        """An item that ended at ``finished`` after ``seconds``: its duration to the
+    def add(self, worker: bytes, took: bytes, end: bytes, weight: float, ok: bool) -> None:
+        """An item that ended at ``end`` after ``took`` seconds: its duration to the
         microsecond, as the journal keeps it (its start and end are to the millisecond)."""
+        try:
+            seconds, finished = float(took), float(end)
+        except ValueError:
+            return  # not a number (a line not written by runner): not drawn
         started = finished - seconds
-        if started < -0.001 or seconds < 0:
-            return  # not this run's (made without times)
+        if not (started >= -0.001 and seconds >= 0 and finished < math.inf):
+            return  # not this run's (made without times), or NaN
         started = max(started, 0.0)
         name = self._names.get(worker)
         if name is None:
-            name = self._names[worker] = _worker_rows(_text(worker) or "?", self.rows)
+            name = self._names[worker] = _worker_rows(_text(worker) or "unknown worker", self.rows)
         busy = self.busy.get(name)
         if busy is None:
             busy = self.busy[name] = [0.0] * self.count
             self.failures[name] = [0] * self.count
             self.items[name] = [0.0] * self.count
         last = self.count - 1
-        first, end = min(int(started * self.scale), last), min(int(finished * self.scale), last)
-        if first == end:
+        first = min(int(started * self.scale), last)
+        at = min(int(finished * self.scale), last)
+        if first == at:
             busy[first] += (finished - started) * weight
         else:  # a spell across bins: each gets its share
             width = self.width
             busy[first] += ((first + 1) * width - started) * weight
-            for index in range(first + 1, end):
+            for index in range(first + 1, at):
                 busy[index] += width * weight
-            busy[end] += (finished - max(end * width, started)) * weight
-        self.finished[end] += weight
-        self.items[name][end] += weight
+            busy[at] += (finished - max(at * width, started)) * weight
+        self.finished[at] += weight
+        self.items[name][at] += weight
         if not ok:
-            self.failures[name][end] += 1
+            self.failures[name][at] += 1
 
 
 def _text(raw: bytes) -> str:
@@ -252,7 +257,7 @@ def _read(fh: Any, size: int, lines: int, skip: int, end: float, sample: int) ->
     bins = _Bins(width, min(BINS, math.ceil(max(end, 1e-3) * 1.0001 / width)))
     step = max(1, math.ceil((lines - skip) / SAMPLE))
     draw = random.Random(0)  # the same page for the same journal
-    jitter = itertools.cycle([draw.randrange(step) for _ in range(4099)])
+    jitter = [draw.randrange(step) for _ in range(4099)]
     every = max(1, math.ceil(lines / sample))  # the durations' step
     found_durations: list[float] = []
     waits: list[tuple[float, float]] = []
@@ -287,18 +292,23 @@ def _read(fh: Any, size: int, lines: int, skip: int, end: float, sample: int) ->
             if step == 1:
                 sampled, weight = whole, 1.0
             else:
-                # A line drawn at random in each stretch of ``step``, not every step-th:
-                # lines come in patterns (workers in turn, a chunk each) that an even
-                # stride would alias into the picture.
-                size = max(1, len(whole) // step)
-                base = len(whole) - size * step
-                sampled = [whole[base + i * step + next(jitter)] for i in range(size)]
-                weight = len(whole) / size
+                # A line drawn at random in each stretch of ``step`` lines, not every
+                # step-th: lines come in patterns (workers in turn, a chunk each) that an
+                # even stride would alias into the picture. Stretches are counted from
+                # the first line drawn, across blocks.
+                here, weight = start - skip, float(step)
+                stretch, count = here // step, len(whole)
+                sampled = []
+                while (first := stretch * step - here) < count:
+                    at = first + jitter[stretch % len(jitter)]
+                    if 0 <= at < count:
+                        sampled.append(whole[at])
+                    stretch += 1
             found = _TIMING.findall(b"\n".join(sampled))
             untimed += round((len(sampled) - len(found)) * weight)
             for status, seconds, _, finished, worker in found:
                 if status == b"ok":
-                    bins.add(worker, float(seconds), float(finished), weight, True)
+                    bins.add(worker, seconds, finished, weight, True)
         if _ERROR in block:  # a failed line, or one of attempts that failed before
             for index, line in enumerate(whole, start + 1):
                 if _ERROR not in line:
@@ -315,7 +325,7 @@ def _read(fh: Any, size: int, lines: int, skip: int, end: float, sample: int) ->
                 failed_count += 1
                 match = _TIMING.match(line, at) if end > 0 else None
                 if match is not None:
-                    bins.add(match[5], float(match[2]), float(match[4]), 1, False)
+                    bins.add(match[5], match[2], match[4], 1, False)
                 if len(failed) < FAILED_ROWS and (row := _failed_row(line, index)) is not None:
                     failed.append(row)
     waits.sort()
