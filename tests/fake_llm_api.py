@@ -13,7 +13,7 @@ scripted (:attr:`FakeLlmApi.script`): a list of steps taken one per request, the
   ``429:N`` also sends ``retry-after: N``; ``429@reset:N`` sends no retry-after, only
   the provider's rate-limit reset headers (N seconds from now, nothing remaining);
 - ``malformed``: 200 with a body that is not JSON; ``huge``: 200 with 17 MiB of reply;
-  ``nested``: 200 with JSON nested 100,000 deep;
+  ``nested``: 200 with JSON nested 100,000 deep; ``redirect:URL``: a 307 to URL's path;
   ``drop``: the connection closed without an answer; ``slow:N``: a good answer after N
   seconds; ``trickle:N``: a good answer sent a byte at a time, N seconds apart.
 
@@ -161,6 +161,8 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b"<html>502 Bad Gateway</html>", "text/html")
             elif name == "nested":  # JSON nested deeper than Python's json reads
                 self._send(200, b"[" * 100_000 + b"]" * 100_000)
+            elif name == "redirect":  # to another server, which a client must not follow
+                self._send(307, b"", headers={"location": arg + self.path})
             elif name == "drop":
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)

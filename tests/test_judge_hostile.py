@@ -80,6 +80,24 @@ def test_a_variable_holding_more_than_a_key_stops_the_run_without_showing_it(
     assert tree(experiment) == before
 
 
+def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(
+    run_app: RunCli, experiment: Path, api: FakeLlmApi
+) -> None:
+    """A 307 to another server: no request reaches it (the key would go with it); the
+    slot fails at once with the status, not retried, nothing paid."""
+    slot = remove_slot(experiment, T3, 1)
+    with FakeLlmApi(key=None) as elsewhere:
+        api.script[OPUS] = [f"redirect:{elsewhere.url}"]
+        result = _judge(run_app, experiment, api)
+        assert elsewhere.requests == []
+    assert result.returncode == 1, result.output
+    assert len(api.of(OPUS)) == 1
+    timing = json.loads((slot / "timing.json").read_text())
+    assert (timing["failure_kind"], timing["http_status"]) == ("api_error", 307), timing
+    ledger = result.run_dir / LEDGER_FILE
+    assert not ledger.exists() or not ledger.read_text().strip()
+
+
 def test_an_answer_nested_too_deep_to_read_fails_the_slot_and_is_counted(
     run_app: RunCli, experiment: Path, api: FakeLlmApi
 ) -> None:
