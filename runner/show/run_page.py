@@ -41,7 +41,7 @@ from runner.show.timeline import Reading, Timeline, read_journal
 
 REPORT_FILE = "report.html"
 #: Journal lines read for the histogram at most (evenly spread over a longer journal).
-HISTOGRAM_SAMPLE = 50_000
+HISTOGRAM_SAMPLE = 20_000
 #: Histogram bins per doubling of the duration (each bin 2 ** (1 / 4) = 1.19 times wider).
 BINS_PER_DOUBLING = 4
 #: Worker rows' labels: characters at most.

@@ -227,7 +227,7 @@ def _number(text: bytes) -> float | None:
         return None
 
 
-def read_journal(journal: Path, skip: int = 0, durations: int = 50_000) -> Reading:
+def read_journal(journal: Path, skip: int = 0, durations: int = 20_000) -> Reading:
     """The journal's durations (for the histogram) and the run's timeline (None when no
     line holds times), in one read.
 
