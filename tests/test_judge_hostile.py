@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from runner_plugins.judge.api_judge import HttpJudge
 from runner_plugins.judge.costs import LEDGER_FILE
+from runner_plugins.judge.providers import load_provider
 from runner_plugins.judge.reply import find_verdict, read_envelope
 from tests.conftest import RunCli
 from tests.fake_llm_api import FakeLlmApi
@@ -113,6 +118,47 @@ def test_an_answer_nested_too_deep_to_read_fails_the_slot_and_is_counted(
     ledger = (result.run_dir / LEDGER_FILE).read_text().splitlines()
     [record] = [json.loads(x) for x in ledger]
     assert (record["slot"], record["ok"], record["estimated"]) == (f"{T3}/judge_01", False, True)
+
+
+def test_a_server_trickling_its_headers_is_cut_off_near_the_timeout() -> None:
+    """httpx bounds each wait, not the answer: a server that sends a header line every
+    0.2 s for 30 s held the call all that time, whatever task.timeout said. The call now
+    ends as a timeout within twice task.timeout (1 s here; 3 s of slack), and the
+    worker's next call gets a working client."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    served = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(150):
+                if served.wait(0.2):
+                    break
+                try:
+                    connection.sendall(b"x-slow: 1\r\n")
+                except OSError:
+                    break
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    judge = HttpJudge(load_provider("anthropic"), f"http://127.0.0.1:{port}", None, 100, 1.0)
+    try:
+        began = time.monotonic()
+        call = judge.ask(OPUS, "Judge this.")
+        took = time.monotonic() - began
+    finally:
+        served.set()
+        thread.join(10)
+        listener.close()
+    assert call.kind == "timeout" and call.retry and call.billed, call
+    assert took < 2 * 1.0 + 3, took
+    with FakeLlmApi(key=None) as api:  # the same thread's next call, on a new client
+        judge.url = api.url + "/v1/messages"
+        assert judge.ask(OPUS, "Judge this.").status == 200
+    judge.clients.close()
 
 
 def test_reply_text_nested_too_deep_is_no_verdict() -> None:

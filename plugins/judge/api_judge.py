@@ -132,6 +132,15 @@ class Clients:
                 self._all.append(client)
         return client
 
+    def discard(self, client: httpx.Client) -> None:
+        """Forget ``client`` (closed at a call's deadline): the thread's next call makes
+        a new one."""
+        if getattr(self._local, "client", None) is client:
+            self._local.client = None
+        with self._lock:
+            self._all = [c for c in self._all if c is not client]
+        client.close()
+
     def close(self) -> None:
         """Close every thread's client (their connections with them)."""
         with self._lock:
@@ -215,25 +224,45 @@ class HttpJudge:
             body = self.provider.body(model, prompt, self.max_tokens, system=self.system)
         started = time.monotonic()
         call = Call()
+        client = self.clients.get()
+        # httpx bounds each wait, not the answer: a server that sends its headers a line
+        # at a time would hold the call for ever. At the deadline the client is closed,
+        # so the next read fails (at most one more wait: the call ends within 2 x timeout).
+        expired = threading.Event()
+        watchdog = threading.Timer(self.timeout, lambda: (expired.set(), client.close()))
+        watchdog.daemon = True
+        watchdog.start()
         try:
-            with self.clients.get().stream("POST", self.url, json=body, headers=headers) as answer:
+            with client.stream("POST", self.url, json=body, headers=headers) as answer:
                 call.status = answer.status_code
                 call.body = self._read(answer, started)
                 self._sort(call, answer.headers, key)
-        except httpx.TimeoutException as exc:
+        except (httpx.HTTPError, httpx.StreamError) as exc:
+            if not (expired.is_set() or isinstance(exc, httpx.TransportError)):
+                raise
+            self._failed(call, exc, expired.is_set(), key)
+        finally:
+            watchdog.cancel()
+        if expired.is_set():
+            self.clients.discard(client)
+        call.seconds = time.monotonic() - started
+        if not call.body:
+            call.body = (call.failure + "\n").encode("utf-8")
+        return call
+
+    def _failed(self, call: Call, exc: Exception, expired: bool, key: str | None) -> None:
+        """Fill ``call`` for a request that got no whole answer: a timeout (httpx's, or
+        the deadline's) or a transport error."""
+        if expired or isinstance(exc, httpx.TimeoutException):
             call.failure = f"no answer from {self.url} within {self.timeout:g} s (task.timeout)"
             call.kind, call.retry = "timeout", True
             # Connecting or waiting for a connection sent nothing; any later wait may have
             # been charged for.
             call.billed = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-        except httpx.TransportError as exc:
+        else:
             call.failure = f"cannot get an answer from {self.url}: {_blank(str(exc), key)}"
             call.kind, call.retry = "api_unavailable", True
             call.billed = not isinstance(exc, httpx.ConnectError)
-        call.seconds = time.monotonic() - started
-        if not call.body:
-            call.body = (call.failure + "\n").encode("utf-8")
-        return call
 
     def _read(self, answer: httpx.Response, started: float) -> bytes:
         """The answer's body, cut at MAX_REPLY_BYTES, within ``timeout`` of ``started``
