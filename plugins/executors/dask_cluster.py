@@ -3,6 +3,7 @@ shape, and the client to the scheduler the run uses. Dask is imported only when 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -99,17 +100,17 @@ def connect(address: str | None, sizes: dict[str, int], processes: bool) -> tupl
 
 #: Seconds a worker of the run's LocalCluster is given to close when items were left
 #: running (``abandon``): then its process is killed.
-ABANDON_SECONDS = 0.5
+ABANDON_SECONDS = 0.25
 
 
 def close(client: Any, cluster: Any, abandon: bool = False) -> None:
     """Close the client, then the cluster started for the run (None: there was none).
 
     ``abandon``: items were left running on it (the run stopped and its grace is over),
-    so its workers are not waited for: a worker process gets ``ABANDON_SECONDS`` to
-    close (Dask's Nanny then kills it), a worker thread closes without waiting for the
-    threads running items (they run on to their end, as daemons). Otherwise closing
-    waits for them, up to Dask's own timeouts (seconds).
+    so its workers are not waited for: each worker process gets ``ABANDON_SECONDS`` to
+    close, all at once (Dask's Nanny then kills it), a worker thread closes without
+    waiting for the threads running items (they run on to their end, as daemons).
+    Otherwise closing waits for them, up to Dask's own timeouts (seconds).
     """
     if client is not None:
         with contextlib.suppress(Exception):  # a scheduler already gone
@@ -117,12 +118,21 @@ def close(client: Any, cluster: Any, abandon: bool = False) -> None:
     if cluster is None:
         return
     if abandon:
-        nanny = distributed_module().Nanny
-        for worker in list(cluster.workers.values()):
-            with contextlib.suppress(Exception):  # it has gone already
-                if isinstance(worker, nanny):
-                    cluster.sync(worker.close, timeout=ABANDON_SECONDS)
-                else:
-                    cluster.sync(worker.close, timeout=ABANDON_SECONDS, executor_wait=False)
+        with contextlib.suppress(Exception):  # they have gone already
+            cluster.sync(_close_workers, list(cluster.workers.values()))
     with contextlib.suppress(Exception):
         cluster.close()
+
+
+async def _close_workers(workers: list[Any]) -> None:
+    """Close the workers of a LocalCluster at once, waiting for no item (see ``close``)."""
+    nanny = distributed_module().Nanny
+    await asyncio.gather(
+        *(
+            worker.close(timeout=ABANDON_SECONDS)
+            if isinstance(worker, nanny)
+            else worker.close(timeout=ABANDON_SECONDS, executor_wait=False)
+            for worker in workers
+        ),
+        return_exceptions=True,
+    )
