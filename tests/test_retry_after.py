@@ -161,3 +161,14 @@ def test_absurd_settings_end_the_run_before_its_first_item(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0] and "it must be a number" in lines[0]
     assert not (result.run_dir / "results.jsonl").exists()
+
+
+def test_a_whole_number_too_large_for_a_float_is_read_not_a_crash(run_app: RunCli) -> None:
+    """retry.attempts of 400 digits is a valid count of attempts (math.isfinite raised
+    OverflowError on it: "unexpected error", exit 1); the run runs as usual."""
+    result = run_app(
+        "task=sleep", "task.seconds=0", "source.count=2", "retry.attempts=1" + "0" * 400
+    )
+    assert "unexpected error" not in result.output, result.output
+    assert result.returncode == 0, result.output
+    assert [r["status"] for r in result.results()] == ["ok", "ok"]

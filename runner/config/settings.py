@@ -277,7 +277,9 @@ def _number(
     if ok and integer:
         ok = isinstance(value, int)
     if ok:
-        ok = math.isfinite(value) and (value > low if strict else value >= low)
+        # An int is finite however large (math.isfinite would raise OverflowError).
+        finite = isinstance(value, int) or math.isfinite(value)
+        ok = finite and (value > low if strict else value >= low)
         ok = ok and (high is None or value <= high)
     if not ok:
         kind = "an integer" if integer else "a number"
