@@ -1,6 +1,8 @@
 """A real HTTP service on the loopback address for tests and benchmarks: each request is
 answered after ``latency`` seconds, or at once with 429 + Retry-After while more than
-``capacity`` requests are in progress (a rate-limited API).
+``capacity`` requests are in progress (a rate-limited API). With ``keep_alive``, it speaks
+HTTP/1.1 and keeps each connection open for the client's next request; ``backlog`` is its
+listen queue (a few dozen clients connecting at once need more than socketserver's 5).
 
 A service limited by rate instead: ``per_second`` answers 429 to a request that finds no
 token in its bucket (``per_second`` tokens a second, at most ``burst`` kept, by default
@@ -25,10 +27,13 @@ class Service(ThreadingHTTPServer):
         latency: float,
         capacity: int | None,
         retry_after: float | str | None,
+        keep_alive: bool = False,
+        backlog: int = 5,
         per_second: float | None = None,
         burst: float | None = None,
     ) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+        self.request_queue_size = backlog  # read by listen() in the constructor
+        super().__init__(("127.0.0.1", 0), KeepAliveHandler if keep_alive else Handler)
         self.latency = latency
         self.capacity = capacity
         self.retry_after = retry_after
@@ -40,6 +45,8 @@ class Service(ThreadingHTTPServer):
         self.most = 0
         #: (time.monotonic(), status) of every answer, in order.
         self.answers: list[tuple[float, int]] = []
+        #: path -> how many times it was answered 200 (served, not refused).
+        self.served: dict[str, int] = {}
 
     @property
     def url(self) -> str:
@@ -90,6 +97,8 @@ class Handler(BaseHTTPRequestHandler):
             with service.lock:
                 service.in_progress -= 1
                 service.answers.append((time.monotonic(), status))
+                if status == 200:
+                    service.served[self.path] = service.served.get(self.path, 0) + 1
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -103,16 +112,25 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
 
+class KeepAliveHandler(Handler):
+    protocol_version = "HTTP/1.1"  # every answer has a Content-Length: the connection stays
+    # The body goes in a write after the headers': with Nagle's algorithm it would wait
+    # for the client's delayed ACK of them (40 ms) on a connection that stays open.
+    disable_nagle_algorithm = True
+
+
 @contextmanager
 def serve(
     latency: float = 0.1,
     capacity: int | None = None,
     retry_after: float | str | None = 1.0,
+    keep_alive: bool = False,
+    backlog: int = 5,
     per_second: float | None = None,
     burst: float | None = None,
 ) -> Iterator[Service]:
     """Run the service in a thread for the block."""
-    service = Service(latency, capacity, retry_after, per_second, burst)
+    service = Service(latency, capacity, retry_after, keep_alive, backlog, per_second, burst)
     thread = threading.Thread(target=service.serve_forever, daemon=True)
     thread.start()
     try:
