@@ -170,3 +170,16 @@ def test_reply_text_nested_too_deep_is_no_verdict() -> None:
     assert find_verdict("{" + deep + "}") is None
     assert read_envelope(deep) is None
     assert read_envelope(deep + '\n{"type": "result", "result": "ok"}') is not None
+
+
+def test_an_integer_too_large_for_a_float_is_no_score_and_no_count() -> None:
+    """A reply's score or token count of 400 digits (a model can be talked into writing
+    one): no verdict, no count, where OverflowError escaped the judge before."""
+    huge = "1" + "0" * 400
+    assert find_verdict(f'```json\n{{"score": {huge}}}\n```\n{{"score": 0.5}}') == {"score": 0.5}
+    answer = json.loads(
+        '{"content": [{"type": "text", "text": "ok"}], '
+        f'"usage": {{"input_tokens": {huge}, "output_tokens": 5}}}}'
+    )
+    reply = load_provider("anthropic").reply(answer)
+    assert (reply.input_tokens, reply.output_tokens) == (None, 5)

@@ -33,8 +33,15 @@ class ReplyError(ValueError):
 
 
 def is_number(value: Any) -> bool:
-    """True for a finite int or float (a JSON ``true`` is not a score)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """True for a finite int or float (a JSON ``true`` is not a score), one a float can
+    hold: a reply's integer of 400 digits is no score, count or cost (math.isfinite, and
+    every sum with a float, raises OverflowError on it)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def clamp_score(value: float) -> float:
