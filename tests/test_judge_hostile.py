@@ -20,6 +20,7 @@ from runner_plugins.judge.api_judge import HttpJudge
 from runner_plugins.judge.costs import LEDGER_FILE
 from runner_plugins.judge.providers import load_provider
 from runner_plugins.judge.reply import find_verdict, read_envelope
+from runner_plugins.judge.slotstatus import slot_status
 from tests.conftest import RunCli
 from tests.fake_llm_api import FakeLlmApi
 from tests.judge_support import T3, remove_slot, tree
@@ -183,3 +184,17 @@ def test_an_integer_too_large_for_a_float_is_no_score_and_no_count() -> None:
     )
     reply = load_provider("anthropic").reply(answer)
     assert (reply.input_tokens, reply.output_tokens) == (None, 5)
+
+
+def test_an_experiment_whose_judgment_has_a_score_too_large_for_a_float_is_read(
+    run_app: RunCli, experiment: Path
+) -> None:
+    """The experiment is the agent's: a judgment.json whose score is an integer of 400
+    digits makes its slot failed (to judge again); the dry run ended in OverflowError."""
+    slot = experiment / T3 / "judge" / "judge_01"
+    judgment = json.loads((slot / "judgment.json").read_text())
+    (slot / "judgment.json").write_text(json.dumps(judgment | {"score": 10**400}))
+    result = run_app("dry_run=true", "task=judge_rerun", f"source.experiment={experiment}")
+    assert result.returncode == 0, result.output
+    assert "unexpected error" not in result.output
+    assert slot_status(slot) == "failed"
