@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.client
 import math
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
 from runner.api import Item, RetryableError, Task, TaskFailure
-from runner.toolkit import retry_after_seconds
+from runner.toolkit import TimedOut, attempt_deadline, retry_after_seconds
 from runner_plugins.tasks import Placeholders
 
 #: Answers that mean "too many requests" or "overloaded": retryable, holding every start.
 RATE_LIMITED = (429, 503)
 #: Characters of an answer's body kept in the result and in error messages.
 BODY_CHARS = 1000
+_CHUNK = 65536
 
 
 class HttpTask(Task):
@@ -26,9 +33,10 @@ class HttpTask(Task):
     characters). 429 and 503 are rate limits: retryable (``retry.attempts``), with the
     Retry-After header (seconds or an HTTP-date) as the wait, and every worker holds its
     next start meanwhile (``rate_limit``). Any other status fails the item with the status
-    and the start of the body; so does a connection that cannot be made or a ``timeout``
-    (seconds per request). Values are put in as they are: quote what a URL cannot hold in
-    the source.
+    and the start of the body; so does a connection that cannot be made. ``timeout``
+    (seconds) bounds each request, as the run's ``timeout`` does when it is shorter: past
+    it, the item fails with ``TimedOut``. Values are put in as they are: quote what a URL
+    cannot hold in the source.
     """
 
     def __init__(
@@ -55,9 +63,28 @@ class HttpTask(Task):
         headers = dict(zip(self.headers, header_values, strict=True))
         data = body.encode("utf-8") if self.body is not None else None
         request = urllib.request.Request(url, data=data, headers=headers, method=self.method)
+        # The request ends by the earlier of task.timeout and the run's timeout for this
+        # attempt: each wait on the socket is bounded by the time left when it starts,
+        # the body is read in chunks, the deadline checked between them, and at the
+        # deadline its connections are shut, so that a server that trickles its answer
+        # (a header line at a time) cannot hold it longer.
+        deadline = time.monotonic() + self.timeout
+        outer = attempt_deadline()
+        if outer is not None and outer < deadline:
+            deadline = outer
+        budget = deadline - time.monotonic()
+        watch = _Watch()
+        watchdog = threading.Timer(max(budget, 0.0), watch.expire)
+        watchdog.daemon = True
+        watchdog.start()
+        opener = urllib.request.build_opener(_HTTPHandler(watch), _HTTPSHandler(watch))
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                content = answer.read()
+            if budget <= 0:
+                raise TimeoutError("no time left for it")
+            with opener.open(request, timeout=budget) as answer:
+                content = _read(answer, deadline)
+                if watch.expired:  # what came was cut short: its end is not the answer's
+                    raise TimeoutError("the answer was still coming at the deadline")
                 return {
                     "status": answer.status,
                     "bytes": len(content),
@@ -74,6 +101,94 @@ class HttpTask(Task):
                 wait = retry_after_seconds(exc.headers.get("Retry-After"))
                 raise RetryableError(f"rate limited: {message}", wait, rate_limited=True) from None
             raise TaskFailure(message) from None
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError) or watch.expired:
+                reason = reason if isinstance(reason, TimeoutError) else "the deadline came"
+                raise TimedOut(f"no answer from {url} within {budget:.3g} s: {reason}") from None
             raise TaskFailure(f"cannot reach {url}: {reason}") from None
+        finally:
+            watchdog.cancel()
+
+
+class _Watch:
+    """The connections of one request, shut down at its deadline (from another thread:
+    a read blocked on one of them then ends at once)."""
+
+    def __init__(self) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTP(http.client.HTTPConnection):
+    """A connection that hands its socket to the request's :class:`_Watch`."""
+
+    def __init__(self, *args: Any, watch: _Watch, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.watch = watch
+
+    def connect(self) -> None:
+        super().connect()
+        self.watch.add(self.sock)
+
+
+class _WatchedHTTPS(http.client.HTTPSConnection):
+    """As :class:`_WatchedHTTP`, over TLS."""
+
+    def __init__(self, *args: Any, watch: _Watch, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.watch = watch
+
+    def connect(self) -> None:
+        super().connect()
+        self.watch.add(self.sock)
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    """urllib's handler of http: URLs, its connections watched."""
+
+    def __init__(self, watch: _Watch) -> None:
+        super().__init__()
+        self.watch = watch
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_WatchedHTTP, watch=self.watch), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    """urllib's handler of https: URLs (the default certificate checks), watched."""
+
+    def __init__(self, watch: _Watch) -> None:
+        super().__init__()
+        self.watch = watch
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_WatchedHTTPS, watch=self.watch), req)
+
+
+def _read(answer: Any, deadline: float) -> bytes:
+    """The answer's body, read by chunks until ``deadline`` (``time.monotonic()``)."""
+    chunks = []
+    while chunk := answer.read1(_CHUNK):
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer was still coming at the deadline")
+    return b"".join(chunks)

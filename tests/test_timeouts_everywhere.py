@@ -95,6 +95,44 @@ def silent_server() -> Iterator[str]:
         server.close()
 
 
+@contextmanager
+def trickling_server() -> Iterator[str]:
+    """A loopback server that answers with a header line every 0.2 s, for a minute: each
+    wait for a byte is short, the answer never ends. Its URL."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)  # the request (it fits: a GET of a few hundred bytes)
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                for n in range(300):
+                    if stop.wait(0.2):
+                        return
+                    conn.sendall(f"X-Slow-{n}: yes\r\n".encode())
+            except OSError:
+                return  # the client gave up
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+
+
 @pytest.mark.parametrize(
     "bound",
     [
@@ -122,3 +160,19 @@ def test_an_http_request_that_is_never_answered_ends_at_its_timeout(
     # The request itself ends at the deadline: the watchdog's later bound is not needed.
     assert all(r["seconds"] < TIMEOUT + SLACK for r in records), records
     assert "no answer from" in records[0]["error"]["message"]
+
+
+def test_an_http_answer_that_trickles_in_ends_at_its_timeout(run_app: RunCli) -> None:
+    """A server that sends a header line every 0.2 s: each wait is short, yet the request
+    ends at task.timeout (its connection shut at the deadline), as TimedOut."""
+    with trickling_server() as url:
+        result = run_app(
+            "task=http",
+            f"task.url='{url}/{{id}}'",
+            "source.count=1",
+            f"task.timeout={TIMEOUT:g}",
+        )
+    assert result.returncode == 1, result.output
+    [record] = result.results()
+    assert record["error"]["type"] == "TimedOut", record
+    assert record["seconds"] < TIMEOUT + SLACK, record
