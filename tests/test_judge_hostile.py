@@ -18,6 +18,7 @@ import pytest
 
 from runner_plugins.judge.api_judge import HttpJudge
 from runner_plugins.judge.costs import LEDGER_FILE
+from runner_plugins.judge.local_judge import read_answer
 from runner_plugins.judge.providers import load_provider
 from runner_plugins.judge.reply import find_verdict, read_envelope
 from runner_plugins.judge.slotstatus import slot_status
@@ -198,3 +199,25 @@ def test_an_experiment_whose_judgment_has_a_score_too_large_for_a_float_is_read(
     assert result.returncode == 0, result.output
     assert "unexpected error" not in result.output
     assert slot_status(slot) == "failed"
+
+
+def test_experiment_files_nested_too_deep_to_read_are_unreadable_files(
+    run_app: RunCli, experiment: Path
+) -> None:
+    """A judgment.json and an experiment.json nested 100,000 deep (the dry run ended in
+    RecursionError, exit 1): the slot is failed, as with any unreadable judgment, and the
+    experiment's config is refused in one line, exit 2; the agent's output.txt so nested
+    is judged as text."""
+    deep = "[" * 100_000 + "]" * 100_000
+    slot = experiment / T3 / "judge" / "judge_01"
+    (slot / "judgment.json").write_text(deep)
+    (experiment / T3 / "agent" / "output.txt").write_text(deep)
+    result = run_app("dry_run=true", "task=judge_rerun", f"source.experiment={experiment}")
+    assert result.returncode == 0, result.output
+    assert slot_status(slot) == "failed"
+    assert read_answer(experiment / T3) == deep
+    (experiment / "config" / "experiment.json").write_text(deep)
+    result = run_app("dry_run=true", "task=judge_rerun", f"source.experiment={experiment}")
+    assert result.returncode == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "experiment.json' is not valid JSON: maximum recursion depth" in line, line

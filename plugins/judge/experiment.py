@@ -202,7 +202,7 @@ def read_object(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``; None when it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # nested deeper than json reads
         return None
     return data if isinstance(data, dict) else None
 
@@ -252,7 +252,7 @@ def load_config(root: Path) -> ExperimentConfig:
         raise FileNotFoundError(f"{where} is missing: {str(root)!r} is not a judge experiment")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json reads
         raise ValueError(f"{where} is not valid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{where} must hold a JSON object, got {type(raw).__name__}")

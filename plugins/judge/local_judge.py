@@ -69,7 +69,7 @@ def read_answer(run_dir: Path) -> str:
         return ""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json reads
         return text.strip()
     if isinstance(data, dict) and isinstance(data.get("result"), str):
         return str(data["result"]).strip()

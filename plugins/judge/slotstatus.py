@@ -56,7 +56,7 @@ def read_judgment(slot_dir: Path) -> dict[str, Any] | None:
     """The slot's judgment if it makes the slot ``complete``, else None."""
     try:
         data = json.loads((current_slot_dir(slot_dir) / JUDGMENT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: nested deeper than json reads
         return None
     if not isinstance(data, dict) or not is_number(data.get("score")):
         return None
