@@ -14,6 +14,8 @@ scripted (:attr:`FakeLlmApi.script`): a list of steps taken one per request, the
   the provider's rate-limit reset headers (N seconds from now, nothing remaining);
 - ``malformed``: 200 with a body that is not JSON; ``huge``: 200 with 17 MiB of reply;
   ``nested``: 200 with JSON nested 100,000 deep; ``redirect:URL``: a 307 to URL's path;
+  ``gzipbomb:N``: 200 with N MiB of zeros gzipped (content-encoding gzip, whatever the
+  request's accept-encoding, which :attr:`FakeLlmApi.encodings` records);
   ``drop``: the connection closed without an answer; ``slow:N``: a good answer after N
   seconds; ``trickle:N``: a good answer sent a byte at a time, N seconds apart.
 
@@ -33,6 +35,7 @@ import json
 import socket
 import threading
 import time
+import zlib
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -67,6 +70,8 @@ class FakeLlmApi:
         self.scores: dict[str, float] = {}
         self.usage = (1000, 200)
         self.requests: list[Request] = []
+        #: The accept-encoding of each request answered with ``gzipbomb``.
+        self.encodings: list[str | None] = []
         #: Model -> the body of its last request.
         self.last: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -161,6 +166,12 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b"<html>502 Bad Gateway</html>", "text/html")
             elif name == "nested":  # JSON nested deeper than Python's json reads
                 self._send(200, b"[" * 100_000 + b"]" * 100_000)
+            elif name == "gzipbomb":  # ARG MiB of zeros, gzipped, whatever was asked
+                packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip format
+                block = bytes(1 << 20)
+                data = b"".join(packer.compress(block) for _ in range(int(arg))) + packer.flush()
+                self._send(200, data, headers={"content-encoding": "gzip"})
+                api.encodings.append(self.headers.get("accept-encoding"))
             elif name == "redirect":  # to another server, which a client must not follow
                 self._send(307, b"", headers={"location": arg + self.path})
             elif name == "drop":

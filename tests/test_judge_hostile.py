@@ -10,6 +10,7 @@ import re
 import socket
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,26 @@ def test_a_server_trickling_its_headers_is_cut_off_near_the_timeout() -> None:
         judge.url = api.url + "/v1/messages"
         assert judge.ask(OPUS, "Judge this.").status == 200
     judge.clients.close()
+
+
+def test_a_gzip_bomb_is_not_unpacked() -> None:
+    """An answer of 256 MiB of zeros gzipped to a quarter MiB: identity is asked for and
+    the answer read as it comes, so the call fails as unreadable holding about the
+    compressed size; httpx unpacked a whole 64 KiB chunk at once (over 100 MiB held
+    for a 16 MiB cap)."""
+    with FakeLlmApi(key=None) as api:
+        api.script[OPUS] = ["gzipbomb:256"]
+        judge = HttpJudge(load_provider("anthropic"), api.url, None, 100, 30.0)
+        tracemalloc.start()
+        try:
+            call = judge.ask(OPUS, "Judge this.")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            judge.clients.close()
+        assert api.encodings == ["identity"]
+    assert call.status == 200 and call.reply is None, call
+    assert peak < 32 << 20, f"{peak / 2**20:.0f} MiB held for one answer"
 
 
 def test_reply_text_nested_too_deep_is_no_verdict() -> None:

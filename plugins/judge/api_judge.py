@@ -125,8 +125,14 @@ class Clients:
         """The calling thread's client."""
         client: httpx.Client | None = getattr(self._local, "client", None)
         if client is None:
-            # No redirects: a key sent to base_url goes nowhere else.
-            client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+            # No redirects: a key sent to base_url goes nowhere else. No compression: an
+            # answer is read as it comes (iter_raw), so a small gzip body cannot unpack to
+            # gigabytes past MAX_REPLY_BYTES (httpx unpacks a whole chunk at once).
+            client = httpx.Client(
+                timeout=self.timeout,
+                follow_redirects=False,
+                headers={"accept-encoding": "identity"},
+            )
             self._local.client = client
             with self._lock:
                 self._all.append(client)
@@ -268,7 +274,9 @@ class HttpJudge:
         """The answer's body, cut at MAX_REPLY_BYTES, within ``timeout`` of ``started``
         in all (httpx's timeout bounds each wait, not a server that trickles)."""
         chunks, size = [], 0
-        for chunk in answer.iter_bytes():
+        # Raw bytes: identity was asked for; a service that compresses anyway gives an
+        # unreadable answer (the slot fails), never one unpacked past the cap.
+        for chunk in answer.iter_raw():
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_REPLY_BYTES:
