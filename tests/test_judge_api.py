@@ -569,6 +569,7 @@ def test_the_budget_counts_each_calls_cost(
         ("task.base_url=http://localhost:99999", "base_url 'http://localhost:99999' is not"),
         ("task.base_url='http://[::1'", "base_url 'http://[::1' is not an http:// or"),
         ("task.base_url='https://h/v1?k=v'", "base_url 'https://h/v1?k=v' is not an http"),
+        ("task.base_url='https://u:sk-ant-pw@h'", "base_url holds a user name or password"),
         ("+task.prices.x={input:1}", "prices['x'] is {'input': 1}"),
         ("task.max_tokens=0", "max_tokens must be a whole number of tokens > 0, got 0"),
         ("task.base_url=null", "task.base_url is not set; give task.provider (installed: ["),

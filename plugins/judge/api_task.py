@@ -102,6 +102,12 @@ class JudgeRerunApi(JudgeRerun):
             raise ValueError(f"max_tokens must be a whole number of tokens > 0, got {max_tokens!r}")
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
             raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        if isinstance(base_url, str) and "@" in base_url.partition("//")[2].partition("/")[0]:
+            # Not shown: it holds a secret, which job.json and MODEL.md would keep too.
+            raise ValueError(
+                "base_url holds a user name or password (user:pass@host): the URL is not "
+                "shown; give the key in the variable task.api_key_env names instead"
+            )
         if base_url is not None and not _is_root_url(base_url):
             raise ValueError(
                 f"base_url {base_url!r} is not an http:// or https:// URL of a host (a port "
