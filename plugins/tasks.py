@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
 import zlib
 from collections.abc import Sequence
@@ -27,39 +26,35 @@ EXIT_USAGE = 2
 class Placeholders:
     """A template's ``{field}`` placeholders, filled from each item.
 
-    A placeholder that no item has had so far (``{nosuch}``: a typo, or a field the source
-    does not give) would fail every item: the first item that lacks it stops the run
-    instead (``StopRun``, exit 2, one line naming it and the item's fields), before its
-    command or request. One that an earlier item had fails only the items that lack it:
-    that is bad input, not a bad template.
+    :meth:`check` is given the source's first item before any item runs: a placeholder
+    it lacks (``{nosuch}``: a typo, or a field the source does not give) would fail every
+    item, so it stops the run instead (``StopRun``, exit 2, one line naming it and the
+    item's fields), on every executor. A later item that lacks one fails alone: that is
+    bad input, not a bad template.
     """
 
     def __init__(self, template: Sequence[str], what: str) -> None:
         self.template = list(template)
         self.what = what  # "command placeholder": how the message names one
         self.fields = template_fields(self.template)
-        self._seen: set[str] = set()  # the fields some item had
-        self._lock = threading.Lock()
 
-    def __reduce__(self) -> tuple[type[Placeholders], tuple[list[str], str]]:
-        # Built anew in another process: a lock is this process's, and so are the fields
-        # its items had.
-        return type(self), (self.template, self.what)
-
-    def fill(self, item: Item) -> list[str]:
-        """The template filled from ``item``; StopRun or TaskFailure when it cannot be."""
-        fields = {"id", *item.data}
-        with self._lock:
-            unknown = [f for f in self.fields if f not in fields and f not in self._seen]
-            self._seen.update(f for f in self.fields if f in fields)
+    def check(self, first: Item | None) -> None:
+        """StopRun (exit 2) when the first item lacks a field the template names."""
+        if first is None:
+            return
+        fields = {"id", *first.data}
+        unknown = [f for f in self.fields if f not in fields]
         if unknown:
             stop = StopRun(
-                f"{self.what} {{{unknown[0]}}} has no value in item {item.id!r}, nor in any "
-                f"item before it: the items have no such field (item {item.id!r} has "
-                f"{', '.join(sorted(fields))}); the run stops, nothing was run with it"
+                f"{self.what} {{{unknown[0]}}} has no value in the first item "
+                f"({first.id!r}, which has {', '.join(sorted(fields))}): the run stops "
+                "before any item runs"
             )
             stop.exit_code = EXIT_USAGE
             raise stop
+
+    def fill(self, item: Item) -> list[str]:
+        """The template filled from ``item``; TaskFailure when it cannot be."""
         return fill_for_item(self.template, self.fields, item, self.what)
 
 
@@ -143,6 +138,7 @@ class ShellTask(Task):
         self.streams: StreamLog | None = None
 
     def setup(self, context: RunContext) -> None:
+        self.placeholders.check(context.first_item())
         if self.keep_streams and not context.dry_run:
             self.streams = StreamLog(context.output_dir / STREAMS_FILE)
 

@@ -182,6 +182,11 @@ class RunContext:
     #: took), or None; ``output_dir`` itself when the run continues in place. Set before
     #: any plugin's ``setup``.
     resumed_from: Path | None = None
+    #: The source's first item, read when first called (then handed to the executor as
+    #: the first item all the same), or None when the source has none or could not give
+    #: it. A task's ``setup`` checks with it what every item must have (a template's
+    #: fields), so that a mistake stops the run before any item runs, on every executor.
+    first_item: Callable[[], Item | None] = lambda: None
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: Sections a post-processor adds to the run's report.html: (title, Markdown text).
     report_sections: list[tuple[str, str]] = dataclasses.field(default_factory=list)

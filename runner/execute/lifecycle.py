@@ -9,6 +9,7 @@ by name, in one place (:func:`_hook`).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
@@ -121,6 +122,39 @@ def read_source(source: Any) -> Iterator[Item]:
         except Exception as exc:
             raise SourceError(str(exc)) from exc
         yield item
+
+
+class FirstItem:
+    """``RunContext.first_item``: the source's first item, read once, when a plugin first
+    asks (a run whose plugins never ask reads its source as before); :meth:`items` then
+    gives every item, that one first, and a source's failure on it where items are read."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self._first: Item | None = None
+        self._items: Iterator[Item] | None = None
+
+    def __call__(self) -> Item | None:
+        if self._items is None:
+            items = read_source(self.source)
+            try:
+                self._first = next(items)
+            except StopIteration:
+                self._items = iter(())
+            except SourceError as exc:  # raised again where the run reads items
+                self._items = _raising(exc)
+            else:
+                self._items = itertools.chain([self._first], items)
+        return self._first
+
+    def items(self) -> Iterator[Item]:
+        """Every item of the source, once."""
+        return read_source(self.source) if self._items is None else self._items
+
+
+def _raising(exc: Exception) -> Iterator[Item]:
+    raise exc
+    yield  # pragma: no cover  (a generator: raises when first read)
 
 
 def shutdown(executor: object, wait: bool, timeout: float | None) -> None:

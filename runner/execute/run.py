@@ -60,6 +60,9 @@ def execute(settings: Settings, output_dir: Path) -> int:
     context.resumed_from = previous
     plugins = {group: lifecycle.build(group, settings) for group in GROUPS}
     context.source, context.task = plugins["source"], plugins["task"]
+    first = lifecycle.FirstItem(plugins["source"])
+    if not settings.dry_run:  # a dry run lists the source's items as they come
+        context.first_item = first
     countdown = lifecycle.Ending(settings.timeout_grace)
     with contextlib.ExitStack() as stack:
         for group in GROUPS:
@@ -72,7 +75,7 @@ def execute(settings: Settings, output_dir: Path) -> int:
                 stack.callback(lifecycle.close, plugin)
         if settings.dry_run:
             return lifecycle.dry_run(plugins["source"])
-        run = Run(settings, output_dir, context, plugins, previous, countdown)
+        run = Run(settings, output_dir, context, plugins, previous, countdown, first)
         try:
             code = run.run(Progress(run.total, settings.progress))
         except BaseException:
@@ -118,13 +121,15 @@ class Run:
         plugins: dict[str, Any],
         previous: Path | None,
         countdown: lifecycle.Ending | None = None,
+        first: lifecycle.FirstItem | None = None,
     ) -> None:
         self.settings, self.output_dir, self.context = settings, output_dir, context
         self.countdown = countdown or lifecycle.Ending(settings.timeout_grace)
         self.source, self.task, self.executor, self.post = (plugins[g] for g in GROUPS)
         self.previous = previous
         self.total = lifecycle.length(self.source)
-        self.items: Iterator[Item] = lifecycle.read_source(self.source)
+        # The source's items, its first one already read if a plugin asked for it.
+        self.items: Iterator[Item] = (first or lifecycle.FirstItem(self.source)).items()
         self.done_before: dict[str, str] = {}
         if previous is not None:
             self.done_before = resume.succeeded_records(previous)
