@@ -284,8 +284,10 @@ def test_a_signal_during_a_sweep_stops_it_and_names_the_jobs_never_run(
 ) -> None:
     """A signal while job 1 of three runs: 128+signal, job 1 interrupted, job 2 never
     started (no folder) and named in sweep.json."""
+    # parallel=4 first: job 0 must end before job 1 starts, and at 4 at once it takes a
+    # quarter of the time; job 1's 3 s leave the signal room to arrive while it runs.
     proc, sweep_dir = _start_sweep(
-        tmp_path, "parallel=1,2,4", "source.count=20", "task.seconds=0.3", "progress=off"
+        tmp_path, "parallel=4,2,1", "source.count=20", "task.seconds=0.3", "progress=off"
     )
     _wait_for_lines(sweep_dir / "1" / "results.jsonl", proc)
     proc.send_signal(signum)
@@ -299,7 +301,7 @@ def test_a_signal_during_a_sweep_stops_it_and_names_the_jobs_never_run(
     first, second = report["jobs"]
     assert first["status"] == "ok" and first["succeeded"] == 20
     assert second["status"] == "interrupted" and second["code"] == 128 + signum
-    assert report["not_run"] == ["parallel=4 source.count=20 task.seconds=0.3 progress=off"]
+    assert report["not_run"] == ["parallel=1 source.count=20 task.seconds=0.3 progress=off"]
     assert not (sweep_dir / "2").exists()
 
     summary = json.loads((sweep_dir / "1" / "summary.json").read_text())
@@ -328,7 +330,7 @@ def test_kill_9_of_a_sweep_then_resume_finishes_the_interrupted_job(
     )
     command = f'task.command=[{sys.executable},-S,{script},"{{index}}",{marks}]'
     proc, sweep_dir = _start_sweep(
-        tmp_path, "parallel=1,2,4", "task=shell", "source.count=20", "progress=off", command
+        tmp_path, "parallel=4,2,1", "task=shell", "source.count=20", "progress=off", command
     )
     job = sweep_dir / "1"
     _wait_for_lines(job / "results.jsonl", proc)
