@@ -655,9 +655,9 @@ def test_cli_on_a_local_cluster_fails_the_same_items_as_threads(run_cli: RunCli)
     assert "local Dask cluster: 1 worker(s), 2 thread(s); dashboard:" in on_dask.output
 
 
-def test_a_dry_run_starts_no_cluster(run_cli: RunCli) -> None:
+def test_a_dry_run_starts_no_cluster(run_app: RunCli) -> None:
     """dry_run=true lists the items without starting Dask."""
-    result = run_cli("executor=dask", "dry_run=true", "source.count=3")
+    result = run_app("executor=dask", "dry_run=true", "source.count=3")
     assert result.returncode == 0, result.output
     assert "3 item(s) would run" in result.output and "dashboard" not in result.output
 
