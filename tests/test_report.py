@@ -83,6 +83,22 @@ def test_durations_sample_a_long_journal_evenly(tmp_path: Path) -> None:
     assert durations(tmp_path / "missing.jsonl") == []
 
 
+def test_a_duration_that_is_no_number_is_left_out_and_the_others_read_once(
+    tmp_path: Path,
+) -> None:
+    """A line whose seconds is no number (not runner's) costs the histogram that line
+    only: the block's other durations are counted once each, in order."""
+    journal = tmp_path / "results.jsonl"
+    values = ["0.5", "0.25", "null", "0.125", '"x"', "2"]
+    journal.write_text(
+        "".join(
+            f'{{"id": "{i}", "status": "ok", "seconds": {v}, "result": null}}\n'
+            for i, v in enumerate(values)
+        )
+    )
+    assert durations(journal) == [0.5, 0.25, 0.125, 2.0]
+
+
 def test_durations_read_lines_across_blocks_and_stop_at_a_torn_last_line(tmp_path: Path) -> None:
     """A journal of several megabytes (read a block at a time) with a line longer than a
     block: every sampled line's duration, in order, and nothing of a torn last line."""

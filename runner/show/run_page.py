@@ -56,7 +56,7 @@ def durations(journal: Path, sample: int = HISTOGRAM_SAMPLE) -> list[float]:
     Only a regular file is read, and no further than its size when opened: a journal
     that is a device (``/dev/full``) or keeps growing is not read for ever.
     """
-    return read_journal(journal, durations=sample).durations
+    return list(read_journal(journal, durations=sample).durations)
 
 
 def _seconds(value: float) -> str:
