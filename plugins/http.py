@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from runner.api import Item, RetryableError, Task, TaskFailure
+from runner.api import Item, RetryableError, RunContext, Task, TaskFailure
 from runner.toolkit import TimedOut, attempt_deadline, retry_after_seconds
 from runner_plugins.tasks import Placeholders
 
@@ -57,6 +57,9 @@ class HttpTask(Task):
         self.headers = dict(headers or {})
         self.timeout = float(timeout)
         self.placeholders = Placeholders([url, body or "", *self.headers.values()], "placeholder")
+
+    def setup(self, context: RunContext) -> None:
+        self.placeholders.check(context.first_item())
 
     def run(self, item: Item) -> dict[str, Any]:
         url, body, *header_values = self.placeholders.fill(item)
