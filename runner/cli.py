@@ -134,13 +134,14 @@ def quiet_broken_pipe() -> NoReturn:
     sys.exit(EXIT_BROKEN_PIPE)
 
 
-def _run_job(cfg: Any, console: logs.Console) -> tuple[int, float]:
+def _run_job(cfg: Any, console: logs.Console, frozen: int = 0) -> tuple[int, float]:
     """One Hydra job: its exit code and throughput (items/s of a job that ran, exit 0 or
-    1; 0 for one that did not). Never raises, so a multirun always reaches its end."""
+    1; 0 for one that did not). Never raises, so a multirun always reaches its end.
+    ``frozen``: the objects main() froze before any job (see _freeze_startup_objects)."""
     from hydra.core.hydra_config import HydraConfig
 
     with _users_environment():
-        code = _job(cfg, console)
+        code = _job(cfg, console, frozen)
     if code not in (EXIT_OK, EXIT_FAILED_ITEMS):
         return code, 0.0
     summary = Path(HydraConfig.get().runtime.output_dir) / "summary.json"
@@ -150,7 +151,7 @@ def _run_job(cfg: Any, console: logs.Console) -> tuple[int, float]:
         return code, 0.0
 
 
-def _job(cfg: Any, console: logs.Console) -> int:
+def _job(cfg: Any, console: logs.Console, frozen: int = 0) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -177,7 +178,7 @@ def _job(cfg: Any, console: logs.Console) -> int:
         console.configure(prefix=prefix)  # a config error is a line of this job too
         settings = settings_from(cfg)
         console.configure(settings.log_level, prefix)
-        _freeze_startup_objects()
+        _freeze_startup_objects(frozen)
         code = execute(settings, output_dir)
         return code
     except UsageError as exc:
@@ -235,7 +236,7 @@ def signal_name(code: int) -> str:
         return f"exit code {code}"
 
 
-def _freeze_startup_objects() -> None:
+def _freeze_startup_objects(frozen: int = 0) -> None:
     """Exclude what start-up made (modules, Hydra's and OmegaConf's objects) from GC.
 
     Python's cyclic garbage collector traverses every tracked object in its full
@@ -243,12 +244,20 @@ def _freeze_startup_objects() -> None:
     that live until exit; frozen, they are no longer traversed: a one-item run ends about
     50 ms sooner (bench/bench_startup.py), and long runs skip them in every full
     collection. Objects made from here on (the plugins, the items, their garbage) are
-    collected as usual. The few thousand objects of start-up garbage not yet collected
-    stay in memory until exit; in a multirun, a later job collects everything first, so
-    one job's garbage never outlives it.
+    collected as usual.
+
+    ``frozen``: the objects main() froze once the modules were imported (they leave no
+    garbage). What was made since, Hydra's composition of the config, holds some 4,000
+    objects of cyclic garbage: collected first (the collection traverses only the 6,000
+    objects made since, about 3 ms; all 44,000 took 20), they no longer stay in memory
+    until exit (0.5 MB of a run's peak RSS). In a multirun, a later job collects
+    everything first, so one job's garbage never outlives it; called by a job main() did
+    not start (``frozen`` 0), it freezes without collecting.
     """
-    if gc.get_freeze_count():
+    if gc.get_freeze_count() > frozen:  # an earlier job's objects are frozen too
         gc.unfreeze()
+        gc.collect()
+    elif frozen:
         gc.collect()
     gc.freeze()
 
@@ -275,6 +284,10 @@ def main() -> None:
     os.environ[_USERS_FULL_ERROR] = json.dumps(os.environ.get("HYDRA_FULL_ERROR"))
     os.environ["HYDRA_FULL_ERROR"] = "1"
     _register_hydra_plugins()
+    # The modules, imported by now, are not garbage: frozen without a collection (which
+    # would traverse them all), so that a job's collection traverses only its own objects.
+    gc.freeze()
+    frozen = gc.get_freeze_count()
     # Exit codes of the jobs this process runs (one for a run, one per job for a multirun).
     job_codes: list[int] = []
 
@@ -282,7 +295,7 @@ def main() -> None:
     def app(cfg: Any) -> float:
         # An interruption raises out of the job, and so ends the whole sweep, not just
         # this job; the report is still written.
-        code, throughput = _run_job(cfg, console)
+        code, throughput = _run_job(cfg, console, frozen)
         job_codes.append(code)
         # What a sweeper that optimises (e.g. Optuna over parallel) maximises.
         return throughput
