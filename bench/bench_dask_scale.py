@@ -216,6 +216,10 @@ def scale_run(service: ServiceProcess, count: int, folder: Path) -> dict[str, An
     res["answers"] = after["answers"][before["ok"] + before["refused"] :]
     res["refused_share"] = refused / max(ok + refused, 1)
     res["rate"] = float(summary["items_per_second"])
+    # A Dask worker that stops answering its scheduler for minutes (seen on a loaded
+    # machine) stalls the run until Dask restarts it: said, not hidden in the rate.
+    log = (folder / "runner.log").read_text(encoding="utf-8", errors="replace")
+    res["stalls"] = log.count("failed to heartbeat")
     return res
 
 
@@ -323,7 +327,7 @@ def main() -> None:
                     f"  {r['rate']:.1f} items/s ({r['rate'] / capacity:.2f}x), "
                     f"refused {r['refused_share']:.2%}, own peak RSS {c.fmt_mb(r['own_rss'])}, "
                     f"wait4 {c.fmt_mb(r['wait4_rss'])}, settled at "
-                    f"{r['summary']['concurrency']['settled']}",
+                    f"{r['summary']['concurrency']['settled']}, worker stalls {r['stalls']}",
                     flush=True,
                 )
             exact = timed("SIGINT and resume", lambda: resume_run(service, args.resume_count, root))
@@ -375,7 +379,7 @@ def report(
     table = "\n".join(
         f"| {n:,} | {r['rate']:.1f} | {r['rate'] / capacity:.2f} | {r['refused_share']:.2%} | "
         f"{c.fmt_mb(r['own_rss'])} | {c.fmt_mb(r['wait4_rss'])} | "
-        f"{r['summary']['concurrency']['settled']} | {r['wall']:.0f} s |"
+        f"{r['summary']['concurrency']['settled']} | {r['stalls']} | {r['wall']:.0f} s |"
         for n, r in runs.items()
     )
     command = "python bench/bench_dask_scale.py --docs"
@@ -409,10 +413,11 @@ executor.workers=2 parallel=auto retry.attempts=20 progress=off postprocessor=no
 Items/s from summary.json; refused: the service's 429 answers over all its answers
 during the run; own peak RSS: `VmHWM` of the runner process (read every 0.5 s until
 it exits); `wait4`: `ru_maxrss` as `os.wait4` reports it, which includes the Dask
-worker processes runner reaped.
+worker processes runner reaped; stalls: the times Dask's scheduler logged that a
+worker "failed to heartbeat" (it then restarts it, and its lost items run again).
 
-| items | items/s | x capacity | refused | own peak RSS | wait4 peak RSS | settled at | wall |
-|---:|---:|---:|---:|---:|---:|---:|---:|
+| items | items/s | x capacity | refused | own peak RSS | wait4 peak RSS | settled | stalls | wall |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {table}
 
 SIGINT once {args.resume_count // 3:,} of {args.resume_count:,} items were in the journal,
