@@ -20,7 +20,7 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed-dev system-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy runner
+	$(BIN)/mypy runner plugins/executors
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(ARGS)
 
 # The stamp is touched last: a venv whose creation failed half-way is made anew.

@@ -243,6 +243,9 @@ class PortableCall(Protocol):
 
     #: The task's ``run``; a worker may wrap it (to stamp each attempt's start, say).
     run: Callable[[Item], Any]
+    #: What its outcomes name as their worker (``Outcome.worker``): a worker process sets
+    #: it (a Dask worker to its address); left empty, the process's pid names it.
+    worker: str
 
     @property
     def timeout(self) -> float | None:

@@ -23,9 +23,10 @@ from typing import Any
 from loguru import logger
 
 from runner.api import Executor, Item, ItemCall, Outcome, RunContext
-from runner_plugins.executors.dask_cluster import close, connect, distributed_module, dumps, shape
-from runner_plugins.executors.dask_losses import Losses
-from runner_plugins.executors.plumbing import (
+
+from .dask_cluster import close, connect, distributed_module, dumps, shape
+from .dask_losses import Losses
+from .plumbing import (
     PICKLE,
     Feed,
     Interrupted,

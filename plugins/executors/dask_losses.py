@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from runner.api import Item, Outcome
-from runner_plugins.executors.plumbing import lost_error
+
+from .plumbing import lost_error
 
 #: The start of the worker's message when it refuses a retry beyond an item's budget.
 REFUSED = "its earlier starts were lost with their Dask worker"

@@ -26,8 +26,9 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from runner.api import Item, Outcome, PortableCall, TaskFailure
 from runner.toolkit import CommandGroup, join_group
-from runner_plugins.executors.dask_losses import REFUSED
-from runner_plugins.executors.plumbing import PICKLE, WorkerDied, outcome_row, sendable
+
+from .dask_losses import REFUSED
+from .plumbing import PICKLE, WorkerDied, outcome_row, sendable
 
 PREFIX = "runner-run-"  # a run's plugin name: this and the run's token
 RETRIES = "runner-retries-"  # a run's queue of retries started: this and the run's token

@@ -14,8 +14,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from runner.api import Executor, Item, ItemCall, Outcome, RunContext
-from runner_plugins.executors.plumbing import drain_deadline, unpicklable
-from runner_plugins.executors.process_pool import Pool
+
+from .plumbing import drain_deadline, unpicklable
+from .process_pool import Pool
 
 
 class ProcessExecutor(Executor):

@@ -28,7 +28,8 @@ from typing import Any, cast
 
 from runner.api import Item, ItemCall, Outcome, PortableCall, TaskFailure
 from runner.toolkit import TimedOut
-from runner_plugins.executors.plumbing import (
+
+from .plumbing import (
     PICKLE,
     Feed,
     Interrupted,
@@ -40,7 +41,7 @@ from runner_plugins.executors.plumbing import (
     next_chunk,
     unpicklable,
 )
-from runner_plugins.executors.process_worker import (
+from .process_worker import (
     ATTEMPT,
     GRACEFUL,
     SEQ,

@@ -23,7 +23,8 @@ from typing import Any
 
 from runner.api import Item, PortableCall
 from runner.toolkit import CommandGroup, close_reaper, current_group, join_group
-from runner_plugins.executors.plumbing import PICKLE, outcome_row, sendable
+
+from .plumbing import PICKLE, outcome_row, sendable
 
 # Each worker's shared array: how many items it started (the last one is the running
 # one until its outcome arrives), when that one and its running attempt started

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from runner.api import Item, ItemCall, Outcome
-from runner_plugins.executors.thread import ThreadExecutor
+
+from .thread import ThreadExecutor
 
 
 class SequentialExecutor(ThreadExecutor):

@@ -12,7 +12,8 @@ from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 from runner.api import Executor, Item, ItemCall, Outcome
-from runner_plugins.executors.plumbing import (
+
+from .plumbing import (
     Feed,
     Interrupted,
     drain_deadline,
