@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 import threading
 import time
 import traceback
@@ -32,6 +31,7 @@ from runner.execute.commands import (
 )
 from runner.execute.concurrency import AdaptiveLimit
 from runner.execute.policies import Gate, RetryPolicy, Stopped, retrying
+from runner.execute.portable import Portable
 
 clock = time.perf_counter
 
@@ -140,7 +140,7 @@ class SafeCall:
         #: With a ``timeout``: how often an executor calls :meth:`overdue`.
         self.tick = None if timeout is None else min(timeout / 4, 0.25)
         #: For executors that run items in other processes.
-        self.portable = Portable(run, self.retry, timeout, self.group.grace)
+        self.portable = Portable(SafeCall, run, self.retry, timeout, self.group.grace)
         # A command past the deadline gets SIGTERM, then SIGKILL after the group's grace:
         # the watchdog leaves it that long (and a moment) to end and be recorded as it does.
         self._patience = (timeout or 0.0) + self.group.grace + 0.5
@@ -388,71 +388,3 @@ class SafeCall:
         )
         if slot is not None:
             slot.started = math.inf  # waiting, not running: nothing for the watchdog to time
-
-
-class Portable:
-    """The run's safe call, for executors that run items in other processes (it fulfils
-    :class:`runner.api.PortableCall`).
-
-    Picklable when the task is (with ``spawn``, over a network): it carries the task's
-    ``run``, the retry policy, the timeout and the commands' grace, and each process
-    builds its own :class:`SafeCall` from them on first use (its own command group and
-    rate-limit gate; ``per_second`` and pauses for new items are kept by the driver:
-    ``SafeCall.admit``). Called with a batch of items, it returns their outcomes with
-    ``started``/``finished`` as ``time.time()`` seconds, which ``SafeCall.receive`` turns
-    back into the driver's clock (machines' clocks differ; wall clocks agree).
-    """
-
-    def __init__(
-        self,
-        run: Callable[[Item], Any],
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-        grace: float = 5.0,
-    ) -> None:
-        self.run = run
-        self.retry = retry or RetryPolicy()
-        self.timeout = timeout
-        self.grace = grace
-        #: The name its outcomes carry as their ``worker``: this process's id unless the
-        #: process that unpickled it names itself (a Dask worker, its address).
-        self.worker = ""
-        self._call: SafeCall | None = None
-
-    @property
-    def attempts(self) -> int:
-        """How many times an item may start (``retry.attempts``)."""
-        return self.retry.attempts
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_call": None}
-
-    def build(self) -> SafeCall:
-        """This process's safe call (built once)."""
-        if self._call is None:
-            self._call = SafeCall(
-                self.run, self.retry, Gate(), CommandGroup(grace=self.grace), self.timeout
-            )
-        return self._call
-
-    def overdue(self) -> list[Outcome]:
-        """This process's timed-out outcomes (:meth:`SafeCall.overdue`), in ``time.time()``."""
-        offset = time.time() - clock()
-        outcomes = self.build().overdue()
-        worker = self.worker or f"pid {os.getpid()}"
-        for outcome in outcomes:
-            outcome.started += offset
-            outcome.finished += offset
-            outcome.worker = worker
-        return outcomes
-
-    def __call__(self, items: list[Item]) -> list[Outcome]:
-        decide = self.build()._decide  # any thread's: Dask's workers call it from several
-        offset = time.time() - clock()
-        outcomes = [decide(None, item) for item in items]
-        worker = self.worker or f"pid {os.getpid()}"
-        for outcome in outcomes:
-            outcome.started += offset
-            outcome.finished += offset
-            outcome.worker = worker
-        return outcomes
