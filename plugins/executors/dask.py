@@ -1,17 +1,15 @@
 """The ``dask`` executor: items in adaptive batches, one Dask task per batch.
 
 Dask is imported only when this executor runs: listing plugins imports this module. The
-cluster and its client are in ``dask_cluster``; what runs on a worker in ``dask_worker``.
+cluster and its client are in ``dask_cluster``; the batches sent and read back in
+``dask_batches``; what runs on a worker in ``dask_worker``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import itertools
 import logging
-import math
-import pickle
 import threading
 import time
 import uuid
@@ -24,16 +22,14 @@ from loguru import logger
 
 from runner.api import Executor, Item, ItemCall, Outcome, RunContext
 
+from .dask_batches import Batches, Shared
 from .dask_cluster import close, connect, distributed_module, dumps, shape
 from .dask_losses import Losses
 from .plumbing import (
-    PICKLE,
     Feed,
     Interrupted,
     failed,
     interrupted,
-    item_row,
-    lost_error,
 )
 
 _DASK_LOG = logging.getLogger("distributed")
@@ -238,7 +234,6 @@ class DaskExecutor(Executor):
 
     def map(self, fn: ItemCall, items: Iterable[Item], parallel: int) -> Iterator[Outcome]:
         self._stop.clear()
-        admit, auto, receive, paced = fn.admit, fn.limit, fn.receive, fn.paced
         blob = dumps(fn.portable)
         attempts = fn.portable.attempts
         feed = Feed(iter(items))
@@ -265,7 +260,6 @@ class DaskExecutor(Executor):
                 f"{attempts}; set allowed-failures to 0 on the scheduler to bound it by "
                 "retry.attempts"
             )
-        again: deque[list[Item]] = deque()  # items of a failed task, to run one per task
         retries = None  # the run's queue of retries started, on the scheduler
 
         def recorded() -> list[str]:
@@ -277,11 +271,7 @@ class DaskExecutor(Executor):
                 return {item.id for batch in self._out.values() for item in batch}
 
         losses = Losses(attempts, per_loss, recorded, out)
-        ready: deque[Outcome] = deque()
-        per_item: float | None = None  # seconds, once known
-        interrupted = False
-        count = itertools.count()
-        clock = time.perf_counter
+        batches: Batches | None = None
         try:
             retries = worker_side.retries_queue(token, client)
             client.register_plugin(run)
@@ -291,130 +281,20 @@ class DaskExecutor(Executor):
             # batch queued for each thread hides the round trip through the driver.
             own = self._cluster is not None and threads <= parallel
             slots = max(parallel, 1) + (threads if own else 0)
-            if paced:
+            if fn.paced:
                 # per_second: an item goes out only when a thread can start it at once, so
                 # that it starts when admit() let it through; queued ones would start as
                 # others end, as many at once as ended (10 in 0.2 s at 5 per second).
                 slots = max(1, min(parallel, threads))
-            done = distributed_module().as_completed(
-                loop=client.loop, with_results=True, raise_errors=False
-            )
-
-            def take() -> list[Item]:
-                """The next batch, each item admitted; empty when nothing more goes out."""
-                if per_item is None or paced:
-                    size = 1  # slow until shown otherwise; paced: each starts when admitted
-                else:
-                    size = round(self.batch_seconds / per_item) if per_item else self.max_batch
-                    size = max(1, min(size, self.max_batch))
-                if not feed.exhausted and len(ahead) < slots * size:
-                    ahead.extend(feed.take(slots * size - len(ahead)))
-                if feed.exhausted:  # the last items: spread over every slot
-                    size = min(size, math.ceil(len(ahead) / slots))
-                batch: list[Item] = []
-                while ahead and len(batch) < size and not self._stop.is_set():
-                    began = clock()
-                    if not admit():
-                        self._stop.set()  # the run is stopping: nothing more goes out
-                        return []
-                    batch.append(ahead.popleft())
-                    if clock() - began > 0.001:
-                        break  # admit waited (a rate limit): what it let through goes now
-                return batch
-
-            def send(sent: list[list[Item]], payloads: list[bytes], budgets: list[int]) -> None:
-                n = len(sent)
-                keys = [f"runner-batch-{token[:8]}-{next(count)}" for _ in sent]
-                futures = client.map(
-                    worker_side.run_batch, [run.name] * n, [blob] * n, payloads, budgets, key=keys
-                )
-                with self._lock:
-                    self._out.update(zip(futures, sent, strict=True))
-                done.update(futures)
-
-            def fail(batch: list[Item], exc: BaseException, what: str) -> None:
-                if len(batch) > 1:
-                    logger.warning(
-                        f"A Dask task of {len(batch)} items failed ({type(exc).__name__}: "
-                        f"{exc}); its items run again, one per task"
-                    )
-                    again.extend([item] for item in batch)
-                else:
-                    [item], now = batch, clock()
-                    error = lost_error(exc, what)
-                    ready.append(Outcome(item.id, "failed", 0.0, None, error, item.label, now, now))
-
-            def lost(batch: list[Item], exc: BaseException, what: str) -> None:
-                died = isinstance(exc, distributed_module().KilledWorker)
-                rerun, failed = losses.lost(batch, exc, what, died)
-                again.extend([item] for item in rerun)
-                ready.extend(failed)
-                if rerun:
-                    logger.warning(
-                        f"A Dask task of {len(batch)} item(s) was lost ({type(exc).__name__}: "
-                        f"{exc}); {len(rerun)} of them run again, one per task (retry.attempts="
-                        f"{attempts})"
-                    )
-
-            while True:
-                # Until items' times are known, one item per slot and none queued.
-                room = slots if per_item is not None or paced else max(parallel, 1)
-                if auto is not None:  # parallel=auto: a batch runs its items one by one
-                    room = min(room, auto.current)
-                sent: list[list[Item]] = []
-                payloads: list[bytes] = []
-                budgets: list[int] = []
-                while not self._stop.is_set() and len(self._out) + len(sent) < room:
-                    batch = again.popleft() if again else take()
-                    if not batch:
-                        break
-                    try:
-                        payloads.append(pickle.dumps(list(map(item_row, batch)), PICKLE))
-                        sent.append(batch)
-                        budgets.append(losses.budget(batch))
-                    except Exception as exc:
-                        fail(batch, exc, "it cannot be sent to a Dask worker")
-                    if paced and sent:  # out now: it starts when admitted, not with the next
-                        send(sent, payloads, budgets)
-                        sent, payloads, budgets = [], [], []
-                if sent:  # one graph: the scheduler takes them in one step
-                    send(sent, payloads, budgets)
-                while ready:
-                    yield ready.popleft()
-                if not self._out:
-                    if again and not self._stop.is_set():
-                        continue
-                    break
-                # Outcomes are handed on once the next batches are out: workers first.
-                for future, result in done.next_batch(block=True):
-                    with self._lock:
-                        batch = self._out.pop(future)
-                        given_up = future in self._given_up
-                        self._given_up.discard(future)
-                    if given_up and future.status != "finished":
-                        # Cancelled here: its items never finished; those running are
-                        # recorded as such, the others never started.
-                        ready.extend(self._interrupted(batch))
-                        continue
-                    if future.status != "finished":
-                        error = result[1] if isinstance(result, tuple) else result
-                        lost(batch, error, "the Dask task running it failed")
-                        continue
-                    try:
-                        rows, stopped = pickle.loads(result)
-                        outcomes = [Outcome(*row) for row in rows]
-                    except Exception as exc:
-                        lost(batch, exc, "its outcome cannot be read back from Dask")
-                        continue
-                    losses.returned(outcomes)
-                    if stopped and not interrupted:
-                        interrupted = True  # raised once the batches still out are back
-                        self._stop.set()
-                        self._tell_workers(kill=False)
-                    if outcomes:
-                        seconds = sum(o.seconds for o in outcomes) / len(outcomes)
-                        per_item = seconds if per_item is None else (per_item + seconds) / 2
-                    ready.extend(map(receive, outcomes))
+            shared = Shared(
+                self._out, self._given_up, self._lock, self._stop,
+                lambda kill: self._tell_workers(kill=kill), self._interrupted,
+            )  # fmt: skip
+            batches = Batches(
+                fn, feed, ahead, client, worker_side, run, token, blob, losses, slots,
+                parallel, (self.max_batch, self.batch_seconds), shared,
+            )  # fmt: skip
+            yield from batches.outcomes()
         finally:
             # Interrupted, failed or closed early: no batch still out may outlive the run
             # (commands started on workers are in sessions of their own).
@@ -435,7 +315,7 @@ class DaskExecutor(Executor):
             self._run = None
             self._close()
             self._left_running.clear()
-        if interrupted:
+        if batches is not None and batches.interrupted:
             raise KeyboardInterrupt
         if feed.error is not None:
             raise feed.error
