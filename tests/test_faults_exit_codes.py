@@ -1,4 +1,4 @@
-"""One list of exit codes, runner/errors.py's: README's table and ``--help`` show it."""
+"""One list of exit codes, runner/errors.py's: docs/running.md's table and ``--help`` show it."""
 
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ from runner.errors import EXIT_CODES
 from tests.conftest import REPO, RunCli
 
 
-def _readme_table() -> list[tuple[int, str]]:
-    """The rows of README's table under "### Exit codes"."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Exit codes\n", 1)[1].split("\n#", 1)[0]
+def _docs_table() -> list[tuple[int, str]]:
+    """The rows of docs/running.md's table under "## Exit codes"."""
+    text = (REPO / "docs" / "running.md").read_text(encoding="utf-8")
+    section = text.split("## Exit codes\n", 1)[1].split("\n#", 1)[0]
     rows = re.findall(r"^\| (\d+) \| (.+) \|$", section, re.MULTILINE)
     return [(int(code), meaning) for code, meaning in rows]
 
 
-def test_readme_lists_every_exit_code_as_errors_py_does() -> None:
-    """README's table is errors.EXIT_CODES, row for row: neither can drift alone."""
-    assert _readme_table() == list(EXIT_CODES)
+def test_docs_list_every_exit_code_as_errors_py_does() -> None:
+    """docs/running.md's table is errors.EXIT_CODES, row for row: neither can drift alone."""
+    assert _docs_table() == list(EXIT_CODES)
     assert {0, 1, 2, 74, 129, 130, 141, 143} <= {code for code, _ in EXIT_CODES}
 
 
