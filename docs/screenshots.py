@@ -57,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="runner-screenshots-") as tmp:
         scratch = Path(tmp)
         run = scratch / "run"
-        runner("parallel=8", "source.count=400", "task.seconds=0.02", "task.fail_rate=0.05",
+        runner("parallel=8", "source.count=400", "task.seconds=0.02", "task.fail_rate=0.02",
                "progress=off", f"hydra.run.dir={run}", cwd=scratch)  # fmt: skip
         screenshot(run / "report.html", DOCS / "run-report.png", scratch)
         sweep = scratch / "sweep"
