@@ -18,9 +18,9 @@ keeps connections open, as an API does. Measured:
   once and succeeded, and the service answered each id 200 exactly once over both runs.
 
 Targets: >= 0.85x the capacity, <= 2% refused, own peak RSS flat in N (the largest
-within 10% of the smallest), resume exact. ``--docs`` writes the "Dask at scale (issue
-24)" section of docs/BENCHMARKS.md and docs/dask-scale.png (the limit over time, and the
-service's answers per second). Usage: ``python bench/bench_dask_scale.py [--counts
+within 10% of the smallest), resume exact. ``--docs`` writes the "Dask at scale" section
+of docs/BENCHMARKS.md and docs/dask-scale.png (the limit over time, and the service's
+answers per second). Usage: ``python bench/bench_dask_scale.py [--counts
 10000,40000,100000] [--docs] [--json PATH]`` (about 12 minutes on 2 cores).
 """
 
@@ -43,7 +43,7 @@ import _common as c
 
 sys.path.insert(0, str(c.REPO_DIR))
 
-SECTION = "## Dask at scale (issue 24)"
+SECTION = "## Dask at scale"
 TARGET_RATIO, TARGET_REFUSED, TARGET_FLAT = 0.85, 0.02, 1.10
 ARGS = ["task=http", "executor=dask", "executor.workers=2", "parallel=auto",
         "retry.attempts=20", "progress=off", "postprocessor=none"]  # fmt: skip
