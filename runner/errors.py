@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 from runner.api import EXIT_IO as EXIT_IO  # re-exported: every exit code is here
 
-#: Exit codes: the table below is the one list, shown by ``--help`` and in README
-#: (tests/test_faults_exit_codes.py compares README's with it).
+#: Exit codes: the table below is the one list, shown by ``--help`` and in docs/running.md
+#: (tests/test_faults_exit_codes.py compares that page's table with it).
 EXIT_OK = 0
 EXIT_FAILED_ITEMS = 1
 EXIT_USAGE = 2

@@ -65,7 +65,7 @@ class CoreConfig:
     """runner's own top-level keys, with their defaults (the only place they are set)."""
 
     # Worker count: how many items run at once (1 .. MAX_PARALLEL), or auto: adjusted
-    # while the run goes, between auto.min and auto.max (README, "parallel=auto").
+    # while the run goes, between auto.min and auto.max (docs/running.md, "parallel=auto").
     parallel: Any = 1
     # List the items that would run, run nothing, write no results.
     dry_run: bool = False
@@ -108,7 +108,7 @@ _NESTED: dict[str, type] = {
 #: overflow (Python's threads hold waits up to ``threading.TIMEOUT_MAX``), and no run
 #: means it.
 LONGEST_WAIT = min(1e9, threading.TIMEOUT_MAX)
-#: The largest ``parallel`` accepted (README): each worker is a thread and most run a
+#: The largest ``parallel`` accepted (docs/tasks.md): each worker is a thread and most run a
 #: command, so far more would exhaust threads and processes before it gained speed.
 MAX_PARALLEL = 4096
 PROGRESS_MODES = ("auto", "bar", "lines", "off")
