@@ -43,9 +43,10 @@ GAIN = 1.05
 #: Share of a rate-limited level the limit falls to.
 BACKOFF = 0.75
 #: Seconds a measuring window lasts at least; during slow start, where a doubling of a
-#: latency-bound task doubles its throughput (far above noise), SLOW_WINDOW.
+#: latency-bound task doubles its throughput (far above noise), SLOW_WINDOW: long enough
+#: that a busy machine's pause does not make a doubling look flat (0.1 s did, under load).
 WINDOW = 0.5
-SLOW_WINDOW = 0.1
+SLOW_WINDOW = 0.25
 #: Quiet windows before a ceiling is tried again; doubled each time it fails again, up to
 #: PROBE_MAX (a level that gave nothing is retried rarely, one that did is kept).
 PROBE_START = 4
