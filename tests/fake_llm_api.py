@@ -170,8 +170,9 @@ def _handler(api: FakeLlmApi) -> type[BaseHTTPRequestHandler]:
                 packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip format
                 block = bytes(1 << 20)
                 data = b"".join(packer.compress(block) for _ in range(int(arg))) + packer.flush()
-                self._send(200, data, headers={"content-encoding": "gzip"})
+                # Recorded before the answer goes: the client may be done as soon as it has it.
                 api.encodings.append(self.headers.get("accept-encoding"))
+                self._send(200, data, headers={"content-encoding": "gzip"})
             elif name == "redirect":  # to another server, which a client must not follow
                 self._send(307, b"", headers={"location": arg + self.path})
             elif name == "drop":
