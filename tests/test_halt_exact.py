@@ -57,9 +57,12 @@ def _halted_run(
     summary = result.summary()
     assert summary["halted"] == "1 failure(s) reached halt.on_failures", summary
     started = sorted(int(mark.name) for mark in marks.iterdir())
-    # Nothing started after the halting failure: only the items running with item 0.
-    assert len(started) == parallel, started
-    return parallel, result.run_dir, result.output, summary, result.results()
+    # Nothing started after the halting failure: only the items running with item 0. On
+    # Dask, one more may (docs/FAULTS.md F7): the driver sends the next item when the
+    # failing one comes back, before the run has recorded it.
+    extra = 1 if executor == "dask" else 0
+    assert parallel <= len(started) <= parallel + extra, started
+    return len(started), result.run_dir, result.output, summary, result.results()
 
 
 @pytest.mark.parametrize("executor", executors("F7"))
