@@ -141,8 +141,9 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-class _WatchedHTTP(http.client.HTTPConnection):
-    """A connection that hands its socket to the request's :class:`_Watch`."""
+class _Watched(http.client.HTTPConnection):
+    """A connection that hands its socket to the request's :class:`_Watch` (over TLS
+    too: HTTPSConnection's connect wraps the socket before this one hands it on)."""
 
     def __init__(self, *args: Any, watch: _Watch, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -153,16 +154,12 @@ class _WatchedHTTP(http.client.HTTPConnection):
         self.watch.add(self.sock)
 
 
-class _WatchedHTTPS(http.client.HTTPSConnection):
-    """As :class:`_WatchedHTTP`, over TLS."""
+class _WatchedHTTP(_Watched):
+    """A watched connection over plain HTTP."""
 
-    def __init__(self, *args: Any, watch: _Watch, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.watch = watch
 
-    def connect(self) -> None:
-        super().connect()
-        self.watch.add(self.sock)
+class _WatchedHTTPS(_Watched, http.client.HTTPSConnection):
+    """A watched connection over TLS."""
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
