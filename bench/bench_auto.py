@@ -197,7 +197,11 @@ refusal stopped pausing the whole run: its fixed counts above 6 collapse there.)
 
 
 def chart(
-    summary: dict[str, Any], answers: list[tuple[float, int]], began: float, path: Path
+    summary: dict[str, Any],
+    answers: list[tuple[float, int]],
+    began: float,
+    path: Path,
+    title: str = "parallel=auto against a service that refuses more than 6 requests at once",
 ) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -224,7 +228,7 @@ def chart(
     lines = limit_ax.get_legend_handles_labels()
     more = rate_ax.get_legend_handles_labels()
     limit_ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower right", fontsize="small")
-    fig.suptitle("parallel=auto against a service that refuses more than 6 requests at once")
+    fig.suptitle(title)
     fig.savefig(path, dpi=110)
 
 

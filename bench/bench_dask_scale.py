@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import _common as c
+import bench_auto
 
 sys.path.insert(0, str(c.REPO_DIR))
 
@@ -254,36 +255,16 @@ def resume_run(service: ServiceProcess, count: int, root: Path) -> dict[str, Any
 
 
 def chart(res: dict[str, Any], path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
+    """The limit over time and the service's answers per second (bench_auto's chart)."""
     summary, answers = res["summary"], res["answers"]
-    began = min(t for t, _ in answers)
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
-    limit_ax = fig.subplots()
-    changes = summary["concurrency"]["changes"]
-    end = max(t - began for t, _ in answers)
-    xs = [ch["seconds"] for ch in changes] + [end]
-    ys = [ch["parallel"] for ch in changes] + [changes[-1]["parallel"]]
-    limit_ax.step(xs, ys, where="post", color="#3b6fd8", label="items allowed at once")
-    limit_ax.set(xlabel="seconds since the run started", ylabel="items at once", ylim=(0, None))
-    rate_ax = limit_ax.twinx()
-    seconds = int(end) + 1
-    ok, refused = [0] * seconds, [0] * seconds
-    for at, status in answers:
-        (ok if status == 200 else refused)[min(int(at - began), seconds - 1)] += 1
-    rate_ax.plot(range(seconds), ok, color="#1b7f3b", lw=0.8, label="answered 200 per second")
-    rate_ax.bar(range(seconds), refused, color="#b3261e", label="answered 429 per second")
-    rate_ax.set(ylabel="answers per second", ylim=(0, None))
-    lines = limit_ax.get_legend_handles_labels()
-    more = rate_ax.get_legend_handles_labels()
-    limit_ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower right", fontsize="small")
-    fig.suptitle(
+    bench_auto.chart(
+        summary,
+        answers,
+        min(t for t, _ in answers),
+        path,
         f"parallel=auto on executor=dask, {summary['total']:,} requests to a service "
-        "that serves 48 at once"
+        "that serves 48 at once",
     )
-    fig.savefig(path, dpi=110)
 
 
 def timed(what: str, measure: Callable[[], Any]) -> Any:
