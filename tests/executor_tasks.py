@@ -73,3 +73,19 @@ def command(item: Item) -> int | None:
 
 
 PYTHON = sys.executable
+
+
+def halting_failure(item: Item) -> None:
+    """Each item marks that it started (a file in ``item["folder"]``). Item 0 fails once
+    ``parties`` items have started; the others of the first ``parties`` wait for the file
+    ``item["release"]``; later items end at once."""
+    folder, index, parties = Path(item["folder"]), item["index"], item["parties"]
+    (folder / item.id).touch()
+    deadline = time.monotonic() + 30
+    if index == 0:
+        while len(list(folder.iterdir())) < parties and time.monotonic() < deadline:
+            time.sleep(0.01)
+        raise RuntimeError("the halting failure")
+    if index < parties:
+        while not Path(item["release"]).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)

@@ -216,6 +216,7 @@ def test_non_editable_install_from_another_folder(tmp_path: Path) -> None:
             "install",
             "--quiet",
             "--no-deps",
+            "--no-build-isolation",  # setuptools and wheel: the dev extra's
             "--target",
             str(site),
             str(src),

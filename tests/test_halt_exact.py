@@ -57,11 +57,8 @@ def _halted_run(
     summary = result.summary()
     assert summary["halted"] == "1 failure(s) reached halt.on_failures", summary
     started = sorted(int(mark.name) for mark in marks.iterdir())
-    # Nothing started after the halting failure: only the items running with item 0. On
-    # Dask, one more may (docs/FAULTS.md F7): the driver sends the next item when the
-    # failing one comes back, before the run has recorded it.
-    extra = 1 if executor == "dask" else 0
-    assert parallel <= len(started) <= parallel + extra, started
+    # Nothing started after the halting failure: only the items running with item 0.
+    assert len(started) == parallel, started
     return len(started), result.run_dir, result.output, summary, result.results()
 
 

@@ -144,6 +144,7 @@ def test_the_example_plugin_installs_and_runs(tmp_path: Path, run_cli: RunCli) -
     )
     site = tmp_path / "site"
     pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site)]
+    pip.append("--no-build-isolation")  # hatchling: the dev extra's
     subprocess.run([*pip, str(source)], check=True, cwd=tmp_path, timeout=300)
     assert (site / "runner_wordcount" / "conf" / "task" / "wordcount.yaml").is_file()
 

@@ -83,8 +83,10 @@ class Batches:
         per_item, paced, ahead, feed, slots = (
             self.per_item, self.fn.paced, self.ahead, self.feed, self.slots,
         )  # fmt: skip
-        if per_item is None or paced:
-            size = 1  # slow until shown otherwise; paced: each starts when admitted
+        if per_item is None or paced or self.fn.halting:
+            # Slow until shown otherwise; paced: each starts when admitted; halting: a
+            # worker starts no item after a failure the run has not yet recorded.
+            size = 1
         else:
             size = round(self.batch_seconds / per_item) if per_item else self.max_batch
             size = max(1, min(size, self.max_batch))
@@ -149,8 +151,13 @@ class Batches:
     def outcomes(self) -> Iterator[Outcome]:
         """Every item's outcome, as batches come back, until the end or a stop."""
         shared, ready, again, paced = self.shared, self.ready, self.again, self.fn.paced
-        auto, out, stop = self.fn.limit, shared.out, shared.stop
+        auto, out, stop, halting = self.fn.limit, shared.out, shared.stop, self.fn.halting
         while True:
+            if halting and any(outcome.status == "failed" for outcome in ready):
+                # A failure may halt the run: the run records it before anything more
+                # goes out (a halt stops ``take``'s admits), not after.
+                while ready:
+                    yield ready.popleft()
             # Until items' times are known, one item per slot and none queued.
             room = self.slots if self.per_item is not None or paced else max(self.parallel, 1)
             if auto is not None:  # parallel=auto: a batch runs its items one by one
