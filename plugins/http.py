@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
 import http.client
+import itertools
 import math
 import socket
 import threading
@@ -77,9 +79,7 @@ class HttpTask(Task):
             deadline = outer
         budget = deadline - time.monotonic()
         watch = _Watch()
-        watchdog = threading.Timer(max(budget, 0.0), watch.expire)
-        watchdog.daemon = True
-        watchdog.start()
+        self._deadlines.add(deadline, watch)
         opener = urllib.request.build_opener(_HTTPHandler(watch), _HTTPSHandler(watch))
         try:
             if budget <= 0:
@@ -111,7 +111,17 @@ class HttpTask(Task):
                 raise TimedOut(f"no answer from {url} within {budget:.3g} s: {reason}") from None
             raise TaskFailure(f"cannot reach {url}: {reason}") from None
         finally:
-            watchdog.cancel()
+            watch.close()
+
+    @functools.cached_property
+    def _deadlines(self) -> _Deadlines:
+        return _Deadlines()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The watching thread stays in this process: a worker process starts its own.
+        state = dict(self.__dict__)
+        state.pop("_deadlines", None)
+        return state
 
 
 class _Watch:
@@ -120,6 +130,7 @@ class _Watch:
 
     def __init__(self) -> None:
         self.expired = False
+        self.closed = False  # the request ended: nothing to shut any more
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
 
@@ -131,9 +142,56 @@ class _Watch:
 
     def expire(self) -> None:
         with self._lock:
+            if self.closed:
+                return
             self.expired = True
             for sock in self._sockets:
                 _shut(sock)
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            self._sockets.clear()
+
+
+class _Deadlines:
+    """One thread that expires each request's :class:`_Watch` at its deadline, for every
+    request of a task in this process (a timer thread per request would start a thread
+    per item: hundreds a second against a fast service). It starts with the first
+    request and ends after ``IDLE`` seconds with none watched."""
+
+    IDLE = 5.0
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._order = itertools.count()  # ties: first added, first expired
+        self._cond = threading.Condition()
+        self._running = False
+
+    def add(self, deadline: float, watch: _Watch) -> None:
+        with self._cond:
+            heap = self._heap
+            while heap and heap[0][2].closed:  # requests that ended, mostly at the front
+                heapq.heappop(heap)
+            heapq.heappush(heap, (deadline, next(self._order), watch))
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._expire, name="http-deadlines", daemon=True).start()
+            elif heap[0][2] is watch:
+                self._cond.notify()  # the earliest deadline now: wake the thread sooner
+
+    def _expire(self) -> None:
+        with self._cond:
+            heap = self._heap
+            while True:
+                now = time.monotonic()
+                while heap and (heap[0][2].closed or heap[0][0] <= now):
+                    heapq.heappop(heap)[2].expire()  # a closed watch ignores it
+                if heap:
+                    self._cond.wait(heap[0][0] - now)
+                elif not self._cond.wait(self.IDLE) and not heap:
+                    self._running = False
+                    return
 
 
 def _shut(sock: socket.socket) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import pickle
+import threading
+
 import pytest
 
 from runner.api import Item, RetryableError, TaskFailure
@@ -41,6 +45,21 @@ def test_other_errors_fail_the_item() -> None:
         HttpTask(url=url + "/{missing}").run(Item("1"))
     with pytest.raises(ValueError, match="timeout=0"):
         HttpTask(url=url, timeout=0)
+
+
+def test_one_thread_watches_every_requests_deadline() -> None:
+    """Many requests, from several threads, are watched by one thread of the task's (not
+    a timer thread each), and a copy sent to another process watches with its own."""
+    with serve(latency=0.01) as service:
+        task = HttpTask(url=service.url + "/{id}", timeout=5)
+        before = set(threading.enumerate())
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(task.run, (Item(str(n)) for n in range(40))))
+        watchers = [t for t in set(threading.enumerate()) - before if t.name == "http-deadlines"]
+        copy = pickle.loads(pickle.dumps(task))
+        assert copy.run(Item("x"))["status"] == 200
+    assert [r["status"] for r in results] == [200] * 40
+    assert len(watchers) == 1
 
 
 def test_a_run_retries_rate_limited_requests(run_app: RunCli) -> None:
