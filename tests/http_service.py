@@ -131,7 +131,8 @@ def serve(
 ) -> Iterator[Service]:
     """Run the service in a thread for the block."""
     service = Service(latency, capacity, retry_after, keep_alive, backlog, per_second, burst)
-    thread = threading.Thread(target=service.serve_forever, daemon=True)
+    # shutdown() waits for the serving loop's next poll: 0.5 s by default, per test.
+    thread = threading.Thread(target=service.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield service
