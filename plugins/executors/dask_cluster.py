@@ -66,6 +66,21 @@ def _allowed_failures(dask_scheduler: Any) -> int:
     return int(dask_scheduler.allowed_failures)
 
 
+#: Dask's developers' logs (recent messages to each worker, the scheduler's transitions
+#: and events) keep 1000 entries each by default: with a message per task, each holding
+#: its items, a long run's driver grew by some 7 MB until they were full. The cluster
+#: runner starts keeps LOW_LEVEL_LOG_LENGTH (Dask's public setting, for this cluster).
+LOW_LEVEL_LOG = "distributed.admin.low-level-log-length"
+LOW_LEVEL_LOG_LENGTH = 50
+
+
+def dask_config() -> Any:
+    """``dask.config``, imported when a run uses Dask."""
+    import dask.config
+
+    return dask.config
+
+
 def connect(address: str | None, sizes: dict[str, int], processes: bool) -> tuple[Any, Any, int]:
     """A client of the scheduler at ``address``, or of a LocalCluster of ``sizes``
     started for the run; that cluster (None at an address); and how often the scheduler
@@ -74,19 +89,20 @@ def connect(address: str | None, sizes: dict[str, int], processes: bool) -> tupl
     cluster = None
     try:
         if address is None:
-            cluster = distributed.LocalCluster(
-                **sizes,
-                processes=processes,
-                dashboard_address=":0",  # any free port: runs side by side do not clash
-                # Worker processes' logs: a heartbeat meeting the closing scheduler at
-                # the end would print a traceback; outcomes carry the errors that count.
-                silence_logs=logging.CRITICAL,
-                # A task whose worker died fails at once (Dask would run it on 3 more
-                # workers): whether its items run again is counted against
-                # retry.attempts by the executor, item by item.
-                scheduler_kwargs={"allowed_failures": 0},
-            )
-            return distributed.Client(cluster), cluster, 0
+            with dask_config().set({LOW_LEVEL_LOG: LOW_LEVEL_LOG_LENGTH}):
+                cluster = distributed.LocalCluster(
+                    **sizes,
+                    processes=processes,
+                    dashboard_address=":0",  # any free port: runs side by side do not clash
+                    # Worker processes' logs: a heartbeat meeting the closing scheduler at
+                    # the end would print a traceback; outcomes carry the errors that count.
+                    silence_logs=logging.CRITICAL,
+                    # A task whose worker died fails at once (Dask would run it on 3 more
+                    # workers): whether its items run again is counted against
+                    # retry.attempts by the executor, item by item.
+                    scheduler_kwargs={"allowed_failures": 0},
+                )
+                return distributed.Client(cluster), cluster, 0
         client = distributed.Client(address)
     except BaseException:
         if cluster is not None:
