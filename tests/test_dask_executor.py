@@ -482,6 +482,9 @@ def test_a_scheduler_that_reruns_lost_tasks_is_counted_and_named(
         batch = [Item("0", {"index": 0, "starts": str(tmp_path)})]
         call = SafeCall(task_count_then_exit_at_0, RetryPolicy(attempts=2))
         [outcome] = list(executor.map(call, batch, 1))
+        # The nanny restarts the worker the item killed: closing the cluster meanwhile
+        # fails in Dask ("can only join a started process"), so it is closed once back.
+        cluster.wait_for_workers(1, timeout=60)
     finally:
         cluster.close()
     assert len((tmp_path / "0").read_text().splitlines()) == 4  # the scheduler's, not ours
