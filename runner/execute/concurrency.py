@@ -23,9 +23,7 @@ fixed target:
   of the service's capacity during the day is still noticed.
 
 A window lasts at least ``WINDOW`` seconds and until ``2 x limit`` items finished (enough
-to average over); during slow start at least ``SLOW_WINDOW`` seconds and until ``limit``
-items finished (one latency: against a slow service, each doubling costs one latency, not
-two). Retries happen inside the wrapper, so an item counts once. Every change
+to average over). Retries happen inside the wrapper, so an item counts once. Every change
 is logged once with its reason; ``summary()`` gives what ``summary.json`` records.
 """
 
@@ -174,9 +172,7 @@ class AdaptiveLimit:
         """One item finished after ``seconds``; closes the measuring window when due."""
         self._done += 1
         self._busy += seconds
-        # Slow start: a level's own items (one latency; a doubling shows far above noise);
-        # after it, twice as many, to average over.
-        if self._done < (self.current if self._slow_start else 2 * self.current):
+        if self._done < 2 * self.current:
             return
         now = self._clock()
         elapsed = now - self._window_start
