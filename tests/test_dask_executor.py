@@ -675,3 +675,24 @@ def test_an_unreachable_scheduler_is_a_usage_error(run_cli: RunCli) -> None:
     assert result.returncode == 2, result.output
     assert "executor 'dask' could not start" in result.output
     assert "Traceback" not in result.output
+
+
+def _log_lengths(dask_scheduler: Any) -> list[int | None]:
+    """Run on the scheduler: the lengths its developers' logs keep."""
+    sends = [
+        ws_stream.recent_message_log.maxlen for ws_stream in dask_scheduler.stream_comms.values()
+    ]
+    return [dask_scheduler.transition_log.maxlen, *sends]
+
+
+def test_the_local_cluster_keeps_short_developer_logs() -> None:
+    """The LocalCluster a run starts keeps LOW_LEVEL_LOG_LENGTH entries of Dask's
+    developers' logs (1000 by default: each message held a task with its items)."""
+    from runner_plugins.executors import dask_cluster
+
+    client, cluster, _ = dask_cluster.connect(None, {"n_workers": 1, "threads_per_worker": 1}, True)
+    try:
+        lengths = client.run_on_scheduler(_log_lengths)
+    finally:
+        dask_cluster.close(client, cluster)
+    assert len(lengths) == 2 and set(lengths) == {dask_cluster.LOW_LEVEL_LOG_LENGTH}, lengths
