@@ -74,22 +74,17 @@ LOW_LEVEL_LOG = "distributed.admin.low-level-log-length"
 LOW_LEVEL_LOG_LENGTH = 50
 
 
-def dask_config() -> Any:
-    """``dask.config``, imported when a run uses Dask."""
-    import dask.config
-
-    return dask.config
-
-
 def connect(address: str | None, sizes: dict[str, int], processes: bool) -> tuple[Any, Any, int]:
     """A client of the scheduler at ``address``, or of a LocalCluster of ``sizes``
     started for the run; that cluster (None at an address); and how often the scheduler
     runs a task again after its worker died."""
+    import dask.config  # here: dask is imported when a run uses it
+
     distributed = distributed_module()
     cluster = None
     try:
         if address is None:
-            with dask_config().set({LOW_LEVEL_LOG: LOW_LEVEL_LOG_LENGTH}):
+            with dask.config.set({LOW_LEVEL_LOG: LOW_LEVEL_LOG_LENGTH}):
                 cluster = distributed.LocalCluster(
                     **sizes,
                     processes=processes,
