@@ -24,6 +24,8 @@ from .plumbing import (
 
 _DONE = object()
 _WAKE = object()
+#: Seconds the collector waits for a batch at most before it looks again (see ``map``).
+SIGNAL_CHECK = 0.25
 
 
 @dataclasses.dataclass(slots=True)
@@ -256,7 +258,12 @@ class ThreadExecutor(Executor):
                     except queue.Empty:
                         batch = _WAKE
                 else:
-                    batch = batches.get()
+                    # Woken now and then: a signal the kernel gave to a worker thread has
+                    # its handler run by this (the main) thread only once it wakes.
+                    try:
+                        batch = batches.get(timeout=SIGNAL_CHECK)
+                    except queue.Empty:
+                        batch = _WAKE
                 if tick is not None and clock() - last_check >= tick:
                     last_check = clock()
                     late = fn.overdue()
