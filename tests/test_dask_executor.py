@@ -255,6 +255,25 @@ def test_a_huge_generator_is_pulled_lazily(threads_cluster: str) -> None:
     assert pulled < 10_000 + 3 * parallel * max_batch
 
 
+def test_dasks_cache_of_task_keys_stays_small_in_a_long_run(
+    threads_cluster: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every task key is new: the scheduler in this process would remember each in
+    ``dask.utils.key_split``'s cache (the driver grew with the item count); the batches
+    empty it every KEY_CACHE_TASKS tasks."""
+    from dask.utils import key_split
+
+    from runner_plugins.executors import dask_batches
+
+    monkeypatch.setattr(dask_batches, "KEY_CACHE_TASKS", 40)
+    key_split.cache_clear()
+    executor = DaskExecutor(threads_cluster, max_batch=1)  # one item per task
+    outcomes = list(executor.map(SafeCall(task_noop), items(400), 4))
+    assert len(outcomes) == 400 and {o.status for o in outcomes} == {"ok"}
+    # 400 tasks sent; without the clearing the cache holds a key each.
+    assert key_split.cache_info().currsize < 40 + 40, key_split.cache_info()
+
+
 def test_keyboard_interrupt_in_a_task_reaches_the_caller(threads_cluster: str) -> None:
     """Ctrl-C raised inside a task on a worker is raised by map, not swallowed by Dask."""
 
