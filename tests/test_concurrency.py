@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from runner.api import Item
+from runner.config.settings import settings_from
 from runner.execute.concurrency import AdaptiveLimit
 from runner.execute.safecall import SafeCall
 from runner_plugins.executors.thread import ThreadExecutor
 from tests.browser import rendered_dom
-from tests.conftest import RunCli
+from tests.conftest import Compose, RunCli
 from tests.http_service import serve
 
 
@@ -113,6 +114,20 @@ def test_acquire_holds_workers_to_the_current_limit_and_stop_releases_them() -> 
         AdaptiveLimit(3, 2)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "first"),
+    [([], 4), (["auto.start=1"], 1), (["auto.max=2"], 2), (["auto.min=6", "auto.max=8"], 6)],
+)
+def test_auto_begins_at_auto_start_held_within_its_range(
+    compose_config: Compose, overrides: list[str], first: int
+) -> None:
+    """auto.start (4) is where the climb begins; auto.min and auto.max hold it."""
+    settings = settings_from(compose_config("parallel=auto", *overrides))
+    assert settings.auto is not None
+    limit = AdaptiveLimit(*settings.auto)
+    assert limit.current == first and limit.changes == [(0.0, first, "start")]
+
+
 @pytest.mark.slow
 def test_auto_finds_a_services_capacity_and_stops_knocking(run_cli: RunCli) -> None:
     """Against a service that answers 429 past 6 requests at once, parallel=auto settles
@@ -145,7 +160,7 @@ def test_summary_and_report_record_the_concurrency(run_app: RunCli, tmp_path: Pa
     concurrency = result.summary()["concurrency"]
     assert (concurrency["mode"], concurrency["min"], concurrency["max"]) == ("auto", 1, 8)
     levels = [change["parallel"] for change in concurrency["changes"]]
-    assert levels[0] == 1 and max(levels) <= 8 and concurrency["settled"] in levels
+    assert levels[0] == 4 and max(levels) <= 8 and concurrency["settled"] in levels
     assert all(change["reason"] for change in concurrency["changes"])
     dom = rendered_dom(result.run_dir / "report.html", tmp_path)
     assert "Concurrency (parallel=auto)" in dom and 'class="limit"' in dom
@@ -176,6 +191,7 @@ def test_an_auto_run_is_headed_by_its_range_and_ends_saying_where_it_settled(
     ("overrides", "expected"),
     [
         (["parallel=auto", "auto.min=0"], "auto.min=0 is invalid"),
+        (["parallel=auto", "auto.start=0"], "auto.start=0 is invalid"),
         (["parallel=auto", "auto.min=9", "auto.max=8"], "auto.min=9 is above auto.max=8"),
         (["parallel=auto", "auto.max=5000"], "auto.max=5000 is too large"),
         (

@@ -44,10 +44,12 @@ class RateLimitConfig:
 class AutoConfig:
     """``auto.*``: the range ``parallel=auto`` moves in."""
 
-    # Items at once to start with, and the fewest it goes down to.
+    # The fewest items at once it goes down to.
     min: int = 1
     # The most items at once it goes up to (worker threads or batches out).
     max: int = 64
+    # Items at once to begin with (held within min..max); the climb doubles from here.
+    start: int = 4
 
 
 @dataclasses.dataclass
@@ -130,8 +132,9 @@ class Settings:
     timeout: float | None = None
     timeout_grace: float = 5.0
     resume: str | None = None
-    #: ``parallel=auto``: (auto.min, auto.max); ``parallel`` is then auto.max.
-    auto: tuple[int, int] | None = None
+    #: ``parallel=auto``: (auto.min, auto.max, auto.start within them); ``parallel`` is
+    #: then auto.max.
+    auto: tuple[int, int, int] | None = None
 
     def params(self, group: str) -> dict[str, Any]:
         """The constructor arguments of the selected plugin of ``group``."""
@@ -187,15 +190,15 @@ def settings_from(cfg: DictConfig) -> Settings:
     _refuse_unknown_keys(plain)
     plain = _with_defaults(plain)
     parallel = plain["parallel"]
-    auto: tuple[int, int] | None = None
+    auto: tuple[int, int, int] | None = None
     if parallel == "auto":
-        low, high = plain["auto"]["min"], plain["auto"]["max"]
-        for key, value in (("auto.min", low), ("auto.max", high)):
+        low, high, start = (plain["auto"][key] for key in ("min", "max", "start"))
+        for key, value in (("auto.min", low), ("auto.max", high), ("auto.start", start)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"{key}={value!r} is invalid: it must be an integer >= 1.")
         if low > high:
             raise UsageError(f"auto.min={low!r} is above auto.max={high!r}.")
-        auto, parallel = (low, high), high
+        auto, parallel = (low, high, min(max(start, low), high)), high
     elif not isinstance(parallel, int) or isinstance(parallel, bool) or parallel < 1:
         raise UsageError(f"parallel={parallel!r} is invalid: it must be an integer >= 1, or auto.")
     if parallel > MAX_PARALLEL:

@@ -5,9 +5,11 @@ The controller climbs like TCP's slow start and backs off like its congestion co
 concurrency-limits (compare throughput and latency at neighbouring limits) instead of a
 fixed target:
 
-* it starts at ``auto.min`` and doubles the limit after every measuring window in which
-  throughput grew (by ``GAIN`` or more) over the window before, up to ``auto.max``
-  (a window of ``SLOW_WINDOW`` s then: a short run must not spend its life climbing);
+* it starts at ``auto.start`` (4, like TCP's initial window of several segments: a
+  short run must not spend its life climbing from 1) and doubles the limit after every
+  measuring window in which throughput grew (by ``GAIN`` or more) over the window
+  before, up to ``auto.max`` (a window of ``SLOW_WINDOW`` s then); it never goes below
+  ``auto.min``;
 * a window that did not gain returns to the best limit measured so far and remembers the
   level it tried as a *ceiling*: raising the limit gave nothing (a CPU-bound task on two
   cores, a service that slows down under load);
@@ -64,12 +66,22 @@ class AdaptiveLimit:
     ``current`` items out.
     """
 
-    def __init__(self, minimum: int = 1, maximum: int = 64, clock: Any = time.monotonic) -> None:
-        if not 1 <= minimum <= maximum:
-            raise ValueError(f"auto.min={minimum!r} and auto.max={maximum!r}: need 1 <= min <= max")
+    def __init__(
+        self,
+        minimum: int = 1,
+        maximum: int = 64,
+        start: int | None = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        start = minimum if start is None else start
+        if not 1 <= minimum <= start <= maximum:
+            raise ValueError(
+                f"auto.min={minimum!r}, auto.start={start!r} and auto.max={maximum!r}: "
+                "need 1 <= min <= start <= max"
+            )
         self.minimum, self.maximum = minimum, maximum
         #: How many items may run at once now.
-        self.current = minimum
+        self.current = start
         #: Places taken (``acquire``) and not given back.
         self.running = 0
         self._cond = threading.Condition()
@@ -86,7 +98,7 @@ class AdaptiveLimit:
         self._wait = PROBE_START  # quiet windows before the ceiling is tried again
         self._stopped = False
         self._holdoff_until = 0.0
-        self.changes: list[tuple[float, int, str]] = [(0.0, minimum, "start")]
+        self.changes: list[tuple[float, int, str]] = [(0.0, start, "start")]
         self.limited = 0  # rate-limit signals
 
     # -- what workers call ---------------------------------------------------------
