@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,34 @@ def test_a_task_whose_throughput_does_not_grow_settles_at_the_bottom() -> None:
     assert "no gain" in limit.changes[2][2]
     assert max(level for _, level, _ in limit.changes) == 2  # only the ceiling is retried
     assert limit.settled() == 1
+
+
+def _climb_after_a_cut(latency_of: Callable[[int], float], seed: int) -> AdaptiveLimit:
+    """A run on a clock of the test's own: started at 32, cut to 24 by a refusal (so the
+    climb by ones begins), then 20,000 items finishing at random (Poisson) at ``level /
+    latency`` a second, each taking about ``latency_of(level)``: a window's throughput is
+    as noisy as a real one's (some 10%), its mean latency is not."""
+    rng = random.Random(seed)
+    now = [1000.0]
+    limit = AdaptiveLimit(1, 64, start=32, clock=lambda: now[0])
+    limit.rate_limited("HTTP 429")
+    for _ in range(20_000):
+        latency = latency_of(limit.current)
+        now[0] += rng.expovariate(limit.current / latency)
+        limit.observe(latency * rng.uniform(0.97, 1.03))
+    return limit
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_one_more_among_many_is_judged_by_the_items_times(seed: int) -> None:
+    """Above 20 at once, one more adds less to the throughput than a window's noise. A
+    service that takes 150 ms however many it serves, up to 48 (queueing past them), is
+    climbed by ones to its 48; work whose items each take longer by the share added (a
+    resource serving 200 a second) is not climbed."""
+    free = _climb_after_a_cut(lambda level: 0.15 * max(1.0, level / 48), seed)
+    assert 46 <= free.settled() <= 52, free.changes[-5:]
+    saturated = _climb_after_a_cut(lambda level: level / 200, seed)
+    assert saturated.settled() <= 32, saturated.changes[-5:]
 
 
 def test_a_rate_limit_cuts_the_limit_at_once_and_only_once_per_window() -> None:

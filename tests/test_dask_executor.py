@@ -709,7 +709,10 @@ def test_the_local_cluster_keeps_short_developer_logs() -> None:
     developers' logs (1000 by default: each message held a task with its items)."""
     from runner_plugins.executors import dask_cluster
 
-    client, cluster, _ = dask_cluster.connect(None, {"n_workers": 1, "threads_per_worker": 1}, True)
+    # A worker in this process (executor.processes=false): the scheduler's logs are the
+    # same, without the cost of starting a worker process.
+    sizes = {"n_workers": 1, "threads_per_worker": 1}
+    client, cluster, _ = dask_cluster.connect(None, sizes, False)
     try:
         lengths = client.run_on_scheduler(_log_lengths)
     finally:

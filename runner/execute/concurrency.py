@@ -18,7 +18,8 @@ fixed target:
   one less than were in flight when it was sent, and makes the refused level the
   ceiling; one from another process (the gate's signal, which does not say how many
   were in flight) cuts it to ``BACKOFF`` of its level during slow start, by one after;
-* below a ceiling the limit creeps up by one per window while throughput holds; the
+* below a ceiling the limit creeps up by one per window while throughput holds (a step
+  of less than ``GAIN`` is judged by the items' times: see ``_gained``); the
   ceiling itself is tried again after ``PROBE_START`` quiet windows, twice as long each
   time it fails again (up to ``PROBE_MAX``), so that a service's limit costs few
   rejected requests once found, a level hit by a stray 429 is soon back, and a change
@@ -57,6 +58,22 @@ PROBE_MAX = 64
 KEPT_CHANGES = 400
 
 
+def _gained(previous: tuple[int, float, float], level: int, rate: float, latency: float) -> bool:
+    """Whether ``level`` did better than the lower level ``previous`` measured.
+
+    A step of ``GAIN`` or more must show in the throughput. One more among many (32 ->
+    33: 3%) adds less than a window's noise to it (10% at 0.5 s here), so such a step is
+    judged by each item's time instead: whatever saturates (the cores, a service that
+    slows down, refusals' waits) makes every item take longer by about the step's share;
+    a place that was free leaves it as it was.
+    """
+    before, before_rate, before_latency = previous
+    if rate >= before_rate * GAIN:
+        return True
+    step = level / before - 1
+    return step < GAIN - 1 and latency <= before_latency * (1 + step / 2)
+
+
 class AdaptiveLimit:
     """The number of items allowed to run at once.
 
@@ -92,7 +109,7 @@ class AdaptiveLimit:
         self._busy = 0.0  # item-seconds finished in the window
         self._rates: dict[int, float] = {}  # limit -> items/s measured there (latest)
         self._ceiling = maximum + 1  # the lowest level known to give nothing more
-        self._previous: tuple[int, float] | None = None
+        self._previous: tuple[int, float, float] | None = None  # level, items/s, latency
         self._slow_start = True
         self._quiet = 0  # windows since the ceiling was last hit
         self._wait = PROBE_START  # quiet windows before the ceiling is tried again
@@ -198,9 +215,13 @@ class AdaptiveLimit:
         level = self.current
         self._rates[level] = rate
         previous = self._previous
-        self._previous = (level, rate)
+        self._previous = (level, rate, latency)
         self._quiet += 1
-        if previous is not None and previous[0] < level and rate < previous[1] * GAIN:
+        if (
+            previous is not None
+            and previous[0] < level
+            and not _gained(previous, level, rate, latency)
+        ):
             # More at once gave nothing: back to the best level below this one.
             below = {k: v for k, v in self._rates.items() if k < level}
             best = max(below, key=lambda k: below[k]) if below else self.minimum
