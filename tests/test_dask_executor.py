@@ -704,17 +704,24 @@ def _log_lengths(dask_scheduler: Any) -> list[int | None]:
     return [dask_scheduler.transition_log.maxlen, *sends]
 
 
-def test_the_local_cluster_keeps_short_developer_logs() -> None:
-    """The LocalCluster a run starts keeps LOW_LEVEL_LOG_LENGTH entries of Dask's
-    developers' logs (1000 by default: each message held a task with its items)."""
+def _profiling(dask_worker: Any) -> bool:
+    """Run on a worker: whether its statistical profiler samples its threads."""
+    return "profile" in dask_worker.periodic_callbacks
+
+
+def test_the_local_cluster_keeps_short_developer_logs_and_no_profiler() -> None:
+    """The LocalCluster a run starts keeps 50 entries of Dask's developers' logs (1000 by
+    default: each message held a task with its items), and its workers do not profile
+    (``sys._current_frames()`` every 10 ms can deadlock a worker on Python 3.11 < 3.11.9):
+    the settings reach the worker processes."""
     from runner_plugins.executors import dask_cluster
 
-    # A worker in this process (executor.processes=false): the scheduler's logs are the
-    # same, without the cost of starting a worker process.
     sizes = {"n_workers": 1, "threads_per_worker": 1}
-    client, cluster, _ = dask_cluster.connect(None, sizes, False)
+    client, cluster, _ = dask_cluster.connect(None, sizes, True)
     try:
         lengths = client.run_on_scheduler(_log_lengths)
+        profiling = client.run(_profiling)
     finally:
         dask_cluster.close(client, cluster)
-    assert len(lengths) == 2 and set(lengths) == {dask_cluster.LOW_LEVEL_LOG_LENGTH}, lengths
+    assert len(lengths) == 2 and set(lengths) == {50}, lengths
+    assert list(profiling.values()) == [False], profiling

@@ -66,12 +66,19 @@ def _allowed_failures(dask_scheduler: Any) -> int:
     return int(dask_scheduler.allowed_failures)
 
 
-#: Dask's developers' logs (recent messages to each worker, the scheduler's transitions
-#: and events) keep 1000 entries each by default: with a message per task, each holding
-#: its items, a long run's driver grew by some 7 MB until they were full. The cluster
-#: runner starts keeps LOW_LEVEL_LOG_LENGTH (Dask's public setting, for this cluster).
-LOW_LEVEL_LOG = "distributed.admin.low-level-log-length"
-LOW_LEVEL_LOG_LENGTH = 50
+#: Dask's settings for the LocalCluster runner starts (its public config, for this cluster):
+#:
+#: * Dask's developers' logs (recent messages to each worker, the scheduler's transitions
+#:   and events) keep 1000 entries each by default: with a message per task, each holding
+#:   its items, a long run's driver grew by some 7 MB until they were full; 50 here.
+#: * Each worker's statistical profiler (the dashboard's profile page) calls
+#:   ``sys._current_frames()`` every 10 ms. On Python 3.11 before 3.11.9 that call can
+#:   deadlock the worker's process (CPython gh-116969, dask/distributed#8616): a 10,000-
+#:   item run here hung with 62 items left, every thread waiting for the GIL. Off here.
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.admin.low-level-log-length": 50,
+    "distributed.worker.profile.enabled": False,
+}
 
 
 def connect(address: str | None, sizes: dict[str, int], processes: bool) -> tuple[Any, Any, int]:
@@ -84,7 +91,7 @@ def connect(address: str | None, sizes: dict[str, int], processes: bool) -> tupl
     cluster = None
     try:
         if address is None:
-            with dask.config.set({LOW_LEVEL_LOG: LOW_LEVEL_LOG_LENGTH}):
+            with dask.config.set(LOCAL_CLUSTER_CONFIG):
                 cluster = distributed.LocalCluster(
                     **sizes,
                     processes=processes,
