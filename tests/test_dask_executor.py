@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -592,6 +593,52 @@ def test_shutdown_with_a_timeout_stops_waiting_for_running_items(
     assert [(o.id, o.status, (o.error or {}).get("type")) for o in seen] == [
         ("0", "failed", "Interrupted")
     ]
+
+
+async def _hold_event_loop(seconds: float) -> None:
+    """Run on a worker, in its event loop, which it blocks: the worker answers nothing
+    meanwhile (as a worker process deadlocked in the interpreter does)."""
+    time.sleep(seconds)  # blocking the loop is the point
+
+
+@pytest.mark.slow
+def test_a_stop_is_not_held_by_a_worker_that_does_not_answer(tmp_path: Path) -> None:
+    """A worker whose event loop hangs answers neither "stop" nor "which items run": the
+    stop waits ASK_WORKERS for an answer once, not until the worker answers (120 s), map
+    ends, and the item still out is recorded as Interrupted, saying it may have started."""
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=logging.CRITICAL
+    )
+    client = distributed.Client(cluster)
+    mark = tmp_path / "started"
+    executor = DaskExecutor(cluster.scheduler_address)
+    seen: list[Outcome] = []
+    work = [Item("0", {"mark": str(mark)})]
+    consumer = threading.Thread(
+        target=lambda: seen.extend(executor.map(SafeCall(task_mark_then_sleep), work, 1))
+    )
+    try:
+        consumer.start()
+        deadline = time.monotonic() + 60
+        while not mark.exists():
+            assert time.monotonic() < deadline, "the item never started"
+            time.sleep(0.05)
+        client.run(_hold_event_loop, 120, wait=False, on_error="ignore")
+        time.sleep(0.5)  # the worker is now deaf
+        began = time.monotonic()
+        executor.shutdown(wait=False, timeout=0.2)
+        executor.kill()
+        consumer.join(60)
+        stopping = time.monotonic() - began
+    finally:
+        client.close()
+        cluster.close(timeout=5)
+    assert not consumer.is_alive()
+    assert stopping < 60  # without the bound: 120 s, when the worker answers again
+    [outcome] = seen
+    assert (outcome.id, outcome.status) == ("0", "failed") and outcome.error is not None
+    assert outcome.error["type"] == "Interrupted"
+    assert "did not answer when the run stopped: it may have started" in outcome.error["message"]
 
 
 @pytest.mark.slow

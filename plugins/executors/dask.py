@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -33,6 +33,28 @@ from .plumbing import (
 )
 
 _DASK_LOG = logging.getLogger("distributed")
+
+
+#: Seconds a stop waits for the workers' answers to what it asks them (``Client.run`` and
+#: ``unregister_worker_plugin`` wait for every worker, with no bound of their own: a
+#: worker whose event loop hangs would hold a signal's stop for good). Healthy workers
+#: answer in milliseconds; once a question went unanswered, none is asked again.
+ASK_WORKERS = 2.0
+
+
+def _within(seconds: float, call: Callable[[], Any]) -> tuple[bool, Any]:
+    """``call()`` on a thread of its own, waited for at most ``seconds``: (whether it
+    ended, what it returned: None after an exception, a cluster that is gone)."""
+    result: list[Any] = [None]
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # the cluster is gone: nothing runs there
+            result[0] = call()
+
+    thread = threading.Thread(target=run, name="runner-dask-ask", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive(), result[0]
 
 
 def _worker_side() -> ModuleType:
@@ -122,6 +144,9 @@ class DaskExecutor(Executor):
         #: When the batches were given up: the items running on the workers then, each
         #: with its start (``time.time()``), recorded as Interrupted.
         self._left_running: dict[str, float] = {}
+        #: When the batches were given up, the workers did not say which items ran.
+        self._unanswered = False
+        self._deaf = False  # a question to the workers went unanswered: none more
         self._grace = 0.0  # the drain's length, for their message
         self._timer: threading.Timer | None = None
 
@@ -161,7 +186,7 @@ class DaskExecutor(Executor):
         with self._lock:
             client, cluster = self._client, self._cluster
             self._client = self._cluster = None
-        close(client, cluster, abandon=bool(self._left_running))
+        close(client, cluster, abandon=bool(self._left_running) or self._unanswered)
         if client is not None:
             _DASK_LOG.setLevel(self._log_level)
 
@@ -197,11 +222,26 @@ class DaskExecutor(Executor):
         client, name = self._client, self._run
         if client is None or name is None:
             return 0
-        try:
-            done = client.run(_worker_side().stop_run, name, kill, on_error="ignore")
-        except Exception:  # the cluster is gone: nothing runs there any more
-            return 0
+        done = self._ask(client, _worker_side().stop_run, name, kill) or {}
         return sum(n for n in done.values() if isinstance(n, int))
+
+    def _ask(self, client: Any, function: Any, *args: Any) -> dict[str, Any] | None:
+        """``function(*args)`` on every worker (``Client.run``), its answers by worker;
+        {} from a cluster that is gone, None when the workers did not answer within
+        ASK_WORKERS (or an earlier question went unanswered)."""
+        if self._deaf:
+            return None
+        ended, answers = _within(
+            ASK_WORKERS, lambda: client.run(function, *args, on_error="ignore")
+        )
+        if not ended:
+            self._deaf = True
+            logger.warning(
+                f"The Dask workers did not answer within {ASK_WORKERS:g} s while the run "
+                "stopped: the items they run are recorded as Interrupted"
+            )
+            return None
+        return answers if isinstance(answers, dict) else {}
 
     def _give_up(self) -> None:
         """Cancel every batch still out: map records the items running on the workers as
@@ -210,11 +250,11 @@ class DaskExecutor(Executor):
             out = list(self._out)
             client, name = self._client, self._run
         if out and client is not None and name is not None:
-            with contextlib.suppress(Exception):  # the cluster is gone: nothing runs there
-                found = client.run(_worker_side().running_items, name, on_error="ignore")
-                for running in found.values():
-                    if isinstance(running, dict):
-                        self._left_running.update(running)
+            found = self._ask(client, _worker_side().running_items, name)
+            self._unanswered = found is None
+            for running in (found or {}).values():
+                if isinstance(running, dict):
+                    self._left_running.update(running)
         with self._lock:
             self._given_up.update(out)
         if out and client is not None:
@@ -222,7 +262,12 @@ class DaskExecutor(Executor):
                 client.cancel(out, reason="the run stopped")
 
     def _interrupted(self, batch: list[Item]) -> list[Outcome]:
-        """The items of a batch given up that were running on a worker, as Interrupted."""
+        """The items of a batch given up that were running on a worker, as Interrupted;
+        every item of it when the workers did not say which were running."""
+        if self._unanswered:
+            how = "its Dask worker did not answer when the run stopped: it may have started"
+            error = Interrupted(interrupted(self._grace, how))
+            return [failed(item, error) for item in batch]
         how = "its Dask task was cancelled (a Python task runs on to its end on the worker)"
         error = Interrupted(interrupted(self._grace, how))
         now, wall = time.perf_counter(), time.time()
@@ -304,8 +349,8 @@ class DaskExecutor(Executor):
             if self._out:
                 self._tell_workers(kill=True)
                 self._give_up()
-            with contextlib.suppress(Exception):  # the cluster is gone, or it never came
-                client.unregister_worker_plugin(run.name)
+            if not self._deaf:  # the cluster is gone, or it never came: nothing to undo
+                _within(ASK_WORKERS, lambda: client.unregister_worker_plugin(run.name))
             if retries is not None:
                 with contextlib.suppress(Exception):
                     retries.close()
@@ -315,6 +360,7 @@ class DaskExecutor(Executor):
             self._run = None
             self._close()
             self._left_running.clear()
+            self._unanswered = self._deaf = False
         if batches is not None and batches.interrupted:
             raise KeyboardInterrupt
         if feed.error is not None:
