@@ -214,7 +214,7 @@ def run_http(service: Service, parallel: int | str, count: int) -> tuple[SafeCal
     """``count`` items through the thread executor against ``service``, as the run does
     (auto's limit fed every outcome); the wrapper and the statuses."""
     limit = AdaptiveLimit(1, 64) if parallel == "auto" else None
-    gate = Gate(None, limit.rate_limited if limit is not None else None)
+    gate = Gate(None, limit.signalled if limit is not None else None)
     task = HttpTask(url=service.url + "/{id}")
     call = SafeCall(task.run, RetryPolicy(10, 0.05), gate, limit=limit)
     statuses = []

@@ -132,6 +132,28 @@ def test_a_rate_limit_cuts_the_limit_at_once_and_only_once_per_window() -> None:
     assert [why.startswith("rate limited at") for _, _, why in limit.changes[1:]] == [True, True]
 
 
+def test_a_refusal_from_before_the_limit_fell_cuts_nothing_more() -> None:
+    """Refusals reported from another process say how long ago their attempt started:
+    one started before the limit last fell was answered to the level already cut for
+    it (with a Retry-After of 1 s, a Dask worker's refusals arrive a second or more
+    late); one started after it still cuts."""
+    now = [100.0]
+    limit = AdaptiveLimit(1, 64, start=64, clock=lambda: now[0])
+    limit.signalled("HTTP 429", age=0.1)  # slow start: to 3/4
+    assert limit.current == 48
+    now[0] += 1.5  # past the hold-off after the cut
+    limit.signalled("HTTP 429", age=1.6)  # started at 99.9: before the cut
+    limit.signalled("HTTP 429", age=1.55)
+    assert limit.current == 48 and limit.limited == 3
+    limit.signalled("HTTP 429", age=0.5)  # started at 101.0: after it
+    assert limit.current == 47
+    now[0] += 1.0
+    limit.signalled("HTTP 429", age=0.2)
+    assert limit.current == 46
+    limit.signalled("HTTP 429")  # no age: the hold-off alone (within it: nothing)
+    assert limit.current == 46
+
+
 def test_acquire_holds_workers_to_the_current_limit_and_stop_releases_them() -> None:
     """No more places than the limit; stop() lets every waiter go, refused."""
     limit = AdaptiveLimit(2, 4)

@@ -144,9 +144,9 @@ class DaskExecutor(Executor):
         #: When the batches were given up: the items running on the workers then, each
         #: with its start (``time.time()``), recorded as Interrupted.
         self._left_running: dict[str, float] = {}
-        #: When the batches were given up, the workers did not say which items ran.
-        self._unanswered = False
-        self._deaf = False  # a question to the workers went unanswered: none more
+        #: A question to the workers went unanswered: none is asked again, and the items
+        #: of the batches given up are all recorded as Interrupted (which ran is unknown).
+        self._deaf = False
         self._grace = 0.0  # the drain's length, for their message
         self._timer: threading.Timer | None = None
 
@@ -186,7 +186,7 @@ class DaskExecutor(Executor):
         with self._lock:
             client, cluster = self._client, self._cluster
             self._client = self._cluster = None
-        close(client, cluster, abandon=bool(self._left_running) or self._unanswered)
+        close(client, cluster, abandon=bool(self._left_running) or self._deaf)
         if client is not None:
             _DASK_LOG.setLevel(self._log_level)
 
@@ -251,7 +251,6 @@ class DaskExecutor(Executor):
             client, name = self._client, self._run
         if out and client is not None and name is not None:
             found = self._ask(client, _worker_side().running_items, name)
-            self._unanswered = found is None
             for running in (found or {}).values():
                 if isinstance(running, dict):
                     self._left_running.update(running)
@@ -264,7 +263,7 @@ class DaskExecutor(Executor):
     def _interrupted(self, batch: list[Item]) -> list[Outcome]:
         """The items of a batch given up that were running on a worker, as Interrupted;
         every item of it when the workers did not say which were running."""
-        if self._unanswered:
+        if self._deaf:
             how = "its Dask worker did not answer when the run stopped: it may have started"
             error = Interrupted(interrupted(self._grace, how))
             return [failed(item, error) for item in batch]
@@ -349,7 +348,7 @@ class DaskExecutor(Executor):
             if self._out:
                 self._tell_workers(kill=True)
                 self._give_up()
-            if not self._deaf:  # the cluster is gone, or it never came: nothing to undo
+            if not self._deaf:  # workers that did not answer are asked nothing more
                 _within(ASK_WORKERS, lambda: client.unregister_worker_plugin(run.name))
             if retries is not None:
                 with contextlib.suppress(Exception):
@@ -360,7 +359,7 @@ class DaskExecutor(Executor):
             self._run = None
             self._close()
             self._left_running.clear()
-            self._unanswered = self._deaf = False
+            self._deaf = False
         if batches is not None and batches.interrupted:
             raise KeyboardInterrupt
         if feed.error is not None:

@@ -115,6 +115,7 @@ class AdaptiveLimit:
         self._wait = PROBE_START  # quiet windows before the ceiling is tried again
         self._stopped = False
         self._holdoff_until = 0.0
+        self._fell = -math.inf  # when the limit last fell
         self.changes: list[tuple[float, int, str]] = [(0.0, start, "start")]
         self.limited = 0  # rate-limit signals
 
@@ -143,7 +144,11 @@ class AdaptiveLimit:
     # -- what the run reports ------------------------------------------------------
 
     def rate_limited(
-        self, reason: str = "rate limited", in_flight: int | None = None, cut: bool = True
+        self,
+        reason: str = "rate limited",
+        in_flight: int | None = None,
+        cut: bool = True,
+        age: float | None = None,
     ) -> None:
         """A worker met a rate limit: lower the limit now; the level becomes a ceiling.
 
@@ -153,6 +158,10 @@ class AdaptiveLimit:
         Without it (a signal from another process), the limit falls to ``BACKOFF`` of its
         level during slow start and by one after it, and signals within ``WINDOW`` of a cut
         are counted but cut nothing more: they come from requests started before it.
+        ``age``: seconds since the refused attempt started, when known (an outcome from
+        another process): one started before the limit last fell cuts nothing more (with
+        a Retry-After of 1 s, a Dask worker's refusals reach the driver a second or more
+        later: they cut a level that had already been cut for them, again and again).
         ``cut=False``: counted only (the refusal taught something else: a rate limit).
         """
         with self._cond:
@@ -166,7 +175,8 @@ class AdaptiveLimit:
                 target = in_flight - 1
                 why = f"the service refused one of {in_flight} at once: {reason}"
             else:
-                if self._clock() < self._holdoff_until:
+                now = self._clock()
+                if now < self._holdoff_until or (age is not None and now - age < self._fell):
                     return
                 target = math.floor(level * BACKOFF) if self._slow_start else level - 1
                 why = f"rate limited at {level}: {reason}"
@@ -177,6 +187,11 @@ class AdaptiveLimit:
             # Windows that saw the cut compare with nothing measured before it.
             self._previous = None
             self._restart_window()
+
+    def signalled(self, reason: str, age: float | None = None) -> None:
+        """The gate's rate-limit signal (``Gate.on_limit``): a refusal that does not say how
+        many were in flight, ``age`` seconds after its attempt started when known."""
+        self.rate_limited(reason, age=age)
 
     def aside(self, wait: Callable[[], None]) -> None:
         """Run ``wait()`` with the caller's place given up, then take one back (waiting for
@@ -254,6 +269,8 @@ class AdaptiveLimit:
         if level == self.current:
             return
         old, self.current = self.current, level
+        if level < old:
+            self._fell = self._clock()
         self.changes.append((round(self._clock() - self._started, 3), level, reason))
         logger.info(f"parallel=auto: {old} -> {level} ({reason})")
         self._cond.notify_all()

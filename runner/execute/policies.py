@@ -62,10 +62,13 @@ class Gate:
     """
 
     def __init__(
-        self, per_second: float | None = None, on_limit: Callable[[str], None] | None = None
+        self,
+        per_second: float | None = None,
+        on_limit: Callable[[str, float | None], None] | None = None,
     ) -> None:
         self.interval = 0.0 if not per_second else 1.0 / per_second
-        #: Told of every rate-limit signal (``parallel=auto`` lowers its limit).
+        #: Told of every rate-limit signal, with the refused attempt's age in seconds when
+        #: known (``parallel=auto`` lowers its limit).
         self.on_limit = on_limit
         #: time.perf_counter() until which no attempt starts (0: no pause); read unlocked.
         self.paused_until = 0.0
@@ -82,14 +85,15 @@ class Gate:
         self._stop = threading.Event()
         self.pauses = 0
 
-    def limited(self, reason: str) -> None:
-        """A rate-limit signal, whether or not it still holds the starts."""
+    def limited(self, reason: str, age: float | None = None) -> None:
+        """A rate-limit signal, whether or not it still holds the starts; ``age``: seconds
+        since the refused attempt started, when known."""
         if self.on_limit is not None:
-            self.on_limit(reason)
+            self.on_limit(reason, age)
 
-    def pause(self, seconds: float, reason: str) -> None:
+    def pause(self, seconds: float, reason: str, age: float | None = None) -> None:
         """Hold every start for ``seconds`` from now (a longer pause already set wins)."""
-        self.limited(reason)
+        self.limited(reason, age)
         now = _clock()
         until = now + seconds
         with self._lock:

@@ -185,21 +185,23 @@ class SafeCall:
         # its attempt did.
         now, at = clock(), outcome.started
         for retry in outcome.retries:
+            age = now - at  # since the refused attempt started
             at += retry["seconds"]
             pause = retry["error"].get("pause")
             if pause is not None:
                 if at + pause > now:
-                    gate.pause(at + pause - now, retry["error"]["message"][:120])
+                    gate.pause(at + pause - now, retry["error"]["message"][:120], age)
                 else:
-                    gate.limited(retry["error"]["message"][:120])
+                    gate.limited(retry["error"]["message"][:120], age)
             at += retry["wait"]
         error = outcome.error or {}
         pause = error.get("pause")
         if pause is not None:
+            age = now - at  # the last attempt started once the last wait ended
             if outcome.finished + pause > now:
-                gate.pause(outcome.finished + pause - now, error["message"][:120])
+                gate.pause(outcome.finished + pause - now, error["message"][:120], age)
             else:
-                gate.limited(error["message"][:120])
+                gate.limited(error["message"][:120], age)
         return outcome
 
     def overdue(self, now: float | None = None) -> list[Outcome]:

@@ -84,7 +84,7 @@ class Run:
                 self.total = resume.count_remaining(self.source, self.done_before)
         self.commands = CommandGroup(grace=settings.timeout_grace)
         self.limit = AdaptiveLimit(*settings.auto) if settings.auto else None
-        self.gate = Gate(settings.rate_limit, self.limit.rate_limited if self.limit else None)
+        self.gate = Gate(settings.rate_limit, self.limit.signalled if self.limit else None)
         self.halt = settings.halt
         self.tally = Tally()
         self.clock_offset = time.time() - time.perf_counter()
