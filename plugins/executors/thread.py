@@ -252,16 +252,11 @@ class ThreadExecutor(Executor):
                         # Items still running past the drain time are not waited for.
                         yield self._left_running(batches, running, late_ids)
                         break
-                elif tick is not None:
-                    try:
-                        batch = batches.get(timeout=tick)
-                    except queue.Empty:
-                        batch = _WAKE
                 else:
-                    # Woken now and then: a signal the kernel gave to a worker thread has
-                    # its handler run by this (the main) thread only once it wakes.
+                    # Woken now and then, at least: a signal the kernel gave to a worker
+                    # thread has its handler run by this (the main) thread only once it wakes.
                     try:
-                        batch = batches.get(timeout=SIGNAL_CHECK)
+                        batch = batches.get(timeout=SIGNAL_CHECK if tick is None else tick)
                     except queue.Empty:
                         batch = _WAKE
                 if tick is not None and clock() - last_check >= tick:
