@@ -53,7 +53,8 @@ def _environment(env: Env | None) -> Iterator[None]:
 
 def _fresh_console() -> None:
     """No loguru sink, as in a new process: the run adds its console sink to this call's
-    stderr, and an earlier call's sink (on that call's stderr) is gone."""
+    stderr, and an earlier call's sink (on that call's stderr) is gone. None is added
+    back after the run (see conftest's ``_reset_global_state``)."""
     from loguru import logger
 
     logger.remove()
@@ -64,7 +65,6 @@ def run_in_process(*args: str, cwd: Path, run_dir: Path, env: Env | None = None)
     ``env`` added to the environment (None removes a variable); its exit code, stdout,
     stderr and run folder."""
     from hydra.core.global_hydra import GlobalHydra
-    from loguru import logger
 
     from runner import cli
 
@@ -90,10 +90,8 @@ def run_in_process(*args: str, cwd: Path, run_dir: Path, env: Env | None = None)
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
             _fresh_console()
-            logger.add(sys.stderr, level="WARNING")  # loguru's console outside a run
             GlobalHydra.instance().clear()
-            if gc.get_freeze_count():  # main() froze start-up's objects: this is no start-up
-                gc.unfreeze()
+            gc.unfreeze()  # main() froze start-up's objects: this is no start-up
     if isinstance(code, str):  # sys.exit("message"): Python prints it and exits with 1
         err.write(code + "\n")
     returncode = code if isinstance(code, int) else (0 if code is None else 1)

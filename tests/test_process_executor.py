@@ -1,12 +1,11 @@
 """The process executor, on real worker processes and real signals.
 
-Task functions are module-level classes, so that they pickle under ``spawn``.
+Task functions are module-level classes, so that they pickle under ``spawn``: in
+``tests/worker_tasks.py``, which workers import by name.
 """
 
 from __future__ import annotations
 
-import ctypes
-import faulthandler
 import itertools
 import json
 import multiprocessing
@@ -15,20 +14,19 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runner.api import Item, Outcome, RetryableError, RunContext, Task
+from runner.api import Item, Outcome, RunContext, Task
 from runner.execute.commands import CommandGroup
 from runner.execute.policies import RetryPolicy
 from runner.execute.safecall import SafeCall
-from runner.toolkit import run_command
 from runner_plugins.executors.process import ProcessExecutor
 from tests.conftest import RunCli, process_running, start_runner
+from tests.worker_tasks import Command, Flaky, Hang, Logged
 
 
 def items(count: int) -> Iterator[Item]:
@@ -58,44 +56,6 @@ def _no_process_left() -> Iterator[None]:
     yield
     assert multiprocessing.active_children() == []
     assert _children() - before == set()
-
-
-class Logged:
-    """Appends each call's item id to ``log`` (one write per call, so the count is exact),
-    sleeps ``seconds`` (item ``slow``: 50 ms), returns the worker's pid; item ``at`` dies
-    (or misbehaves) as ``how`` says."""
-
-    def __init__(
-        self, log: Path, seconds: float = 0.0, how: str = "", at: int = -1, slow: int = -1
-    ) -> None:
-        self.log, self.seconds, self.how, self.at, self.slow = log, seconds, how, at, slow
-
-    def __call__(self, item: Item) -> int:
-        with open(self.log, "a") as fh:
-            fh.write(f"{item.id}\n")
-        time.sleep(0.05 if item["index"] == self.slow else self.seconds)
-        if item["index"] == self.at:
-            if self.how == "SIGKILL":
-                os.kill(os.getpid(), signal.SIGKILL)
-            elif self.how == "SIGSEGV":
-                faulthandler.disable()  # fork copies pytest's: its dump is noise here
-                ctypes.string_at(0)  # a real segmentation fault
-            elif self.how == "exit":
-                os._exit(3)
-            elif self.how == "orphan":  # leaves a process holding the worker's pipes
-                if os.fork() == 0:
-                    (self.log.parent / "orphan").write_text(str(os.getpid()))
-                    time.sleep(300)
-                    os._exit(0)
-                os.kill(os.getpid(), signal.SIGKILL)
-            elif self.how == "interrupt":
-                raise KeyboardInterrupt
-            elif self.how == "unpicklable":
-                return threading.Lock()  # type: ignore[return-value]
-        return os.getpid()
-
-    def calls(self) -> Counter[str]:
-        return Counter(self.log.read_text().split())
 
 
 def _by_id(outcomes: list[Outcome]) -> dict[str, Outcome]:
@@ -188,20 +148,6 @@ def test_a_worker_is_known_dead_while_a_process_it_forked_holds_its_pipes(
     assert len(outcomes) == 10
 
 
-class Hang:
-    """Item 2 writes its worker's pid, then hangs (optionally deaf to SIGTERM)."""
-
-    def __init__(self, folder: Path, deaf: bool) -> None:
-        self.folder, self.deaf = folder, deaf
-
-    def __call__(self, item: Item) -> None:
-        if item["index"] == 2:
-            (self.folder / "pid").write_text(str(os.getpid()))
-            if self.deaf:
-                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-            time.sleep(60)
-
-
 @pytest.mark.parametrize("deaf", [False, True], ids=["sigterm", "sigkill"])
 def test_a_python_task_past_the_timeout_is_stopped(tmp_path: Path, deaf: bool) -> None:
     """A hanging Python task is recorded as timed out, its worker is gone (SIGTERM, or
@@ -215,20 +161,6 @@ def test_a_python_task_past_the_timeout_is_stopped(tmp_path: Path, deaf: bool) -
     assert hung.seconds >= 0.3
     assert {o.status for o in outcomes.values()} == {"ok"} and len(outcomes) == 5
     assert not process_running(int((tmp_path / "pid").read_text()), grace=0.5)
-
-
-class Flaky:
-    """Each attempt takes 0.35 s; the first three of each item fail with RetryableError."""
-
-    def __init__(self) -> None:
-        self.attempts: Counter[str] = Counter()
-
-    def __call__(self, item: Item) -> int:
-        self.attempts[item.id] += 1
-        time.sleep(0.35)
-        if self.attempts[item.id] < 4:
-            raise RetryableError("busy", wait=0.05)
-        return self.attempts[item.id]
 
 
 def test_the_timeout_holds_per_attempt_not_per_item() -> None:
@@ -315,19 +247,6 @@ def test_keyboard_interrupt_in_a_task_reaches_the_caller(tmp_path: Path, start_m
     executor = ProcessExecutor(start_method=start_method)
     with pytest.raises(KeyboardInterrupt):
         list(executor.map(SafeCall(task), items(1000), 2))
-
-
-class Command:
-    """Runs a shell whose background grandchild sleeps; both write their pids."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def __call__(self, item: Item) -> None:
-        script = (
-            f"sleep 60 & echo $! > {self.folder}/grandchild; echo $$ > {self.folder}/child; wait"
-        )
-        run_command(["sh", "-c", script])
 
 
 def _wait_for(path: Path, words: int = 1) -> list[int]:

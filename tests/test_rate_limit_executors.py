@@ -9,8 +9,6 @@ the executor batched, queued or sent ahead.
 from __future__ import annotations
 
 import bisect
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from runner.api import Executor, Item, RunContext
 from runner.config import registry
 from runner.execute.policies import Gate
 from runner.execute.safecall import SafeCall
+from tests.worker_tasks import note_start
 
 PER_SECOND = 5
 ITEMS = 25
@@ -32,17 +31,6 @@ EXECUTORS: dict[str, dict[str, Any]] = {
     "process": {},
     "dask": {"workers": 2},
 }
-
-
-def note_start(item: Item) -> None:
-    """Append this attempt's start (``time.time()``) to ``item["starts"]``, one line."""
-    line = f"{time.time():.6f}\n".encode()
-    fd = os.open(item["starts"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
-    time.sleep(0.01)  # short against the spacing (0.2 s): a batch could run many at once
 
 
 def items(count: int, starts: Path) -> Iterator[Item]:
