@@ -180,7 +180,7 @@ def _job(cfg: Any, console: logs.Console, startup: _Startup | None = None) -> in
         settings = settings_from(cfg)
         console.configure(settings.log_level, prefix)
         _freeze_startup_objects(startup)
-        code = execute(settings, output_dir)
+        code = execute(settings, output_dir, prefix)
         return code
     except UsageError as exc:
         code, error = exc.exit_code, one_line(exc)

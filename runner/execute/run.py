@@ -16,14 +16,16 @@ from runner.show.progress import Progress
 from runner.show.run_page import write_run_report
 
 
-def execute(settings: Settings, output_dir: Path) -> int:
+def execute(settings: Settings, output_dir: Path, prefix: str = "") -> int:
     """Run everything the settings select; return the exit code (0, 1, or 128 + signal).
 
     One lifecycle: every plugin is built, then set up in order (source, task, executor,
     post-processor); whatever was set up is closed in reverse order on every way out
     (``contextlib.ExitStack``), the executor shut down (waiting for running items)
     before the task is closed. Every run folder then gets its page, an interrupted
-    run's too (the post-processor's sections only when it ran).
+    run's too (the post-processor's sections only when it ran). ``prefix``: what the
+    console puts before each line (``[job 3] `` in a sweep), for the progress lines that
+    bypass it.
     """
     context = RunContext(
         output_dir=output_dir,
@@ -53,7 +55,7 @@ def execute(settings: Settings, output_dir: Path) -> int:
             return lifecycle.dry_run(plugins["source"])
         run = Run(settings, output_dir, context, plugins, previous, countdown, first)
         try:
-            code = run.run(Progress(run.total, settings.progress))
+            code = run.run(Progress(run.total, settings.progress, prefix))
         except BaseException:
             if context.summary:  # a run that got as far as its summary: its error stays
                 refused = write_run_report(output_dir, context)

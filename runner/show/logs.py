@@ -16,16 +16,6 @@ if TYPE_CHECKING:  # loguru's types exist only in its stubs
 #: Each run's log file, in its folder.
 RUN_LOG = "runner.log"
 CONSOLE_FORMAT = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
-#: The prefix of the console's lines now (see :meth:`Console.configure`).
-_prefix = [""]
-
-
-def console_prefix() -> str:
-    """What the console puts before each line now: ``[job 3] `` in a sweep's job, else
-    nothing. For text written to stderr past the console (the lines above a progress bar)."""
-    return _prefix[0]
-
-
 FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"
 
 
@@ -84,7 +74,6 @@ class Console:
         if (level, prefix) == self._setting:
             return  # adding a sink costs milliseconds of start-up
         self._setting = (level, prefix)
-        _prefix[0] = prefix
         if self._sink is not None:
             logger.remove(self._sink)
         else:
@@ -118,7 +107,6 @@ class Console:
             with contextlib.suppress(ValueError):  # removed by a library caller
                 logger.remove(self._sink)
         self._sink = self._setting = None
-        _prefix[0] = ""
 
 
 class RunLog:

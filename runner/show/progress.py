@@ -14,7 +14,6 @@ from loguru import logger
 
 from runner.api import Outcome
 from runner.show.labels import MESSAGE_CHARS, printable
-from runner.show.logs import console_prefix
 
 # Runs of up to this many items get a line per item; larger ones are thinned.
 EVERY_ITEM_UP_TO = 200
@@ -43,7 +42,7 @@ def _terminal_width() -> int:
 class Progress:
     """Counts finished items and reports them; called only from the run loop's thread."""
 
-    def __init__(self, total: int | None, mode: str = "auto") -> None:
+    def __init__(self, total: int | None, mode: str = "auto", prefix: str = "") -> None:
         self.total = total
         self.done = 0
         self.failed = 0
@@ -59,7 +58,7 @@ class Progress:
         self._bar: Any = None
         #: What the console puts before each line (``[job 3] `` in a sweep): the lines
         #: written above the bar, which bypass the console, start with it too.
-        self.prefix = console_prefix()
+        self.prefix = prefix
         if mode == "bar":
             from tqdm import tqdm  # only on a terminal: keeps start-up light elsewhere
 
