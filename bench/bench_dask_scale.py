@@ -26,6 +26,7 @@ answers per second). Usage: ``python bench/bench_dask_scale.py [--counts
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -286,6 +287,7 @@ def main() -> None:
     p.add_argument("--capacity", type=int, default=48)
     p.add_argument("--retry-after", type=float, default=1.0)
     p.add_argument("--docs", action="store_true")
+    p.add_argument("--keep", type=Path, help="run in this folder and keep it (run logs, journals)")
     args = p.parse_args()
     counts = [int(n) for n in args.counts.split(",")]
     load = [os.getloadavg()[0]]
@@ -299,8 +301,13 @@ def main() -> None:
         }  # fmt: skip
         capacity = max(bare.values())
         print(f"capacity: {capacity:.1f} requests/s ({bare})", flush=True)
-        with tempfile.TemporaryDirectory(prefix="bench-dask-scale-") as tmp:
-            root = Path(tmp)
+        with contextlib.ExitStack() as stack:
+            if args.keep:
+                root = args.keep
+                root.mkdir(parents=True, exist_ok=True)
+            else:
+                tmp = tempfile.TemporaryDirectory(prefix="bench-dask-scale-")
+                root = Path(stack.enter_context(tmp))
             for n in counts:
                 runs[n] = timed(f"{n} items", lambda n=n: scale_run(service, n, root / f"n{n}"))  # type: ignore[misc]
                 r = runs[n]
