@@ -3,9 +3,12 @@ test's own, then real threads against a real HTTP service."""
 
 from __future__ import annotations
 
+import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,7 @@ from runner.execute.policies import Gate, RetryPolicy
 from runner.execute.safecall import SafeCall
 from runner_plugins.executors.thread import ThreadExecutor
 from runner_plugins.http import HttpTask
+from tests.conftest import RunCli
 from tests.http_service import Service, serve
 
 
@@ -254,3 +258,44 @@ def test_under_a_rate_limit_no_item_fails_and_few_are_refused(parallel: int | st
         ok, refused = service.count(200), service.count(429)
     assert statuses == ["ok"] * 200 and ok == 200
     assert refused <= (0.1 if parallel == "auto" else 0.25) * (ok + refused), refused
+
+
+# The first attempt of each item is refused (429), the second served.
+REFUSED_ONCE = (
+    "import os, sys; mark = os.path.join(sys.argv[1], sys.argv[2]);"
+    "first = not os.path.exists(mark); open(mark, 'a').close();"
+    "sys.exit('HTTP 429 Too Many Requests' if first else 0)"
+)
+#: A line in loguru's own default format (``2026-12-06 17:07:58.135 | WARNING  | runner.``),
+#: which no sink of runner's writes.
+LOGURU_DEFAULT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \| \w+ +\| runner\.", re.M)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "executor", [["executor=process"], ["executor=dask", "executor.workers=2"]], ids=str
+)
+def test_workers_learn_a_services_limits_without_a_word_on_the_console(
+    run_cli: RunCli, tmp_path: Path, executor: list[str]
+) -> None:
+    """In a worker process, what its own safe call learns of the service's refusals is not
+    logged: loguru's default sink there would print it, at DEBUG, in loguru's format, once
+    per worker. The driver's lines tell the run (here, 429s that pause nothing)."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    result = run_cli(
+        "task=shell",
+        "source=range",
+        "source.count=12",
+        "parallel=4",
+        *executor,
+        "retry.attempts=2",
+        "retry.backoff=0.01",
+        f'task.command=[{sys.executable},-S,-c,"{REFUSED_ONCE}",{marks},"{{index}}"]',
+        timeout=120,
+    )
+    assert result.returncode == 0, result.output[-3000:]
+    assert len(list(marks.iterdir())) == 12  # every item was refused once, then served
+    assert [r["retries"][0]["error"]["type"] for r in result.results()] == ["RetryableError"] * 12
+    assert not LOGURU_DEFAULT.search(result.output), result.output[-3000:]
+    assert "Done: 12 succeeded, 0 failed of 12" in result.output

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from loguru import logger
+
 from runner.api import Item, ItemCall, Outcome
 from runner.execute.commands import CommandGroup
 from runner.execute.policies import Gate, RetryPolicy
@@ -29,6 +31,13 @@ class Portable:
     ``SafeCall.admit``). Called with a batch of items, it returns their outcomes with
     ``started``/``finished`` as ``time.time()`` seconds, which ``SafeCall.receive`` turns
     back into the driver's clock (machines' clocks differ; wall clocks agree).
+
+    A process other than the driver's that builds its safe call logs nothing of runner's
+    own (loguru's ``disable("runner")``, its way for a library to keep quiet): what that
+    process learns of a service's limits (:mod:`runner.execute.admission`) is its own,
+    and would reach the console in loguru's default format at DEBUG level from every
+    worker; the driver logs the run's limits, pauses and outcomes. The task's and the
+    plugins' lines are not runner's and are left as they are.
     """
 
     def __init__(
@@ -48,6 +57,7 @@ class Portable:
         #: process that unpickled it names itself (a Dask worker, its address).
         self.worker = ""
         self._call: ItemCall | None = None
+        self._driver = os.getpid()  # the process whose console tells the run
 
     @property
     def attempts(self) -> int:
@@ -60,6 +70,8 @@ class Portable:
     def build(self) -> ItemCall:
         """This process's safe call (built once)."""
         if self._call is None:
+            if os.getpid() != self._driver:
+                logger.disable("runner")
             self._call = self.make(
                 self.run, self.retry, Gate(), CommandGroup(grace=self.grace), self.timeout
             )
