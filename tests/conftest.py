@@ -183,7 +183,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 @pytest.fixture(autouse=True)
 def _reset_global_state() -> Iterator[None]:
     """Each test starts with no Hydra instance, no loguru sink, no open source. A test that
-    reads what was logged adds its own sink (``logged``); a run adds its console's. No
+    reads what was logged adds its own sink (``log_lines``); a run adds its console's. No
     sink is added back for the next test: each ``logger.add`` costs some 12 ms (loguru
     asks ``sysconfig`` for every install scheme's paths), 15 s of CPU over the suite."""
     from hydra.core.global_hydra import GlobalHydra

@@ -41,7 +41,7 @@ def dask_address() -> Iterator[str]:
     """One local Dask cluster (two worker processes) for the module's dask tests."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=4, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=4, processes=True, dashboard_address=":0"
     ) as cluster:
         yield cluster.scheduler_address
 
