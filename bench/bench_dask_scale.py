@@ -21,7 +21,8 @@ Targets: >= 0.85x the capacity, <= 2% refused, own peak RSS flat in N (the large
 within 10% of the smallest), resume exact. ``--docs`` writes the "Dask at scale" section
 of docs/BENCHMARKS.md and docs/dask-scale.png (the limit over time, and the service's
 answers per second). Usage: ``python bench/bench_dask_scale.py [--counts
-10000,40000,100000] [--docs] [--json PATH]`` (about 12 minutes on 2 cores).
+10000,40000,100000] [--docs] [--json PATH] [--keep DIR]`` (about 12 minutes on 2 cores;
+``--keep``: the runs' folders and logs go to DIR and stay, instead of a temporary folder).
 """
 
 from __future__ import annotations
