@@ -135,7 +135,7 @@ def quiet_broken_pipe() -> NoReturn:
     sys.exit(EXIT_BROKEN_PIPE)
 
 
-def _run_job(cfg: Any, console: logs.Console, startup: _Startup | None = None) -> tuple[int, float]:
+def _run_job(cfg: Any, console: logs.Console, startup: _Startup) -> tuple[int, float]:
     """One Hydra job: its exit code and throughput (items/s of a job that ran, exit 0 or
     1; 0 for one that did not). Never raises, so a multirun always reaches its end.
     ``startup``: what main() did before any job (see _freeze_startup_objects)."""
@@ -152,7 +152,7 @@ def _run_job(cfg: Any, console: logs.Console, startup: _Startup | None = None) -
         return code, 0.0
 
 
-def _job(cfg: Any, console: logs.Console, startup: _Startup | None = None) -> int:
+def _job(cfg: Any, console: logs.Console, startup: _Startup) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -246,7 +246,7 @@ class _Startup:
     jobs: list[int]
 
 
-def _freeze_startup_objects(startup: _Startup | None = None) -> None:
+def _freeze_startup_objects(startup: _Startup) -> None:
     """Exclude what start-up made (modules, Hydra's and OmegaConf's objects) from GC.
 
     Python's cyclic garbage collector traverses every tracked object in its full
@@ -269,7 +269,7 @@ def _freeze_startup_objects(startup: _Startup | None = None) -> None:
     No job counts the frozen objects where main() froze them: ``gc.get_freeze_count()``
     walks them all (about 20 ms for the million objects of a test process).
     """
-    if startup is None or startup.pid != os.getpid():  # a process main() did not start
+    if startup.pid != os.getpid():  # a process main() did not start (a pickled job)
         if gc.get_freeze_count():  # an earlier job's objects here are frozen: few
             gc.unfreeze()
             gc.collect()

@@ -595,9 +595,11 @@ def test_shutdown_with_a_timeout_stops_waiting_for_running_items(
     ]
 
 
-async def _hold_event_loop(seconds: float) -> None:
-    """Run on a worker, in its event loop, which it blocks: the worker answers nothing
-    meanwhile (as a worker process deadlocked in the interpreter does)."""
+async def _hold_event_loop(seconds: float, mark: str) -> None:
+    """Run on a worker, in its event loop, which it blocks (once ``mark`` exists): the
+    worker answers nothing meanwhile (as a worker process deadlocked in the interpreter
+    does)."""
+    Path(mark).touch()
     time.sleep(seconds)  # blocking the loop is the point
 
 
@@ -623,8 +625,11 @@ def test_a_stop_is_not_held_by_a_worker_that_does_not_answer(tmp_path: Path) -> 
         while not mark.exists():
             assert time.monotonic() < deadline, "the item never started"
             time.sleep(0.05)
-        client.run(_hold_event_loop, 120, wait=False, on_error="ignore")
-        time.sleep(0.5)  # the worker is now deaf
+        deaf = tmp_path / "deaf"
+        client.run(_hold_event_loop, 120, str(deaf), wait=False, on_error="ignore")
+        while not deaf.exists():  # the worker's event loop is held from then on
+            assert time.monotonic() < deadline, "the worker's event loop was never held"
+            time.sleep(0.05)
         began = time.monotonic()
         executor.shutdown(wait=False, timeout=0.2)
         executor.kill()

@@ -177,7 +177,6 @@ class SafeCall:
     def receive(self, outcome: Outcome) -> Outcome:
         """An outcome :attr:`portable` returned, in this process's clock; its rate-limit
         pauses that still run hold the gate (every start the driver hands out)."""
-        gate = self.gate
         offset = time.time() - clock()
         outcome.started -= offset
         outcome.finished -= offset
@@ -185,24 +184,24 @@ class SafeCall:
         # its attempt did.
         now, at = clock(), outcome.started
         for retry in outcome.retries:
-            age = now - at  # since the refused attempt started
-            at += retry["seconds"]
-            pause = retry["error"].get("pause")
-            if pause is not None:
-                if at + pause > now:
-                    gate.pause(at + pause - now, retry["error"]["message"][:120], age)
-                else:
-                    gate.limited(retry["error"]["message"][:120], age)
-            at += retry["wait"]
-        error = outcome.error or {}
-        pause = error.get("pause")
-        if pause is not None:
-            age = now - at  # the last attempt started once the last wait ended
-            if outcome.finished + pause > now:
-                gate.pause(outcome.finished + pause - now, error["message"][:120], age)
-            else:
-                gate.limited(error["message"][:120], age)
+            self._signal(retry["error"], at, at + retry["seconds"], now)
+            at += retry["seconds"] + retry["wait"]
+        # The last attempt started once the last wait ended.
+        self._signal(outcome.error or {}, at, outcome.finished, now)
         return outcome
+
+    def _signal(self, error: dict[str, Any], started: float, ended: float, now: float) -> None:
+        """A refusal's pause (``error["pause"]`` seconds from ``ended``, when it has one) on
+        the gate: held while it still runs, a rate-limit signal only once it is over; with
+        the refused attempt's age (it began at ``started``)."""
+        pause = error.get("pause")
+        if pause is None:
+            return
+        message, age = error["message"][:120], now - started
+        if ended + pause > now:
+            self.gate.pause(ended + pause - now, message, age)
+        else:
+            self.gate.limited(message, age)
 
     def overdue(self, now: float | None = None) -> list[Outcome]:
         """Timed-out outcomes of the attempts running past their deadline, once each.
