@@ -164,15 +164,22 @@ def test_a_repeated_sweep_compares_the_median_of_its_repeats(tmp_path: Path) -> 
 
 def test_joblib_jobs_are_reported_and_set_the_exit_code(tmp_path: Path) -> None:
     """Jobs run by the joblib launcher, in other processes, still fail the sweep."""
-    proc, sweep_dir = _multirun(
-        tmp_path,
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "parallel=1,2",
-        "source.count=4",
-        "task.seconds=0",
-        "task.fail_rate=1.0",
-    )
+    from joblib.externals.loky import get_reusable_executor
+
+    try:
+        proc, sweep_dir = _multirun(
+            tmp_path,
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "parallel=1,2",
+            "source.count=4",
+            "task.seconds=0",
+            "task.fail_rate=1.0",
+        )
+    finally:
+        # The launcher's worker pool outlives the sweep, for the next one: it would end
+        # with a process of its own; in this one, a later test would find its workers.
+        get_reusable_executor().shutdown(wait=True)
     assert proc.returncode == 1, proc.stderr
     jobs = _jobs(sweep_dir)
     assert [(j["parallel"], j["status"], j["failed"]) for j in jobs] == [
