@@ -761,6 +761,61 @@ def _profiling(dask_worker: Any) -> bool:
     return "profile" in dask_worker.periodic_callbacks
 
 
+def _kept(dask_scheduler: Any) -> dict[str, Any]:
+    """Run on the scheduler: its extensions, the samples its monitor keeps, and how many
+    records of a ``client.map`` it holds (``{"type": "Future"}`` each, one per call, in
+    lists: such small dicts are not tracked by the garbage collector, their list is)."""
+    import gc
+
+    record = {"type": "Future"}
+    gc.collect()  # the messages that brought them, and their futures, are garbage by now
+    records = sum(
+        sum(1 for entry in o if entry == record)
+        for o in gc.get_objects()
+        if type(o) is list and o and o[0] == record
+    )
+    return {
+        "extensions": sorted(dask_scheduler.extensions),
+        "samples": dask_scheduler.monitor.maxlen,
+        "records": records,
+    }
+
+
+def _worker_extensions(dask_worker: Any) -> list[str]:
+    return sorted(dask_worker.extensions)
+
+
+MAPS = 200
+
+
+def test_the_local_clusters_scheduler_keeps_no_record_of_each_batch_sent() -> None:
+    """Dask's spans keep a record of every ``client.map`` on the scheduler for good, and
+    runner sends one per batch: the LocalCluster a run starts (whose scheduler lives in
+    the driver) goes without spans, on the scheduler and on its workers, and its system
+    monitors keep a minute of samples instead of an hour. Its other extensions stay."""
+    from runner_plugins.executors import dask_cluster
+
+    sizes = {"n_workers": 1, "threads_per_worker": 1}
+    client, cluster, _ = dask_cluster.connect(None, sizes, True)
+    try:
+        before = client.run_on_scheduler(_kept)
+        for number in range(MAPS):  # as the batches do: a map per batch, waited for
+            futures = client.map(abs, [-number], key=[f"runner-batch-test-{number}"])
+            assert client.gather(futures) == [number]
+            del futures
+        after = client.run_on_scheduler(_kept)
+        workers = client.run(_worker_extensions)
+    finally:
+        dask_cluster.close(client, cluster)
+    assert "spans" not in after["extensions"], after
+    assert {"stealing", "queues", "amm"} <= set(after["extensions"]), after
+    assert after["samples"] == 120, after
+    # Those of the latest maps stay a while, in Dask's developers' logs (50 entries).
+    assert after["records"] - before["records"] < MAPS // 2, (before, after)
+    (worker_side,) = workers.values()
+    assert "spans" not in worker_side and "shuffle" in worker_side, worker_side
+
+
 def test_the_local_cluster_keeps_short_developer_logs_and_no_profiler() -> None:
     """The LocalCluster a run starts keeps 50 entries of Dask's developers' logs (1000 by
     default: each message held a task with its items), and its workers do not profile

@@ -75,10 +75,26 @@ def _allowed_failures(dask_scheduler: Any) -> int:
 #:   ``sys._current_frames()`` every 10 ms. On Python 3.11 before 3.11.9 that call can
 #:   deadlock the worker's process (CPython gh-116969, dask/distributed#8616): a 10,000-
 #:   item run here hung with 62 items left, every thread waiting for the GIL. Off here.
+#: * The scheduler and each nanny (all three in the driver) sample the process's CPU,
+#:   memory and I/O twice a second for the dashboard, and keep 7200 samples (an hour, some
+#:   3 MB each); one minute here, so that the driver does not grow with a run's length.
 LOCAL_CLUSTER_CONFIG = {
     "distributed.admin.low-level-log-length": 50,
     "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.log-length": 120,
 }
+
+
+def _without_spans(extensions: dict[str, Any]) -> dict[str, Any]:
+    """Dask's default scheduler or worker extensions but its spans.
+
+    Spans group tasks for the dashboard's fine performance metrics, which runner does not
+    use. The scheduler's default span keeps a record of every ``client.map`` for good
+    (``Span.add_metadata``): runner calls it for each batch it sends, so a 100,000-item
+    run's driver, where a LocalCluster's scheduler runs, grew by some 10 MB. Both sides
+    go without it: a worker's extension reports to the scheduler's on each heartbeat.
+    """
+    return {name: extension for name, extension in extensions.items() if name != "spans"}
 
 
 def connect(address: str | None, sizes: dict[str, int], processes: bool) -> tuple[Any, Any, int]:
@@ -91,6 +107,12 @@ def connect(address: str | None, sizes: dict[str, int], processes: bool) -> tupl
     cluster = None
     try:
         if address is None:
+            from distributed.scheduler import DEFAULT_EXTENSIONS as SCHEDULER_EXTENSIONS
+            from distributed.worker import DEFAULT_EXTENSIONS as WORKER_EXTENSIONS
+
+            scheduler_extensions = _without_spans(SCHEDULER_EXTENSIONS)
+            if not dask.config.get("distributed.scheduler.work-stealing"):
+                scheduler_extensions.pop("stealing", None)  # as Dask's scheduler does by default
             with dask.config.set(LOCAL_CLUSTER_CONFIG):
                 cluster = distributed.LocalCluster(
                     **sizes,
@@ -102,7 +124,11 @@ def connect(address: str | None, sizes: dict[str, int], processes: bool) -> tupl
                     # A task whose worker died fails at once (Dask would run it on 3 more
                     # workers): whether its items run again is counted against
                     # retry.attempts by the executor, item by item.
-                    scheduler_kwargs={"allowed_failures": 0},
+                    scheduler_kwargs={
+                        "allowed_failures": 0,
+                        "extensions": scheduler_extensions,
+                    },
+                    extensions=_without_spans(WORKER_EXTENSIONS),  # each worker's
                 )
                 return distributed.Client(cluster), cluster, 0
         client = distributed.Client(address)
