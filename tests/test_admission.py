@@ -147,6 +147,30 @@ def test_a_level_served_faster_then_refused_is_a_rate_limit_and_paces_the_starts
     assert clock.slept == pytest.approx([gap, 2 * gap], rel=0.01)
 
 
+def test_a_refusal_long_after_its_level_was_reached_is_judged_on_the_answers_kept() -> None:
+    """Capped at 6, 5 at once for 3 s, then 6 at once served 60 a second for a minute, and
+    then one refused at 6 (another process's requests filled the service). Only the last
+    KEPT_SECONDS of answers are kept: the level's rate is what they show, and the rate
+    below it, from before they begin, is unknown. That is no evidence of a rate limit:
+    the cap falls to 5 and no start is paced (the starts were paced at a sixth of what
+    6 served, then raised by 5% a second: a worker of a 100k-item Dask run fell to a
+    fifth of its throughput for 40 s)."""
+    clock = Clock()
+    adm = admission(clock)
+    levels = [adm.begin() for _ in range(7)]
+    adm.end(levels.pop(), clock.now, refusal())
+    for level in reversed(levels):
+        adm.end(level, clock.now - 0.1)
+    assert adm.cap == 6
+    rounds(adm, clock, 5, 3.0, latency=0.1)
+    rounds(adm, clock, 6, 60.0, latency=0.1)
+    started = clock.now
+    levels = [adm.begin() for _ in range(6)]
+    clock.now += 0.002
+    adm.end(levels.pop(), started, refusal())
+    assert adm.rate is None and adm.cap == 5
+
+
 def test_with_auto_a_refusal_cuts_the_limit_to_what_was_served() -> None:
     """parallel=auto at 16 in slow start: a refusal with 7 in flight cuts it to 6 at once
     (not to 3/4 of 16), ends slow start, and the refused level is the ceiling."""

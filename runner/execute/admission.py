@@ -94,6 +94,7 @@ class Admission:
         self._probing = False  # the cap was raised and no refusal has said no yet
         self._refused_at: collections.Counter[int] = collections.Counter()
         self._served_times: collections.deque[float] = collections.deque()
+        self._kept_from = 0.0  # every answer served since then is in _served_times
         self._reached: dict[int, float] = {}  # level -> when first in flight under the cap
         self._latency = 0.0  # of served attempts, a moving average
         self._activated = 0.0  # when the first refusal came
@@ -155,8 +156,10 @@ class Admission:
     def _served(self, in_flight: int, started: float, now: float) -> None:
         times = self._served_times
         times.append(now)
-        while times[0] < now - KEPT_SECONDS:
-            times.popleft()
+        if times[0] < now - KEPT_SECONDS:
+            self._kept_from = now - KEPT_SECONDS
+            while times[0] < self._kept_from:
+                times.popleft()
         took = now - started
         self._latency = took if not self._latency else 0.8 * self._latency + 0.2 * took
         quiet = now - self._changed
@@ -194,7 +197,8 @@ class Admission:
             # a second than the one below it did (a bucket emptied), else a concurrency
             # limit the count of attempts in flight overstated for a while.
             there = self._served_rate(reached, now)
-            known = reached - self._activated >= RATE_SPAN / 2  # the level below measured
+            # The level below measured: answers kept from before that level was reached.
+            known = reached - max(self._activated, self._kept_from) >= RATE_SPAN / 2
             if known and there >= RATE_GAIN * self._served_rate(reached - RATE_SPAN, reached):
                 self._paced(now, there, reason)
             else:
@@ -209,8 +213,10 @@ class Admission:
         self._reached.clear()
 
     def _served_rate(self, since: float, until: float) -> float:
-        """Answers served a second between two times (of the last KEPT_SECONDS)."""
-        since = max(since, self._activated)
+        """Answers served a second between two times, over the part of it whose answers
+        are all kept (the last KEPT_SECONDS): a level reached a minute ago served what the
+        last 10 seconds show, not a sixth of it."""
+        since = max(since, self._activated, self._kept_from)
         if until - since <= 0:
             return 0.0
         return sum(1 for at in self._served_times if since <= at < until) / (until - since)
