@@ -171,6 +171,28 @@ def test_a_refusal_long_after_its_level_was_reached_is_judged_on_the_answers_kep
     assert adm.rate is None and adm.cap == 5
 
 
+def test_the_level_below_is_measured_on_the_answers_kept_only() -> None:
+    """5 at once at 0.1 s and then 6 at once at 0.12 s both serve 50 a second; one is
+    refused at 6 8.5 s after 6 was reached. What 5 served in the 2 s before 6 was reached
+    is kept for its last 1.5 s only: measured over those, it is 50 a second, no less than
+    6 gives, so the refusal is a concurrency limit (over all 2 s, the old reading, 5 gave
+    37.5 a second and 6 looked like a rate limit's emptied bucket)."""
+    clock = Clock()
+    adm = admission(clock)
+    levels = [adm.begin() for _ in range(7)]
+    adm.end(levels.pop(), clock.now, refusal())
+    for level in reversed(levels):
+        adm.end(level, clock.now - 0.1)
+    assert adm.cap == 6
+    rounds(adm, clock, 5, 20.0, latency=0.1)
+    rounds(adm, clock, 6, 8.5, latency=0.12)
+    started = clock.now
+    levels = [adm.begin() for _ in range(6)]
+    clock.now += 0.002
+    adm.end(levels.pop(), started, refusal())
+    assert adm.rate is None and adm.cap == 5
+
+
 def test_with_auto_a_refusal_cuts_the_limit_to_what_was_served() -> None:
     """parallel=auto at 16 in slow start: a refusal with 7 in flight cuts it to 6 at once
     (not to 3/4 of 16), ends slow start, and the refused level is the ceiling."""

@@ -772,7 +772,7 @@ def _kept(dask_scheduler: Any) -> dict[str, Any]:
     records = sum(
         sum(1 for entry in o if entry == record)
         for o in gc.get_objects()
-        if type(o) is list and o and o[0] == record
+        if type(o) is list and o and type(o[0]) is dict and o[0] == record
     )
     return {
         "extensions": sorted(dask_scheduler.extensions),
