@@ -788,39 +788,17 @@ def _worker_extensions(dask_worker: Any) -> list[str]:
 MAPS = 200
 
 
-def test_the_local_clusters_scheduler_keeps_no_record_of_each_batch_sent() -> None:
-    """Dask's spans keep a record of every ``client.map`` on the scheduler for good, and
-    runner sends one per batch: the LocalCluster a run starts (whose scheduler lives in
-    the driver) goes without spans, on the scheduler and on its workers, and its system
-    monitors keep a minute of samples instead of an hour. Its other extensions stay."""
-    from runner_plugins.executors import dask_cluster
+def test_the_local_cluster_keeps_short_logs_no_profiler_and_no_record_of_each_send() -> None:
+    """The LocalCluster a run starts (its scheduler lives in the driver):
 
-    sizes = {"n_workers": 1, "threads_per_worker": 1}
-    client, cluster, _ = dask_cluster.connect(None, sizes, True)
-    try:
-        before = client.run_on_scheduler(_kept)
-        for number in range(MAPS):  # as the batches do: a map per batch, waited for
-            futures = client.map(abs, [-number], key=[f"runner-batch-test-{number}"])
-            assert client.gather(futures) == [number]
-            del futures
-        after = client.run_on_scheduler(_kept)
-        workers = client.run(_worker_extensions)
-    finally:
-        dask_cluster.close(client, cluster)
-    assert "spans" not in after["extensions"], after
-    assert {"stealing", "queues", "amm"} <= set(after["extensions"]), after
-    assert after["samples"] == 120, after
-    # Those of the latest maps stay a while, in Dask's developers' logs (50 entries).
-    assert after["records"] - before["records"] < MAPS // 2, (before, after)
-    (worker_side,) = workers.values()
-    assert "spans" not in worker_side and "shuffle" in worker_side, worker_side
-
-
-def test_the_local_cluster_keeps_short_developer_logs_and_no_profiler() -> None:
-    """The LocalCluster a run starts keeps 50 entries of Dask's developers' logs (1000 by
-    default: each message held a task with its items), and its workers do not profile
-    (``sys._current_frames()`` every 10 ms can deadlock a worker on Python 3.11 < 3.11.9):
-    the settings reach the worker processes."""
+    * keeps 50 entries of Dask's developers' logs (1000 by default: each message held a
+      task with its items), and a minute of system-monitor samples instead of an hour;
+    * its workers do not profile (``sys._current_frames()`` every 10 ms can deadlock a
+      worker on Python 3.11 < 3.11.9): the setting reaches the worker processes;
+    * goes without spans, on the scheduler and on its workers: Dask's default span keeps
+      a record of every ``client.map`` for good, and runner makes one per send of
+      batches. Its other extensions stay.
+    """
     from runner_plugins.executors import dask_cluster
 
     sizes = {"n_workers": 1, "threads_per_worker": 1}
@@ -828,7 +806,21 @@ def test_the_local_cluster_keeps_short_developer_logs_and_no_profiler() -> None:
     try:
         lengths = client.run_on_scheduler(_log_lengths)
         profiling = client.run(_profiling)
+        before = client.run_on_scheduler(_kept)
+        for number in range(MAPS):  # sends of batches: a map each, its outcome read back
+            futures = client.map(abs, [-number], key=[f"runner-batch-test-{number}"])
+            assert client.gather(futures) == [number]
+            del futures
+        after = client.run_on_scheduler(_kept)
+        workers = client.run(_worker_extensions)
     finally:
         dask_cluster.close(client, cluster)
     assert len(lengths) == 2 and set(lengths) == {50}, lengths
     assert list(profiling.values()) == [False], profiling
+    assert "spans" not in after["extensions"], after
+    assert {"stealing", "queues", "amm"} <= set(after["extensions"]), after
+    assert after["samples"] == 120, after
+    # Those of the latest maps stay a while, in Dask's developers' logs (50 entries).
+    assert after["records"] - before["records"] < MAPS // 2, (before, after)
+    (worker_side,) = workers.values()
+    assert "spans" not in worker_side and "shuffle" in worker_side, worker_side

@@ -75,7 +75,7 @@ def _allowed_failures(dask_scheduler: Any) -> int:
 #:   ``sys._current_frames()`` every 10 ms. On Python 3.11 before 3.11.9 that call can
 #:   deadlock the worker's process (CPython gh-116969, dask/distributed#8616): a 10,000-
 #:   item run here hung with 62 items left, every thread waiting for the GIL. Off here.
-#: * The scheduler and each nanny (all three in the driver) sample the process's CPU,
+#: * The scheduler and each nanny or in-process worker (in the driver) sample its CPU,
 #:   memory and I/O twice a second for the dashboard, and keep 7200 samples (an hour, some
 #:   3 MB each); one minute here, so that the driver does not grow with a run's length.
 LOCAL_CLUSTER_CONFIG = {
@@ -90,8 +90,8 @@ def _without_spans(extensions: dict[str, Any]) -> dict[str, Any]:
 
     Spans group tasks for the dashboard's fine performance metrics, which runner does not
     use. The scheduler's default span keeps a record of every ``client.map`` for good
-    (``Span.add_metadata``): runner calls it for each batch it sends, so a 100,000-item
-    run's driver, where a LocalCluster's scheduler runs, grew by some 10 MB. Both sides
+    (``Span.add_metadata``): runner calls it each time it sends batches, so a 100,000-
+    item run's driver, where a LocalCluster's scheduler runs, grew by some 10 MB. Both sides
     go without it: a worker's extension reports to the scheduler's on each heartbeat.
     """
     return {name: extension for name, extension in extensions.items() if name != "spans"}

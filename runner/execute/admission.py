@@ -213,9 +213,10 @@ class Admission:
         self._reached.clear()
 
     def _served_rate(self, since: float, until: float) -> float:
-        """Answers served a second between two times, over the part of it whose answers
-        are all kept (the last KEPT_SECONDS): a level reached a minute ago served what the
-        last 10 seconds show, not a sixth of it."""
+        """Answers served a second between two times, over the part of that span whose
+        answers are all kept (the last KEPT_SECONDS): answers dropped do not count as
+        none served (a level reached a minute ago served what the last 10 s show, not a
+        sixth of it; the level below it, before them, is not measured: see ``known``)."""
         since = max(since, self._activated, self._kept_from)
         if until - since <= 0:
             return 0.0
