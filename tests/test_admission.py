@@ -147,14 +147,28 @@ def test_a_level_served_faster_then_refused_is_a_rate_limit_and_paces_the_starts
     assert clock.slept == pytest.approx([gap, 2 * gap], rel=0.01)
 
 
-def test_a_refusal_long_after_its_level_was_reached_is_judged_on_the_answers_kept() -> None:
-    """Capped at 6, 5 at once for 3 s, then 6 at once served 60 a second for a minute, and
-    then one refused at 6 (another process's requests filled the service). Only the last
-    KEPT_SECONDS of answers are kept: the level's rate is what they show, and the rate
-    below it, from before they begin, is unknown. That is no evidence of a rate limit:
-    the cap falls to 5 and no start is paced (the starts were paced at a sixth of what
-    6 served, then raised by 5% a second: a worker of a 100k-item Dask run fell to a
-    fifth of its throughput for 40 s)."""
+@pytest.mark.parametrize(
+    ("below", "at"),
+    [((3.0, 0.1), (60.0, 0.1)), ((20.0, 0.1), (8.5, 0.12))],
+    ids=["level-reached-a-minute-before", "level-below-partly-kept"],
+)
+def test_a_refusal_is_judged_on_the_answers_kept(
+    below: tuple[float, float], at: tuple[float, float]
+) -> None:
+    """Capped at 6: 5 at once, then 6 at once (``(seconds, latency)`` each), then one
+    refused at 6 (another process's requests filled the service). Only the last
+    KEPT_SECONDS of answers are kept, and answers dropped are not answers never served:
+
+    * 6 served 60 a second for a minute: its rate is what the last 10 s show, and the
+      rate below it, from before them, is unknown (the old reading paced the starts at a
+      sixth of what 6 served, then raised them by 5% a second: a worker of a 100k-item
+      Dask run fell to a fifth of its throughput for 40 s);
+    * 5 and 6 both serve 50 a second, 6 reached 8.5 s before the refusal: what 5 served
+      in the 2 s before is kept for 1.5 s, 50 a second over those (the old reading, over
+      all 2 s, gave 37.5, and 6 looked like a rate limit's emptied bucket).
+
+    Either way that is no evidence of a rate limit: the cap falls to 5, no start paced.
+    """
     clock = Clock()
     adm = admission(clock)
     levels = [adm.begin() for _ in range(7)]
@@ -162,30 +176,8 @@ def test_a_refusal_long_after_its_level_was_reached_is_judged_on_the_answers_kep
     for level in reversed(levels):
         adm.end(level, clock.now - 0.1)
     assert adm.cap == 6
-    rounds(adm, clock, 5, 3.0, latency=0.1)
-    rounds(adm, clock, 6, 60.0, latency=0.1)
-    started = clock.now
-    levels = [adm.begin() for _ in range(6)]
-    clock.now += 0.002
-    adm.end(levels.pop(), started, refusal())
-    assert adm.rate is None and adm.cap == 5
-
-
-def test_the_level_below_is_measured_on_the_answers_kept_only() -> None:
-    """5 at once at 0.1 s and then 6 at once at 0.12 s both serve 50 a second; one is
-    refused at 6 8.5 s after 6 was reached. What 5 served in the 2 s before 6 was reached
-    is kept for its last 1.5 s only: measured over those, it is 50 a second, no less than
-    6 gives, so the refusal is a concurrency limit (over all 2 s, the old reading, 5 gave
-    37.5 a second and 6 looked like a rate limit's emptied bucket)."""
-    clock = Clock()
-    adm = admission(clock)
-    levels = [adm.begin() for _ in range(7)]
-    adm.end(levels.pop(), clock.now, refusal())
-    for level in reversed(levels):
-        adm.end(level, clock.now - 0.1)
-    assert adm.cap == 6
-    rounds(adm, clock, 5, 20.0, latency=0.1)
-    rounds(adm, clock, 6, 8.5, latency=0.12)
+    rounds(adm, clock, 5, below[0], latency=below[1])
+    rounds(adm, clock, 6, at[0], latency=at[1])
     started = clock.now
     levels = [adm.begin() for _ in range(6)]
     clock.now += 0.002
