@@ -45,6 +45,17 @@ def admission(clock: Clock, limit: AdaptiveLimit | None = None) -> Admission:
     return Admission(limit, clock.sleep, lambda: False, clock)
 
 
+def capped_at(clock: Clock, most: int) -> Admission:
+    """An Admission whose first refusal, with ``most + 1`` in flight, capped it at ``most``."""
+    adm = admission(clock)
+    levels = [adm.begin() for _ in range(most + 1)]
+    adm.end(levels.pop(), clock.now, refusal())
+    for level in reversed(levels):
+        adm.end(level, clock.now - 0.1)
+    assert adm.cap == most
+    return adm
+
+
 def rounds(adm: Admission, clock: Clock, at_once: int, seconds: float, latency: float) -> None:
     """``at_once`` attempts start together and are served ``latency`` later, again and
     again for ``seconds``."""
@@ -92,12 +103,7 @@ def test_one_more_is_tried_after_a_quiet_spell_and_less_often_when_refused_again
     """A cap of 3 is raised to 4 after PROBE_START quiet seconds; 4 refused at once puts
     it back to 3, and the next try waits twice as long."""
     clock = Clock()
-    adm = admission(clock)
-    levels = [adm.begin() for _ in range(4)]
-    adm.end(levels.pop(), clock.now, refusal())
-    for level in reversed(levels):
-        adm.end(level, clock.now - 0.1)
-    assert adm.cap == 3
+    adm = capped_at(clock, 3)
     rounds(adm, clock, 3, PROBE_START + 0.2, latency=0.1)
     assert adm.cap == 4
     probed = clock.now
@@ -121,12 +127,7 @@ def test_a_level_served_faster_then_refused_is_a_rate_limit_and_paces_the_starts
     a while, then the bucket is empty and one is refused. That is a rate limit: starts are
     paced at about what 3 served, the cap of 3 is kept, and a pace is what the log says."""
     clock = Clock()
-    adm = admission(clock)
-    levels = [adm.begin() for _ in range(3)]
-    adm.end(levels.pop(), clock.now, refusal())
-    for level in reversed(levels):
-        adm.end(level, clock.now - 0.1)
-    assert adm.cap == 2
+    adm = capped_at(clock, 2)
     rounds(adm, clock, 2, PROBE_START + 0.2, latency=0.1)
     assert adm.cap == 3 and adm.rate is None
     rounds(adm, clock, 3, 0.5, latency=0.1)  # 30/s, served: the bucket empties
@@ -170,12 +171,7 @@ def test_a_refusal_is_judged_on_the_answers_kept(
     Either way that is no evidence of a rate limit: the cap falls to 5, no start paced.
     """
     clock = Clock()
-    adm = admission(clock)
-    levels = [adm.begin() for _ in range(7)]
-    adm.end(levels.pop(), clock.now, refusal())
-    for level in reversed(levels):
-        adm.end(level, clock.now - 0.1)
-    assert adm.cap == 6
+    adm = capped_at(clock, 6)
     rounds(adm, clock, 5, below[0], latency=below[1])
     rounds(adm, clock, 6, at[0], latency=at[1])
     started = clock.now
