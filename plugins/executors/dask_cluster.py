@@ -75,7 +75,7 @@ def _allowed_failures(dask_scheduler: Any) -> int:
 #:   ``sys._current_frames()`` every 10 ms. On Python 3.11 before 3.11.9 that call can
 #:   deadlock the worker's process (CPython gh-116969, dask/distributed#8616): a 10,000-
 #:   item run here hung with 62 items left, every thread waiting for the GIL. Off here.
-#: * The scheduler and each nanny or in-process worker (in the driver) sample its CPU,
+#: * The scheduler and each nanny or in-process worker (in the driver) sample the CPU,
 #:   memory and I/O twice a second for the dashboard, and keep 7200 samples (an hour, some
 #:   3 MB each); one minute here, so that the driver does not grow with a run's length.
 LOCAL_CLUSTER_CONFIG = {
