@@ -26,9 +26,14 @@ from tests.inprocess import run_in_process
 # argv: the item's id, the id that fills the disk, what to fill ("data" or "inodes"), the
 # folder to fill, what to leave free (inodes), and the characters to print.
 FILL = """
-import os, sys
-item, fill_at, what, folder, keep, chars = sys.argv[1:]
+import os, sys, time
+item, fill_at, what, folder, keep, chars, *wait = sys.argv[1:]
 if item == fill_at:
+    deadline = time.monotonic() + 30
+    while wait and time.monotonic() < deadline:  # until the items before are on disk
+        if os.path.exists(wait[0]) and os.path.getsize(wait[0]) > 0:
+            break
+        time.sleep(0.01)
     os.makedirs(folder, exist_ok=True)
     made = []
     try:
@@ -253,22 +258,27 @@ def test_streams_refused_stop_the_run_with_exit_74(
     script.write_text(FILL)
     folder = disk()
     fill = [sys.executable, "-S", str(script), "{id}", "1", "data", str(folder / "filler")]
+    journal = str(folder / "run" / "results.jsonl")
     done = run_in_process(
         "task=shell",
         "source=range",
         "source.count=6",
         f"executor={executor}",
         "parallel=1",
-        f"task.command=[{','.join(json.dumps(part) for part in [*fill, '0', '3000'])}]",
+        # Item 1 fills the disk once item 0's line is in the journal: items run in a
+        # worker thread (or process) while the run's loop records their outcomes, so
+        # item 1 could otherwise fill the disk before that line is written, and the
+        # journal, refused, would stop the run first (exit 74 too, no line of item 1).
+        f"task.command=[{','.join(json.dumps(part) for part in [*fill, '0', '3000', journal])}]",
         cwd=tmp_path,
         run_dir=folder / "run",
     )
     assert "Traceback" not in done.output, done.output
     assert done.returncode == 74, done.output
-    journal = {str(r["id"]): r for r in _journal(folder / "run")}
-    assert set(journal) <= {"0", "1", "2"}, sorted(journal)  # 3 to 5 never started
+    lines = {str(r["id"]): r for r in _journal(folder / "run")}
+    assert set(lines) <= {"0", "1", "2"}, sorted(lines)  # 3 to 5 never started
     refused = folder / "run" / "streams.jsonl"
-    error = journal["1"]["error"]
+    error = lines["1"]["error"]
     assert isinstance(error, dict) and error["type"] == "StopRun", error
     assert str(error["message"]).startswith(
         f"cannot write '{refused}': No space left on device (ENOSPC); item '1' ran but"
